@@ -1,0 +1,722 @@
+"""Append-only, hash-chained audit store: every decision recorded, verifiable and replayable.
+
+Reg B asks lenders to keep, for 25 months after notifying the applicant, the application, the
+information used to evaluate it, the notice and the statement of reasons, or to be able to
+regenerate them (12 CFR 1002.12(b), comment 12(b)-1). Each record holds the whole ``Decision``
+as canonical JSON plus the notice's settings, date, document id and PDF hash, so the notice can be
+rebuilt byte for byte. Record ``n`` stores ``sha256(canonical_json(content) + hash of record n-1)``;
+the first link uses ``GENESIS_HASH``; after a purge the chain starts from the purge's anchor.
+
+SQLite (WAL) by default, PostgreSQL (psycopg 3) when ``LENDSAFE_DATABASE_URL`` says so. A write
+reads the chain head and inserts under an exclusive lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+``pg_advisory_xact_lock``), one transaction per record. Database triggers refuse UPDATE and DELETE
+except for records a logged purge covers.
+"""
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from functools import cache
+from pathlib import Path, PurePath
+from typing import Any
+
+from lendsafe.decision import Decision
+from lendsafe.errors import AuditIntegrityError, ConfigurationError, LendSafeError
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+RECORD_FORMAT = 1
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "audit_alembic_version"
+ADVISORY_LOCK_KEY = 0x1E5D_A0D1          # PostgreSQL advisory lock guarding the chain head
+MIN_RETENTION_MONTHS = 12               # 12 CFR 1002.12(b): 25 months consumer, 12 business credit
+VERIFY_BATCH = 1000
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+LIBRARIES_FOR_REPLAY = ("lendsafe", "reportlab")
+BACKENDS = ("sqlite", "postgresql")
+
+
+# ----------------------------------------------------------------------------- canonical hashing
+
+def _json_default(value: Any) -> Any:
+    """JSON form of the few non-JSON types a decision may carry (numpy scalars, dates, paths)."""
+    converters: tuple[tuple[type | tuple[type, ...], Callable[[Any], Any]], ...] = (
+        ((datetime, date), lambda v: v.isoformat()),
+        (PurePath, str),
+        (Decimal, str),
+        ((set, frozenset), sorted),
+    )
+    for kinds, convert in converters:
+        if isinstance(value, kinds):
+            return convert(value)
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    raise TypeError(f"expected a JSON-compatible value; got {type(value).__name__}: {value!r}")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text, no NaN: the bytes the hash chain covers."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise AuditIntegrityError(f"cannot record this value canonically: {exc}") from exc
+
+
+def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of ``content`` followed by the previous link's hash."""
+    return hashlib.sha256((canonical_json(content) + prev_hash).encode("utf-8")).hexdigest()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Fixed-width ISO 8601 in UTC (naive datetimes are taken as UTC), so text order is time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` calendar months earlier (clamped to the month's last day)."""
+    year, month_index = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = min(moment.day, calendar.monthrange(year, month_index + 1)[1])
+    return moment.replace(year=year, month=month_index + 1, day=day)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ----------------------------------------------------------------------------- result objects
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored decision: indexed columns, chain hashes and the full canonical content."""
+
+    id: int
+    created_at: str
+    dataset: str
+    decision: str
+    writer: str | None
+    actor: str
+    first_reason: str | None
+    notice_sha256: str | None
+    prev_hash: str
+    record_hash: str
+    content: dict[str, Any] = field(repr=False)
+
+    def to_decision(self) -> Decision:
+        return Decision.from_dict(self.content["decision"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{self.id:>6}  {self.created_at}  {self.dataset:<8} {self.decision:<7} "
+                f"{self.first_reason or '-':<26} {self.writer or '-':<9} {self.actor}")
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of walking the chain: ``ok``, how many records, and the first broken link."""
+
+    ok: bool
+    checked: int
+    anchor_id: int
+    anchor_hash: str
+    head_id: int
+    head_hash: str
+    purges: int
+    broken_id: int | None = None
+    problem: str | None = None
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"chain verifies: {self.checked} records after anchor {self.anchor_id}, "
+                    f"{self.purges} purge(s); head {self.head_id} {self.head_hash}")
+        return f"chain broken at record {self.broken_id}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A notice rebuilt from a record, compared with what was recorded."""
+
+    record_id: int
+    recorded_sha256: str | None
+    replayed_sha256: str
+    differences: tuple[str, ...]
+    pdf: bytes = field(repr=False)
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+    def summary(self) -> str:
+        if self.identical:
+            return (f"record {self.record_id}: notice regenerated byte for byte "
+                    f"(sha256 {self.replayed_sha256})")
+        return f"record {self.record_id}: replay differs:\n  " + "\n  ".join(self.differences)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge removed and the anchor the chain now starts from."""
+
+    purged_count: int
+    first_id: int | None
+    last_id: int | None
+    anchor_hash: str | None
+    cutoff: str
+
+    def summary(self) -> str:
+        if not self.purged_count:
+            return f"nothing to purge: no record created before {self.cutoff}"
+        return (f"purged {self.purged_count} records ({self.first_id}..{self.last_id}) created before "
+                f"{self.cutoff}; the chain now starts after anchor {self.anchor_hash}")
+
+
+# ----------------------------------------------------------------------------- schema and engine
+
+@cache
+def _tables() -> Any:
+    """SQLAlchemy Core table objects matching the migrations (imported lazily)."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    records = sa.Table(
+        "audit_records", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(name, sa.String) for name in (
+            "created_at", "dataset", "decision", "writer", "actor", "first_reason",
+            "notice_sha256", "prev_hash", "record_hash")),
+        sa.Column("content", sa.Text),
+    )
+    purges = sa.Table(
+        "audit_purges", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(name, sa.String) for name in (
+            "purged_at", "actor", "cutoff", "anchor_hash", "prev_entry_hash", "entry_hash")),
+        *(sa.Column(name, sa.Integer) for name in ("months", "first_id", "last_id", "purged_count")),
+    )
+    return records, purges
+
+
+def _sqlite_engine(url: Any) -> Any:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import StaticPool
+
+    in_memory = url.database in (None, "", ":memory:")
+    if not in_memory:
+        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    extra = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **extra)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None          # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=60000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgres_engine(url: Any) -> Any:
+    from sqlalchemy import create_engine
+
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True)
+
+
+ENGINE_FACTORIES = {"sqlite": _sqlite_engine, "postgresql": _postgres_engine}
+
+
+def _create_engine(url_text: str) -> Any:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(url_text)
+    backend = url.get_backend_name()
+    if backend not in ENGINE_FACTORIES:
+        raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} ({url_text})")
+    return ENGINE_FACTORIES[backend](url)
+
+
+# ----------------------------------------------------------------------------- record content
+
+def _encode_date(value: Any) -> dict[str, str] | None:
+    """Keep a notice date's type so replay passes back exactly what was used."""
+    if value is None:
+        return None
+    kind = next(name for name, cls in (("datetime", datetime), ("date", date), ("str", str))
+                if isinstance(value, cls))
+    return {"type": kind, "value": value if kind == "str" else value.isoformat()}
+
+
+DATE_DECODERS = {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "str": str}
+
+
+def _decode_date(encoded: dict[str, str] | None) -> Any:
+    return None if encoded is None else DATE_DECODERS[encoded["type"]](encoded["value"])
+
+
+@cache
+def _library_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {name: installed(name) for name in LIBRARIES_FOR_REPLAY}
+
+
+def _notice_fields(notice: Any, notice_pdf: bytes | None) -> dict[str, Any]:
+    return {
+        "notice": None if notice is None else notice.to_dict(),
+        "notice_settings": None if notice is None else notice.settings.to_dict(),
+        "notice_date": None if notice is None else _encode_date(notice.notice_date),
+        "document_id": None if notice is None else notice.document_id,
+        "notice_sha256": None if notice_pdf is None else sha256_hex(notice_pdf),
+        "notice_pdf_bytes": None if notice_pdf is None else len(notice_pdf),
+    }
+
+
+def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor: str) -> dict[str, Any]:
+    """Everything recorded for one decision except its place in the chain (id, created_at)."""
+    if not isinstance(actor, str) or not actor.strip():
+        raise AuditIntegrityError(f"every audit record names its actor; expected a non-empty string, got {actor!r}")
+    if not isinstance(decision, Decision):
+        raise AuditIntegrityError(f"expected a lendsafe.decision.Decision; got {type(decision).__name__}")
+    body = {"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
+            "versions": _library_versions(), **_notice_fields(notice, notice_pdf)}
+    return json.loads(canonical_json(body))          # exactly what will be stored and hashed
+
+
+def index_columns(content: dict[str, Any]) -> dict[str, Any]:
+    """The indexed, filterable columns, all derived from the hashed content."""
+    decision = content["decision"]
+    reasons = decision.get("reasons") or ()
+    return {
+        "id": content["id"], "created_at": content["created_at"], "dataset": decision["dataset"],
+        "decision": decision["decision"], "writer": decision.get("writer"), "actor": content["actor"],
+        "first_reason": reasons[0]["code"] if reasons else None, "notice_sha256": content["notice_sha256"],
+    }
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, child in items:
+        path = f"{prefix}{key}" if str(key).startswith("[") else f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flatten(child, path) if isinstance(child, (dict, list)) and child else {path: child})
+    return flat
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def field_differences(recorded: Any, replayed: Any, label: str = "notice") -> list[str]:
+    """One line per field whose recorded and replayed values differ (dotted paths)."""
+    left, right = _flatten(json.loads(canonical_json(recorded))), _flatten(json.loads(canonical_json(replayed)))
+    return [f"{label} field {key!r}: recorded {_short(left.get(key, '<absent>'))}, "
+            f"replayed {_short(right.get(key, '<absent>'))}"
+            for key in sorted(set(left) | set(right)) if left.get(key, ...) != right.get(key, ...)]
+
+
+# ----------------------------------------------------------------------------- the store
+
+class AuditStore:
+    """Append-only store of decisions; ``record`` is the one way in, ``purge`` the one way out."""
+
+    def __init__(self, url: str | None = None, *, clock: Callable[[], datetime] | None = None):
+        if url is None:
+            from lendsafe.config import Settings
+
+            url = Settings().database_url
+        self.url = url
+        self._clock = clock or _utc_now
+        self._engine = _create_engine(url)
+        self.backend = self._engine.dialect.name
+        self._migrate()
+
+    # -- lifecycle
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "AuditStore":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        """Upgrade the schema to head under the write lock (several processes may open at once)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        with self._engine.connect() as conn:
+            current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if current == head:
+            return
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self._locked() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _locked(self) -> Iterator[Any]:
+        """One transaction holding the store's exclusive write lock."""
+        from sqlalchemy import text
+
+        with self._engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.backend == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+                yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        with self._engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    # -- writing
+    def record(self, decision: Decision, *, notice: Any | None, notice_pdf: bytes | None,
+               actor: str) -> AuditRecord:
+        """Append one decision (with its notice, if any) to the chain; returns the stored record."""
+        body = record_body(decision, notice, notice_pdf, actor)
+        records, _ = _tables()
+        with self._locked() as conn:
+            head_id, head_hash = self._head(conn)
+            content = {**body, "id": head_id + 1, "created_at": format_timestamp(self._clock())}
+            row = {**index_columns(content), "prev_hash": head_hash,
+                   "record_hash": chain_hash(head_hash, content), "content": canonical_json(content)}
+            conn.execute(records.insert().values(**row))
+        return AuditRecord(**{**row, "content": content})
+
+    def update(self, *_args: Any, **_kwargs: Any) -> None:
+        raise AuditIntegrityError("audit records are append-only: update refused (record a new decision instead)")
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> None:
+        raise AuditIntegrityError("audit records are append-only: delete refused (only `purge` of records "
+                                  "past retention removes records)")
+
+    # -- reading
+    def _head(self, conn: Any) -> tuple[int, str]:
+        """Id and hash of the last record, else of the latest purge anchor, else genesis."""
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        row = conn.execute(select(records.c.id, records.c.record_hash)
+                           .order_by(records.c.id.desc()).limit(1)).first()
+        return (row.id, row.record_hash) if row else self._anchor(conn)
+
+    def _anchor(self, conn: Any) -> tuple[int, str]:
+        from sqlalchemy import select
+
+        _, purges = _tables()
+        row = conn.execute(select(purges.c.last_id, purges.c.anchor_hash)
+                           .order_by(purges.c.id.desc()).limit(1)).first()
+        return (row.last_id, row.anchor_hash) if row else (0, GENESIS_HASH)
+
+    def head(self) -> tuple[int, str]:
+        with self._reading() as conn:
+            return self._head(conn)
+
+    @staticmethod
+    def _to_record(row: Any) -> AuditRecord:
+        values = dict(row._mapping)
+        return AuditRecord(**{**values, "content": json.loads(values["content"])})
+
+    def get(self, record_id: int) -> AuditRecord:
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        with self._reading() as conn:
+            row = conn.execute(select(records).where(records.c.id == int(record_id))).first()
+        if row is None:
+            raise AuditIntegrityError(f"no audit record with id {record_id} (purged or never written)")
+        return self._to_record(row)
+
+    def list(self, *, dataset: str | None = None, decision: str | None = None, writer: str | None = None,
+             actor: str | None = None, reason: str | None = None, since: datetime | str | None = None,
+             until: datetime | str | None = None, after_id: int = 0, limit: int | None = 100) -> list[AuditRecord]:
+        """Records in chain order, filtered on the indexed columns (reason = first reason code)."""
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        equal = {"dataset": dataset, "decision": decision, "writer": writer, "actor": actor,
+                 "first_reason": reason}
+        query = select(records).where(records.c.id > after_id).order_by(records.c.id).limit(limit)
+        for column, wanted in equal.items():
+            if wanted is not None:
+                query = query.where(records.c[column] == wanted)
+        if since is not None:
+            query = query.where(records.c.created_at >= _as_timestamp(since))
+        if until is not None:
+            query = query.where(records.c.created_at < _as_timestamp(until))
+        with self._reading() as conn:
+            return [self._to_record(row) for row in conn.execute(query)]
+
+    def count(self) -> int:
+        from sqlalchemy import func, select
+
+        records, _ = _tables()
+        with self._reading() as conn:
+            return conn.execute(select(func.count()).select_from(records)).scalar_one()
+
+    def purges(self) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        _, purges = _tables()
+        with self._reading() as conn:
+            return [dict(row._mapping) for row in conn.execute(select(purges).order_by(purges.c.id))]
+
+    # -- verification
+    def verify(self) -> VerifyReport:
+        """Walk the purge log and the record chain; name the first broken link."""
+        with self._reading() as conn:
+            return self._verify(conn)
+
+    def _verify(self, conn: Any) -> VerifyReport:
+        purge_rows = self._purge_rows(conn)
+        purge_problem = _check_purge_log(purge_rows)
+        anchor_id, anchor_hash = self._anchor(conn)
+        expected = {"id": anchor_id + 1, "prev_hash": anchor_hash}
+        report = {"anchor_id": anchor_id, "anchor_hash": anchor_hash, "purges": len(purge_rows)}
+        if purge_problem:
+            return VerifyReport(False, 0, head_id=anchor_id, head_hash=anchor_hash, broken_id=purge_problem[0],
+                                problem=purge_problem[1], **report)
+        checked = 0
+        for row in self._rows_in_order(conn):
+            problem = _link_problem(row, expected)
+            if problem:
+                return VerifyReport(False, checked, head_id=expected["id"] - 1, head_hash=expected["prev_hash"],
+                                    broken_id=row.id, problem=problem, **report)
+            checked += 1
+            expected = {"id": row.id + 1, "prev_hash": row.record_hash}
+        return VerifyReport(True, checked, head_id=expected["id"] - 1, head_hash=expected["prev_hash"], **report)
+
+    def _purge_rows(self, conn: Any) -> list[Any]:
+        from sqlalchemy import select
+
+        _, purges = _tables()
+        return list(conn.execute(select(purges).order_by(purges.c.id)))
+
+    def _rows_in_order(self, conn: Any) -> Iterator[Any]:
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        last_id = None
+        while True:
+            query = select(records).order_by(records.c.id).limit(VERIFY_BATCH)
+            if last_id is not None:
+                query = query.where(records.c.id > last_id)
+            rows = list(conn.execute(query))
+            yield from rows
+            if len(rows) < VERIFY_BATCH:
+                return
+            last_id = rows[-1].id
+
+    # -- replay and evidence
+    def replay(self, record_id: int) -> ReplayResult:
+        """Rebuild the notice from the record alone and compare it with what was recorded."""
+        record = self.get(record_id)
+        _check_own_hash(record)
+        content = record.content
+        if content["notice"] is None:
+            raise AuditIntegrityError(f"record {record_id} has no notice to replay (decision {record.decision!r})")
+        notice, pdf = _rebuild_notice(content)
+        differences = field_differences(content["notice"], notice.to_dict())
+        replayed_sha = sha256_hex(pdf)
+        if content["notice_sha256"] is None:
+            differences.append("notice PDF sha256: none recorded, so the bytes cannot be compared")
+        elif replayed_sha != content["notice_sha256"]:
+            differences.append(f"notice PDF sha256: recorded {content['notice_sha256']}, replayed {replayed_sha}")
+            differences.extend(_version_notes(content.get("versions") or {}))
+        return ReplayResult(record.id, content["notice_sha256"], replayed_sha, tuple(differences), pdf)
+
+    def export(self, record_id: int, out_dir: str | Path) -> dict[str, Any]:
+        """Evidence pack: ``record-<id>.json`` (content, chain hashes, replay outcome) and, when the
+        notice regenerates byte for byte, ``notice-<id>.pdf``. Returns the sidecar dict."""
+        record = self.get(record_id)
+        _check_own_hash(record)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        replay_section, pdf = self._replay_section(record)
+        if pdf is not None:
+            (out / f"notice-{record.id}.pdf").write_bytes(pdf)
+        sidecar = {"record": record.content, "chain": self._chain_section(record), "replay": replay_section,
+                   "notice_pdf": f"notice-{record.id}.pdf" if pdf is not None else None}
+        (out / f"record-{record.id}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True,
+                                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+        return sidecar
+
+    def _chain_section(self, record: AuditRecord) -> dict[str, Any]:
+        report = self.verify()
+        return {"id": record.id, "prev_hash": record.prev_hash, "record_hash": record.record_hash,
+                "hash_rule": "sha256(canonical_json(record) + prev_hash); canonical_json = sorted keys, "
+                             "separators (',', ':'), UTF-8, no NaN",
+                "genesis_hash": GENESIS_HASH, "anchor_id": report.anchor_id, "anchor_hash": report.anchor_hash,
+                "head_id": report.head_id, "head_hash": report.head_hash, "chain_verifies": report.ok,
+                "chain_problem": report.problem}
+
+    def _replay_section(self, record: AuditRecord) -> tuple[dict[str, Any], bytes | None]:
+        if record.content["notice"] is None:
+            return {"status": "no notice recorded"}, None
+        try:
+            result = self.replay(record.id)
+        except (ImportError, LendSafeError) as exc:
+            return {"status": "unavailable", "reason": str(exc)}, None
+        status = "identical" if result.identical else "differs"
+        section = {"status": status, "recorded_sha256": result.recorded_sha256,
+                   "replayed_sha256": result.replayed_sha256, "differences": list(result.differences)}
+        return section, result.pdf if result.identical else None
+
+    # -- retention
+    def past_retention(self, months: int = 25, *, now: datetime | None = None) -> list[AuditRecord]:
+        """Records created before ``now`` minus ``months`` (candidates for purge), oldest first."""
+        return self.list(until=months_before(now or self._clock(), months), limit=None)
+
+    def purge(self, months: int = 25, *, actor: str, confirm: bool = False,
+              now: datetime | None = None) -> PurgeResult:
+        """Remove the oldest contiguous records past retention and log the new chain anchor."""
+        if not confirm:
+            raise AuditIntegrityError("purge removes records for good; expected confirm=True (CLI: --confirm)")
+        if months < MIN_RETENTION_MONTHS:
+            raise AuditIntegrityError(f"retention must be at least {MIN_RETENTION_MONTHS} months "
+                                      f"(12 CFR 1002.12(b)); got {months}")
+        if not isinstance(actor, str) or not actor.strip():
+            raise AuditIntegrityError(f"a purge names its actor; expected a non-empty string, got {actor!r}")
+        moment = now or self._clock()
+        cutoff = format_timestamp(months_before(moment, months))
+        with self._locked() as conn:
+            report = self._verify(conn)
+            if not report.ok:
+                raise AuditIntegrityError(f"purge refused: the chain does not verify ({report.summary()})")
+            return self._purge_locked(conn, months, cutoff, actor, format_timestamp(moment))
+
+    def _purge_locked(self, conn: Any, months: int, cutoff: str, actor: str, purged_at: str) -> PurgeResult:
+        from sqlalchemy import func, select
+
+        records, purges = _tables()
+        first_kept = conn.execute(select(func.min(records.c.id)).where(records.c.created_at >= cutoff)).scalar()
+        doomed = select(records.c.id, records.c.record_hash)
+        if first_kept is not None:
+            doomed = doomed.where(records.c.id < first_kept)
+        rows = list(conn.execute(doomed.order_by(records.c.id)))
+        if not rows:
+            return PurgeResult(0, None, None, None, cutoff)
+        entry = self._purge_entry(conn, rows, months, cutoff, actor, purged_at)
+        conn.execute(purges.insert().values(**entry))
+        conn.execute(records.delete().where(records.c.id <= entry["last_id"]))
+        log.warning("audit purge by %s: removed records %d..%d created before %s; anchor %s",
+                    actor, entry["first_id"], entry["last_id"], cutoff, entry["anchor_hash"])
+        return PurgeResult(len(rows), entry["first_id"], entry["last_id"], entry["anchor_hash"], cutoff)
+
+    def _purge_entry(self, conn: Any, rows: list[Any], months: int, cutoff: str, actor: str,
+                     purged_at: str) -> dict[str, Any]:
+        previous = self._purge_rows(conn)
+        entry = {"id": previous[-1].id + 1 if previous else 1, "purged_at": purged_at, "actor": actor,
+                 "months": months, "cutoff": cutoff, "first_id": rows[0].id, "last_id": rows[-1].id,
+                 "purged_count": len(rows), "anchor_hash": rows[-1].record_hash,
+                 "prev_entry_hash": previous[-1].entry_hash if previous else GENESIS_HASH}
+        return {**entry, "entry_hash": chain_hash(entry["prev_entry_hash"], entry)}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _as_timestamp(value: datetime | str) -> str:
+    return format_timestamp(value) if isinstance(value, datetime) else value
+
+
+def _link_problem(row: Any, expected: dict[str, Any]) -> str | None:
+    """Why this row is not the valid next link, or None."""
+    if row.id != expected["id"]:
+        return f"expected record {expected['id']} next in the chain; found record {row.id} (a record is missing)"
+    if row.prev_hash != expected["prev_hash"]:
+        return (f"previous-hash link is {row.prev_hash}; expected {expected['prev_hash']} "
+                f"(the record before it was removed, replaced or reordered)")
+    try:
+        content = json.loads(row.content)
+    except ValueError as exc:
+        return f"content is not valid JSON ({exc})"
+    if chain_hash(row.prev_hash, content) != row.record_hash:
+        return "stored hash does not match the record's content (the content was altered)"
+    columns = {k: getattr(row, k) for k in index_columns(content)}
+    mismatched = [name for name, value in index_columns(content).items() if columns[name] != value]
+    if mismatched:
+        return f"indexed column(s) {', '.join(mismatched)} disagree with the hashed content (altered)"
+    return None
+
+
+def _check_purge_log(rows: list[Any]) -> tuple[int, str] | None:
+    """(purge id, problem) for the first broken purge-log entry, or None."""
+    prev_hash, next_first = GENESIS_HASH, None
+    for row in rows:
+        entry = {k: v for k, v in row._mapping.items() if k != "entry_hash"}
+        if row.prev_entry_hash != prev_hash or chain_hash(prev_hash, entry) != row.entry_hash:
+            return row.last_id, f"purge-log entry {row.id} was altered or removed (its hash link does not match)"
+        if next_first is not None and row.first_id != next_first:
+            return row.first_id, f"purge-log entry {row.id} starts at record {row.first_id}; expected {next_first}"
+        prev_hash, next_first = row.entry_hash, row.last_id + 1
+    return None
+
+
+def _check_own_hash(record: AuditRecord) -> None:
+    if chain_hash(record.prev_hash, record.content) != record.record_hash:
+        raise AuditIntegrityError(f"record {record.id}: stored hash does not match its content; "
+                                  "refusing to replay or export altered evidence")
+
+
+def _rebuild_notice(content: dict[str, Any]) -> tuple[Any, bytes]:
+    """Decision.from_dict -> build_notice with the recorded settings, date and id -> render_pdf."""
+    try:
+        from lendsafe.notice import NoticeSettings, build_notice, render_pdf
+    except ImportError as exc:
+        raise AuditIntegrityError(f"cannot replay: the notice module is not available ({exc})") from exc
+    decision = Decision.from_dict(content["decision"])
+    settings = NoticeSettings.from_dict(content["notice_settings"])
+    notice = build_notice(decision, settings, notice_date=_decode_date(content["notice_date"]),
+                          document_id=content["document_id"])
+    return notice, render_pdf(notice)
+
+
+def _version_notes(recorded: dict[str, str | None]) -> list[str]:
+    now = _library_versions()
+    return [f"library {name}: recorded version {recorded.get(name)}, now {now.get(name)}"
+            for name in LIBRARIES_FOR_REPLAY if recorded.get(name) != now.get(name)]
