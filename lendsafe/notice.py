@@ -1,0 +1,1028 @@
+"""Adverse-action notices: a pure model (`build_notice`), a deterministic PDF (`render_pdf`) and a
+completeness check over the PDF's own text (`check_pdf`).
+
+The notice carries what 12 CFR 1002.9(a)(2) and (b) and FCRA section 615(a) (15 U.S.C. 1681m(a))
+ask for: creditor, dates, the action taken, up to four principal reasons in the catalog's words
+(or the right to request them), the ECOA notice with the supervising agency, the consumer-report
+block and, when a score was used, the credit-score block. The wording lives in a TOML template the
+lender can replace. reportlab is imported inside the functions that draw.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+import unicodedata
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lendsafe.decision import Decision
+from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
+
+MAX_REASONS = 4
+MAX_PAGES = 2
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_TEMPLATE = TEMPLATE_DIR / "notice_en.toml"
+REASONS_MODES = ("specific", "request")
+ACTIONS = ("deny", "counteroffer")
+ELLIPSIS = "\u2026"
+
+# Federal agencies named in the ECOA notice, from Reg B Appendix A (12 CFR part 1002).
+# Addresses change over time: verify every entry against the current eCFR text of Appendix A
+# before sending notices, and override it in NoticeSettings (agency_name / agency_address) if needed.
+AGENCIES: dict[str, tuple[str, str]] = {
+    "cfpb": ("Bureau of Consumer Financial Protection", "1700 G Street NW, Washington, DC 20006"),
+    "occ": ("Office of the Comptroller of the Currency, Customer Assistance Group",
+            "1301 McKinney Street, Suite 3450, Houston, TX 77010-9050"),
+    "frb": ("Federal Reserve Consumer Help Center", "P.O. Box 1200, Minneapolis, MN 55480"),
+    "fdic": ("FDIC Consumer Response Center", "1100 Walnut Street, Box #11, Kansas City, MO 64106"),
+    "ncua": ("National Credit Union Administration, Office of Consumer Protection",
+             "1775 Duke Street, Alexandria, VA 22314"),
+    "fca": ("Farm Credit Administration", "1501 Farm Credit Drive, McLean, VA 22102-5090"),
+    "sba": ("Associate Deputy Administrator for Capital Access, United States Small Business Administration",
+            "409 Third Street SW, 8th Floor, Washington, DC 20416"),
+    "sec": ("Securities and Exchange Commission", "Washington, DC 20549"),
+    "dot": ("Assistant General Counsel for Aviation Enforcement and Proceedings, Department of Transportation",
+            "400 Seventh Street SW, Washington, DC 20590"),
+    "ftc": ("Federal Trade Commission, Equal Credit Opportunity", "Washington, DC 20580"),
+}
+
+# Creditor type -> agencies listed in its notice (Appendix A, in the order listed there).
+CREDITOR_TYPES: dict[str, tuple[str, ...]] = {
+    "large_bank": ("cfpb",),                       # banks, savings assns, credit unions > $10bn assets
+    "large_bank_nonbank_affiliate": ("cfpb", "ftc"),
+    "national_bank": ("occ",),                     # national banks, federal savings associations
+    "state_member_bank": ("frb",),
+    "nonmember_bank": ("fdic",),                   # nonmember insured banks, insured state savings assns
+    "federal_credit_union": ("ncua",),
+    "farm_credit": ("fca",),
+    "small_business_investment_company": ("sba",),
+    "broker_dealer": ("sec",),
+    "air_carrier": ("dot",),
+    "other": ("ftc",),                             # retailers, finance companies, all others
+}
+
+# Promises and internals that never belong on a notice (matched case-insensitively on word edges).
+FORBIDDEN_PHRASES = ("reapply", "re-apply", "guarantee", "guaranteed", "pre-approved", "preapproved",
+                     "we will reconsider", "risk score")
+
+# Limits on free text so that a notice fits in two pages; longer text ends with an ellipsis.
+TEXT_LIMITS = {"name": 120, "address": 300, "phone": 40, "terms": 500, "factor": 120, "source": 120}
+ADDRESS_MAX_LINES = 5
+DOCUMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class NoticeSettings:
+    """Who sends the notice, who supervises them, what was used, and the wording template."""
+
+    creditor_name: str = field(default="LendSafe Demo Lender", metadata=_help(
+        "creditor's legal name as printed on the notice (replace the demo value)"))
+    creditor_address: str = field(default="100 Example Street\nSpringfield, ST 00000", metadata=_help(
+        "creditor's mailing address; one line per address line"))
+    creditor_phone: str = field(default="1-800-555-0100", metadata=_help("creditor's telephone (optional)"))
+    creditor_type: str = field(default="other", metadata=_help(
+        "selects the supervising agency from Reg B Appendix A: " + ", ".join(CREDITOR_TYPES)))
+    agency_name: str = field(default="", metadata=_help(
+        "override of the supervising agency's name (empty = from the Appendix A table)"))
+    agency_address: str = field(default="", metadata=_help("override of the supervising agency's address"))
+    reasons_mode: str = field(default="specific", metadata=_help(
+        "'specific' lists the principal reasons; 'request' discloses the right to ask for them (Form C-5 style)"))
+    request_contact_name: str = field(default="", metadata=_help(
+        "whom to ask for the reasons in 'request' mode (empty = the creditor)"))
+    request_contact_address: str = field(default="", metadata=_help("their address (empty = the creditor's)"))
+    request_contact_phone: str = field(default="", metadata=_help("their telephone (empty = the creditor's)"))
+    consumer_report_used: bool = field(default=True, metadata=_help(
+        "the decision used consumer-report data (HMDA credit history does): adds the FCRA 615(a) block"))
+    cra_name: str = field(default="Example Consumer Reporting Agency", metadata=_help(
+        "consumer reporting agency that supplied the report (replace the demo value)"))
+    cra_address: str = field(default="P.O. Box 1000\nAnytown, ST 00000", metadata=_help("its mailing address"))
+    cra_phone: str = field(default="1-800-555-0199", metadata=_help(
+        "its telephone (toll-free for nationwide agencies)"))
+    credit_score: int | None = field(default=None, metadata=_help(
+        "numerical credit score used in the decision; None = no score used, no score block"))
+    score_range: tuple[int, int] = field(default=(300, 850), metadata=_help("lowest and highest possible score"))
+    score_date: str = field(default="", metadata=_help("date the score was created (YYYY-MM-DD)"))
+    score_source: str = field(default="", metadata=_help("who provided the score"))
+    score_factors: tuple[str, ...] = field(default=(), metadata=_help(
+        "key factors that adversely affected the score, most important first (at most 4, or 5 with inquiries)"))
+    inquiries_is_key_factor: bool = field(default=False, metadata=_help(
+        "the number of inquiries is a key factor, which allows a fifth factor"))
+    template_path: Path = field(default=DEFAULT_TEMPLATE, metadata=_help("TOML file with the notice wording"))
+    max_explanation_chars: int = field(default=1200, metadata=_help(
+        "longest explanation narrative printed; longer text is cut with an ellipsis"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "template_path", Path(self.template_path))
+        object.__setattr__(self, "score_range", tuple(self.score_range))
+        object.__setattr__(self, "score_factors", tuple(self.score_factors))
+        _require_text(self, "creditor_name", "creditor_address")
+        _require_choice("creditor_type", self.creditor_type, CREDITOR_TYPES)
+        _require_choice("reasons_mode", self.reasons_mode, REASONS_MODES)
+        if self.consumer_report_used:
+            _require_text(self, "cra_name", "cra_address", "cra_phone")
+        if self.credit_score is not None:
+            self._check_score()
+        if self.max_explanation_chars < 0:
+            raise ConfigurationError(f"max_explanation_chars must be >= 0; got {self.max_explanation_chars}")
+        load_wording(self.template_path)
+
+    def _check_score(self) -> None:
+        if len(self.score_range) != 2 or not self.score_range[0] < self.score_range[1]:
+            raise ConfigurationError(f"score_range must be (low, high) with low < high; got {self.score_range}")
+        if not self.score_range[0] <= self.credit_score <= self.score_range[1]:
+            raise ConfigurationError(f"credit_score must lie in score_range {self.score_range}; "
+                                     f"got {self.credit_score}")
+        _parse_date("score_date", self.score_date)
+        _require_text(self, "score_source")
+        limit = 5 if self.inquiries_is_key_factor else 4
+        if not 1 <= len(self.score_factors) <= limit:
+            raise ConfigurationError(f"score_factors must list 1 to {limit} key factors; "
+                                     f"got {len(self.score_factors)}")
+
+    @classmethod
+    def help_table(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def agencies(self) -> tuple[tuple[str, str], ...]:
+        """(name, address) of each supervising agency named in the ECOA notice."""
+        if self.agency_name:
+            return ((self.agency_name, self.agency_address),)
+        return tuple(AGENCIES[key] for key in CREDITOR_TYPES[self.creditor_type])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["template_path"] = str(self.template_path)
+        data["score_range"] = list(self.score_range)
+        data["score_factors"] = list(self.score_factors)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NoticeSettings":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigurationError(f"unknown notice settings {unknown}; expected some of "
+                                     f"{[f.name for f in fields(cls)]}")
+        return cls(**data)
+
+
+def _require_text(settings: NoticeSettings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(f"{name} must be a non-empty text; got {value!r}")
+
+
+def _require_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {tuple(choices)}; got {value!r}")
+
+
+def _parse_date(name: str, value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a date YYYY-MM-DD; got {value!r}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Wording template
+# --------------------------------------------------------------------------------------------
+
+def load_wording(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, dict[str, str]]:
+    """The template's headings and texts; every key of the default template must be present."""
+    path = Path(path)
+    return _load_wording_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=8)
+def _load_wording_cached(path: str, _mtime: int) -> dict[str, dict[str, str]]:
+    if not Path(path).is_file():
+        raise ArtifactNotFoundError(f"notice template not found: expected a TOML file at {path}")
+    with open(path, "rb") as handle:
+        wording = tomllib.load(handle)
+    if Path(path) != DEFAULT_TEMPLATE.resolve():
+        _check_wording_keys(wording, load_wording(DEFAULT_TEMPLATE), path)
+    return {section: dict(wording[section]) for section in ("headings", "text")}
+
+
+def _check_wording_keys(wording: dict, reference: dict, path: str) -> None:
+    for section, keys in reference.items():
+        missing = sorted(set(keys) - set(wording.get(section, {})))
+        if missing:
+            raise ConfigurationError(f"notice template {path} lacks [{section}] keys {missing}")
+
+
+# --------------------------------------------------------------------------------------------
+# Notice model
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Notice:
+    """Everything printed on one adverse-action notice; the PDF is a pure function of it."""
+
+    document_id: str
+    notice_date: str                                  # ISO date
+    application_date: str | None                      # ISO date, None when not recorded
+    creditor_name: str
+    creditor_address: str
+    creditor_phone: str
+    applicant_name: str
+    applicant_address: str
+    action: str                                       # "deny" | "counteroffer"
+    counteroffer_terms: str
+    reasons_mode: str                                 # "specific" | "request"
+    reasons: tuple[str, ...]
+    request_contact: tuple[str, str, str] | None      # name, address, phone ("request" mode)
+    explanation: str | None
+    agencies: tuple[tuple[str, str], ...]
+    consumer_report: tuple[str, str, str] | None      # agency name, address, phone
+    credit_score: dict[str, Any] | None               # score, low, high, date, source, factors
+    evidence_sha256: str
+    wording: dict[str, dict[str, str]]
+    max_explanation_chars: int = 1200
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Notice":
+        data = dict(data)
+        data["reasons"] = tuple(data["reasons"])
+        data["agencies"] = tuple(tuple(a) for a in data["agencies"])
+        for key in ("request_contact", "consumer_report"):
+            data[key] = tuple(data[key]) if data.get(key) is not None else None
+        if data.get("credit_score"):
+            data["credit_score"] = {**data["credit_score"], "factors": tuple(data["credit_score"]["factors"])}
+        return cls(**data)
+
+
+def evidence_sha256(decision: Decision) -> str:
+    """sha256 of the decision's canonical JSON (sorted keys, compact separators, UTF-8)."""
+    return hashlib.sha256(canonical_json(decision.to_dict()).encode("utf-8")).hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: dt.date | None = None,
+                 document_id: str | None = None, application_date: dt.date | str | None = None,
+                 counteroffer: str | None = None) -> Notice:
+    """The notice for a denied decision (pure apart from today's date when none is given).
+
+    The applicant's name, address and application date are read from the application keys
+    ``applicant_name``, ``applicant_address`` and ``application_date`` when present.
+    """
+    reasons = _notice_reasons(decision, settings)
+    notice_date = notice_date or dt.date.today()
+    sha = evidence_sha256(decision)
+    app = decision.application or {}
+    applied = application_date or app.get("application_date")
+    return Notice(
+        document_id=_document_id(document_id, notice_date, sha),
+        notice_date=notice_date.isoformat(),
+        application_date=_parse_date("application_date", applied).isoformat() if applied else None,
+        creditor_name=clean_text(settings.creditor_name, TEXT_LIMITS["name"]),
+        creditor_address=clean_address(settings.creditor_address),
+        creditor_phone=clean_text(settings.creditor_phone, TEXT_LIMITS["phone"]),
+        applicant_name=clean_text(app.get("applicant_name") or "", TEXT_LIMITS["name"]),
+        applicant_address=clean_address(app.get("applicant_address") or ""),
+        action="counteroffer" if counteroffer else "deny",
+        counteroffer_terms=clean_text(counteroffer or "", TEXT_LIMITS["terms"]),
+        reasons_mode=settings.reasons_mode,
+        reasons=reasons if settings.reasons_mode == "specific" else (),
+        request_contact=_request_contact(settings),
+        explanation=clean_text(decision.explanation, settings.max_explanation_chars) or None
+        if decision.explanation else None,
+        agencies=tuple((clean_text(n, 200), clean_address(a)) for n, a in settings.agencies()),
+        consumer_report=_consumer_report(settings),
+        credit_score=_credit_score(settings),
+        evidence_sha256=sha,
+        wording=load_wording(settings.template_path),
+        max_explanation_chars=settings.max_explanation_chars,
+    )
+
+
+def _notice_reasons(decision: Decision, settings: NoticeSettings) -> tuple[str, ...]:
+    if not decision.denied:
+        raise LendSafeError(f"an adverse-action notice needs a denied decision; got {decision.decision!r}")
+    statements = tuple(clean_text(r.statement, 10_000) for r in decision.reasons)
+    if len(statements) > MAX_REASONS:
+        raise LendSafeError(f"a notice states at most {MAX_REASONS} principal reasons; "
+                            f"the decision has {len(statements)}")
+    if settings.reasons_mode == "specific" and (not statements or not all(statements)):
+        raise LendSafeError("a notice with specific reasons needs 1 to 4 reasons with catalog text; "
+                            f"got {[r.code for r in decision.reasons]}")
+    return statements
+
+
+def _document_id(document_id: str | None, notice_date: dt.date, sha: str) -> str:
+    document_id = document_id or f"AAN-{notice_date:%Y%m%d}-{sha[:12]}"
+    if not DOCUMENT_ID_PATTERN.match(document_id):
+        raise LendSafeError(f"document_id must be 1-64 characters of A-Z a-z 0-9 . _ : -; got {document_id!r}")
+    return document_id
+
+
+def _request_contact(settings: NoticeSettings) -> tuple[str, str, str] | None:
+    if settings.reasons_mode != "request":
+        return None
+    return (clean_text(settings.request_contact_name or settings.creditor_name, TEXT_LIMITS["name"]),
+            clean_address(settings.request_contact_address or settings.creditor_address),
+            clean_text(settings.request_contact_phone or settings.creditor_phone, TEXT_LIMITS["phone"]))
+
+
+def _consumer_report(settings: NoticeSettings) -> tuple[str, str, str] | None:
+    if not settings.consumer_report_used:
+        return None
+    return (clean_text(settings.cra_name, TEXT_LIMITS["name"]), clean_address(settings.cra_address),
+            clean_text(settings.cra_phone, TEXT_LIMITS["phone"]))
+
+
+def _credit_score(settings: NoticeSettings) -> dict[str, Any] | None:
+    if settings.credit_score is None:
+        return None
+    return {"score": int(settings.credit_score), "low": int(settings.score_range[0]),
+            "high": int(settings.score_range[1]), "date": _parse_date("score_date", settings.score_date).isoformat(),
+            "source": clean_text(settings.score_source, TEXT_LIMITS["source"]),
+            "factors": tuple(clean_text(f, TEXT_LIMITS["factor"]) for f in settings.score_factors)}
+
+
+# --------------------------------------------------------------------------------------------
+# Text cleaning: what a font can draw, of bounded length
+# --------------------------------------------------------------------------------------------
+
+_BIDI_CONTROLS = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_DROPPED_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+
+
+def clean_text(text: str | None, limit: int, *, keep_newlines: bool = False) -> str:
+    """Drawable text: NFC, no control characters, glyphs the fonts lack as U+FFFD, at most `limit` chars."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", str(text)).replace("\r\n", "\n").replace("\t", " ")
+    lines = [_clean_line(line) for line in text.split("\n")]
+    lines = [line for line in lines if line] if keep_newlines else [" ".join(l for l in lines if l)]
+    return _truncate("\n".join(lines), limit)
+
+
+def clean_address(text: str | None) -> str:
+    """An address: at most ADDRESS_MAX_LINES lines, TEXT_LIMITS['address'] characters."""
+    lines = clean_text(text, 10 * TEXT_LIMITS["address"], keep_newlines=True).split("\n")
+    if len(lines) > ADDRESS_MAX_LINES:
+        lines = lines[:ADDRESS_MAX_LINES - 1] + [" ".join(lines[ADDRESS_MAX_LINES - 1:])]
+    return _truncate("\n".join(lines), TEXT_LIMITS["address"])
+
+
+def _clean_line(line: str) -> str:
+    kept = (ch for ch in line if ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROPPED_CATEGORIES)
+    drawable = "".join(ch if font_for_char(ch) else "\ufffd" for ch in kept)
+    return " ".join(drawable.split())
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+# --------------------------------------------------------------------------------------------
+# Fonts: DejaVu Sans for Latin, Greek, Cyrillic, Arabic, Hebrew; WenQuanYi Zen Hei for CJK
+# --------------------------------------------------------------------------------------------
+
+FONT_FILES = {
+    "LSSans": ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0),
+    "LSSans-Bold": ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0),
+    "LSCJK": ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+}
+BASE_FONT, BOLD_FONT, CJK_FONT = "LSSans", "LSSans-Bold", "LSCJK"
+FONT_PACKAGES = "Debian packages fonts-dejavu-core and fonts-wqy-zenhei"
+
+
+@lru_cache(maxsize=None)
+def _font(name: str):
+    """Register (once) and return one of the FONT_FILES fonts."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    path, index = FONT_FILES[name]
+    if not Path(path).is_file():
+        raise ArtifactNotFoundError(f"font file {path} not found: install the {FONT_PACKAGES}")
+    font = TTFont(name, path, subfontIndex=index)
+    pdfmetrics.registerFont(font)
+    return font
+
+
+@lru_cache(maxsize=None)
+def _font_charmap(name: str) -> frozenset[int]:
+    return frozenset(_font(name).face.charToGlyph)
+
+
+@lru_cache(maxsize=65536)
+def font_for_char(ch: str) -> str | None:
+    """The font that draws `ch` (base font first), or None when no registered font has it."""
+    if ch == " " or ord(ch) in _font_charmap(BASE_FONT):
+        return BASE_FONT
+    if ord(ch) in _font_charmap(CJK_FONT):
+        return CJK_FONT
+    return None
+
+
+def register_fonts() -> None:
+    """Register the notice fonts with reportlab (idempotent)."""
+    for name in FONT_FILES:
+        _font(name)
+
+
+_RTL_CLASSES = {"R", "AL"}
+
+
+def _has_rtl(text: str) -> bool:
+    return any(unicodedata.bidirectional(ch) in _RTL_CLASSES for ch in text)
+
+
+def _font_runs(text: str) -> str:
+    """Paragraph markup for `text`: escaped, with a <font> tag around each run the base font lacks."""
+    from xml.sax.saxutils import escape
+
+    parts, run, run_font = [], [], BASE_FONT
+    for ch in text:
+        font = font_for_char(ch) or BASE_FONT
+        if font != run_font and run:
+            parts.append(_tagged("".join(run), run_font))
+            run = []
+        run_font = font
+        run.append(ch)
+    if run:
+        parts.append(_tagged("".join(run), run_font))
+    return "".join(parts) if parts else escape(text)
+
+
+def _tagged(text: str, font: str) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(text) if font == BASE_FONT else f'<font name="{font}">{escape(text)}</font>'
+
+
+def _visual_lines(line: str, width: float, size: float) -> list[str]:
+    """Right-to-left text wrapped to `width` in logical order, then each line shaped and reordered."""
+    import arabic_reshaper
+    from bidi import get_display
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    chunks, current = [], ""
+    for word in _split_long_words(line.split(" "), width, size):
+        candidate = f"{current} {word}" if current else word
+        if current and stringWidth(arabic_reshaper.reshape(candidate), BASE_FONT, size) > width:
+            chunks.append(current)
+            candidate = word
+        current = candidate
+    chunks.append(current)
+    return [get_display(arabic_reshaper.reshape(chunk)) for chunk in chunks]
+
+
+def _split_long_words(words: list[str], width: float, size: float) -> list[str]:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    out = []
+    for word in words:
+        while len(word) > 1 and stringWidth(word, BASE_FONT, size) > width:
+            cut = max(1, int(len(word) * width / stringWidth(word, BASE_FONT, size)) - 1)
+            out.append(word[:cut])
+            word = word[cut:]
+        out.append(word)
+    return out
+
+
+def markup(text: str, *, width: float = 468.0, size: float = 9.5) -> str:
+    """Paragraph markup for cleaned text: lines joined by <br/>, right-to-left lines reordered."""
+    lines = []
+    for line in text.split("\n"):
+        visual = _visual_lines(line, width, size) if _has_rtl(line) else [line]
+        lines.extend(_font_runs(v) for v in visual)
+    return "<br/>".join(lines)
+
+
+def format_date(iso: str) -> str:
+    """'2026-11-03' -> 'November 3, 2026' (locale independent)."""
+    day = dt.date.fromisoformat(iso)
+    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering (reportlab platypus, deterministic: invariant=1 and dates taken from the notice)
+# --------------------------------------------------------------------------------------------
+
+PAGE_MARGIN = 54.0          # points (0.75 inch) on every side of US Letter
+FOOTER_SPACE = 30.0
+BODY_SIZE = 9.5
+
+
+@lru_cache(maxsize=1)
+def _styles() -> dict[str, Any]:
+    """Paragraph styles, built once (fonts registered on first use)."""
+    from reportlab.lib.styles import ParagraphStyle
+
+    register_fonts()
+    body = ParagraphStyle("body", fontName=BASE_FONT, fontSize=BODY_SIZE, leading=12.2, splitLongWords=1)
+    return {
+        "title": ParagraphStyle("title", parent=body, fontName=BOLD_FONT, fontSize=14, leading=18, spaceAfter=6),
+        "heading": ParagraphStyle("heading", parent=body, fontName=BOLD_FONT, fontSize=10.5, leading=13,
+                                  spaceBefore=9, spaceAfter=3),
+        "body": body,
+        "name": ParagraphStyle("name", parent=body, fontSize=10.5, leading=13),
+        "item": ParagraphStyle("item", parent=body, leftIndent=16, bulletIndent=2, spaceAfter=1),
+        "block": ParagraphStyle("block", parent=body, leftIndent=16, spaceBefore=3, spaceAfter=3),
+    }
+
+
+def _frame_width() -> float:
+    from reportlab.lib.pagesizes import LETTER
+
+    return LETTER[0] - 2 * PAGE_MARGIN
+
+
+def _para(text: str, style: str = "body", *, bullet: str | None = None):
+    from reportlab.platypus import Paragraph
+
+    indent = _styles()[style].leftIndent
+    return Paragraph(markup(text, width=_frame_width() - indent - 2, size=_styles()[style].fontSize),
+                     _styles()[style], bulletText=bullet)
+
+
+def _section(heading: str, *flowables):
+    from reportlab.platypus import KeepTogether
+
+    return KeepTogether([_para(heading, "heading"), *flowables])
+
+
+def _lines(*parts: str) -> str:
+    return "\n".join(p for p in parts if p)
+
+
+def _header_story(n: Notice) -> list:
+    h, t = n.wording["headings"], n.wording["text"]
+    applied = (t["application_date"].format(date=format_date(n.application_date)) if n.application_date
+               else t["application_date_missing"])
+    phone = t["phone"].format(phone=n.creditor_phone) if n.creditor_phone else ""
+    story = [_para(h["title"], "title"), _para(t["notice_date"].format(date=format_date(n.notice_date))),
+             _para(applied), _section(h["creditor"], _para(n.creditor_name, "name"),
+                                      _para(_lines(n.creditor_address, phone)))]
+    if n.applicant_name or n.applicant_address:
+        story.append(_section(h["applicant"], _para(_lines(n.applicant_name, n.applicant_address))))
+    return story
+
+
+def _action_story(n: Notice, explanation_limit: int) -> list:
+    h, t = n.wording["headings"], n.wording["text"]
+    action = (t["action_counteroffer"].format(terms=n.counteroffer_terms) if n.action == "counteroffer"
+              else t["action_deny"])
+    story = [_section(h["action"], _para(action))]
+    if n.reasons_mode == "specific":
+        items = [_para(r, "item", bullet=f"{i}.") for i, r in enumerate(n.reasons, 1)]
+        story.append(_section(h["reasons"], _para(t["reasons_intro"]), *items))
+    else:
+        name, address, phone = n.request_contact
+        contact = _lines(name, address, t["phone"].format(phone=phone) if phone else "")
+        story.append(_section(h["request"], _para(t["request_text"]), _para(contact, "block")))
+    explanation = _truncate(n.explanation or "", explanation_limit) if explanation_limit > 0 else ""
+    if explanation:
+        story.append(_section(h["explanation"], _para(explanation)))
+    return story
+
+
+def _rights_story(n: Notice) -> list:
+    h, t = n.wording["headings"], n.wording["text"]
+    agencies = [_para(_lines(name, address), "block") for name, address in n.agencies]
+    story = [_section(h["ecoa"], _para(t["ecoa_text"]), *agencies)]
+    if n.consumer_report:
+        name, address, phone = n.consumer_report
+        story.append(_section(h["fcra"], _para(t["fcra_text"]),
+                              _para(_lines(name, address, t["phone"].format(phone=phone)), "block"),
+                              _para(t["fcra_rights"])))
+    if n.credit_score:
+        story.append(_score_section(n))
+    return story
+
+
+def _score_section(n: Notice):
+    h, t, s = n.wording["headings"], n.wording["text"], n.credit_score
+    lines = [t["score_value"].format(score=s["score"]), t["score_range"].format(low=s["low"], high=s["high"]),
+             t["score_date"].format(date=format_date(s["date"])), t["score_source"].format(source=s["source"])]
+    factors = [_para(f, "item", bullet=f"{i}.") for i, f in enumerate(s["factors"], 1)]
+    return _section(h["score"], _para(t["score_intro"]), _para("\n".join(lines), "block"),
+                    _para(t["score_factors"]), *factors)
+
+
+def _footer_drawer(n: Notice):
+    t = n.wording["text"]
+    document = clean_text(t["footer_document"].format(document_id=n.document_id), 200)
+    evidence = clean_text(t["footer_evidence"].format(sha256=n.evidence_sha256), 200)
+
+    def draw(canvas, doc) -> None:
+        from reportlab.lib.pagesizes import LETTER
+
+        canvas.saveState()
+        canvas.setFont(BASE_FONT, 7)
+        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 10, document)
+        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 19, evidence)
+        canvas.drawRightString(LETTER[0] - PAGE_MARGIN, PAGE_MARGIN - 10, t["footer_page"].format(page=doc.page))
+        canvas.restoreState()
+
+    return draw
+
+
+def _build_pdf(n: Notice, explanation_limit: int) -> tuple[bytes, int]:
+    import io
+
+    from reportlab.lib.pagesizes import LETTER
+    from reportlab.platypus import SimpleDocTemplate
+
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=LETTER, invariant=1, leftMargin=PAGE_MARGIN,
+                            rightMargin=PAGE_MARGIN, topMargin=PAGE_MARGIN, bottomMargin=PAGE_MARGIN + FOOTER_SPACE,
+                            title=n.wording["headings"]["title"], author="LendSafe", creator="LendSafe",
+                            subject=n.document_id)
+    story = _header_story(n) + _action_story(n, explanation_limit) + _rights_story(n)
+    footer = _footer_drawer(n)
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buffer.getvalue(), doc.page
+
+
+def render_pdf(notice: Notice) -> bytes:
+    """The notice as PDF bytes: identical bytes for an identical Notice, at most MAX_PAGES pages.
+
+    When the notice would run longer, the explanation narrative is shortened (with an ellipsis),
+    then left out; required elements are never dropped.
+    """
+    limit = notice.max_explanation_chars
+    while True:
+        pdf, pages = _build_pdf(notice, limit)
+        if pages <= MAX_PAGES or limit == 0 or not notice.explanation:
+            return pdf
+        limit = limit // 2 if limit > 100 else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Completeness check over the PDF's own text (poppler pdftotext -layout)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class NoticeCheck:
+    """Named checks over the text of a notice PDF; `passed` only when every check passed."""
+
+    checks: dict[str, CheckResult]
+    text: str = field(default="", repr=False, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks.values())
+
+    def failures(self) -> dict[str, str]:
+        return {name: c.detail for name, c in self.checks.items() if not c.passed}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed,
+                "checks": {name: {"passed": c.passed, "detail": c.detail} for name, c in self.checks.items()}}
+
+
+def pdf_text(pdf_bytes: bytes) -> list[str]:
+    """Text of each page from `pdftotext -layout` (poppler-utils)."""
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        raise ArtifactNotFoundError("pdftotext not found: install the Debian package poppler-utils")
+    done = subprocess.run([exe, "-layout", "-enc", "UTF-8", "-", "-"], input=pdf_bytes, capture_output=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        raise LendSafeError(f"pdftotext could not read the PDF (exit {done.returncode}): "
+                            f"{done.stderr.decode(errors='replace').strip()}")
+    pages = done.stdout.decode("utf-8", errors="replace").split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def normalize(text: str) -> str:
+    """Comparable text: NFKC, no bidi marks, single spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    return " ".join("".join(ch for ch in text if ch not in _BIDI_CONTROLS).split())
+
+
+def compact(text: str) -> str:
+    """Comparable text with no whitespace at all (immune to line wrapping)."""
+    return "".join(normalize(text).split())
+
+
+@dataclass
+class _Extracted:
+    """The PDF's text without footers, and what the footers said."""
+
+    lines: list[str]
+    pages: int
+    document_ids: list[str]
+    evidence: list[str]
+
+    @property
+    def body(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def compact(self) -> str:
+        return compact(self.body)
+
+
+def _template_parts(template: str) -> list[str]:
+    """The placeholder-free parts of a template string."""
+    return [p for p in re.split(r"\{[^{}]*\}", template) if p.strip()]
+
+
+def _extract(pdf_bytes: bytes, wording: dict[str, dict[str, str]]) -> _Extracted:
+    text = wording["text"]
+    label = {key: re.escape(compact(_template_parts(text[key])[0]))
+             for key in ("footer_document", "footer_evidence", "footer_page")}
+    page_suffix = rf"(?:{label['footer_page']}\d+)?"
+    document_re = re.compile(rf"{label['footer_document']}(.+?){page_suffix}")
+    evidence_re = re.compile(rf"{label['footer_evidence']}(.+?){page_suffix}")
+    page_re = re.compile(rf"{label['footer_page']}\d+")
+    pages, lines, ids, evidence = pdf_text(pdf_bytes), [], [], []
+    for page in pages:
+        for line in page.splitlines():
+            flat = compact(line)
+            if found := document_re.fullmatch(flat):
+                ids.append(found.group(1))
+            elif found := evidence_re.fullmatch(flat):
+                evidence.append(found.group(1))
+            elif not page_re.fullmatch(flat):
+                lines.append(line)
+    return _Extracted(lines, len(pages), ids, evidence)
+
+
+_DATE_PATTERN = "(?:" + "|".join(MONTHS) + r")\d{1,2},\d{4}"
+_ITEM = re.compile(r"^\s*(\d+)\.\s+(.*)$")
+
+
+@dataclass
+class _Context:
+    """What a check looks at: the extracted text, and the notice the decision and settings imply."""
+
+    text: _Extracted
+    decision: Decision
+    settings: NoticeSettings
+    expected: Notice
+    flat: str = ""
+
+    def __post_init__(self) -> None:
+        self.flat = self.text.compact
+
+    @property
+    def headings(self) -> dict[str, str]:
+        return self.expected.wording["headings"]
+
+    @property
+    def wording(self) -> dict[str, str]:
+        return self.expected.wording["text"]
+
+    def has(self, *texts: str) -> bool:
+        return all(compact(t) in self.flat for t in texts if t)
+
+    def has_template(self, template: str, **values: str) -> bool:
+        """`template` is present with known values filled in and dates/unknowns matched loosely."""
+        import string
+
+        pattern = []
+        for literal, name, _spec, _conv in string.Formatter().parse(template):
+            pattern.append(re.escape(compact(literal)))
+            if name is not None:
+                value = values.get(name)
+                pattern.append(_DATE_PATTERN if name == "date" and value is None
+                               else re.escape(compact(str(value))) if value is not None else ".+?")
+        return re.search("".join(pattern), self.flat) is not None
+
+    def missing(self, labelled: dict[str, str]) -> list[str]:
+        return [label for label, text in labelled.items() if text and not self.has(text)]
+
+
+def _result(missing: list[str], what: str) -> CheckResult:
+    return CheckResult(not missing, f"{what} present" if not missing else f"missing: {', '.join(missing)}")
+
+
+def _check_pages(c: _Context) -> CheckResult:
+    return CheckResult(1 <= c.text.pages <= MAX_PAGES, f"{c.text.pages} page(s); expected 1 to {MAX_PAGES}")
+
+
+def _check_title(c: _Context) -> CheckResult:
+    return _result([] if c.has(c.headings["title"]) else ["title"], "title")
+
+
+def _check_dates(c: _Context) -> CheckResult:
+    missing = [] if c.has_template(c.wording["notice_date"]) else ["notice date"]
+    if not (c.has_template(c.wording["application_date"]) or c.has(c.wording["application_date_missing"])):
+        missing.append("application date")
+    return _result(missing, "notice and application dates")
+
+
+def _check_creditor(c: _Context) -> CheckResult:
+    e = c.expected
+    return _result(c.missing({"creditor name": e.creditor_name, "creditor address": e.creditor_address,
+                              "creditor phone": e.creditor_phone}), "creditor name, address and contact")
+
+
+def _check_applicant(c: _Context) -> CheckResult:
+    e = c.expected
+    return _result(c.missing({"applicant name": e.applicant_name, "applicant address": e.applicant_address}),
+                   "applicant fields given in the application")
+
+
+def _check_action(c: _Context) -> CheckResult:
+    deny = c.has(c.wording["action_deny"])
+    counteroffer = c.has_template(c.wording["action_counteroffer"])
+    if deny == counteroffer:
+        return CheckResult(False, f"expected exactly one action statement; found deny={deny}, "
+                                  f"counteroffer={counteroffer}")
+    return CheckResult(True, "counteroffer stated" if counteroffer else "denial stated")
+
+
+def _reason_items(c: _Context) -> list[str] | None:
+    """Numbered items of the reasons section, or None when there is no reasons section."""
+    heading = compact(c.headings["reasons"])
+    others = [compact(c.headings[k]) for k in ("explanation", "ecoa", "fcra", "score", "request")]
+    lines = [compact(line) for line in c.text.lines]
+    starts = [i for i, line in enumerate(lines) if line == heading]
+    if not starts:
+        return None
+    items: list[str] = []
+    for raw, flat in zip(c.text.lines[starts[0] + 1:], lines[starts[0] + 1:]):
+        if flat in others:
+            break
+        if found := _ITEM.match(normalize(raw)):
+            items.append(found.group(2))
+        elif items and flat:
+            items[-1] += " " + normalize(raw)
+    return items
+
+
+def _check_reasons(c: _Context) -> CheckResult:
+    items = _reason_items(c)
+    if c.settings.reasons_mode == "request":
+        name, address, phone = c.expected.request_contact
+        missing = c.missing({"request heading": c.headings["request"], "request text": c.wording["request_text"],
+                             "contact name": name, "contact address": address, "contact phone": phone})
+        if items is not None:
+            missing.append("no reasons list in request mode (found one)")
+        return _result(missing, "right to request reasons with contact")
+    expected = [compact(s) for s in c.expected.reasons]
+    if items is None:
+        return CheckResult(False, "missing: principal reasons section")
+    if [compact(i) for i in items] != expected:
+        return CheckResult(False, f"reasons in the PDF {items} differ from the decision's {list(c.expected.reasons)}")
+    return CheckResult(True, f"{len(items)} reason(s) match the decision, in order")
+
+
+def _check_reason_count(c: _Context) -> CheckResult:
+    items = _reason_items(c) or []
+    return CheckResult(len(items) <= MAX_REASONS, f"{len(items)} reason(s) listed; at most {MAX_REASONS}")
+
+
+def _check_ecoa(c: _Context) -> CheckResult:
+    labelled = {"ECOA heading": c.headings["ecoa"], "ECOA notice": c.wording["ecoa_text"]}
+    for name, address in c.expected.agencies:
+        labelled |= {f"agency {name}": name, f"address of {name}": address}
+    return _result(c.missing(labelled), "ECOA notice with supervising agency")
+
+
+def _check_fcra(c: _Context) -> CheckResult:
+    if c.expected.consumer_report is None:
+        present = c.has(c.headings["fcra"])
+        return CheckResult(not present, "no consumer report used; FCRA block " + ("present" if present else "absent"))
+    name, address, phone = c.expected.consumer_report
+    return _result(c.missing({"FCRA heading": c.headings["fcra"], "FCRA statement": c.wording["fcra_text"],
+                              "FCRA rights": c.wording["fcra_rights"], "agency name": name,
+                              "agency address": address, "agency phone": phone}), "FCRA 615(a) block")
+
+
+def _check_score(c: _Context) -> CheckResult:
+    s, w = c.expected.credit_score, c.wording
+    if s is None:
+        present = c.has(c.headings["score"])
+        return CheckResult(not present, "no credit score used; score block " + ("present" if present else "absent"))
+    missing = c.missing({"score heading": c.headings["score"], "source": w["score_source"].format(source=s["source"]),
+                         **{f"factor {i}": f for i, f in enumerate(s["factors"], 1)}})
+    checks = {"score": (w["score_value"], {"score": s["score"]}), "range": (w["score_range"], s),
+              "date": (w["score_date"], {"date": format_date(s["date"])})}
+    missing += [label for label, (tpl, values) in checks.items() if not c.has_template(tpl, **values)]
+    return _result(missing, "credit-score disclosure")
+
+
+def _check_document_id(c: _Context) -> CheckResult:
+    ids = c.text.document_ids
+    ok = bool(ids) and len(ids) == c.text.pages and len(set(ids)) == 1 and bool(DOCUMENT_ID_PATTERN.match(ids[0]))
+    return CheckResult(ok, f"document id {ids[0]!r} on every page" if ok else f"document ids per page: {ids}")
+
+
+def _check_evidence(c: _Context) -> CheckResult:
+    found, expected = c.text.evidence, c.expected.evidence_sha256
+    ok = len(found) == c.text.pages and set(found) == {expected}
+    return CheckResult(ok, "evidence sha256 matches the decision" if ok
+                       else f"expected {expected} on each of {c.text.pages} page(s); found {found}")
+
+
+def _lender_free_text(c: _Context) -> str:
+    """Body text (lower case) without the names and addresses the lender or applicant supplied."""
+    text = normalize(c.text.body).lower()
+    e = c.expected
+    supplied = [e.creditor_name, e.creditor_address, e.applicant_name, e.applicant_address,
+                *(e.consumer_report or ()), *(e.request_contact or ()), *(x for a in e.agencies for x in a)]
+    for value in sorted((normalize(v).lower() for v in supplied if v), key=len, reverse=True):
+        text = text.replace(value, " ")
+    return text
+
+
+def _check_forbidden(c: _Context) -> CheckResult:
+    text = _lender_free_text(c)
+    found = [p for p in FORBIDDEN_PHRASES if re.search(rf"(?<![a-z]){re.escape(p)}(?![a-z])", text)]
+    return CheckResult(not found, f"forbidden phrases found: {found}" if found else "no promises or internals")
+
+
+def _number_forms(value: float, decimals: tuple[int, ...]) -> set[str]:
+    forms = {f"{value:.{d}f}" for d in decimals} | {f"{value * 100:.0f}%", f"{value * 100:.1f}%"}
+    return forms | {f"{value:g}"}
+
+
+def _applicant_numbers(decision: Decision) -> set[str]:
+    """Numbers the applicant supplied: an explanation may quote them even when they equal an internal one."""
+    shown = {str(r.display_value) for r in decision.reasons} | {str(r.value) for r in decision.reasons}
+    return shown | {str(v) for v in (decision.application or {}).values() if isinstance(v, (int, float))}
+
+
+def _number_found(c: _Context, value: float, decimals: tuple[int, ...]) -> list[str]:
+    text = normalize(c.text.body)
+    forms = _number_forms(value, decimals) - _applicant_numbers(c.decision)
+    pattern = r"(?<![\d.]){}(?![\d])"
+    return sorted(f for f in forms if re.search(pattern.format(re.escape(f).replace("%", r"\s?%")), text))
+
+
+def _check_threshold(c: _Context) -> CheckResult:
+    found = _number_found(c, float(c.decision.threshold), (2, 3))
+    return CheckResult(not found, f"threshold shown as {found}" if found else "threshold not shown")
+
+
+def _check_risk(c: _Context) -> CheckResult:
+    found = _number_found(c, float(c.decision.risk), (2, 3, 4))
+    return CheckResult(not found, f"internal risk score shown as {found}" if found else "risk score not shown")
+
+
+CHECKS = {
+    "pages": _check_pages,
+    "title": _check_title,
+    "dates": _check_dates,
+    "creditor": _check_creditor,
+    "applicant": _check_applicant,
+    "action": _check_action,
+    "reasons": _check_reasons,
+    "reason_count": _check_reason_count,
+    "ecoa_notice": _check_ecoa,
+    "fcra_block": _check_fcra,
+    "credit_score_block": _check_score,
+    "document_id": _check_document_id,
+    "evidence_sha256": _check_evidence,
+    "forbidden_phrases": _check_forbidden,
+    "threshold_absent": _check_threshold,
+    "risk_score_absent": _check_risk,
+}
+
+
+def check_pdf(pdf_bytes: bytes, decision: Decision, settings: NoticeSettings | None = None) -> NoticeCheck:
+    """Check a notice PDF's own text against the decision and the notice settings (default settings
+    when none are given): every required element present, reasons equal to the decision's (same
+    statements, same order, at most 4), and no promise, threshold or risk score."""
+    settings = settings or NoticeSettings()
+    if not decision.denied:
+        return NoticeCheck({"adverse_decision": CheckResult(False, f"decision is {decision.decision!r}; "
+                                                                   "a notice needs a denial")})
+    try:
+        expected = build_notice(decision, settings, notice_date=dt.date(2000, 1, 1))
+    except LendSafeError as exc:
+        return NoticeCheck({"adverse_decision": CheckResult(False, str(exc))})
+    text = _extract(pdf_bytes, expected.wording)
+    context = _Context(text, decision, settings, expected)
+    checks = {"adverse_decision": CheckResult(True, "denied decision")}
+    checks |= {name: check(context) for name, check in CHECKS.items()}
+    return NoticeCheck(checks, text=text.body)
