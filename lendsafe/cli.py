@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from lendsafe.errors import LendSafeError
+from lendsafe.errors import InvalidApplicationError, LendSafeError
 
 COMMAND_MODULES = (
     "lendsafe.commands.risk",
@@ -44,9 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
+    except InvalidApplicationError as exc:
+        print("error: invalid application:", *(f"  - {p}" for p in exc.problems), sep="\n", file=sys.stderr)
+        return 2
     except LendSafeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ class FeatureSpec:
     optional: bool = False
     model_input: bool = True
     derived: tuple[str, ...] = ()      # (numerator, denominator) fields of a ratio feature
+    levels: tuple[tuple[int, str], ...] = ()   # meaning of each value of an ordinal rating
 
     def __post_init__(self) -> None:
         if self.type not in FEATURE_TYPES:
@@ -56,6 +57,10 @@ class FeatureSpec:
     def is_input_field(self) -> bool:
         """True when the applicant supplies it (derived features are computed)."""
         return not self.derived
+
+    def level_text(self, value: Any) -> str | None:
+        """What an ordinal rating means, e.g. 5 -> 'delinquent payments sixty days past due'."""
+        return dict(self.levels).get(value) if self.levels else None
 
     def display(self, value: Any) -> str:
         """The value as written in applicant-facing text, rounded per the spec."""
@@ -132,6 +137,7 @@ def _feature_from_toml(raw: dict[str, Any]) -> FeatureSpec:
     raw = dict(raw)
     raw["categories"] = tuple(raw.get("categories", ()))
     raw["derived"] = tuple(raw.get("derived", ()))
+    raw["levels"] = tuple(sorted((int(k), v) for k, v in raw.get("levels", {}).items()))
     return FeatureSpec(**raw)
 
 
@@ -222,6 +228,16 @@ def add_derived(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
             numerator, denominator = feature.derived
             frame[feature.name] = frame[numerator].astype(float) / frame[denominator].astype(float)
     return frame
+
+
+def with_derived(spec: DatasetSpec, application: dict[str, Any]) -> dict[str, Any]:
+    """An application dict plus its derived features (rounded as the spec displays them)."""
+    values = dict(application)
+    for feature in spec.features:
+        if feature.derived:
+            top, bottom = (application.get(name) for name in feature.derived)
+            values[feature.name] = round(top / bottom, 6) if top is not None and bottom else None
+    return values
 
 
 def model_matrix(spec: DatasetSpec, applications: pd.DataFrame) -> pd.DataFrame:

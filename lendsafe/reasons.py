@@ -32,13 +32,19 @@ class CatalogEntry:
     statement: str
     factor: str
     citation: str
+    by_value: tuple[tuple[str, str], ...] = ()
+
+    def statement_for(self, value: Any) -> str:
+        """The statement that is accurate for this value (Appendix C comment 4)."""
+        return dict(self.by_value).get(str(value), self.statement)
 
 
 @lru_cache(maxsize=4)
 def load_catalog(path: Path = SPECS_DIR / "reasons.toml") -> dict[str, CatalogEntry]:
     """Reason code -> the statement an applicant reads and the rule behind it."""
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {code: CatalogEntry(code=code, **entry) for code, entry in raw.items()}
+    return {code: CatalogEntry(code=code, **{**entry, "by_value": tuple(entry.get("by_value", {}).items())})
+            for code, entry in raw.items()}
 
 
 def catalog_sha256(path: Path = SPECS_DIR / "reasons.toml") -> str:
@@ -101,7 +107,7 @@ def reasons_for(spec: DatasetSpec, application: dict[str, Any], ranked: list[tup
             raise ConfigurationError(f"reason code {code} has no catalog text in reasons.toml")
         feature = spec.feature(features_by_code[code][0])
         value = application.get(feature.name)
-        reasons.append(Reason(code=code, statement=catalog[code].statement, feature=feature.name,
+        reasons.append(Reason(code=code, statement=catalog[code].statement_for(value), feature=feature.name,
                               value=value, display_value=feature.display(value),
                               contribution=round(contribution, 6), citation=catalog[code].citation))
     return tuple(reasons)

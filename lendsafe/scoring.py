@@ -9,7 +9,7 @@ import numpy as np
 
 from lendsafe.application import parse_application
 from lendsafe.config import Settings
-from lendsafe.datasets import matrix_from_records
+from lendsafe.datasets import matrix_from_records, with_derived
 from lendsafe.decision import Decision
 from lendsafe.reasons import (
     check_additivity, check_reference, grouped_by_feature, grouped_by_reason, rank_adverse,
@@ -54,7 +54,8 @@ class Scorer:
     def _decision(self, application: dict[str, Any], risk: float, relative_row: np.ndarray,
                   codes: list[str], code_row: np.ndarray, reference: str) -> Decision:
         denied = risk >= self.model.threshold
-        reasons = reasons_for(self.spec, application, rank_adverse(codes, code_row)) if denied else ()
+        values = with_derived(self.spec, application)
+        reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row)) if denied else ()
         contributions = {k: round(v, 6) for k, v in grouped_by_feature(self.spec, relative_row).items()}
         return Decision(application=application, dataset=self.spec.name,
                         decision="deny" if denied else "approve", risk=risk, threshold=self.model.threshold,
