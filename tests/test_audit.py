@@ -1,0 +1,556 @@
+"""Audit store: recording, hash chain, append-only guards, replay, evidence packs, retention, reliability.
+
+Store tests run against SQLite and against a real PostgreSQL server started on 127.0.0.1
+(``pg_server.py``); if that server cannot start, the PostgreSQL tests fail with the reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from lendsafe.audit import (GENESIS_HASH, REBUILT, RERENDERED, VERSION_TABLE, AuditStore, canonical_json,
+                            chain_hash, months_before, sha256_hex)
+from lendsafe.cli import main as cli_main
+from lendsafe.decision import Citation, Decision, Reason
+from lendsafe.errors import AuditIntegrityError
+from pg_server import PostgresUnavailable, running_postgres
+
+FORK = multiprocessing.get_context("fork")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+CATALOG = {  # code -> (statement, feature, value, display value, contribution)
+    "DEBT_TO_INCOME": ("Excessive obligations in relation to income", "dir", 0.52, "52%", 0.91),
+    "CONSUMER_CREDIT_HISTORY": ("Delinquent past or present credit obligations with others", "ccs", 5, "5", 0.44),
+    "LOAN_TO_VALUE": ("Value of collateral not sufficient for the amount of credit requested", "lvr", 0.97,
+                      "97%", 0.21),
+}
+
+# Statements that switch a backend's append-only guards off for one transaction (tampering tests).
+BYPASS_GUARDS = {
+    "sqlite": ("DROP TRIGGER audit_records_no_update", "DROP TRIGGER audit_records_no_delete",
+               "DROP TRIGGER audit_purges_no_update", "DROP TRIGGER audit_purges_no_delete"),
+    "postgresql": ("SET LOCAL session_replication_role = replica",),
+}
+
+
+def make_decision(n: int = 0, *, decision: str = "deny", dataset: str = "hmda", writer: str = "template",
+                  codes: tuple[str, ...] = ("DEBT_TO_INCOME", "CONSUMER_CREDIT_HISTORY")) -> Decision:
+    """A complete decision as the pipeline produces it (lists, not tuples, inside plain dicts)."""
+    reasons = tuple(Reason(code, statement, feature, value, display, contribution + n / 1000, "12 CFR 1002.9(b)(2)")
+                    for code in (codes if decision == "deny" else ())
+                    for statement, feature, value, display, contribution in [CATALOG[code]])
+    return Decision(
+        application={"dir": 0.52, "lvr": 0.97, "ccs": 5, "mcs": 2, "pbcr": False, "applicant_name": f"Applicant {n}",
+                     "applicant_address": "1 Main Street\nSpringfield, ST 00000", "application_date": "2024-03-01"},
+        dataset=dataset, decision=decision, risk=0.61 + n / 10_000, threshold=0.35, reference="population",
+        reasons=reasons, contributions={"dir": 0.91, "ccs": 0.44, "lvr": 0.21, "mcs": -0.05},
+        model={"dataset": dataset, "sha256": "a" * 64, "threshold_version": "1"},
+        citations=(Citation("12 CFR 1002.9(b)(2)", "Specific reasons", "Statement of specific reasons...", 0.83),),
+        explanation=f"Your application {n} was denied mainly because your debts are high relative to income.",
+        writer=writer, writer_reason="verified", verification={"passed": True, "checks": [{"name": "grounding",
+                                                                                          "ok": True}]},
+        prompt_sha256="b" * 64, latency_ms=12.5,
+        artifacts={"adapter": "c" * 64, "corpus": "d" * 64, "reasons_catalog": "e" * 64},
+    )
+
+
+class Clock:
+    """A controllable UTC clock that ticks one second per reading."""
+
+    def __init__(self, start: datetime = datetime(2024, 1, 15, 12, 0, tzinfo=timezone.utc)):
+        self.now = start
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def postgres():
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(db_url, clock):
+    with AuditStore(db_url, clock=clock) as opened:
+        yield opened
+
+
+def fill(store: AuditStore, count: int, actor: str = "analyst", **kwargs) -> list:
+    return [store.record(make_decision(i, **kwargs), notice=None, notice_pdf=b"%PDF-stand-in " + bytes([i]),
+                         actor=actor) for i in range(count)]
+
+
+def execute_raw(url: str, *statements: str, bypass: str | None = None, params: dict | None = None) -> None:
+    """Run SQL from outside the library, in one transaction (optionally with the guards off)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in BYPASS_GUARDS[bypass] if bypass else ():
+                conn.execute(text(statement))
+            for statement in statements:
+                conn.execute(text(statement), params or {})
+    finally:
+        engine.dispose()
+
+
+# ----------------------------------------------------------------------------- canonical form
+
+def test_canonical_json_is_key_order_independent_and_compact():
+    assert canonical_json({"b": 1, "a": [1.5, "é"]}) == canonical_json({"a": [1.5, "é"], "b": 1}) \
+        == '{"a":[1.5,"é"],"b":1}'
+
+
+def test_canonical_json_refuses_nan_and_converts_numpy_scalars():
+    import numpy as np
+
+    with pytest.raises(AuditIntegrityError, match="canonically"):
+        canonical_json({"risk": math.nan})
+    assert canonical_json({"n": np.int64(3), "x": np.float64(0.25), "d": date(2024, 2, 29)}) \
+        == '{"d":"2024-02-29","n":3,"x":0.25}'
+
+
+def test_months_before_clamps_to_the_last_day_of_the_month():
+    assert months_before(datetime(2024, 3, 31, 9, 30), 1) == datetime(2024, 2, 29, 9, 30)
+    assert months_before(datetime(2026, 1, 31), 25) == datetime(2023, 12, 31)
+
+
+# ----------------------------------------------------------------------------- recording
+
+@pytest.mark.parametrize("backend_url", BACKENDS)
+def test_migrations_reach_head_once_and_default_url_is_sqlite_under_home(backend_url, tmp_path, monkeypatch,
+                                                                        request):
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, text
+
+    from lendsafe.audit import MIGRATIONS_DIR
+
+    if backend_url == "sqlite":
+        monkeypatch.setenv("LENDSAFE_HOME", str(tmp_path / "home"))
+        monkeypatch.delenv("LENDSAFE_DATABASE_URL", raising=False)
+        url = None
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    with AuditStore(url) as first, AuditStore(url) as second:
+        assert second.url == first.url
+        engine = create_engine(first.url)
+        with engine.connect() as conn:
+            versions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+        engine.dispose()
+    assert versions == [ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()]
+    if backend_url == "sqlite":
+        database = tmp_path / "home" / "audit.db"
+        assert first.url == f"sqlite:///{database}" and database.is_file()
+        assert sqlite3.connect(database).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_record_keeps_the_whole_decision_and_indexes_it(store):
+    decision = make_decision(7)
+    record = store.record(decision, notice=None, notice_pdf=b"%PDF-1.4 bytes", actor="analyst@bank")
+    stored = store.get(record.id)
+    assert stored == record
+    assert stored.to_decision() == decision
+    assert stored.content["decision"] == json.loads(canonical_json(decision.to_dict()))
+    assert (stored.dataset, stored.decision, stored.writer, stored.actor, stored.first_reason) == \
+        ("hmda", "deny", "template", "analyst@bank", "DEBT_TO_INCOME")
+    assert stored.notice_sha256 == sha256_hex(b"%PDF-1.4 bytes") == stored.content["notice_sha256"]
+    assert stored.content["decision"]["artifacts"]["reasons_catalog"] == "e" * 64
+    assert stored.created_at.endswith("Z") and stored.content["created_at"] == stored.created_at
+
+
+def test_record_requires_an_actor_and_a_decision(store):
+    with pytest.raises(AuditIntegrityError, match="actor"):
+        store.record(make_decision(), notice=None, notice_pdf=None, actor="  ")
+    with pytest.raises(AuditIntegrityError, match="Decision"):
+        store.record(make_decision().to_dict(), notice=None, notice_pdf=None, actor="analyst")
+    assert store.count() == 0
+
+
+def test_list_filters_on_indexed_columns(store, clock):
+    fill(store, 3, actor="app")
+    clock.set(datetime(2024, 6, 1, tzinfo=timezone.utc))
+    fill(store, 2, actor="batch", dataset="credit", writer="lora", codes=("LOAN_TO_VALUE",))
+    fill(store, 1, actor="batch", decision="approve")
+    assert [r.id for r in store.list(actor="batch")] == [4, 5, 6]
+    assert [r.id for r in store.list(dataset="credit", writer="lora")] == [4, 5]
+    assert [r.id for r in store.list(reason="LOAN_TO_VALUE")] == [4, 5]
+    assert [r.id for r in store.list(decision="approve")] == [6] and store.get(6).first_reason is None
+    assert [r.id for r in store.list(since=datetime(2024, 5, 1, tzinfo=timezone.utc))] == [4, 5, 6]
+    assert [r.id for r in store.list(until="2024-05-01T00:00:00.000000Z")] == [1, 2, 3]
+    assert [r.id for r in store.list(after_id=2, limit=2)] == [3, 4]
+
+
+def test_each_record_links_to_the_previous_hash(store):
+    records = fill(store, 4)
+    assert records[0].prev_hash == GENESIS_HASH
+    for previous, current in zip(records, records[1:]):
+        assert current.prev_hash == previous.record_hash
+        assert current.record_hash == chain_hash(previous.record_hash, current.content)
+    report = store.verify()
+    assert report.ok and report.checked == 4 and report.head_hash == records[-1].record_hash
+
+
+def test_get_of_unknown_id_says_so(store):
+    with pytest.raises(AuditIntegrityError, match="no audit record with id 99"):
+        store.get(99)
+
+
+# ----------------------------------------------------------------------------- append-only, tamper evidence
+
+def test_api_refuses_updates_and_deletes(store):
+    fill(store, 1)
+    with pytest.raises(AuditIntegrityError, match="append-only"):
+        store.update(1, actor="someone else")
+    with pytest.raises(AuditIntegrityError, match="append-only"):
+        store.delete(1)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_records SET actor = 'mallory' WHERE id = 2",
+    "DELETE FROM audit_records WHERE id = 2",
+    "DELETE FROM audit_records",
+])
+def test_database_refuses_changes_from_other_clients(store, db_url, statement):
+    from sqlalchemy.exc import DatabaseError
+
+    fill(store, 3)
+    with pytest.raises(DatabaseError, match="append-only"):
+        execute_raw(db_url, statement)
+    assert store.count() == 3 and store.verify().ok
+
+
+@pytest.mark.parametrize("tamper, broken_id, problem", [
+    ("UPDATE audit_records SET content = REPLACE(content, '\"actor\":\"analyst\"', '\"actor\":\"mallory\"') "
+     "WHERE id = 3", 3, "content was altered"),
+    ("UPDATE audit_records SET first_reason = 'LOAN_TO_VALUE' WHERE id = 3", 3, "first_reason disagree"),
+    ("DELETE FROM audit_records WHERE id = 3", 4, "a record is missing"),
+    ("DELETE FROM audit_records WHERE id = 1", 2, "a record is missing"),
+])
+def test_verify_names_the_first_broken_link(store, db_url, tamper, broken_id, problem):
+    fill(store, 5)
+    execute_raw(db_url, tamper, bypass=store.backend)
+    report = store.verify()
+    assert not report.ok and report.broken_id == broken_id and problem in report.problem
+    assert report.checked == len([r for r in store.list(limit=None) if r.id < broken_id])
+
+
+def test_rehashing_an_altered_record_breaks_the_next_link(store, db_url):
+    records = fill(store, 4)
+    content = {**records[1].content, "actor": "mallory"}
+    forged = chain_hash(records[1].prev_hash, content)
+    execute_raw(db_url, "UPDATE audit_records SET content = :content, actor = 'mallory', record_hash = :forged "
+                        "WHERE id = 2", bypass=store.backend,
+                params={"content": canonical_json(content), "forged": forged})
+    report = store.verify()
+    assert (report.ok, report.broken_id) == (False, 3) and "previous-hash link" in report.problem
+
+
+# ----------------------------------------------------------------------------- retention and purge
+
+def _age_records(store: AuditStore, clock: Clock) -> list:
+    clock.set(datetime(2020, 1, 1, tzinfo=timezone.utc))
+    old = fill(store, 5)
+    clock.set(datetime(2022, 6, 1, tzinfo=timezone.utc))
+    return old + fill(store, 3)
+
+
+def test_retention_lists_records_past_the_period(store, clock):
+    records = _age_records(store, clock)
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert [r.id for r in store.past_retention(25, now=now)] == [r.id for r in records[:5]]
+    assert store.past_retention(25, now=datetime(2021, 1, 1, tzinfo=timezone.utc)) == []
+
+
+def test_purge_needs_confirmation_and_a_lawful_period(store, clock):
+    _age_records(store, clock)
+    with pytest.raises(AuditIntegrityError, match="confirm=True"):
+        store.purge(25, actor="officer")
+    with pytest.raises(AuditIntegrityError, match="at least 12 months"):
+        store.purge(6, actor="officer", confirm=True)
+    assert store.count() == 8
+
+
+def test_purge_removes_the_oldest_records_and_the_chain_still_verifies(store, clock, db_url):
+    records = _age_records(store, clock)
+    result = store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert (result.purged_count, result.first_id, result.last_id) == (5, 1, 5)
+    assert result.anchor_hash == records[4].record_hash
+    report = store.verify()
+    assert report.ok and (report.anchor_id, report.anchor_hash, report.checked) == (5, records[4].record_hash, 3)
+    assert [r.id for r in store.list()] == [6, 7, 8]
+    with pytest.raises(AuditIntegrityError):
+        store.get(1)
+    [log_entry] = store.purges()
+    assert (log_entry["actor"], log_entry["months"], log_entry["purged_count"]) == ("officer", 25, 5)
+    from sqlalchemy.exc import DatabaseError
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        execute_raw(db_url, "DELETE FROM audit_records WHERE id = 6")
+
+
+def test_purging_everything_leaves_the_anchor_as_head(store, clock):
+    records = _age_records(store, clock)
+    store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    second = store.purge(25, actor="officer", confirm=True, now=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    assert (second.purged_count, second.first_id, second.last_id) == (3, 6, 8)
+    assert store.count() == 0 and store.head() == (8, records[-1].record_hash)
+    clock.set(datetime(2025, 2, 1, tzinfo=timezone.utc))
+    [new] = fill(store, 1)
+    assert (new.id, new.prev_hash) == (9, records[-1].record_hash)
+    entries = store.purges()
+    assert entries[1]["prev_entry_hash"] == entries[0]["entry_hash"] and store.verify().ok
+    assert store.purge(25, actor="officer", confirm=True, now=datetime(2025, 3, 1, tzinfo=timezone.utc)) \
+        .purged_count == 0
+
+
+def test_purge_refuses_when_the_chain_is_broken(store, clock, db_url):
+    _age_records(store, clock)
+    execute_raw(db_url, "UPDATE audit_records SET actor = 'mallory' WHERE id = 2", bypass=store.backend)
+    with pytest.raises(AuditIntegrityError, match="chain does not verify"):
+        store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert store.count() == 8
+
+
+def test_altered_purge_log_is_detected(store, clock, db_url):
+    _age_records(store, clock)
+    store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    execute_raw(db_url, "UPDATE audit_purges SET actor = 'nobody'", bypass=store.backend)
+    report = store.verify()
+    assert not report.ok and "purge-log entry 1" in report.problem
+
+
+# ----------------------------------------------------------------------------- reliability
+
+def _write_batch(url: str, count: int, actor: str) -> None:
+    with AuditStore(url) as store:
+        for i in range(count):
+            store.record(make_decision(i), notice=None, notice_pdf=b"%PDF " + actor.encode(), actor=actor)
+
+
+def _die_before_commit(url: str) -> None:
+    """Write one record, then kill this process right after the next INSERT, before its COMMIT."""
+    from sqlalchemy import event
+
+    store = AuditStore(url)
+    store.record(make_decision(0), notice=None, notice_pdf=None, actor="crasher")
+
+    @event.listens_for(store._engine, "after_cursor_execute")
+    def _kill(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_RECORDS"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    store.record(make_decision(1), notice=None, notice_pdf=None, actor="crasher")
+
+
+def _run_processes(target, *argument_lists) -> list[int]:
+    processes = [FORK.Process(target=target, args=args) for args in argument_lists]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    return [process.exitcode for process in processes]
+
+
+def test_concurrent_writers_lose_nothing_and_keep_the_chain(db_url):
+    per_process, actors = 40, ["app", "batch-1", "batch-2", "batch-3"]
+    assert _run_processes(_write_batch, *[(db_url, per_process, actor) for actor in actors]) == [0] * 4
+    with AuditStore(db_url) as store:
+        report = store.verify()
+        assert report.ok and report.checked == per_process * len(actors)
+        assert [r.id for r in store.list(limit=None)] == list(range(1, per_process * len(actors) + 1))
+        assert {actor: len(store.list(actor=actor, limit=None)) for actor in actors} == \
+            {actor: per_process for actor in actors}
+
+
+def test_a_writer_killed_inside_its_transaction_leaves_the_store_consistent(db_url):
+    assert _run_processes(_die_before_commit, (db_url,)) == [-signal.SIGKILL]
+    with AuditStore(db_url) as store:
+        assert store.count() == 1 and store.verify().ok
+        record = store.record(make_decision(2), notice=None, notice_pdf=None, actor="survivor")
+        assert record.id == 2 and store.verify().ok
+
+
+def test_a_writer_killed_mid_batch_leaves_a_valid_chain(db_url):
+    writer = FORK.Process(target=_write_batch, args=(db_url, 100_000, "batch"))
+    writer.start()
+    with AuditStore(db_url) as store:
+        deadline = time.monotonic() + 60
+        while store.count() < 25 and time.monotonic() < deadline and writer.is_alive():
+            time.sleep(0.02)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join(timeout=30)
+        assert writer.exitcode == -signal.SIGKILL
+        written = store.count()
+        assert written >= 25 and store.verify().ok
+        assert store.record(make_decision(), notice=None, notice_pdf=None, actor="after").id == written + 1
+        assert store.verify().checked == written + 1
+
+
+# ----------------------------------------------------------------------------- replay and evidence packs
+
+@pytest.fixture
+def notice_api():
+    """The notice module's contract: NoticeSettings, Notice, build_notice, render_pdf."""
+    try:
+        import lendsafe.notice as notice_module
+    except ImportError as exc:
+        pytest.fail(f"replay needs lendsafe.notice (build_notice, render_pdf); import failed: {exc}")
+    missing = [name for name in ("NoticeSettings", "Notice", "build_notice", "render_pdf")
+               if not hasattr(notice_module, name)]
+    if missing:
+        pytest.fail(f"lendsafe.notice lacks {missing}, which replay calls")
+    return notice_module
+
+
+def record_with_notice(store: AuditStore, notice_api, n: int = 1, *, with_settings: bool = True):
+    decision = make_decision(n)
+    settings = notice_api.NoticeSettings()
+    notice = notice_api.build_notice(decision, settings, notice_date=date(2024, 3, 5), document_id=f"AAN-TEST-{n}")
+    pdf = notice_api.render_pdf(notice)
+    record = store.record(decision, notice=notice, notice_pdf=pdf, actor="app",
+                          notice_settings=settings if with_settings else None)
+    return record, pdf
+
+
+def test_replay_regenerates_the_notice_byte_for_byte(store, notice_api):
+    record, pdf = record_with_notice(store, notice_api)
+    result = store.replay(record.id)
+    assert result.identical and result.mode == REBUILT and result.pdf == pdf
+    assert result.recorded_sha256 == result.replayed_sha256 == sha256_hex(pdf)
+    assert record.content["document_id"] == "AAN-TEST-1"
+
+
+def test_replay_without_recorded_settings_rerenders_the_recorded_notice(store, notice_api):
+    record, pdf = record_with_notice(store, notice_api, with_settings=False)
+    result = store.replay(record.id)
+    assert result.identical and result.mode == RERENDERED and result.pdf == pdf
+
+
+def test_replay_says_which_fields_and_hashes_differ(store, notice_api, monkeypatch):
+    record, pdf = record_with_notice(store, notice_api)
+    real_build, real_render = notice_api.build_notice, notice_api.render_pdf
+    monkeypatch.setattr(notice_api, "build_notice", lambda *a, **k: dataclasses.replace(
+        real_build(*a, **k), creditor_name="Another Lender"))
+    monkeypatch.setattr(notice_api, "render_pdf", lambda notice: real_render(notice) + b"\n% changed")
+    result = store.replay(record.id)
+    assert not result.identical
+    assert any("'creditor_name'" in line and "Another Lender" in line for line in result.differences)
+    assert any(line.startswith("notice PDF sha256: recorded " + sha256_hex(pdf)) for line in result.differences)
+
+
+def test_replay_refuses_records_without_notice_or_with_altered_content(store, notice_api, db_url):
+    [approved] = fill(store, 1, decision="approve")
+    with pytest.raises(AuditIntegrityError, match="no notice to replay"):
+        store.replay(approved.id)
+    record, _ = record_with_notice(store, notice_api)
+    execute_raw(db_url, f"UPDATE audit_records SET content = REPLACE(content, 'Applicant 1', 'Applicant 9') "
+                        f"WHERE id = {record.id}", bypass=store.backend)
+    with pytest.raises(AuditIntegrityError, match="altered"):
+        store.replay(record.id)
+
+
+def test_export_writes_the_pdf_and_a_sidecar_with_chain_hashes(store, notice_api, tmp_path):
+    fill(store, 2)
+    record, pdf = record_with_notice(store, notice_api)
+    sidecar = store.export(record.id, tmp_path / "pack")
+    assert (tmp_path / "pack" / f"notice-{record.id}.pdf").read_bytes() == pdf
+    on_disk = json.loads((tmp_path / "pack" / f"record-{record.id}.json").read_text())
+    assert on_disk == json.loads(json.dumps(sidecar))
+    chain = on_disk["chain"]
+    assert (chain["prev_hash"], chain["record_hash"]) == (store.get(2).record_hash, record.record_hash)
+    assert chain["record_hash"] == chain_hash(chain["prev_hash"], on_disk["record"]) and chain["chain_verifies"]
+    assert on_disk["replay"]["status"] == "identical"
+    assert on_disk["record"]["decision"]["reasons"][0]["code"] == "DEBT_TO_INCOME"
+
+
+def test_export_of_a_record_without_notice_writes_the_sidecar_only(store, tmp_path):
+    [approved] = fill(store, 1, decision="approve")
+    sidecar = store.export(approved.id, tmp_path / "pack")
+    assert sidecar["notice_pdf"] is None and sidecar["replay"]["status"] == "no notice recorded"
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [f"record-{approved.id}.json"]
+
+
+# ----------------------------------------------------------------------------- command line
+
+@pytest.fixture
+def cli_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    clock = Clock(datetime(2020, 1, 1, tzinfo=timezone.utc))
+    with AuditStore(url, clock=clock) as store:
+        fill(store, 3, actor="app")
+        clock.set(datetime.now(timezone.utc) - timedelta(days=1))
+        fill(store, 2, actor="batch", decision="approve")
+        yield url
+
+
+def run_cli(capsys, url: str, *words: str) -> tuple[int, str, str]:
+    code = cli_main(["audit", "--db", url, *words])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_lists_shows_and_verifies(cli_store, capsys):
+    code, out, _ = run_cli(capsys, cli_store, "list", "--actor", "batch", "--json")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [4, 5]
+    code, out, _ = run_cli(capsys, cli_store, "show", "2")
+    assert code == 0 and json.loads(out)["content"]["decision"]["application"]["applicant_name"] == "Applicant 1"
+    code, out, _ = run_cli(capsys, cli_store, "verify")
+    assert code == 0 and out.startswith("chain verifies: 5 records")
+
+
+def test_cli_verify_fails_on_a_broken_chain(cli_store, capsys):
+    execute_raw(cli_store, "DELETE FROM audit_records WHERE id = 2", bypass="sqlite")
+    code, out, _ = run_cli(capsys, cli_store, "verify")
+    assert code == 1 and "chain broken at record 3" in out
+
+
+def test_cli_retention_and_purge(cli_store, capsys):
+    code, out, _ = run_cli(capsys, cli_store, "retention", "--months", "25")
+    assert code == 0 and "3 record(s) past 25-month retention" in out
+    code, _, err = run_cli(capsys, cli_store, "purge", "--months", "25")
+    assert code == 2 and "--confirm" in err
+    code, out, _ = run_cli(capsys, cli_store, "purge", "--months", "25", "--confirm", "--actor", "officer")
+    assert code == 0 and "purged 3 records (1..3)" in out and "chain verifies: 2 records after anchor 3" in out
+
+
+def test_cli_replay_and_export(tmp_path, capsys, notice_api):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with AuditStore(url) as store:
+        record, pdf = record_with_notice(store, notice_api)
+    code, out, _ = run_cli(capsys, url, "replay", str(record.id), "--out", str(tmp_path / "notice.pdf"))
+    assert code == 0 and "byte for byte" in out and (tmp_path / "notice.pdf").read_bytes() == pdf
+    code, out, _ = run_cli(capsys, url, "export", str(record.id), "--out", str(tmp_path / "pack"))
+    assert code == 0 and "replay: identical" in out
+    assert (tmp_path / "pack" / f"notice-{record.id}.pdf").read_bytes() == pdf
