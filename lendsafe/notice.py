@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import tomllib
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
@@ -170,6 +171,17 @@ class NoticeSettings:
         return data
 
     @classmethod
+    def from_file(cls, path: Path | str) -> "NoticeSettings":
+        """Settings from a TOML or JSON file of field = value pairs."""
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"notice settings file not found: {path}")
+        if path.suffix.lower() == ".json":
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        with path.open("rb") as handle:
+            return cls.from_dict(tomllib.load(handle))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NoticeSettings":
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
@@ -285,13 +297,14 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
                  counteroffer: str | None = None) -> Notice:
     """The notice for a denied decision (pure apart from today's date when none is given).
 
-    The applicant's name, address and application date are read from the application keys
-    ``applicant_name``, ``applicant_address`` and ``application_date`` when present.
+    The applicant's name and address are read from the application's ``applicant`` mapping
+    (``name``, ``address``) and the date from ``application_date``, when present.
     """
     reasons = _notice_reasons(decision, settings)
     notice_date = notice_date or dt.date.today()
     sha = evidence_sha256(decision)
     app = decision.application or {}
+    applicant = app.get("applicant") or {}
     applied = application_date or app.get("application_date")
     return Notice(
         document_id=_document_id(document_id, notice_date, sha),
@@ -300,8 +313,8 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
         creditor_name=clean_text(settings.creditor_name, TEXT_LIMITS["name"]),
         creditor_address=clean_address(settings.creditor_address),
         creditor_phone=clean_text(settings.creditor_phone, TEXT_LIMITS["phone"]),
-        applicant_name=clean_text(app.get("applicant_name") or "", TEXT_LIMITS["name"]),
-        applicant_address=clean_address(app.get("applicant_address") or ""),
+        applicant_name=clean_text(applicant.get("name"), TEXT_LIMITS["name"]),
+        applicant_address=clean_address(applicant.get("address")),
         action="counteroffer" if counteroffer else "deny",
         counteroffer_terms=clean_text(counteroffer or "", TEXT_LIMITS["terms"]),
         reasons_mode=settings.reasons_mode,
@@ -401,7 +414,8 @@ def _truncate(text: str, limit: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Fonts: DejaVu Sans for Latin, Greek, Cyrillic, Arabic, Hebrew; WenQuanYi Zen Hei for CJK
+# Fonts, chosen per run of text: the standard Helvetica for Windows-1252 text (nothing to embed),
+# DejaVu Sans for Greek, Cyrillic, Arabic, Hebrew and other Latin; WenQuanYi Zen Hei for CJK.
 # --------------------------------------------------------------------------------------------
 
 FONT_FILES = {
@@ -410,6 +424,7 @@ FONT_FILES = {
     "LSCJK": ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
 }
 BASE_FONT, BOLD_FONT, CJK_FONT = "LSSans", "LSSans-Bold", "LSCJK"
+STANDARD_FONT, STANDARD_BOLD = "Helvetica", "Helvetica-Bold"
 FONT_PACKAGES = "Debian packages fonts-dejavu-core and fonts-wqy-zenhei"
 
 
@@ -434,12 +449,22 @@ def _font_charmap(name: str) -> frozenset[int]:
 
 @lru_cache(maxsize=65536)
 def font_for_char(ch: str) -> str | None:
-    """The font that draws `ch` (base font first), or None when no registered font has it."""
-    if ch == " " or ord(ch) in _font_charmap(BASE_FONT):
+    """The font that draws `ch` (standard font first), or None when no font has it."""
+    if ch == " " or (ch.isprintable() and _in_windows_1252(ch)):
+        return STANDARD_FONT
+    if ord(ch) in _font_charmap(BASE_FONT):
         return BASE_FONT
     if ord(ch) in _font_charmap(CJK_FONT):
         return CJK_FONT
     return None
+
+
+def _in_windows_1252(ch: str) -> bool:
+    try:
+        ch.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def register_fonts() -> None:
@@ -455,27 +480,32 @@ def _has_rtl(text: str) -> bool:
     return any(unicodedata.bidirectional(ch) in _RTL_CLASSES for ch in text)
 
 
-def _font_runs(text: str) -> str:
-    """Paragraph markup for `text`: escaped, with a <font> tag around each run the base font lacks."""
-    from xml.sax.saxutils import escape
-
-    parts, run, run_font = [], [], BASE_FONT
+def _font_runs(text: str, bold: bool = False) -> str:
+    """Paragraph markup for `text`: escaped, with a <font> tag around each run the standard font lacks."""
+    parts, run, run_font = [], [], STANDARD_FONT
     for ch in text:
         font = font_for_char(ch) or BASE_FONT
         if font != run_font and run:
-            parts.append(_tagged("".join(run), run_font))
+            parts.append(_tagged("".join(run), run_font, bold))
             run = []
         run_font = font
         run.append(ch)
     if run:
-        parts.append(_tagged("".join(run), run_font))
-    return "".join(parts) if parts else escape(text)
+        parts.append(_tagged("".join(run), run_font, bold))
+    return "".join(parts)
 
 
-def _tagged(text: str, font: str) -> str:
+_BOLD_OF = {BASE_FONT: BOLD_FONT, CJK_FONT: CJK_FONT}
+
+
+def _tagged(text: str, font: str, bold: bool) -> str:
     from xml.sax.saxutils import escape
 
-    return escape(text) if font == BASE_FONT else f'<font name="{font}">{escape(text)}</font>'
+    if font == STANDARD_FONT:
+        return escape(text)
+    font = _BOLD_OF[font] if bold else font
+    _font(font)
+    return f'<font name="{font}">{escape(text)}</font>'
 
 
 def _visual_lines(line: str, width: float, size: float) -> list[str]:
@@ -508,12 +538,13 @@ def _split_long_words(words: list[str], width: float, size: float) -> list[str]:
     return out
 
 
-def markup(text: str, *, width: float = 468.0, size: float = 9.5) -> str:
+@lru_cache(maxsize=4096)
+def markup(text: str, *, width: float = 468.0, size: float = 9.5, bold: bool = False) -> str:
     """Paragraph markup for cleaned text: lines joined by <br/>, right-to-left lines reordered."""
     lines = []
     for line in text.split("\n"):
         visual = _visual_lines(line, width, size) if _has_rtl(line) else [line]
-        lines.extend(_font_runs(v) for v in visual)
+        lines.extend(_font_runs(v, bold) for v in visual)
     return "<br/>".join(lines)
 
 
@@ -527,6 +558,7 @@ def format_date(iso: str) -> str:
 # Rendering (reportlab platypus, deterministic: invariant=1 and dates taken from the notice)
 # --------------------------------------------------------------------------------------------
 
+_RENDER_LOCK = threading.Lock()     # reportlab objects are shared between notices (see _cached_para)
 PAGE_MARGIN = 54.0          # points (0.75 inch) on every side of US Letter
 FOOTER_SPACE = 30.0
 BODY_SIZE = 9.5
@@ -537,11 +569,10 @@ def _styles() -> dict[str, Any]:
     """Paragraph styles, built once (fonts registered on first use)."""
     from reportlab.lib.styles import ParagraphStyle
 
-    register_fonts()
-    body = ParagraphStyle("body", fontName=BASE_FONT, fontSize=BODY_SIZE, leading=12.2, splitLongWords=1)
+    body = ParagraphStyle("body", fontName=STANDARD_FONT, fontSize=BODY_SIZE, leading=12.2, splitLongWords=1)
     return {
-        "title": ParagraphStyle("title", parent=body, fontName=BOLD_FONT, fontSize=14, leading=18, spaceAfter=6),
-        "heading": ParagraphStyle("heading", parent=body, fontName=BOLD_FONT, fontSize=10.5, leading=13,
+        "title": ParagraphStyle("title", parent=body, fontName=STANDARD_BOLD, fontSize=14, leading=18, spaceAfter=6),
+        "heading": ParagraphStyle("heading", parent=body, fontName=STANDARD_BOLD, fontSize=10.5, leading=13,
                                   spaceBefore=9, spaceAfter=3),
         "body": body,
         "name": ParagraphStyle("name", parent=body, fontSize=10.5, leading=13),
@@ -557,11 +588,35 @@ def _frame_width() -> float:
 
 
 def _para(text: str, style: str = "body", *, bullet: str | None = None):
+    """A paragraph of cleaned text; identical ones are shared between notices (parsed and wrapped once)."""
+    return _cached_para(text, style, bullet)
+
+
+@lru_cache(maxsize=2048)
+def _cached_para(text: str, style: str, bullet: str | None):
+    chosen = _styles()[style]
+    text = markup(text, width=_frame_width() - chosen.leftIndent - 2, size=chosen.fontSize,
+                  bold=chosen.fontName == STANDARD_BOLD)
+    return _paragraph_class()(text, chosen, bulletText=bullet)
+
+
+@lru_cache(maxsize=1)
+def _paragraph_class():
     from reportlab.platypus import Paragraph
 
-    indent = _styles()[style].leftIndent
-    return Paragraph(markup(text, width=_frame_width() - indent - 2, size=_styles()[style].fontSize),
-                     _styles()[style], bulletText=bullet)
+    class WrapCachedParagraph(Paragraph):
+        """A Paragraph that keeps its line breaks for the last width it was wrapped to."""
+
+        def wrap(self, availWidth, availHeight):
+            cached = self.__dict__.get("_wrap_cache")
+            if cached and cached[0] == availWidth:
+                _, self.width, self._wrapWidths, self.blPara, self.height = cached
+                return self.width, self.height
+            size = super().wrap(availWidth, availHeight)
+            self._wrap_cache = (availWidth, self.width, self._wrapWidths, self.blPara, self.height)
+            return size
+
+    return WrapCachedParagraph
 
 
 def _section(heading: str, *flowables):
@@ -636,11 +691,13 @@ def _footer_drawer(n: Notice):
     def draw(canvas, doc) -> None:
         from reportlab.lib.pagesizes import LETTER
 
+        page = t["footer_page"].format(page=doc.page)
         canvas.saveState()
-        canvas.setFont(BASE_FONT, 7)
-        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 10, document)
-        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 19, evidence)
-        canvas.drawRightString(LETTER[0] - PAGE_MARGIN, PAGE_MARGIN - 10, t["footer_page"].format(page=doc.page))
+        for text, y, right in ((document, 10, False), (evidence, 19, False), (page, 10, True)):
+            canvas.setFont(STANDARD_FONT if all(font_for_char(c) == STANDARD_FONT for c in text)
+                           else _font(BASE_FONT).fontName, 7)
+            draw_at = canvas.drawRightString if right else canvas.drawString
+            draw_at(LETTER[0] - PAGE_MARGIN if right else PAGE_MARGIN, PAGE_MARGIN - y, text)
         canvas.restoreState()
 
     return draw
@@ -670,11 +727,12 @@ def render_pdf(notice: Notice) -> bytes:
     then left out; required elements are never dropped.
     """
     limit = notice.max_explanation_chars
-    while True:
-        pdf, pages = _build_pdf(notice, limit)
-        if pages <= MAX_PAGES or limit == 0 or not notice.explanation:
-            return pdf
-        limit = limit // 2 if limit > 100 else 0
+    with _RENDER_LOCK:
+        while True:
+            pdf, pages = _build_pdf(notice, limit)
+            if pages <= MAX_PAGES or limit == 0 or not notice.explanation:
+                return pdf
+            limit = limit // 2 if limit > 100 else 0
 
 
 # --------------------------------------------------------------------------------------------

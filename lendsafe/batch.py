@@ -1,0 +1,159 @@
+"""Notices for a whole CSV of applications: one PDF per denial, a manifest, and the rows that failed.
+
+Shared by `lendsafe notices` and the dashboard's batch page. Invalid rows are reported with their
+problems and the rest are processed.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lendsafe.errors import InvalidApplicationError
+from lendsafe.notice import NoticeSettings, build_notice, check_pdf, render_pdf
+
+MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check")
+ERROR_COLUMNS = ("row", "problems")
+MANIFEST_NAME = "manifest.csv"
+ERRORS_NAME = "errors.csv"
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One processed application: its notice (denials only) and the notice's sha256."""
+
+    row: int
+    id: str            # notice document id ("" for approvals)
+    decision: str
+    reasons: str       # reason codes, most important first, separated by ";"
+    sha256: str        # sha256 of the PDF bytes
+    path: str          # PDF file name inside the output folder
+    check: str         # "pass" | "fail: <checks>" | "" (no notice)
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+
+
+@dataclass(frozen=True)
+class BatchError:
+    row: int
+    problems: tuple[str, ...]
+
+
+@dataclass
+class BatchResult:
+    out_dir: Path
+    rows: list[ManifestRow] = field(default_factory=list)
+    errors: list[BatchError] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return len(self.rows)
+
+    @property
+    def notices(self) -> list[ManifestRow]:
+        return [r for r in self.rows if r.path]
+
+    @property
+    def failed_checks(self) -> list[ManifestRow]:
+        return [r for r in self.rows if r.check.startswith("fail")]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST_NAME
+
+    @property
+    def errors_path(self) -> Path:
+        return self.out_dir / ERRORS_NAME
+
+
+def _problems(error: Any) -> tuple[str, ...]:
+    problems = getattr(error, "problems", None) or error
+    return tuple(str(p) for p in problems) if isinstance(problems, (list, tuple)) else (str(problems),)
+
+
+def _notice_row(row: int, decision, out_dir: Path, settings: NoticeSettings, notice_date) -> ManifestRow:
+    codes = ";".join(r.code for r in decision.reasons)
+    if not decision.denied:
+        return ManifestRow(row, "", decision.decision, codes, "", "", "")
+    notice = build_notice(decision, settings, notice_date=notice_date)
+    pdf = render_pdf(notice)
+    check = check_pdf(pdf, decision, settings)
+    name = f"notice_row{row:05d}_{notice.document_id}.pdf"
+    (out_dir / name).write_bytes(pdf)
+    verdict = "pass" if check.passed else "fail: " + ", ".join(check.failures())
+    return ManifestRow(row, notice.document_id, decision.decision, codes, hashlib.sha256(pdf).hexdigest(),
+                       name, verdict)
+
+
+def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
+              progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
+              notice_date: dt.date | None = None) -> BatchResult:
+    """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
+
+    `progress(done, total)` is called after each row. The manifest and error list are written as
+    CSV files in `out_dir` and returned.
+    """
+    from lendsafe.application import read_applications_csv
+
+    settings = settings or NoticeSettings()
+    notice_date = notice_date or dt.date.today()
+    dataset = dataset or getattr(getattr(pipeline, "settings", None), "dataset", "hmda")
+    result = BatchResult(Path(out_dir))
+    result.out_dir.mkdir(parents=True, exist_ok=True)
+    rows = read_applications_csv(Path(csv_path), dataset)
+    for done, (row, application, error) in enumerate(rows, 1):
+        if error is not None or application is None:
+            result.errors.append(BatchError(row, _problems(error or "row could not be read")))
+        else:
+            try:
+                decision = pipeline.run(application)
+            except InvalidApplicationError as exc:
+                result.errors.append(BatchError(row, tuple(exc.problems)))
+            else:
+                result.rows.append(_notice_row(row, decision, result.out_dir, settings, notice_date))
+        if progress:
+            progress(done, len(rows))
+    write_manifest(result)
+    return result
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def manifest_csv(result: BatchResult) -> str:
+    return _csv_text(MANIFEST_COLUMNS, [r.as_row() for r in result.rows])
+
+
+def errors_csv(result: BatchResult) -> str:
+    return _csv_text(ERROR_COLUMNS, [{"row": e.row, "problems": "; ".join(e.problems)} for e in result.errors])
+
+
+def write_manifest(result: BatchResult) -> None:
+    result.manifest_path.write_text(manifest_csv(result), encoding="utf-8")
+    result.errors_path.write_text(errors_csv(result), encoding="utf-8")
+
+
+def zip_batch(result: BatchResult) -> bytes:
+    """The manifest, the error list and every notice PDF as one zip (same bytes for the same batch)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        entries = [(MANIFEST_NAME, manifest_csv(result).encode("utf-8")),
+                   (ERRORS_NAME, errors_csv(result).encode("utf-8"))]
+        entries += [(r.path, (result.out_dir / r.path).read_bytes()) for r in result.notices]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return buffer.getvalue()
