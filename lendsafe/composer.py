@@ -32,6 +32,11 @@ FEATURE_PHRASES = {
     "amount": "the size of the loan you requested, {v}",
     "loan_to_price": "the loan-to-price ratio of {v}, which means the loan is large compared with the price of the item financed",
 }
+# Yes/no factors whose "no" answer raised risk (SHAP signs are per applicant, xgboost #3992).
+NEGATIVE_PHRASES = {
+    "self_employed": "the type of your employment",
+    "condominium": "the type of collateral offered",
+}
 MISSING_PHRASES = {
     "income": "the absence of a stated monthly income",
     "assets": "the absence of stated assets",
@@ -49,6 +54,8 @@ def reason_phrase(dataset: str, reason: Reason) -> str:
     """One reason as a noun phrase carrying the applicant's own rounded figure."""
     if reason.display_value == "not provided" and reason.feature in MISSING_PHRASES:
         return MISSING_PHRASES[reason.feature]
+    if reason.value is False and reason.feature in NEGATIVE_PHRASES:
+        return NEGATIVE_PHRASES[reason.feature]
     feature = load_spec(dataset).feature(reason.feature)
     value = RESIDENCE_WORDS.get(reason.value, reason.display_value) if reason.feature == "home" else reason.display_value
     return FEATURE_PHRASES[reason.feature].format(v=value, level=feature.level_text(reason.value) or "its rating")

@@ -1,0 +1,49 @@
+"""`lendsafe explain` and `lendsafe make-sft-data`."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    explain = subparsers.add_parser("explain", help="score, explain and verify an application JSON")
+    explain.add_argument("file", help="application JSON file, or - for standard input")
+    explain.add_argument("--dataset", default="hmda", help="dataset whose model scores it (default hmda)")
+    explain.add_argument("--reference", default="population", choices=("population", "cutoff"),
+                         help="reason reference (Reg B comment 9(b)(2)-5)")
+    explain.add_argument("--writer", default="auto", choices=("auto", "lora", "template"),
+                         help="auto: LoRA writer with verified fallback; template: deterministic composer only")
+    explain.set_defaults(func=run_explain)
+
+    sft = subparsers.add_parser("make-sft-data", help="build the fine-tuning examples under data/sft")
+    sft.add_argument("--out", type=Path, help="output folder (default data/sft)")
+    sft.add_argument("--perturbations", type=int, default=2, help="perturbed copies per training application")
+    sft.set_defaults(func=run_make_sft_data)
+
+
+def explain_dict(decision) -> dict:
+    """The `lendsafe explain` JSON: the score JSON plus the explanation and its evidence."""
+    return {**decision.score_dict(), "explanation": decision.explanation, "writer": decision.writer,
+            "writer_reason": decision.writer_reason, "verification": decision.verification,
+            "citations": [asdict(c) for c in decision.citations], "latency_ms": decision.latency_ms}
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from lendsafe.application import read_application_json
+    from lendsafe.config import Settings
+    from lendsafe.pipeline import Pipeline
+
+    application = read_application_json(args.file, args.dataset)
+    pipeline = Pipeline(Settings(dataset=args.dataset), reference=args.reference, writer=args.writer)
+    print(json.dumps(explain_dict(pipeline.run(application)), indent=2, ensure_ascii=False))
+    return 0
+
+
+def run_make_sft_data(args: argparse.Namespace) -> int:
+    from lendsafe.sft import SftConfig, make_sft_data
+
+    config = SftConfig(perturbations=args.perturbations, **({"out_dir": args.out} if args.out else {}))
+    print(json.dumps(make_sft_data(config), indent=2))
+    return 0
