@@ -193,7 +193,7 @@ class NoticeSettings:
 def _require_text(settings: NoticeSettings, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not clean_text(value, 10).strip():
             raise ConfigurationError(f"{name} must be a non-empty text; got {value!r}")
 
 
@@ -833,6 +833,14 @@ def _extract(pdf_bytes: bytes, wording: dict[str, dict[str, str]]) -> _Extracted
     return _Extracted(lines, len(pages), ids, evidence)
 
 
+RTL_WINDOW_LINES = 8
+_MIRRORED = str.maketrans(")>]}\u00bb", "(<[{\u00ab")
+
+
+def _unmirrored(text: str) -> str:
+    return text.translate(_MIRRORED)
+
+
 _DATE_PATTERN = "(?:" + "|".join(MONTHS) + r")\d{1,2},\d{4}"
 _ITEM = re.compile(r"^\s*(\d+)\.\s+(.*)$")
 
@@ -849,6 +857,7 @@ class _Context:
 
     def __post_init__(self) -> None:
         self.flat = self.text.compact
+        self._line_chars: list | None = None
 
     @property
     def headings(self) -> dict[str, str]:
@@ -859,7 +868,23 @@ class _Context:
         return self.expected.wording["text"]
 
     def has(self, *texts: str) -> bool:
-        return all(compact(t) in self.flat for t in texts if t)
+        return all(compact(t) in self.flat or (_has_rtl(t) and self._has_characters(t)) for t in texts if t)
+
+    def _has_characters(self, text: str) -> bool:
+        """Right-to-left text mixed with digits or Latin comes back from pdftotext in an order of its
+        own, so only its characters are compared: all of them within a few consecutive lines."""
+        from collections import Counter
+
+        if self._line_chars is None:
+            self._line_chars = [Counter(_unmirrored(compact(line))) for line in self.text.lines]
+        wanted = Counter(_unmirrored(compact(text)))
+        for start in range(len(self._line_chars)):
+            found = Counter()
+            for line in self._line_chars[start:start + RTL_WINDOW_LINES]:
+                found += line
+                if wanted <= found:
+                    return True
+        return False
 
     def has_template(self, template: str, **values: str) -> bool:
         """`template` is present with known values filled in and dates/unknowns matched loosely."""
