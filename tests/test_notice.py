@@ -171,6 +171,20 @@ def test_same_notice_gives_identical_bytes_also_after_a_round_trip():
     assert render_pdf(Notice.from_dict(json.loads(json.dumps(notice.to_dict())))) == pdf
 
 
+def test_rebuilding_from_recorded_json_gives_the_same_bytes():
+    decision = make_decision(application={**make_decision().application, "application_date": dt.date(2026, 2, 20)})
+    settings = NoticeSettings(creditor_name="Harbor Bank", **SCORE_SETTINGS)
+    notice = build_notice(decision, settings, notice_date=NOTICE_DATE, counteroffer="x " * 400)
+    recorded = json.loads(json.dumps({"decision": decision.to_dict(), "settings": settings.to_dict(),
+                                      "notice": notice.to_dict()}, default=str))
+    again = build_notice(Decision.from_dict(recorded["decision"]), NoticeSettings.from_dict(recorded["settings"]),
+                         notice_date=dt.date.fromisoformat(recorded["notice"]["notice_date"]),
+                         document_id=recorded["notice"]["document_id"],
+                         application_date=recorded["notice"]["application_date"],
+                         counteroffer=recorded["notice"]["counteroffer_terms"])
+    assert again == notice and render_pdf(again) == render_pdf(notice)
+
+
 def test_pdf_bytes_are_the_same_in_a_fresh_process():
     notice = build_notice(make_decision(), NoticeSettings(creditor_name="Ünïcode Κρέδιτ 信贷"),
                           notice_date=NOTICE_DATE)
