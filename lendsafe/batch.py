@@ -94,10 +94,11 @@ def _notice_row(row: int, decision, out_dir: Path, settings: NoticeSettings, not
 
 def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
-              notice_date: dt.date | None = None) -> BatchResult:
+              notice_date: dt.date | None = None, chunk_size: int = 8) -> BatchResult:
     """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
 
-    `progress(done, total)` is called after each row. The manifest and error list are written as
+    Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
+    `progress(done, total)` is called after each chunk. The manifest and error list are written as
     CSV files in `out_dir` and returned.
     """
     from lendsafe.application import read_applications_csv
@@ -108,20 +109,40 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
     result = BatchResult(Path(out_dir))
     result.out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_applications_csv(Path(csv_path), dataset)
-    for done, (row, application, error) in enumerate(rows, 1):
-        if error is not None or application is None:
-            result.errors.append(BatchError(row, _problems(error or "row could not be read")))
-        else:
-            try:
-                decision = pipeline.run(application)
-            except InvalidApplicationError as exc:
-                result.errors.append(BatchError(row, tuple(exc.problems)))
+    for start in range(0, len(rows), max(chunk_size, 1)):
+        chunk = rows[start:start + max(chunk_size, 1)]
+        result.errors += [BatchError(row, _problems(error or "row could not be read"))
+                          for row, application, error in chunk if error is not None or application is None]
+        valid = [(row, application) for row, application, error in chunk if error is None and application is not None]
+        for row, outcome in _decide(pipeline, valid):
+            if isinstance(outcome, InvalidApplicationError):
+                result.errors.append(BatchError(row, tuple(outcome.problems)))
             else:
-                result.rows.append(_notice_row(row, decision, result.out_dir, settings, notice_date))
+                result.rows.append(_notice_row(row, outcome, result.out_dir, settings, notice_date))
         if progress:
-            progress(done, len(rows))
+            progress(start + len(chunk), len(rows))
+    result.errors.sort(key=lambda e: e.row)
     write_manifest(result)
     return result
+
+
+def _decide(pipeline, valid: list[tuple[int, dict]]) -> list[tuple[int, Any]]:
+    """(row, Decision or InvalidApplicationError) per application: batched when the pipeline can,
+    one by one when the batch is refused, so one bad row does not sink the others."""
+    if not valid:
+        return []
+    if hasattr(pipeline, "run_many"):
+        try:
+            return list(zip((row for row, _ in valid), pipeline.run_many([app for _, app in valid])))
+        except InvalidApplicationError:
+            pass
+    outcomes = []
+    for row, application in valid:
+        try:
+            outcomes.append((row, pipeline.run(application)))
+        except InvalidApplicationError as exc:
+            outcomes.append((row, exc))
+    return outcomes
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:

@@ -37,6 +37,7 @@ class FakePipeline:
     def __init__(self, refuse_rows_with_dti: float | None = None):
         self.refuse = refuse_rows_with_dti
         self.seen: list[dict] = []
+        self.batches: list[int] = []
 
     def run(self, app: dict) -> Decision:
         self.seen.append(app)
@@ -52,6 +53,10 @@ class FakePipeline:
                         risk=0.91 if denied else 0.08, threshold=0.5, reference="population", reasons=reasons,
                         contributions={}, model={"dataset": "hmda", "sha256": "cd" * 32, "threshold_version": "t"},
                         explanation="Your debts are high compared with your income." if denied else None)
+
+    def run_many(self, apps: list[dict]) -> list[Decision]:
+        self.batches.append(len(apps))
+        return [self.run(app) for app in apps]
 
 
 def write_csv(path, rows: list[dict]) -> None:
@@ -79,8 +84,9 @@ def read_manifest(path) -> list[dict]:
 def test_batch_writes_one_checked_pdf_per_denial_and_a_manifest(applications, tmp_path):
     pipeline, calls = FakePipeline(), []
     result = run_batch(applications, tmp_path / "out", pipeline, NoticeSettings(),
-                       progress=lambda done, total: calls.append((done, total)), notice_date=NOTICE_DATE)
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+                       progress=lambda done, total: calls.append((done, total)), notice_date=NOTICE_DATE,
+                       chunk_size=2)
+    assert calls == [(2, 4), (4, 4)] and pipeline.batches == [2, 1]
     assert [r.row for r in result.rows] == [2, 3, 5] and [e.row for e in result.errors] == [4]
     assert "debt_to_income must be between 0 and 3" in result.errors[0].problems[0]
     manifest = read_manifest(result.manifest_path)
@@ -97,6 +103,7 @@ def test_rows_the_pipeline_rejects_are_reported_and_the_rest_processed(applicati
     result = run_batch(applications, tmp_path / "out", FakePipeline(refuse_rows_with_dti=1.2),
                        notice_date=NOTICE_DATE)
     assert [e.row for e in result.errors] == [2, 4] and result.processed == 2
+    assert [r.row for r in result.rows] == [3, 5]
     assert "not plausible" in result.errors[0].problems[0]
     assert "row,problems" in result.errors_path.read_text()
 
