@@ -7,7 +7,8 @@ as canonical JSON plus the notice's settings, date, document id and PDF hash, so
 rebuilt byte for byte. Record ``n`` stores ``sha256(canonical_json(content) + hash of record n-1)``;
 the first link uses ``GENESIS_HASH``; after a purge the chain starts from the purge's anchor.
 
-SQLite (WAL) by default, PostgreSQL (psycopg 3) when ``LENDSAFE_DATABASE_URL`` says so. A write
+SQLite (WAL, ``synchronous=FULL``; ``?synchronous=NORMAL`` on the URL trades power-loss durability of
+the last commits for speed) by default, PostgreSQL (psycopg 3) when ``LENDSAFE_DATABASE_URL`` says so. A write
 reads the chain head and inserts under an exclusive lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
 ``pg_advisory_xact_lock``), one transaction per record. Database triggers refuse UPDATE and DELETE
 except for records a logged purge covers.
@@ -42,6 +43,9 @@ VERIFY_BATCH = 1000
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 LIBRARIES_FOR_REPLAY = ("lendsafe", "reportlab")
 BACKENDS = ("sqlite", "postgresql")
+# SQLite durability, chosen with ?synchronous=... on the URL. FULL (default): every committed record
+# is on disk. NORMAL: in WAL mode still crash-consistent, but a power loss may drop the last commits.
+SQLITE_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 
 
 # ----------------------------------------------------------------------------- canonical hashing
@@ -75,7 +79,11 @@ def canonical_json(value: Any) -> str:
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of ``content`` followed by the previous link's hash."""
-    return hashlib.sha256((canonical_json(content) + prev_hash).encode("utf-8")).hexdigest()
+    return _hash_text(canonical_json(content), prev_hash)
+
+
+def _hash_text(canonical_text: str, prev_hash: str) -> str:
+    return hashlib.sha256((canonical_text + prev_hash).encode("utf-8")).hexdigest()
 
 
 def sha256_hex(data: bytes) -> str:
@@ -193,6 +201,14 @@ class PurgeResult:
 # ----------------------------------------------------------------------------- schema and engine
 
 @cache
+def _last_record_query() -> Any:
+    from sqlalchemy import select
+
+    records, _ = _tables()
+    return select(records.c.id, records.c.record_hash).order_by(records.c.id.desc()).limit(1)
+
+
+@cache
 def _tables() -> Any:
     """SQLAlchemy Core table objects matching the migrations (imported lazily)."""
     import sqlalchemy as sa
@@ -220,6 +236,10 @@ def _sqlite_engine(url: Any) -> Any:
     from sqlalchemy import create_engine, event
     from sqlalchemy.pool import StaticPool
 
+    synchronous = url.query.get("synchronous", "FULL").upper()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigurationError(f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}; got {synchronous!r}")
+    url = url.difference_update_query(["synchronous"])
     in_memory = url.database in (None, "", ":memory:")
     if not in_memory:
         Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +250,7 @@ def _sqlite_engine(url: Any) -> Any:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None          # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=60000"):
+        for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=60000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -439,9 +459,10 @@ class AuditStore:
         with self._locked() as conn:
             head_id, head_hash = self._head(conn)
             content = {**body, "id": head_id + 1, "created_at": format_timestamp(self._clock())}
-            row = {**index_columns(content), "prev_hash": head_hash,
-                   "record_hash": chain_hash(head_hash, content), "content": canonical_json(content)}
-            conn.execute(records.insert().values(**row))
+            text = canonical_json(content)
+            row = {**index_columns(content), "prev_hash": head_hash, "record_hash": _hash_text(text, head_hash),
+                   "content": text}
+            conn.execute(records.insert(), row)
         return AuditRecord(**{**row, "content": content})
 
     def update(self, *_args: Any, **_kwargs: Any) -> None:
@@ -454,11 +475,7 @@ class AuditStore:
     # -- reading
     def _head(self, conn: Any) -> tuple[int, str]:
         """Id and hash of the last record, else of the latest purge anchor, else genesis."""
-        from sqlalchemy import select
-
-        records, _ = _tables()
-        row = conn.execute(select(records.c.id, records.c.record_hash)
-                           .order_by(records.c.id.desc()).limit(1)).first()
+        row = conn.execute(_last_record_query()).first()
         return (row.id, row.record_hash) if row else self._anchor(conn)
 
     def _anchor(self, conn: Any) -> tuple[int, str]:

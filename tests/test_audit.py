@@ -176,6 +176,18 @@ def test_migrations_reach_head_once_and_default_url_is_sqlite_under_home(backend
         assert sqlite3.connect(database).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_sqlite_durability_is_chosen_on_the_url(tmp_path):
+    from lendsafe.errors import ConfigurationError
+
+    with AuditStore(f"sqlite:///{tmp_path / 'a.db'}?synchronous=normal") as store:
+        with store._engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1      # NORMAL
+    with pytest.raises(ConfigurationError, match="synchronous must be one of"):
+        AuditStore(f"sqlite:///{tmp_path / 'b.db'}?synchronous=OFF")
+    with pytest.raises(ConfigurationError, match="must be one of"):
+        AuditStore("mysql://localhost/audit")
+
+
 def test_record_keeps_the_whole_decision_and_indexes_it(store):
     decision = make_decision(7)
     record = store.record(decision, notice=None, notice_pdf=b"%PDF-1.4 bytes", actor="analyst@bank")
