@@ -620,9 +620,25 @@ def _paragraph_class():
 
 
 def _section(heading: str, *flowables):
+    """A heading and its paragraphs, kept on one page when they fit."""
+    return _section_class()([_para(heading, "heading"), *flowables])
+
+
+@lru_cache(maxsize=1)
+def _section_class():
     from reportlab.platypus import KeepTogether
 
-    return KeepTogether([_para(heading, "heading"), *flowables])
+    class Section(KeepTogether):
+        """KeepTogether for plain paragraphs: measures them directly instead of on a copy of the frame."""
+
+        def wrap(self, aW, aH):
+            heights = [f.wrapOn(self.canv, aW, 0xFFFFFFF)[1] for f in self._content]
+            gaps = [max(b.getSpaceBefore() - a.getSpaceAfter(), 0) + a.getSpaceAfter()
+                    for a, b in zip(self._content, self._content[1:])]
+            self._H, self._H0, self._wrapInfo = sum(heights) + sum(gaps), heights[0], (aW, aH)
+            return aW, 0xFFFFFF
+
+    return Section
 
 
 def _lines(*parts: str) -> str:
