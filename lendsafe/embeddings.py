@@ -46,7 +46,9 @@ def load_model() -> Any:
     """The SentenceTransformer, loaded once per process on CPU."""
     set_offline()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()
     return SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
 
 
