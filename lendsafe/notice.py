@@ -1068,7 +1068,8 @@ def _number_forms(value: float, decimals: tuple[int, ...]) -> set[str]:
 def _applicant_numbers(decision: Decision) -> set[str]:
     """Numbers the applicant supplied: an explanation may quote them even when they equal an internal one."""
     shown = {str(r.display_value) for r in decision.reasons} | {str(r.value) for r in decision.reasons}
-    return shown | {str(v) for v in (decision.application or {}).values() if isinstance(v, (int, float))}
+    numbers = [v for v in (decision.application or {}).values() if isinstance(v, (int, float))]
+    return shown.union(*(_number_forms(float(v), (2, 3)) | {str(v)} for v in numbers))
 
 
 def _number_found(c: _Context, value: float, decimals: tuple[int, ...]) -> list[str]:
