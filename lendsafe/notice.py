@@ -218,7 +218,8 @@ def _parse_date(name: str, value: Any) -> dt.date:
 def load_wording(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, dict[str, str]]:
     """The template's headings and texts; every key of the default template must be present."""
     path = Path(path)
-    return _load_wording_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
+    cached = _load_wording_cached(str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
+    return {section: dict(texts) for section, texts in cached.items()}
 
 
 @lru_cache(maxsize=8)
@@ -292,7 +293,7 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: dt.date | None = None,
+def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: dt.date | str | None = None,
                  document_id: str | None = None, application_date: dt.date | str | None = None,
                  counteroffer: str | None = None) -> Notice:
     """The notice for a denied decision (pure apart from today's date when none is given).
@@ -301,10 +302,11 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
     (``name``, ``address``) and the date from ``application_date``, when present.
     """
     reasons = _notice_reasons(decision, settings)
-    notice_date = notice_date or dt.date.today()
+    notice_date = _parse_date("notice_date", notice_date) if notice_date else dt.date.today()
     sha = evidence_sha256(decision)
     app = decision.application or {}
     applicant = app.get("applicant") or {}
+    applicant = applicant if isinstance(applicant, dict) else {"name": str(applicant)}
     applied = application_date or app.get("application_date")
     return Notice(
         document_id=_document_id(document_id, notice_date, sha),
