@@ -150,6 +150,9 @@ def test_notice_command_writes_the_pdf_and_prints_a_passing_check(tmp_path, caps
     printed = json.loads(capsys.readouterr().out)
     assert printed["check"]["passed"] and printed["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     assert main(["check-notice", str(pdf), "--decision", str(decision)]) == 0
+    capsys.readouterr()
+    assert main(["notice", str(app), "--out", str(pdf), "--counteroffer", "A smaller loan of $90,000"]) == 0
+    assert json.loads(capsys.readouterr().out)["check"]["checks"]["action"]["detail"] == "counteroffer stated"
 
 
 # -------------------------------------------------------------- against the real pipeline (its contract)

@@ -14,6 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("file", help="application JSON file, or - for standard input")
     one.add_argument("--out", type=Path, default=Path("notice.pdf"), help="PDF to write (default notice.pdf)")
     one.add_argument("--decision-out", type=Path, help="also write the decision JSON (input of check-notice)")
+    one.add_argument("--counteroffer", help="terms offered instead (makes it a counteroffer notice)")
     _add_common(one)
     one.set_defaults(func=run_notice)
 
@@ -71,7 +72,7 @@ def run_notice(args: argparse.Namespace) -> int:
     if not decision.denied:
         print(json.dumps({"decision": decision.decision, "notice": None}, indent=2))
         return 0
-    notice = build_notice(decision, settings, notice_date=args.notice_date)
+    notice = build_notice(decision, settings, notice_date=args.notice_date, counteroffer=args.counteroffer)
     pdf = render_pdf(notice)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(pdf)
