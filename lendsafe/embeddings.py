@@ -68,7 +68,7 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def embed(texts: Sequence[str], batch_size: int = 64) -> list[list[float]]:
+def embed(texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
     """Unit-length embeddings (cosine similarity = dot product)."""
     model = load_model()
     with torch_threads(EMBED_THREADS):

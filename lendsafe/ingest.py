@@ -21,7 +21,9 @@ from typing import Any, Callable, Iterable, Iterator
 from lendsafe.errors import ArtifactNotFoundError, LendSafeError
 
 EREGS_NS = "{eregs}"
-MAX_PASSAGE_CHARS = 1500          # longer paragraphs are split with a LangChain text splitter
+MAX_PASSAGE_CHARS = 1500   # longer paragraphs are split with a LangChain text splitter
+MIN_PASSAGE_CHARS = 25     # shorter texts (form blanks, lead-ins such as "means") only prefix their children
+MAX_LEAD_IN_CHARS = 300    # a parent's text up to this length is repeated in front of each child
 ROMAN = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv",
          "xv", "xvi", "xvii", "xviii", "xix", "xx")
 
@@ -186,7 +188,7 @@ def _lead_in(element) -> str:
 
 def _paragraph_passages(element, state: dict, source: str, effective: str) -> list[Passage]:
     own = _own_text(element)
-    if len(own) < 3 or set(own) <= set("_-: "):
+    if len(own.strip("_-:[]. ")) < MIN_PASSAGE_CHARS:      # form blanks such as "Date:" or "Name:"
         return []
     text = " ".join([*filter(None, state["leads"]), own])
     label = element.get("label")
@@ -227,15 +229,17 @@ LEVEL_KINDS: tuple[tuple[str, Callable[[str], bool], Callable[[str], int]], ...]
 
 
 def marker_level(marker: str, stack: list[tuple[int, str]]) -> int | None:
-    """Depth of a paragraph marker given the open markers: a first item (1/a/A/i/I) opens a
-    deeper level, any other item continues the level whose last ordinal it follows."""
+    """Depth of a paragraph marker given the open markers. A first item (1, A, i, I) opens the level
+    right below the last marker; any other item continues the level whose last ordinal it follows
+    (so "(i)" after "(h)" is a letter, while "(i)" after "(A)" is a roman numeral)."""
     candidates = [depth for depth, (_, matches, _) in enumerate(LEVEL_KINDS) if matches(marker)]
-    for depth in sorted(candidates, reverse=True):
-        ordinal = LEVEL_KINDS[depth][2](marker)
-        open_at_depth = [m for d, m in stack if d == depth]
-        if open_at_depth and LEVEL_KINDS[depth][2](open_at_depth[-1]) + 1 == ordinal:
+    below_last = stack[-1][0] + 1 if stack else 0
+    for depth in candidates:
+        if depth == below_last and LEVEL_KINDS[depth][2](marker) == 1:
             return depth
-        if ordinal == 1 and (not stack or depth > stack[-1][0]):
+    for depth in sorted(candidates, reverse=True):
+        open_at_depth = [m for d, m in stack if d == depth]
+        if open_at_depth and LEVEL_KINDS[depth][2](open_at_depth[-1]) + 1 == LEVEL_KINDS[depth][2](marker):
             return depth
     return candidates[0] if candidates else None
 
@@ -249,10 +253,6 @@ def read_usc_chunks(path: Path) -> list[Passage]:
     for chunk in chunks:
         passages.extend(_chunk_passages(chunk, source=f"15 U.S.C. (uscode chunks {path.name})"))
     return passages
-
-
-MIN_PASSAGE_CHARS = 25      # shorter lead-ins ("means", "does not include") only prefix their children
-MAX_LEAD_IN_CHARS = 300     # a parent's text up to this length is repeated in front of each child
 
 
 def _chunk_passages(chunk: dict, source: str) -> Iterator[Passage]:
@@ -286,6 +286,7 @@ def _marked_groups(text: str) -> Iterator[tuple[str, str, str]]:
         from_markdown = paragraph.startswith("#")
         line = paragraph.lstrip("#").strip() if from_markdown else paragraph
         match = MARKER.match(line)
+        match = match if match and any(matches(match.group(1)) for _, matches, _ in LEVEL_KINDS) else None
         if from_markdown and not match:
             continue
         if not match:
