@@ -335,11 +335,13 @@ def source_files(path: Path) -> list[Path]:
 
 
 def read_passages(path: Path) -> list[Passage]:
-    """Every passage of every readable file at ``path``, in file order."""
+    """Every passage of every readable file at ``path``, in file order. Official sources get
+    numbered ids where a label repeats; the project's own ids are kept as written."""
     passages: list[Passage] = []
     for file in source_files(path):
-        passages.extend(READERS[file.suffix](file))
-    return unique_ids(passages)
+        read = READERS[file.suffix](file)
+        passages.extend(read if file.suffix == ".jsonl" else unique_ids(read))   # project ids must be unique
+    return passages
 
 
 def unique_ids(passages: Iterable[Passage]) -> list[Passage]:

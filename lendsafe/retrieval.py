@@ -14,6 +14,7 @@ import json
 import re
 import time
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,7 +64,7 @@ def default_corpus_dir(settings: Settings | None = None) -> Path:
 def load_corpus(path: Path | str | None = None) -> list[Passage]:
     """Passages of a corpus folder or file (default: the project's ``data/regulations``)."""
     passages = read_passages(Path(path) if path else default_corpus_dir())
-    duplicates = sorted({p.id for p in passages if [q.id for q in passages].count(p.id) > 1})
+    duplicates = sorted(pid for pid, count in Counter(p.id for p in passages).items() if count > 1)
     if duplicates:
         raise CorpusFormatError(f"expected unique passage ids; got duplicates {duplicates}")
     if not passages:
