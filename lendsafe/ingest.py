@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -129,9 +129,8 @@ def read_regml(path: Path) -> list[Passage]:
     import xml.etree.ElementTree as ET
 
     root = ET.parse(path).getroot()
-    effective = _element_text(root.find(f".//{EREGS_NS}effectiveDate")) if root.find(
-        f".//{EREGS_NS}effectiveDate") is not None else ""
-    document = root.find(f".//{EREGS_NS}documentNumber")
+    effective_date, document = (root.find(f".//{EREGS_NS}{name}") for name in ("effectiveDate", "documentNumber"))
+    effective = _element_text(effective_date) if effective_date is not None else ""
     source = f"RegML {path.name}" + (f" (FR doc. {_element_text(document)})" if document is not None else "")
     state = {"form": "", "appendix": "", "headings": [], "leads": []}
     passages: list[Passage] = []

@@ -283,6 +283,24 @@ class KnowledgeBase:
             self._passage_map = {p.id: p for p in self.passages}
         return self._passage_map
 
+    def as_retriever(self, k: int = 4) -> Any:
+        """This knowledge base behind LangChain's retriever interface (``.invoke(question)``);
+        each Document carries its citation, title and score in metadata."""
+        from langchain_core.documents import Document
+        from langchain_core.retrievers import BaseRetriever
+
+        search = self.search
+
+        class KnowledgeRetriever(BaseRetriever):
+            k: int = 4
+
+            def _get_relevant_documents(self, query: str, *, run_manager: Any = None) -> list[Document]:
+                return [Document(page_content=hit.text, metadata={"citation": hit.citation, "title": hit.title,
+                                                                  "score": hit.score})
+                        for hit in search(query, k=self.k)]
+
+        return KnowledgeRetriever(k=k)
+
     def retrieve_for_decision(self, decision: Decision) -> tuple[Citation, ...]:
         """Grounding passage for each reason (reason-tagged passages first), then the notice's
         requirement passages; duplicates (same citation and title) removed, order kept."""

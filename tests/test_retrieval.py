@@ -179,6 +179,13 @@ def test_search_returns_exact_citations_with_scores(kb):
     assert all(h.text == texts[(h.citation, h.title)] for h in hits)
 
 
+def test_langchain_retriever_returns_documents_with_citations(kb):
+    documents = kb.as_retriever(k=2).invoke("Which characteristics count as a prohibited basis?")
+    assert len(documents) == 2
+    assert "12 CFR 1002.2(z)" in [d.metadata["citation"] for d in documents]
+    assert all(d.page_content and d.metadata["title"] for d in documents)
+
+
 def test_search_rejects_bad_arguments(kb):
     with pytest.raises(ConfigurationError, match="non-empty"):
         kb.search("   ")
