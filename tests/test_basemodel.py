@@ -1,0 +1,87 @@
+"""Base model: conversion to Granite, identical logits to the Llama architecture, hashing, clear errors."""
+import json
+
+import pytest
+
+from lendsafe.basemodel import (BUNDLED_BASE, GRANITE_IDENTITY_MULTIPLIERS, base_model_sha256, bundled_gguf_path,
+                                ensure_base_model, load_base_model)
+from lendsafe.config import Settings
+from lendsafe.errors import ArtifactNotFoundError
+
+PROMPTS = ["The application was denied because", "Debt-to-income ratio: 0.45", "x"]
+
+
+@pytest.fixture(scope="module")
+def base_dir():
+    return ensure_base_model(Settings())
+
+
+def test_bundled_gguf_is_installed():
+    assert bundled_gguf_path().stat().st_size > 50_000_000
+
+
+@pytest.mark.slow
+def test_converted_config_is_granite_with_neutral_multipliers(base_dir):
+    config = json.loads((base_dir / "config.json").read_text())
+    assert config["model_type"] == "granite" and config["architectures"] == ["GraniteForCausalLM"]
+    assert {k: config[k] for k in GRANITE_IDENTITY_MULTIPLIERS} == GRANITE_IDENTITY_MULTIPLIERS
+    assert config["attention_multiplier"] == pytest.approx(config["head_dim"] ** -0.5)
+    assert "quantization_config" not in config
+    assert (base_dir / "chat_template.jinja").is_file() or "chat_template" in (base_dir / "tokenizer_config.json").read_text()
+
+
+@pytest.mark.slow
+def test_granite_logits_equal_llama_logits(base_dir):
+    import torch
+    from transformers import AutoTokenizer, GraniteForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    values = json.loads((base_dir / "config.json").read_text())
+    for key in ("model_type", "architectures", "attention_multiplier", *GRANITE_IDENTITY_MULTIPLIERS):
+        values.pop(key)
+    llama = LlamaForCausalLM.from_pretrained(base_dir, config=LlamaConfig(**values), dtype=torch.float32).eval()
+    granite = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            ids = tokenizer(prompt, return_tensors="pt")
+            llama_logits, granite_logits = llama(**ids).logits, granite(**ids).logits
+            assert torch.equal(llama_logits, granite_logits), (llama_logits - granite_logits).abs().max()
+
+
+@pytest.mark.slow
+def test_load_base_model_gives_granite_in_bfloat16_with_chat_template(base_dir):
+    import torch
+
+    model, tokenizer = load_base_model(Settings())
+    assert type(model).__name__ == "GraniteForCausalLM" and model.dtype == torch.bfloat16
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    assert text.endswith("<|im_start|>assistant\n")
+    assert tokenizer.pad_token is not None
+
+
+@pytest.mark.slow
+def test_sha256_is_cached_and_follows_the_weights(base_dir, tmp_path):
+    assert base_model_sha256(base_dir) == base_model_sha256(base_dir)
+    assert json.loads((base_dir / "lendsafe_manifest.json").read_text())["sha256"] == base_model_sha256(base_dir)
+    (tmp_path / "model.safetensors").write_bytes(b"one")
+    first = base_model_sha256(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"two!")
+    assert base_model_sha256(tmp_path) != first
+
+
+def test_folder_without_weights_is_refused(tmp_path):
+    with pytest.raises(ArtifactNotFoundError, match="weight files"):
+        base_model_sha256(tmp_path)
+
+
+def test_absent_hub_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ArtifactNotFoundError, match="downloads are disabled"):
+        ensure_base_model(Settings(base_model="ibm-granite/granite-3.1-3b-a800m-instruct-not-here"))
+
+
+@pytest.mark.slow
+def test_local_folder_goes_through_the_same_loader(base_dir):
+    model, _ = load_base_model(Settings(base_model=str(base_dir)))
+    assert type(model).__name__ == "GraniteForCausalLM"
+    assert BUNDLED_BASE == Settings().base_model
