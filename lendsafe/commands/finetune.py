@@ -1,0 +1,35 @@
+"""`lendsafe finetune`: train the LoRA adapter on the SFT set (flags mirror `FinetuneSettings`)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+FLAG_TYPES = {"Path": Path, "str": str, "int": int, "float": float}
+
+
+def register(subparsers) -> None:
+    from lendsafe.finetune import FinetuneSettings
+
+    parser = subparsers.add_parser("finetune", help="train the LoRA adapter that writes explanations",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for spec in fields(FinetuneSettings):
+        default = spec.default if spec.default is not MISSING else None
+        parser.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, default=default,
+                            type=FLAG_TYPES[_type_name(spec.type)], help=spec.metadata.get("help", ""))
+    parser.set_defaults(func=run)
+
+
+def _type_name(annotation) -> str:
+    return annotation if isinstance(annotation, str) else annotation.__name__
+
+
+def run(args: argparse.Namespace) -> int:
+    from lendsafe.finetune import FinetuneSettings, finetune
+
+    settings = FinetuneSettings(**{spec.name: getattr(args, spec.name) for spec in fields(FinetuneSettings)})
+    result = finetune(settings)
+    print(f"adapter written to {result.out}: {result.steps} steps, {result.train_tokens_per_s:.0f} train tokens/s, "
+          f"final train loss {result.manifest['final_train_loss']:.4f}, "
+          f"final validation loss {result.manifest['final_validation_loss']}")
+    return 0
