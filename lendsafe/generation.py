@@ -1,0 +1,222 @@
+"""`LoraGenerator`: the base model with its LoRA adapter merged in, greedy, batched and cached.
+
+A prompt is a chat ``messages`` list (system + user). Many prompts run in left-padded batches of
+similar length; each output is cleaned to the narrative (special tokens, role prefixes and an
+unfinished trailing sentence removed). Results are cached by sha256 of (model id, base sha256,
+adapter sha256, prompt, generation parameters), in memory and in SQLite under ``home/cache``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lendsafe.config import Settings
+from lendsafe.errors import ConfigurationError
+
+CACHE_FILE = "generations.sqlite"
+STOP_TOKENS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+ROLE_PREFIX = re.compile(r"^\s*(?:<\|im_start\|>)?\s*(?:assistant|system|user)\s*[:\n]\s*", re.IGNORECASE)
+TURN_MARKER = re.compile(r"(?:<\|im_(?:start|end)\|>|\n\s*(?:user|system|assistant)\s*[:\n])", re.IGNORECASE)
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+DEFAULT_BATCH_SIZE = 8
+DTYPES = ("bfloat16", "float32")
+# Decoding one token reads every weight once: memory-bound, and on a machine whose cores are shared a
+# second OpenMP thread waiting at each barrier made it up to 20x slower; one thread is the robust default.
+DEFAULT_THREADS = 1
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """One explanation: cleaned text, the sha256 of the exact prompt text, tokens generated, timing."""
+
+    text: str
+    prompt_sha256: str
+    tokens: int
+    latency_ms: float
+    cached: bool
+
+
+def clean_narrative(text: str) -> str:
+    """The narrative alone: no role prefix, nothing after an end of turn, no unfinished last sentence."""
+    text = ROLE_PREFIX.sub("", text, count=1)
+    text = TURN_MARKER.split(text, maxsplit=1)[0]
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    ends = list(SENTENCE_END.finditer(text))
+    if ends and ends[-1].end() < len(text):
+        text = text[: ends[-1].end()]
+    return text.strip()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    """sha256 key -> (text, tokens, prompt sha256), in memory and in a SQLite file; safe across threads."""
+
+    def __init__(self, directory: Path | None):
+        self.memory: dict[str, tuple[str, int, str]] = {}
+        self.path = Path(directory) / CACHE_FILE if directory else None
+        self.lock = threading.Lock()
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                           "tokens INTEGER NOT NULL, prompt_sha256 TEXT NOT NULL, created REAL NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def get(self, key: str) -> tuple[str, int, str] | None:
+        with self.lock:
+            if key in self.memory or not self.path:
+                return self.memory.get(key)
+            with self._connect() as db:
+                row = db.execute("SELECT text, tokens, prompt_sha256 FROM generations WHERE key = ?", (key,)).fetchone()
+            if row:
+                self.memory[key] = tuple(row)
+            return self.memory.get(key)
+
+    def put(self, key: str, text: str, tokens: int, prompt_sha256: str) -> None:
+        with self.lock:
+            self.memory[key] = (text, tokens, prompt_sha256)
+            if self.path:
+                with self._connect() as db:
+                    db.execute("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
+                               (key, text, tokens, prompt_sha256, time.time()))
+
+
+class LoraGenerator:
+    """Base model + LoRA adapter (checked against the base's sha256, then merged) writing explanations."""
+
+    def __init__(self, settings: Settings | None = None, adapter_dir: Path | str | None = None,
+                 use_adapter: bool = True, cache_dir: Path | str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "bfloat16", threads: int | None = None):
+        from lendsafe.basemodel import base_model_sha256, ensure_base_model
+        from lendsafe.finetune import adapter_sha256, check_adapter_compatible
+
+        self.dtype = _checked_choice("dtype", dtype, DTYPES)
+        self.settings = settings or Settings()
+        self.base_sha256 = base_model_sha256(ensure_base_model(self.settings))
+        self.adapter_dir = Path(adapter_dir or self.settings.adapter_dir) if use_adapter else None
+        self.adapter_manifest = check_adapter_compatible(self.adapter_dir, self.base_sha256) if use_adapter else {}
+        self.adapter_sha256 = adapter_sha256(self.adapter_dir) if use_adapter else None
+        self.batch_size = batch_size
+        self.threads = threads or DEFAULT_THREADS
+        self.cache = GenerationCache(Path(cache_dir) if cache_dir else self.settings.home / "cache")
+        self.lock = threading.Lock()
+        self.model, self.tokenizer = self._load()
+
+    def _load(self):
+        import torch
+
+        from lendsafe.basemodel import load_base_model
+        from lendsafe.finetune import apply_adapter
+
+        model, tokenizer = load_base_model(self.settings, dtype=getattr(torch, self.dtype))
+        if self.adapter_dir is not None:
+            model = apply_adapter(model, self.adapter_dir, self.base_sha256, merge=True)
+        model.eval()
+        tokenizer.padding_side = "left"
+        self.stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS)
+                         if i is not None and i != tokenizer.unk_token_id]
+        return model, tokenizer
+
+    def describe(self) -> dict:
+        """What wrote the text: base id and sha256, adapter folder and sha256."""
+        return {"base_model": self.settings.base_model, "base_sha256": self.base_sha256,
+                "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
+                "adapter_sha256": self.adapter_sha256,
+                "adapter_trained": self.adapter_manifest.get("trained") if self.adapter_dir else None,
+                "adapter_merged": self.adapter_dir is not None, "dtype": self.dtype, "threads": self.threads,
+                "decoding": "greedy"}
+
+    def prompt_text(self, messages: list[dict]) -> str:
+        from lendsafe.finetune import prompt_text
+
+        return prompt_text(self.tokenizer, messages)
+
+    def cache_key(self, messages: list[dict], params: dict) -> str:
+        identity = {"model": self.settings.base_model, "base_sha256": self.base_sha256,
+                    "adapter_sha256": self.adapter_sha256, "prompt": messages, "params": params}
+        return sha256_text(json.dumps(identity, sort_keys=True, ensure_ascii=False))
+
+    def generate(self, prompts: list[list[dict]], max_new_tokens: int = 160,
+                 repetition_penalty: float = 1.0, use_cache: bool = True) -> list[GenerationResult]:
+        """One result per prompt, in order; cached prompts are answered without running the model
+        (``use_cache=False`` always runs the model and leaves the cache untouched)."""
+        params = {"max_new_tokens": int(max_new_tokens), "repetition_penalty": float(repetition_penalty),
+                  "do_sample": False}
+        results: list[GenerationResult | None] = [None] * len(prompts)
+        pending = []
+        for index, messages in enumerate(prompts):
+            started = time.perf_counter()
+            key = self.cache_key(messages, params)
+            hit = self.cache.get(key) if use_cache else None
+            if hit:
+                text, tokens, prompt_sha = hit
+                results[index] = GenerationResult(text, prompt_sha, tokens, _ms_since(started), True)
+            else:
+                pending.append((index, key, self.prompt_text(messages)))
+        for batch in self._batches(pending):
+            for (index, key, prompt), result in zip(batch, self._run_batch([p for _, _, p in batch], params)):
+                if use_cache:
+                    self.cache.put(key, result.text, result.tokens, result.prompt_sha256)
+                results[index] = result
+        return results
+
+    def _batches(self, pending: list[tuple[int, str, str]]) -> list[list[tuple[int, str, str]]]:
+        """Prompts sorted by length and cut into batches, so left padding stays short."""
+        ordered = sorted(pending, key=lambda item: len(item[2]))
+        return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+    def _run_batch(self, prompts: list[str], params: dict) -> list[GenerationResult]:
+        import torch
+
+        with self.lock, torch.inference_mode(), _torch_threads(self.threads):
+            started = time.perf_counter()
+            inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            output = self.model.generate(**inputs, **params, eos_token_id=self.stop_ids,
+                                         pad_token_id=self.tokenizer.pad_token_id)
+            latency = _ms_since(started)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        return [GenerationResult(clean_narrative(self.tokenizer.decode(row, skip_special_tokens=True)),
+                                 sha256_text(prompt), self._count_tokens(row), latency, False)
+                for prompt, row in zip(prompts, new_tokens)]
+
+    def _count_tokens(self, row) -> int:
+        """Tokens generated up to and including the first stop token (padding after it not counted)."""
+        for position, token in enumerate(row.tolist()):
+            if token in self.stop_ids:
+                return position + 1
+        return len(row)
+
+
+def _checked_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {choices}; got {value!r}")
+    return value
+
+
+@contextmanager
+def _torch_threads(count: int):
+    """Run torch ops with ``count`` intra-op threads, restoring the previous number afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
