@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -33,3 +34,15 @@ def run(args: argparse.Namespace) -> int:
           f"final train loss {result.manifest['final_train_loss']:.4f}, "
           f"final validation loss {result.manifest['final_validation_loss']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lendsafe.commands.finetune ...`: the same command without the CLI registry."""
+    parser = argparse.ArgumentParser(prog="lendsafe")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["finetune", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
