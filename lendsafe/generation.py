@@ -26,7 +26,13 @@ ROLE_PREFIX = re.compile(r"^\s*(?:<\|im_start\|>)?\s*(?:assistant|system|user)\s
 TURN_MARKER = re.compile(r"(?:<\|im_(?:start|end)\|>|\n\s*(?:user|system|assistant)\s*[:\n])", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 DEFAULT_BATCH_SIZE = 8
-DTYPES = ("bfloat16", "float32")
+# "int8" (default): bfloat16 model whose linear layers also hold per-channel int8 weights, used for
+# the one-token decoding steps (half the bytes read per token: 1.4x faster than bfloat16 at batch 1,
+# same narratives up to near-ties); the prompt still runs in bfloat16. "float32" is the exact reference
+# (batched output equals one-by-one output); bfloat16 rounding can flip near-ties between batch shapes.
+DTYPES = ("bfloat16", "float32", "int8")
+DTYPE_OF_WEIGHTS = {"bfloat16": "bfloat16", "float32": "float32", "int8": "bfloat16"}
+INT8_MAX_ROWS = 16   # rows (batch x new tokens) up to which a linear layer uses its int8 weights
 # Decoding one token reads every weight once: memory-bound, and on a machine whose cores are shared a
 # second OpenMP thread waiting at each barrier made it up to 20x slower; one thread is the robust default.
 DEFAULT_THREADS = 1
@@ -98,7 +104,7 @@ class LoraGenerator:
 
     def __init__(self, settings: Settings | None = None, adapter_dir: Path | str | None = None,
                  use_adapter: bool = True, cache_dir: Path | str | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "bfloat16", threads: int | None = None):
+                 batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "int8", threads: int | None = None):
         from lendsafe.basemodel import base_model_sha256, ensure_base_model
         from lendsafe.finetune import adapter_sha256, check_adapter_compatible
 
@@ -120,9 +126,11 @@ class LoraGenerator:
         from lendsafe.basemodel import load_base_model
         from lendsafe.finetune import apply_adapter
 
-        model, tokenizer = load_base_model(self.settings, dtype=getattr(torch, self.dtype))
+        model, tokenizer = load_base_model(self.settings, dtype=getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]))
         if self.adapter_dir is not None:
             model = apply_adapter(model, self.adapter_dir, self.base_sha256, merge=True)
+        if self.dtype == "int8":
+            add_int8_decoding_weights(model)
         model.eval()
         tokenizer.padding_side = "left"
         self.stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS)
@@ -145,7 +153,7 @@ class LoraGenerator:
 
     def cache_key(self, messages: list[dict], params: dict) -> str:
         identity = {"model": self.settings.base_model, "base_sha256": self.base_sha256,
-                    "adapter_sha256": self.adapter_sha256, "prompt": messages, "params": params}
+                    "adapter_sha256": self.adapter_sha256, "dtype": self.dtype, "prompt": messages, "params": params}
         return sha256_text(json.dumps(identity, sort_keys=True, ensure_ascii=False))
 
     def generate(self, prompts: list[list[dict]], max_new_tokens: int = 160,
@@ -197,6 +205,40 @@ class LoraGenerator:
             if token in self.stop_ids:
                 return position + 1
         return len(row)
+
+
+def add_int8_decoding_weights(model) -> int:
+    """Give every linear layer per-output-channel int8 weights for small inputs (decoding steps).
+
+    Symmetric quantization, scale = max |w| / 127 per row; ``torch.ops.aten._weight_int8pack_mm``
+    multiplies without de-quantizing. The bfloat16 weights stay for the prompt (many rows at once).
+    Returns the number of layers converted.
+    """
+    import torch
+
+    class Int8DecodingLinear(torch.nn.Module):
+        def __init__(self, linear: torch.nn.Linear):
+            super().__init__()
+            weight = linear.weight.detach().float()
+            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            self.linear = linear
+            self.register_buffer("qweight", (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
+            self.register_buffer("scale", scale.to(linear.weight.dtype))
+
+        def forward(self, x):
+            rows = x.numel() // x.shape[-1]
+            if rows > INT8_MAX_ROWS or self.linear.bias is not None:
+                return self.linear(x)
+            out = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, x.shape[-1]).contiguous(), self.qweight, self.scale)
+            return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    converted = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, Int8DecodingLinear(child))
+                converted += 1
+    return converted
 
 
 def _checked_choice(name: str, value: str, choices: tuple[str, ...]) -> str:

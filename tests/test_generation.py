@@ -38,6 +38,23 @@ def test_cache_survives_a_new_process(tmp_path):
     assert GenerationCache(None).get("k") is None
 
 
+def test_int8_decoding_weights_match_the_linear_layer_and_leave_prompts_in_bfloat16():
+    import torch
+
+    from lendsafe.generation import INT8_MAX_ROWS, add_int8_decoding_weights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False)).to(torch.bfloat16)
+    reference = model[0].weight.float()
+    assert add_int8_decoding_weights(model) == 1
+    step = torch.randn(3, 1, 64, dtype=torch.bfloat16)
+    expected = step.float() @ reference.T
+    error = (model(step).float() - expected).abs().max() / expected.abs().max()
+    assert error < 0.03
+    prompt = torch.randn(1, INT8_MAX_ROWS + 1, 64, dtype=torch.bfloat16)
+    assert torch.equal(model(prompt), torch.nn.functional.linear(prompt, model[0].linear.weight))
+
+
 @pytest.fixture(scope="session")
 def fresh_adapter(tmp_path_factory):
     from lendsafe.finetune import init_adapter
@@ -112,6 +129,7 @@ def test_describe_names_base_and_adapter(generator, fresh_adapter):
     description = generator.describe()
     assert description["base_model"] == Settings().base_model and len(description["base_sha256"]) == 64
     assert description["adapter_dir"] == str(fresh_adapter) and description["adapter_trained"] is False
+    assert description["dtype"] == "int8"
 
 
 @pytest.mark.slow
