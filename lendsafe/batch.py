@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.notice import NoticeSettings, build_notice, check_pdf, render_pdf
+from lendsafe.issuance import Issuer, default_actor
+from lendsafe.notice import NoticeSettings
 
-MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check")
+MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
 ERROR_COLUMNS = ("row", "problems")
 MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
@@ -35,6 +36,7 @@ class ManifestRow:
     sha256: str        # sha256 of the PDF bytes
     path: str          # PDF file name inside the output folder
     check: str         # "pass" | "fail: <checks>" | "" (no notice)
+    audit_id: str = ""  # audit record id ("" when no audit store was given)
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
@@ -78,34 +80,36 @@ def _problems(error: Any) -> tuple[str, ...]:
     return tuple(str(p) for p in problems) if isinstance(problems, (list, tuple)) else (str(problems),)
 
 
-def _notice_row(row: int, decision, out_dir: Path, settings: NoticeSettings, notice_date) -> ManifestRow:
+def _notice_row(row: int, decision, out_dir: Path, issuer: Issuer, notice_date) -> ManifestRow:
+    """Issue one decision (notice for a denial, audit record for every decision) and write its PDF."""
+    issued = issuer.issue_decision(decision, notice_date=notice_date)
     codes = ";".join(r.code for r in decision.reasons)
-    if not decision.denied:
-        return ManifestRow(row, "", decision.decision, codes, "", "", "")
-    notice = build_notice(decision, settings, notice_date=notice_date)
-    pdf = render_pdf(notice)
-    check = check_pdf(pdf, decision, settings)
-    name = f"notice_row{row:05d}_{notice.document_id}.pdf"
-    (out_dir / name).write_bytes(pdf)
-    verdict = "pass" if check.passed else "fail: " + ", ".join(check.failures())
-    return ManifestRow(row, notice.document_id, decision.decision, codes, hashlib.sha256(pdf).hexdigest(),
-                       name, verdict)
+    audit_id = "" if issued.record_id is None else str(issued.record_id)
+    if issued.notice is None:
+        return ManifestRow(row, "", decision.decision, codes, "", "", "", audit_id)
+    name = f"notice_row{row:05d}_{issued.notice.document_id}.pdf"
+    (out_dir / name).write_bytes(issued.pdf)
+    verdict = "pass" if issued.check.passed else "fail: " + ", ".join(issued.check.failures())
+    return ManifestRow(row, issued.notice.document_id, decision.decision, codes,
+                       hashlib.sha256(issued.pdf).hexdigest(), name, verdict, audit_id)
 
 
 def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
-              notice_date: dt.date | None = None, chunk_size: int = 8) -> BatchResult:
+              notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
+              actor: str | None = None) -> BatchResult:
     """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
 
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
-    `progress(done, total)` is called after each chunk. The manifest and error list are written as
-    CSV files in `out_dir` and returned.
+    `progress(done, total)` is called after each chunk. Every decision is recorded in `audit` (an
+    ``AuditStore``) when given. The manifest and error list are written as CSV files in `out_dir`.
     """
     from lendsafe.application import read_applications_csv
 
     settings = settings or NoticeSettings()
     notice_date = notice_date or dt.date.today()
     dataset = dataset or getattr(getattr(pipeline, "settings", None), "dataset", "hmda")
+    issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
     result = BatchResult(Path(out_dir))
     result.out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_applications_csv(Path(csv_path), dataset)
@@ -118,7 +122,7 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
             if isinstance(outcome, InvalidApplicationError):
                 result.errors.append(BatchError(row, tuple(outcome.problems)))
             else:
-                result.rows.append(_notice_row(row, outcome, result.out_dir, settings, notice_date))
+                result.rows.append(_notice_row(row, outcome, result.out_dir, issuer, notice_date))
         if progress:
             progress(start + len(chunk), len(rows))
     result.errors.sort(key=lambda e: e.row)

@@ -16,6 +16,19 @@ def _default_home() -> Path:
     return Path(os.environ.get("LENDSAFE_HOME", PROJECT_ROOT / "var"))
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """A boolean environment variable: 1/true/yes/on or 0/false/no/off."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in FLAG_VALUES:
+        raise ConfigurationError(f"{name} must be one of {sorted(FLAG_VALUES)}; got {value!r}")
+    return FLAG_VALUES[value]
+
+
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where LendSafe finds its artifacts and which defaults it applies."""
@@ -32,7 +45,8 @@ class Settings:
         "help": "'smollm2-135m' (bundled, converted on first use) or a Hugging Face id / local path"})
     adapter_dir: Path = field(default=PROJECT_ROOT / "models" / "adapters" / "lendsafe-smollm2", metadata={
         "help": "LoRA adapter folder"})
-    use_llm: bool = field(default=True, metadata={"help": "write explanations with the LoRA model; False uses the composer only"})
+    use_llm: bool = field(default_factory=lambda: _env_flag("LENDSAFE_USE_LLM", True), metadata={
+        "help": "write explanations with the LoRA model; False uses the composer only (env LENDSAFE_USE_LLM=0)"})
     database_url: str = field(default="", metadata={
         "help": "SQLAlchemy URL of the audit store (env LENDSAFE_DATABASE_URL); empty = SQLite under home"})
     chroma_url: str = field(default="", metadata={

@@ -6,12 +6,14 @@ import datetime as dt
 import hashlib
 import io
 import json
+import getpass
 import shutil
 import zipfile
 from types import SimpleNamespace
 
 import pytest
 
+from lendsafe.audit import AuditStore
 from lendsafe.batch import MANIFEST_COLUMNS, run_batch, zip_batch
 from lendsafe.cli import main
 from lendsafe.decision import Decision, Reason
@@ -39,7 +41,7 @@ class FakePipeline:
         self.seen: list[dict] = []
         self.batches: list[int] = []
 
-    def run(self, app: dict) -> Decision:
+    def run(self, app: dict, reference: str | None = None) -> Decision:
         self.seen.append(app)
         if self.refuse is not None and app["debt_to_income"] == self.refuse:
             raise InvalidApplicationError(["debt_to_income is not plausible for this product"])
@@ -54,7 +56,7 @@ class FakePipeline:
                         contributions={}, model={"dataset": "hmda", "sha256": "cd" * 32, "threshold_version": "t"},
                         explanation="Your debts are high compared with your income." if denied else None)
 
-    def run_many(self, apps: list[dict]) -> list[Decision]:
+    def run_many(self, apps: list[dict], reference: str | None = None) -> list[Decision]:
         self.batches.append(len(apps))
         return [self.run(app) for app in apps]
 
@@ -108,6 +110,24 @@ def test_rows_the_pipeline_rejects_are_reported_and_the_rest_processed(applicati
     assert "row,problems" in result.errors_path.read_text()
 
 
+def test_every_decision_of_a_batch_is_recorded_with_the_notice_it_produced(applications, tmp_path):
+    from lendsafe.audit import AuditStore
+
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
+                           actor="batch:test")
+        manifest = read_manifest(result.manifest_path)
+        records = {str(r.id): r for r in store.list()}
+        assert sorted(records) == sorted(m["audit_id"] for m in manifest) and len(records) == result.processed
+        for row in manifest:
+            record = records[row["audit_id"]]
+            assert record.actor == "batch:test" and record.decision == row["decision"]
+            assert (record.notice_sha256 or "") == row["sha256"]
+        assert store.verify().ok
+        denied = next(m for m in manifest if m["decision"] == "deny")
+        assert store.replay(int(denied["audit_id"])).identical
+
+
 def test_zip_holds_manifest_errors_and_pdfs_and_is_reproducible(applications, tmp_path):
     result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
     data = zip_batch(result)
@@ -127,6 +147,9 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     summary = json.loads(captured.out)
     assert summary == {"processed": 3, "notices": 2, "failed_checks": 0, "errors": 1,
                        "manifest": str(out / "manifest.csv")}
+    audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
+    with AuditStore() as store:
+        assert [store.get(i).actor for i in audit_ids] == [f"cli:{getpass.getuser()}"] * 3
     assert "row 4: debt_to_income must be between 0 and 3" in captured.err
 
 

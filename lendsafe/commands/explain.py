@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="reason reference (Reg B comment 9(b)(2)-5)")
     explain.add_argument("--writer", default="auto", choices=("auto", "lora", "template"),
                          help="auto: LoRA writer with verified fallback; template: deterministic composer only")
+    explain.add_argument("--actor", help="who asks, kept in the audit store (default cli:<user>)")
     explain.set_defaults(func=run_explain)
 
     sft = subparsers.add_parser("make-sft-data", help="build the fine-tuning examples under data/sft")
@@ -23,21 +24,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sft.set_defaults(func=run_make_sft_data)
 
 
-def explain_dict(decision) -> dict:
+def explain_dict(decision, audit_id: int | None = None) -> dict:
     """The `lendsafe explain` JSON: the score JSON plus the explanation and its evidence."""
     return {**decision.score_dict(), "explanation": decision.explanation, "writer": decision.writer,
             "writer_reason": decision.writer_reason, "verification": decision.verification,
-            "citations": [asdict(c) for c in decision.citations], "latency_ms": decision.latency_ms}
+            "citations": [asdict(c) for c in decision.citations], "latency_ms": decision.latency_ms,
+            "audit_id": audit_id}
 
 
 def run_explain(args: argparse.Namespace) -> int:
     from lendsafe.application import read_application_json
     from lendsafe.config import Settings
+    from lendsafe.issuance import default_actor, open_audit_store
     from lendsafe.pipeline import Pipeline
 
     application = read_application_json(args.file, args.dataset)
-    pipeline = Pipeline(Settings(dataset=args.dataset), reference=args.reference, writer=args.writer)
-    print(json.dumps(explain_dict(pipeline.run(application)), indent=2, ensure_ascii=False))
+    settings = Settings(dataset=args.dataset)
+    pipeline = Pipeline(settings, reference=args.reference, writer=args.writer)
+    decision = pipeline.run(application)
+    record = open_audit_store(settings).record(decision, notice=None, notice_pdf=None,
+                                               actor=args.actor or default_actor("cli"))
+    print(json.dumps(explain_dict(decision, record.id), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -35,6 +35,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notice-settings", type=Path, help="notice settings TOML/JSON (creditor, agency, ...)")
     parser.add_argument("--notice-date", type=dt.date.fromisoformat, help="date printed on the notice (default today)")
     parser.add_argument("--no-llm", action="store_true", help="write explanations with the deterministic composer")
+    parser.add_argument("--actor", help="who issues the notices, kept in the audit store (default cli:<user>)")
 
 
 def _notice_settings(path: Path | None):
@@ -47,7 +48,7 @@ def _pipeline(args: argparse.Namespace):
     from lendsafe.config import Settings
     from lendsafe.pipeline import Pipeline
 
-    return Pipeline(Settings(use_llm=not args.no_llm))
+    return Pipeline(Settings(**({"use_llm": False} if args.no_llm else {})))
 
 
 def _read_json(path: str) -> dict:
@@ -62,39 +63,47 @@ def _read_json(path: str) -> dict:
         raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
 
 
-def run_notice(args: argparse.Namespace) -> int:
-    from lendsafe.notice import build_notice, check_pdf, render_pdf
+def _issuer(args: argparse.Namespace):
+    from lendsafe.issuance import Issuer, default_actor, open_audit_store
 
-    settings = _notice_settings(args.notice_settings)
-    decision = _pipeline(args).run(_read_json(args.file))
+    pipeline = _pipeline(args)
+    return Issuer(pipeline, notice_settings=_notice_settings(args.notice_settings),
+                  audit=open_audit_store(getattr(pipeline, "settings", None)), actor=args.actor or default_actor("cli"))
+
+
+def run_notice(args: argparse.Namespace) -> int:
+    issuer = _issuer(args)
+    issued = issuer.issue(_read_json(args.file), notice_date=args.notice_date, counteroffer=args.counteroffer)
+    decision = issued.decision
     if args.decision_out:
         args.decision_out.write_text(json.dumps(decision.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    if not decision.denied:
-        print(json.dumps({"decision": decision.decision, "notice": None}, indent=2))
+    if issued.notice is None:
+        print(json.dumps({"decision": decision.decision, "notice": None, "audit_id": issued.record_id}, indent=2))
         return 0
-    notice = build_notice(decision, settings, notice_date=args.notice_date, counteroffer=args.counteroffer)
-    pdf = render_pdf(notice)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(pdf)
-    check = check_pdf(pdf, decision, settings)
-    print(json.dumps({"decision": decision.decision, "document_id": notice.document_id, "path": str(args.out),
-                      "sha256": hashlib.sha256(pdf).hexdigest(), "check": check.to_dict()}, indent=2))
-    return 0 if check.passed else 1
+    args.out.write_bytes(issued.pdf)
+    print(json.dumps({"decision": decision.decision, "document_id": issued.notice.document_id, "path": str(args.out),
+                      "sha256": hashlib.sha256(issued.pdf).hexdigest(), "audit_id": issued.record_id,
+                      "check": issued.check.to_dict()}, indent=2))
+    return 0 if issued.passed else 1
 
 
 def run_notices(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lendsafe.batch import run_batch
+    from lendsafe.issuance import default_actor, open_audit_store
 
     settings = _notice_settings(args.notice_settings)
     pipeline = _pipeline(args)
+    audit = open_audit_store(getattr(pipeline, "settings", None))
     with tqdm(total=0, unit="application", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = run_batch(args.csv, args.out, pipeline, settings, progress, notice_date=args.notice_date)
+        result = run_batch(args.csv, args.out, pipeline, settings, progress, notice_date=args.notice_date,
+                           audit=audit, actor=args.actor or default_actor("cli"))
     for error in result.errors:
         print(f"row {error.row}: {'; '.join(error.problems)}", file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
