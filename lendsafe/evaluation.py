@@ -8,7 +8,7 @@ artifacts and settings (otherwise :class:`EvaluationMismatchError`, or start fre
 saved as they finish and explanations decision by decision (``<out>.records.jsonl``), so an
 interrupted run keeps what it finished and resumes there.
 
-The gate (``run_gate`` + ``check_gate``) is a fixed 30-decision evaluation of the LoRA writer that
+The gate (``run_gate`` + ``check_gate``) is a fixed 34-decision evaluation of the LoRA writer that
 fails when the final output is not 100% faithful or first-pass faithfulness falls more than 3 points
 below ``data/eval/gate_baseline.json``.
 """
@@ -61,7 +61,7 @@ class EvaluationConfig:
         "help": "explanation writers: lora (adapter), base (no adapter), template (composer)"})
     sections: tuple[str, ...] = field(default=SECTIONS, metadata={"help": "sections to run: " + ", ".join(SECTIONS)})
     datasets: tuple[str, ...] = field(default=("hmda", "credit"), metadata={"help": "risk models evaluated"})
-    sample: str = field(default="limit", metadata={"help": "'limit' (first N by a stable hash) or 'gate' (fixed 30)"})
+    sample: str = field(default="limit", metadata={"help": "'limit' (first N by a stable hash) or 'gate' (fixed 34)"})
     kind: str = field(default="full", metadata={"help": "'full' evaluation or 'gate'"})
     chunk_size: int = field(default=16, metadata={"help": "decisions per Pipeline.run_many call (and per save)"})
     batch_size: int = field(default=8, metadata={"help": "prompts per generation batch"})
@@ -106,7 +106,7 @@ class EvaluationConfig:
 
 
 def gate_config(out: Path | str | None = None, **changes: Any) -> EvaluationConfig:
-    """The gate: the LoRA writer on 30 fixed held-out denials, explanations only, no plots."""
+    """The gate: the LoRA writer on 34 fixed held-out denials, explanations only, no plots."""
     out = Path(out) if out else Settings().home / "eval" / "gate_results.json"
     return EvaluationConfig(out=out, kind="gate", sample="gate", writers=("lora",), sections=("explanations",),
                             batch1_sample=0, plots=False, fresh=True, **changes)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate risk models, reasons, explanation writers, retrieval and notices on held-out data",
         description="Held-out evaluation written incrementally to a results JSON (resumed when interrupted), "
-                    "with plots; --gate runs the fixed 30-decision faithfulness gate.")
+                    "with plots; --gate runs the fixed 34-decision faithfulness gate.")
     parser.add_argument("--split", default="test", choices=("test",),
                         help="held-out split: the risk models' recorded test rows and the SFT test split")
     parser.add_argument("--limit", type=int, help="held-out explanations evaluated (default: all 180)")
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
     parser.add_argument("--batch1-sample", type=int, default=8, help="decisions per writer also timed one at a time")
     parser.add_argument("--threads", type=int, help="torch threads for generation (default: the generator's)")
-    parser.add_argument("--gate", action="store_true", help="run the gate: LoRA writer on 30 fixed held-out denials")
+    parser.add_argument("--gate", action="store_true", help="run the gate: LoRA writer on 34 fixed held-out denials")
     parser.add_argument("--write-baseline", action="store_true", help="with --gate: save the run as the baseline")
     parser.add_argument("--baseline", type=Path, default=GATE_BASELINE, help="gate baseline JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
