@@ -1,0 +1,133 @@
+"""Drawing one decision and one notice: shared by the explorer, the notices page and the audit page."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import streamlit as st
+
+from lendsafe.datasets import load_spec
+from lendsafe.decision import Decision
+from lendsafe.errors import LendSafeError
+from lendsafe.ui import tables
+
+ROLE_COLORS = {tables.ROLE_PRINCIPAL: "#c0392b", tables.ROLE_ADVERSE: "#e67e22", tables.ROLE_LOWERED: "#2e86c1"}
+WRITER_NAMES = {"lora": "LoRA language model (passed verification)",
+                "template": "deterministic template writer"}
+
+
+def decision_headline(decision: Decision, record_id: int | None = None) -> None:
+    """Decision, risk beside the threshold, reference and the audit record."""
+    outcome = "Denied" if decision.denied else "Approved"
+    cols = st.columns(4)
+    cols[0].metric("Decision", outcome)
+    cols[1].metric("Risk", f"{decision.risk:.1%}", f"{decision.risk - decision.threshold:+.1%} vs threshold",
+                   delta_color="inverse")
+    cols[2].metric("Threshold", f"{decision.threshold:.1%}")
+    cols[3].metric("Reason reference", decision.reference)
+    st.altair_chart(risk_chart(decision), width="stretch")
+    recorded = f"audit record #{record_id}" if record_id is not None else "not recorded"
+    st.caption(f"Model {decision.model.get('dataset')} · sha256 {decision.model.get('sha256', '')[:12]} · "
+               f"threshold version {decision.model.get('threshold_version')} · {recorded}")
+
+
+def risk_chart(decision: Decision) -> Any:
+    """The risk as a bar on a 0-100% scale with the threshold as a rule."""
+    import altair as alt
+    import pandas as pd
+
+    scale = alt.Scale(domain=[0, 1])
+    bar = alt.Chart(pd.DataFrame([{"what": "risk", "value": decision.risk}])).mark_bar(
+        color=ROLE_COLORS[tables.ROLE_PRINCIPAL] if decision.denied else ROLE_COLORS[tables.ROLE_LOWERED]
+    ).encode(x=alt.X("value:Q", scale=scale, axis=alt.Axis(format="%", title="predicted risk of "
+                                                          f"{load_spec(decision.dataset).outcome}")))
+    rule = alt.Chart(pd.DataFrame([{"threshold": decision.threshold}])).mark_rule(
+        color="black", strokeWidth=2).encode(x="threshold:Q")
+    return (bar + rule).properties(height=60)
+
+
+def contributions_chart(frame: Any) -> Any:
+    """Signed contributions as horizontal bars, coloured by role (adverse ones in red/orange)."""
+    import altair as alt
+
+    color = alt.Color("role:N", scale=alt.Scale(domain=list(ROLE_COLORS), range=list(ROLE_COLORS.values())),
+                      legend=alt.Legend(orient="bottom", title=None))
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("contribution:Q", title="contribution to risk (log-odds) vs. the reference"),
+        y=alt.Y("label:N", sort=list(frame["label"]), title=None), color=color,
+        tooltip=["label", "value", "contribution", "role", "reason_code"],
+    ).properties(height=28 * len(frame) + 40)
+
+
+def contributions(decision: Decision) -> None:
+    spec = load_spec(decision.dataset)
+    frame = tables.contribution_frame(decision, spec)
+    st.subheader("Signed contributions")
+    st.caption(f"Each feature's push on this applicant's risk relative to the {decision.reference} reference. "
+               "Red bars are adverse and behind a principal reason; orange bars raised the risk without "
+               "becoming a reason; blue bars lowered it.")
+    st.altair_chart(contributions_chart(frame), width="stretch")
+    with st.expander("Contributions as a table"):
+        st.dataframe(frame.drop(columns=["feature"]), hide_index=True, width="stretch")
+
+
+def reasons(decision: Decision) -> None:
+    st.subheader("Principal reasons")
+    if not decision.reasons:
+        st.write("Approved: no adverse action, so no principal reasons are stated.")
+        return
+    st.dataframe(tables.reasons_frame(decision), hide_index=True, width="stretch")
+
+
+def citations(decision: Decision) -> None:
+    st.subheader("Retrieved citations")
+    if not decision.citations:
+        st.write("No passages were retrieved.")
+    for citation in decision.citations:
+        with st.expander(f"{citation.citation} — {citation.title} (score {citation.score:.3f})"):
+            st.write(citation.text)
+
+
+def explanation(decision: Decision) -> None:
+    """The explanation, who wrote it and why, and the verifier's checklist."""
+    st.subheader("Explanation")
+    with st.container(border=True):
+        st.markdown(decision.explanation or "_no explanation_")
+    writer = WRITER_NAMES.get(decision.writer or "", decision.writer or "unknown")
+    st.caption(f"Written by: **{decision.writer}** — {writer}. Why: {decision.writer_reason}."
+               + (f" {decision.latency_ms:.0f} ms." if decision.latency_ms is not None else ""))
+    verification = decision.verification or {}
+    passed = verification.get("passed")
+    st.markdown(f"**Verification checklist** — {'all checks passed' if passed else 'failed: ' + ', '.join(verification.get('failures', []))}")
+    st.dataframe(tables.checklist_frame(verification), hide_index=True, width="stretch")
+    attempts = tables.attempts_frame(verification)
+    if not attempts.empty:
+        with st.expander(f"Language-model attempts ({len(attempts)})"):
+            st.dataframe(attempts, hide_index=True, width="stretch")
+
+
+def full_decision(decision: Decision, record_id: int | None = None) -> None:
+    decision_headline(decision, record_id)
+    left, right = st.columns([1, 1])
+    with left:
+        reasons(decision)
+        contributions(decision)
+    with right:
+        explanation(decision)
+        citations(decision)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _page_images(pdf: bytes, digest: str) -> list[bytes]:
+    return tables.pdf_page_images(pdf)
+
+
+def pdf_preview(pdf: bytes, caption: str) -> None:
+    """Each page of the PDF as an image (poppler's pdftoppm)."""
+    try:
+        pages = _page_images(pdf, hashlib.sha256(pdf).hexdigest())
+    except (LendSafeError, OSError) as exc:
+        st.warning(f"Preview unavailable: {exc}")
+        return
+    for number, png in enumerate(pages, start=1):
+        st.image(png, caption=f"{caption} — page {number} of {len(pages)}", width="stretch")

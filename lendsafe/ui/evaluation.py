@@ -1,0 +1,266 @@
+"""Evaluation: run an evaluation (with a limit) under a progress bar or open the latest results; every
+metric is shown with what it means, its floor and its ceiling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lendsafe.errors import LendSafeError
+from lendsafe.ui import common
+
+APP_RESULTS = Path("eval") / "app_results.json"      # under LENDSAFE_HOME: runs started from the dashboard
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of the results: where it is, what it means, the worst and best it can be."""
+
+    label: str
+    path: tuple[str, ...]
+    meaning: str
+    floor: str
+    ceiling: str
+
+
+def dig(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+RISK_METRICS = (
+    Metric("AUC", ("auc",), "chance that an applicant with the adverse outcome gets a higher risk than one without",
+           "0.5 (chance)", "1.0 (perfect ranking)"),
+    Metric("KS", ("ks",), "largest gap between the risk distributions of the two outcomes",
+           "0 (no separation)", "1 (complete separation)"),
+    Metric("Brier", ("brier",), "mean squared error of the predicted probability (lower is better)",
+           "base rate × (1 − base rate): everyone given the base rate", "0 (certain and right)"),
+)
+REASON_METRICS = (
+    Metric("same principal reason under ±2% changes", ("perturbation", "same_principal_reason"),
+           "share of denials (still denied) whose first reason survives small changes of their figures",
+           "0", "1 (reasons never move on noise)"),
+    Metric("same reasons in order under ±2% changes", ("perturbation", "same_reasons_in_order"),
+           "share whose whole reason list, in order, survives the small changes", "0", "1"),
+    Metric("decision flipped by ±2% changes", ("perturbation", "decision_flipped"),
+           "share of denials that became approvals after the small changes (applicants near the threshold)",
+           "0 (none near the threshold)", "1"),
+    Metric("population vs cutoff: same principal reason", ("references", "same_principal_reason"),
+           "share of denials whose first reason is the same under both Reg B references; no right value — "
+           "low means the reference choice matters", "0", "1"),
+    Metric("population vs cutoff: mean Jaccard", ("references", "mean_jaccard"),
+           "overlap of the two reason sets (shared / all)", "0 (disjoint)", "1 (identical sets)"),
+)
+RETRIEVAL_METRICS = (
+    Metric("recall@4", ("recall@4",), "share of the expected citations among the top 4 passages",
+           "the BM25 keyword baseline (row beside it)", "1"),
+    Metric("MRR", ("mrr",), "1 / rank of the first correct passage, averaged", "0", "1 (always first)"),
+    Metric("query p50 (ms)", ("query_ms_p50",), "median time of one search", "—", "—"),
+)
+WRITER_METRICS = (
+    Metric("first-pass faithfulness", ("first_pass_rate",), "share of first drafts passing every verification check",
+           "0", "1"),
+    Metric("final faithfulness", ("final_pass_rate",), "share of issued explanations passing verification after "
+           "retry and fallback (must be 1: nothing unverified is issued)", "0", "1"),
+    Metric("fallback rate", ("fallback_rate",), "share where the deterministic writer took over", "1", "0"),
+    Metric("factor precision", ("faithfulness", "first_attempt", "factor_precision"),
+           "stated factors that are real principal reasons", "0", "1"),
+    Metric("factor recall", ("faithfulness", "first_attempt", "factor_recall"),
+           "principal reasons the text states", "0", "1"),
+    Metric("number accuracy", ("faithfulness", "first_attempt", "number_accuracy"),
+           "figures in the text equal to the applicant's own", "0", "1"),
+    Metric("protected-basis rate", ("faithfulness", "first_attempt", "protected_basis_rate"),
+           "drafts mentioning a prohibited basis", "1", "0"),
+    Metric("forbidden-phrase rate", ("faithfulness", "first_attempt", "forbidden_phrase_rate"),
+           "drafts promising or hinting ('reapply', 'guaranteed', …)", "1", "0"),
+    Metric("ROUGE-L vs reference", ("text_similarity", "first_attempt", "rougeL"),
+           "word overlap with the composer's reference text: imitation, not truth",
+           "the unrelated-pairs row below", "1 (the template writer, by construction)"),
+    Metric("ROUGE-L unrelated pairs", ("text_similarity", "unrelated_floor", "rougeL"),
+           "the same writer scored against another applicant's reference: the floor", "—", "—"),
+    Metric("BERTScore F1 vs reference", ("text_similarity", "first_attempt", "bertscore_f1"),
+           "embedding similarity with the reference (raw, not rescaled: a narrow range)",
+           "the unrelated-pairs row below", "1 (the template writer)"),
+    Metric("BERTScore F1 unrelated pairs", ("text_similarity", "unrelated_floor", "bertscore_f1"),
+           "the floor of BERTScore for these texts", "—", "—"),
+    Metric("latency p50 (ms, batched)", ("latency_ms", "p50"), "wall time per decision in batches", "—", "—"),
+    Metric("latency p50 (ms, one at a time)", ("batch1_latency_ms", "p50"), "wall time of a single decision",
+           "—", "—"),
+)
+
+
+def _value(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def metric_rows(metrics: tuple[Metric, ...], systems: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per metric, one column per system, then what it means, its floor and ceiling."""
+    rows = [{"metric": m.label, **{name: _value(dig(data, m.path)) for name, data in systems.items()},
+             "what it means": m.meaning, "floor": m.floor, "ceiling": m.ceiling} for m in metrics]
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- results files
+
+def result_files() -> dict[str, Path]:
+    """Results that exist: the committed evaluation and the last run started from the dashboard."""
+    from lendsafe.evaluation import DEFAULT_OUT
+
+    candidates = {"committed evaluation (data/eval/results.json)": DEFAULT_OUT,
+                  "last dashboard run": common.app_settings().home / APP_RESULTS}
+    return {label: path for label, path in candidates.items() if path.is_file()}
+
+
+def open_results() -> dict[str, Any] | None:
+    from lendsafe.evaluation import load_results
+
+    files = result_files()
+    if not files:
+        st.info("No results yet: run an evaluation below (or `lendsafe evaluate`, which writes "
+                "data/eval/results.json).")
+        return None
+    newest = max(files, key=lambda label: files[label].stat().st_mtime)
+    label = st.selectbox("Results", list(files), index=list(files).index(newest), key="ls_eval_file")
+    try:
+        return load_results(files[label])
+    except LendSafeError as exc:
+        st.error(f"Those results cannot be read: {exc}")
+        return None
+
+
+# ---------------------------------------------------------------------------- running
+
+def run_form() -> None:
+    from lendsafe.evaluation import SECTIONS, EvaluationConfig
+    from lendsafe.evaluation_explain import WRITERS
+
+    settings = common.app_settings()
+    with st.form("ls_eval_form"):
+        st.write("Run the evaluation on held-out data; results go to "
+                 f"`{settings.home / APP_RESULTS}` (the committed results are not touched).")
+        cols = st.columns(2)
+        limit = cols[0].number_input("Held-out explanations (limit)", min_value=1, max_value=180, value=8, step=1)
+        writers = cols[1].multiselect("Writers", list(WRITERS), default=["template"],
+                                      help="lora and base load the language model (slow on CPU)")
+        sections = st.multiselect("Sections", list(SECTIONS), default=list(SECTIONS))
+        datasets = st.multiselect("Risk models", common.available_datasets(), default=common.available_datasets())
+        submitted = st.form_submit_button("Run the evaluation", type="primary")
+    if not submitted:
+        return
+    try:
+        config = EvaluationConfig(out=settings.home / APP_RESULTS, limit=int(limit), writers=tuple(writers),
+                                  sections=tuple(sections), datasets=tuple(datasets), fresh=True,
+                                  perturbation_copies=2, batch1_sample=min(4, int(limit)))
+    except LendSafeError as exc:
+        st.error(str(exc))
+        return
+    run(config, settings)
+
+
+def run(config: Any, settings: Any) -> None:
+    from lendsafe.evaluation import run_evaluation
+
+    bar = st.progress(0.0, text="Starting the evaluation…")
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done} of {total}")
+
+    try:
+        results = run_evaluation(config, progress, settings=settings, bar=False)
+    except LendSafeError as exc:
+        st.error(f"The evaluation stopped: {exc}")
+        return
+    bar.progress(1.0, text=f"Done in {results['timing']['this_run_seconds']} s")
+    st.success("Evaluation finished; its results are shown below.")
+
+
+# ---------------------------------------------------------------------------- showing
+
+def risk_section(section: dict[str, Any]) -> None:
+    st.subheader("Risk models (held-out test rows)")
+    st.caption(section.get("split", ""))
+    for name, data in section.get("datasets", {}).items():
+        held = data.get("held_out", {})
+        st.markdown(f"**{name}** — predicts {data.get('outcome')}; {held.get('test_rows')} test rows, "
+                    f"{held.get('shared_rows')} shared with training; base rate "
+                    f"{dig(data, ('model', 'base_rate')) or 0:.1%}")
+        st.dataframe(metric_rows(RISK_METRICS, {"model": data["model"], "logistic baseline": data["logistic_baseline"]}),
+                     hide_index=True, width="stretch")
+
+
+def reasons_section(section: dict[str, Any]) -> None:
+    st.subheader("Reason stability")
+    systems = section.get("datasets", {})
+    st.dataframe(metric_rows(REASON_METRICS, systems), hide_index=True, width="stretch")
+
+
+def retrieval_section(section: dict[str, Any]) -> None:
+    st.subheader("Retrieval")
+    st.caption(f"{section.get('queries')} questions over {section.get('passages')} passages; ranking "
+               f"{section.get('ranking')} (keyword weight {section.get('keyword_weight')}).")
+    systems = {name: section[name] for name in ("knowledge_base", "vector_only", "bm25") if name in section}
+    st.dataframe(metric_rows(RETRIEVAL_METRICS, systems), hide_index=True, width="stretch")
+
+
+def explanations_section(section: dict[str, Any]) -> None:
+    st.subheader("Explanation writers (held-out denials)")
+    sample = section.get("sample", {})
+    overlap = sample.get("overlap_with_training", {})
+    st.caption(f"{sample.get('evaluated')} held-out decisions ({sample.get('selection')}); shared with training: "
+               f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
+    writers = section.get("writers", {})
+    st.dataframe(metric_rows(WRITER_METRICS, writers), hide_index=True, width="stretch")
+    for note in section.get("notes", []):
+        st.caption("• " + note)
+
+
+def notices_section(section: dict[str, Any]) -> None:
+    st.subheader("Notices")
+    rate = section.get("completeness_pass_rate")
+    st.write(f"{section.get('notices')} notices rendered from the {section.get('writer')} writer's decisions; "
+             f"completeness check pass rate {rate if rate is not None else 'n/a'} (floor 0, ceiling 1: every "
+             "notice must pass).")
+    if section.get("failures_by_check"):
+        st.json(section["failures_by_check"])
+
+
+SECTION_VIEWS = {"risk": risk_section, "reasons": reasons_section, "retrieval": retrieval_section,
+                 "explanations": explanations_section, "notices": notices_section}
+
+
+def show(results: dict[str, Any]) -> None:
+    status = "complete" if results.get("complete") else "incomplete (resume with `lendsafe evaluate`)"
+    st.caption(f"Results {status}; updated {results.get('updated')}; "
+               f"{results.get('timing', {}).get('total_seconds')} s of evaluation.")
+    for name, view in SECTION_VIEWS.items():
+        if name in results.get("sections", {}):
+            view(results["sections"][name])
+    plots = results.get("plots", {})
+    if plots:
+        st.subheader("Plots")
+    for entry in plots.values():
+        if Path(entry["png"]).is_file():
+            st.image(entry["png"], caption=entry.get("title", ""))
+
+
+def render() -> None:
+    st.title("Evaluation")
+    try:
+        import lendsafe.evaluation  # noqa: F401
+    except ImportError as exc:
+        common.stop_with(f"The evaluation module is not available yet ({exc}).")
+    with st.expander("Run an evaluation", expanded=not result_files()):
+        run_form()
+    results = open_results()
+    if results is not None:
+        show(results)
+
+
+if __name__ == "__main__":
+    render()
