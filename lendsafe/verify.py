@@ -134,18 +134,24 @@ def check_reason_order(decision: Decision, text: str) -> CheckResult:
 
 def allowed_numbers(decision: Decision) -> list[float]:
     """Figures the text may state: the application's own values (and derived ratios)."""
-    spec = load_spec(decision.dataset)
-    application = with_derived(spec, decision.application)
-    values = []
-    for feature in spec.features:
-        value = application.get(feature.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values.append(float(value))
+    values = [v for values in numbers_by_reason(decision).values() for v in values]
     if decision.application.get("loan_amount") is not None:
         values.append(float(decision.application["loan_amount"]))
     for text in (str(decision.application.get("product") or ""),):
         values += [float(n.replace(",", "").rstrip("%")) for n in NUMBER_RE.findall(text)]
     return values
+
+
+def numbers_by_reason(decision: Decision) -> dict[str, list[float]]:
+    """Reason code -> the application's numeric values of the features behind it."""
+    spec = load_spec(decision.dataset)
+    application = with_derived(spec, decision.application)
+    by_code: dict[str, list[float]] = {}
+    for feature in spec.features:
+        value = application.get(feature.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            by_code.setdefault(feature.reason or "", []).append(float(value))
+    return by_code
 
 
 def _matches(written: str, values: list[float]) -> bool:
@@ -158,6 +164,33 @@ def _matches(written: str, values: list[float]) -> bool:
                for v in values)
 
 
+def _masked_citations(text: str) -> str:
+    """The text with citations blanked out, positions kept."""
+    return CITATION_RE.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _factor_before(factors: list[tuple[int, str]], sentence_start: int, position: int) -> str | None:
+    """The factor named last before ``position`` within the same sentence, if any."""
+    named = [code for at, code in factors if sentence_start <= at < position]
+    return named[-1] if named else None
+
+
+def wrong_numbers(decision: Decision, text: str) -> list[str]:
+    """Figures that match no application value, or not the value of the factor they are written beside."""
+    masked = _masked_citations(text)
+    factors, by_code, anywhere = mentioned_factors(text), numbers_by_reason(decision), allowed_numbers(decision)
+    starts = [0] + [m.end() for m in re.finditer(r"[.!?]\s+", masked)]
+    wrong = []
+    for match in NUMBER_RE.finditer(masked):
+        written = match.group(0).rstrip(".,")
+        start = max(s for s in starts if s <= match.start())
+        code = _factor_before(factors, start, match.start())
+        allowed = by_code.get(code) if code in by_code else anywhere
+        if not _matches(written, allowed):
+            wrong.append(written)
+    return wrong
+
+
 def strip_citations(text: str) -> str:
     return CITATION_RE.sub(" ", text)
 
@@ -167,9 +200,8 @@ def cited_sections(text: str) -> list[str]:
 
 
 def check_numbers(decision: Decision, text: str) -> CheckResult:
-    values = allowed_numbers(decision)
     written = NUMBER_RE.findall(strip_citations(text))
-    wrong = [w for w in written if not _matches(w.rstrip(".,"), values)]
+    wrong = wrong_numbers(decision, text)
     return CheckResult("numbers_match", not wrong, f"not in the application: {wrong}" if wrong else
                        f"{len(written)} figure(s), all match the application")
 

@@ -1,0 +1,81 @@
+"""Prompt building: pure, golden-file stable, and free of the threshold, the raw risk and protected data."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lendsafe.config import PROJECT_ROOT
+from lendsafe.decision import Citation
+from lendsafe.prompts import build_messages, messages_sha256, product_word, prompt_citations, user_prompt
+from lendsafe.scoring import Scorer
+
+GOLDEN = PROJECT_ROOT / "tests" / "golden"
+EXAMPLES = PROJECT_ROOT / "data" / "examples"
+CITATIONS = (Citation("12 CFR 1002.9(b)(2)", "Statement of specific reasons", "..."),
+             Citation("12 CFR 1002, App. C", "Sample notification forms", "..."),
+             Citation("15 U.S.C. 1681m(a)", "Duties of users taking adverse action", "..."),
+             Citation("12 CFR 1002.9(a)(2)", "Content of notifications", "..."))
+
+
+def decision_for(name: str, **changes):
+    application = json.loads((EXAMPLES / f"{name}.json").read_text())
+    dataset = "credit" if name.startswith("credit") else "hmda"
+    return Scorer.load(dataset).score({**application, **changes}).with_updates(citations=CITATIONS)
+
+
+@pytest.mark.parametrize("name", ["hmda_denial", "hmda_approval", "credit_denial"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_prompt_matches_its_golden_file(name, strict):
+    """Set LENDSAFE_UPDATE_GOLDEN=1 to rewrite the files after an intended prompt change."""
+    messages = build_messages(decision_for(name), strict=strict)
+    path = GOLDEN / f"prompt_{name}{'_strict' if strict else ''}.json"
+    if os.environ.get("LENDSAFE_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(messages, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert messages == json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_prompt_is_a_pure_function_of_the_decision():
+    first, second = build_messages(decision_for("hmda_denial")), build_messages(decision_for("hmda_denial"))
+    assert first == second and messages_sha256(first) == messages_sha256(second)
+    assert messages_sha256(first) != messages_sha256(build_messages(decision_for("hmda_denial"), strict=True))
+
+
+def test_prompt_never_holds_threshold_risk_or_protected_attributes():
+    decision = decision_for("hmda_denial", applicant={"name": "Ana Married-Black", "address": "1 Main St"})
+    text = user_prompt(decision, strict=True) + build_messages(decision)[0]["content"]
+    assert f"{decision.risk:.2f}" not in text and f"{decision.risk:.3f}" not in text
+    assert str(decision.threshold) not in text
+    for word in ("afam", "single", "unemp", "hschool", "Ana", "Main St", "risk", "probability"):
+        assert word not in text, word
+
+
+def test_every_reason_appears_in_order_with_its_rounded_value():
+    decision = decision_for("hmda_denial")
+    text = user_prompt(decision)
+    positions = [text.index(f"{rank}. {r.statement} (") for rank, r in enumerate(decision.reasons, start=1)]
+    assert positions == sorted(positions) and 1 <= len(decision.reasons) <= 4
+    assert all(f": {r.display_value})" in text for r in decision.reasons)
+
+
+def test_approvals_list_no_reasons_and_no_sources():
+    decision = decision_for("hmda_approval")
+    assert not decision.denied
+    text = user_prompt(decision)
+    assert "Decision: approved" in text and "Principal reasons" not in text and "Sources" not in text
+
+
+def test_citations_put_the_reasons_own_rules_first_and_are_capped():
+    decision = decision_for("hmda_denial")
+    cited = prompt_citations(decision)
+    assert len(cited) <= 3 and len(set(cited)) == len(cited)
+    assert set(cited) <= {c.citation for c in CITATIONS}
+    own = [r.citation for r in decision.reasons if r.citation in {c.citation for c in CITATIONS}]
+    assert cited[:len(own[:3])] == list(dict.fromkeys(own))[:3]
+
+
+@pytest.mark.parametrize("product, expected", [("30-year fixed mortgage", "30-year fixed mortgage"), ("", "mortgage"),
+                                               ("x" * 61, "mortgage")])
+def test_product_word_uses_the_applications_product_when_sensible(product, expected):
+    assert product_word(decision_for("hmda_denial", product=product)) == expected
