@@ -3,7 +3,7 @@ import streamlit as st
 
 from lendsafe.ui import PAGES, common
 
-st.set_page_config(page_title="LendSafe", page_icon="⚖️", layout="wide")
+st.set_page_config(page_title="LendSafe", page_icon=":material/balance:", layout="wide")
 pages = [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=i == 0) for i, p in enumerate(PAGES)]
 page = st.navigation(pages)
 common.sidebar()

@@ -18,7 +18,7 @@ from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.scoring import Scorer
-from lendsafe.ui import PAGES, tables
+from lendsafe.ui import PAGES, display, tables
 from lendsafe.ui.evaluation import RISK_METRICS, metric_rows
 from lendsafe.ui.form import widget_key
 from lendsafe.ui.models import adapter_status
@@ -113,12 +113,16 @@ def test_deciding_the_form_shows_decision_reasons_explanation_and_records_it(dec
     expected = Scorer.load("hmda").score(DENIAL)
     assert metric(decided, "Decision") == "Denied" and metric(decided, "Reason reference") == "population"
     assert metric(decided, "Risk") == f"{expected.risk:.1%}"
+    listed = next(m.value for m in decided.markdown if m.value.startswith("1. **"))
+    assert [line.split("**")[1] for line in listed.splitlines()] == [r.statement for r in expected.reasons]
     reasons = next(d.value for d in decided.dataframe if "statement" in d.value.columns)
     assert list(reasons["code"]) == [r.code for r in expected.reasons]
     explanation = decided.session_state["ls_current"]["issued"]["population"].decision.explanation
     assert explanation and any(explanation in m.value for m in decided.markdown)
-    checklist = next(d.value for d in decided.dataframe if list(d.value.columns) == ["check", "result", "detail"])
-    assert len(checklist) >= 8 and set(checklist["result"]) == {tables.CHECK_MARKS[True]}
+    checklist = next(m.value for m in decided.markdown if m.value.startswith("- :"))
+    assert len(checklist.splitlines()) == len(decided.session_state["ls_current"]["issued"]["population"]
+                                              .decision.verification["checks"])
+    assert all(line.startswith(f"- {display.CHECK_ICONS['pass']}") for line in checklist.splitlines())
     records = AuditStore(audit_url).list(decision="deny", limit=None)
     assert records and records[-1].actor.startswith("app:") and records[-1].notice_sha256
 
@@ -140,6 +144,7 @@ def test_switching_the_reference_reissues_and_shows_what_changes(audit_url):
 
 def test_held_out_filters_and_decides_a_matching_application(audit_url):
     at = no_failure(new_app())
+    at.radio(key="ls_source").set_value("Held-out application").run()
     at.selectbox(key="ls_filter_decision").set_value("deny").run()
     at.selectbox(key="ls_filter_reason").set_value("DEBT_TO_INCOME").run()
     shown = next(d.value for d in at.dataframe if "first_reason" in d.value.columns)
@@ -149,6 +154,11 @@ def test_held_out_filters_and_decides_a_matching_application(audit_url):
     no_failure(at.run())
     decision = at.session_state["ls_current"]["issued"]["population"].decision
     assert metric(at, "Decision") == "Denied" and "DEBT_TO_INCOME" in [r.code for r in decision.reasons]
+    button(at, "Copy into the form").click()
+    no_failure(at.run())
+    assert at.radio(key="ls_source").value == "Fill the form"
+    shown = float(at.text_input(key=widget_key("hmda", "debt_to_income")).value)
+    assert shown == pytest.approx(decision.application["debt_to_income"], rel=1e-6)
 
 
 # ---------------------------------------------------------------------------- notices

@@ -25,9 +25,9 @@ class PageSpec:
 
 
 PAGES = (
-    PageSpec("explorer", "Decision explorer", "🔎", "explorer"),
-    PageSpec("notices", "Notices", "📄", "notices"),
-    PageSpec("evaluation", "Evaluation", "📊", "evaluation"),
-    PageSpec("audit", "Audit", "🧾", "audit"),
-    PageSpec("models", "Models and data", "🧠", "models"),
+    PageSpec("explorer", "Decision explorer", ":material/search:", "explorer"),
+    PageSpec("notices", "Notices", ":material/description:", "notices"),
+    PageSpec("evaluation", "Evaluation", ":material/analytics:", "evaluation"),
+    PageSpec("audit", "Audit", ":material/fact_check:", "audit"),
+    PageSpec("models", "Models and data", ":material/model_training:", "models"),
 )

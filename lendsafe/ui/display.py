@@ -12,6 +12,8 @@ from lendsafe.errors import LendSafeError
 from lendsafe.ui import tables
 
 ROLE_COLORS = {tables.ROLE_PRINCIPAL: "#c0392b", tables.ROLE_ADVERSE: "#e67e22", tables.ROLE_LOWERED: "#2e86c1"}
+CHECK_ICONS = {tables.CHECK_MARKS[True]: ":green[:material/check_circle: pass]",
+               tables.CHECK_MARKS[False]: ":red[:material/cancel: FAIL]"}
 WRITER_NAMES = {"lora": "LoRA language model (passed verification)",
                 "template": "deterministic template writer"}
 
@@ -32,18 +34,19 @@ def decision_headline(decision: Decision, record_id: int | None = None) -> None:
 
 
 def risk_chart(decision: Decision) -> Any:
-    """The risk as a bar on a 0-100% scale with the threshold as a rule."""
+    """The risk as a bar on a 0-100% scale beside the threshold, drawn as a black rule."""
     import altair as alt
     import pandas as pd
 
-    scale = alt.Scale(domain=[0, 1])
-    bar = alt.Chart(pd.DataFrame([{"what": "risk", "value": decision.risk}])).mark_bar(
-        color=ROLE_COLORS[tables.ROLE_PRINCIPAL] if decision.denied else ROLE_COLORS[tables.ROLE_LOWERED]
-    ).encode(x=alt.X("value:Q", scale=scale, axis=alt.Axis(format="%", title="predicted risk of "
-                                                          f"{load_spec(decision.dataset).outcome}")))
-    rule = alt.Chart(pd.DataFrame([{"threshold": decision.threshold}])).mark_rule(
-        color="black", strokeWidth=2).encode(x="threshold:Q")
-    return (bar + rule).properties(height=60)
+    outcome = load_spec(decision.dataset).outcome
+    frame = pd.DataFrame([{"row": "risk", "risk": decision.risk, "threshold": decision.threshold}])
+    base = alt.Chart(frame).encode(y=alt.Y("row:N", axis=None))
+    color = ROLE_COLORS[tables.ROLE_PRINCIPAL] if decision.denied else ROLE_COLORS[tables.ROLE_LOWERED]
+    bar = base.mark_bar(color=color, size=22).encode(
+        x=alt.X("risk:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=f"predicted risk of {outcome}")))
+    rule = base.mark_tick(color="black", thickness=3, size=34).encode(x="threshold:Q")
+    label = base.mark_text(align="left", dx=6, dy=-14).encode(x="threshold:Q", text=alt.value("threshold"))
+    return (bar + rule + label).properties(height=56)
 
 
 def contributions_chart(frame: Any) -> Any:
@@ -51,12 +54,12 @@ def contributions_chart(frame: Any) -> Any:
     import altair as alt
 
     color = alt.Color("role:N", scale=alt.Scale(domain=list(ROLE_COLORS), range=list(ROLE_COLORS.values())),
-                      legend=alt.Legend(orient="bottom", title=None))
+                      legend=alt.Legend(orient="bottom", title=None, direction="vertical", labelLimit=400))
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("contribution:Q", title="contribution to risk (log-odds) vs. the reference"),
-        y=alt.Y("label:N", sort=list(frame["label"]), title=None), color=color,
+        y=alt.Y("label:N", sort=list(frame["label"]), title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)), color=color,
         tooltip=["label", "value", "contribution", "role", "reason_code"],
-    ).properties(height=28 * len(frame) + 40)
+    ).properties(height=30 * len(frame))
 
 
 def contributions(decision: Decision) -> None:
@@ -76,7 +79,20 @@ def reasons(decision: Decision) -> None:
     if not decision.reasons:
         st.write("Approved: no adverse action, so no principal reasons are stated.")
         return
-    st.dataframe(tables.reasons_frame(decision), hide_index=True, width="stretch")
+    st.markdown(reasons_markdown(decision))
+    with st.expander("Reasons as a table"):
+        st.dataframe(tables.reasons_frame(decision), hide_index=True, width="stretch")
+
+
+def reasons_markdown(decision: Decision) -> str:
+    """The reasons as a numbered list: statement, the applicant's value, contribution, rule."""
+    return "\n".join(f"{i}. **{r.statement}** — your value {r.display_value}; contribution "
+                     f"{r.contribution:+.3f} ({r.citation})" for i, r in enumerate(decision.reasons, start=1))
+
+
+def checklist_markdown(verification: dict) -> str:
+    frame = tables.checklist_frame(verification)
+    return "\n".join(f"- {CHECK_ICONS[row.result]} **{row.check}** — {row.detail}" for row in frame.itertuples())
 
 
 def citations(decision: Decision) -> None:
@@ -99,7 +115,7 @@ def explanation(decision: Decision) -> None:
     verification = decision.verification or {}
     passed = verification.get("passed")
     st.markdown(f"**Verification checklist** — {'all checks passed' if passed else 'failed: ' + ', '.join(verification.get('failures', []))}")
-    st.dataframe(tables.checklist_frame(verification), hide_index=True, width="stretch")
+    st.markdown(checklist_markdown(verification))
     attempts = tables.attempts_frame(verification)
     if not attempts.empty:
         with st.expander(f"Language-model attempts ({len(attempts)})"):

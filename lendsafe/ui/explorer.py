@@ -10,6 +10,8 @@ from lendsafe.decision import REFERENCES
 from lendsafe.ui import common, display, form, tables
 
 REFERENCE_WIDGET = "ls_reference_choice"
+SOURCE_WIDGET = "ls_source"
+SOURCES = ("Fill the form", "Held-out application")
 REFERENCE_HELP = ("Reg B comment 9(b)(2)-5: compare the applicant with the average of all applicants "
                   "(population) or with applicants at or just above the passing cutoff (cutoff).")
 
@@ -60,8 +62,13 @@ def held_out_picker(dataset: str, reference: str) -> None:
     left, right = st.columns(2)
     left.button("Decide this application", type="primary", on_click=start,
                 args=(dataset, applications[row], f"held-out row {row}"))
-    right.button("Copy into the form", on_click=form.fill, args=(dataset, applications[row]),
-                 help="edit its values on the form tab")
+    right.button("Copy into the form", on_click=copy_into_form, args=(dataset, applications[row]),
+                 help="edit its values on the form")
+
+
+def copy_into_form(dataset: str, application: dict[str, Any]) -> None:
+    form.fill(dataset, application)
+    st.session_state[SOURCE_WIDGET] = SOURCES[0]
 
 
 def comparison(state: dict[str, Any], reference: str) -> None:
@@ -86,24 +93,24 @@ def result(state: dict[str, Any], reference: str) -> None:
     if issued is None:
         return
     st.divider()
-    st.header(f"Result — {state['source']}")
+    st.header(f"Result ({state['source']})")
     display.full_decision(issued.decision, issued.record_id)
     comparison(state, reference)
     if issued.decision.denied:
         check = "passed" if issued.passed else "FAILED"
         st.success(f"Adverse-action notice {issued.notice.document_id} rendered; completeness check {check}.")
-        st.page_link("lendsafe/ui/notices.py", label="Preview and download the notice", icon="📄")
+        st.page_link("lendsafe/ui/notices.py", label="Preview and download the notice", icon=":material/description:")
 
 
 def render() -> None:
     st.title("Decision explorer")
     dataset = common.current_dataset()
     reference = reference_switch()
-    held_out_tab, form_tab = st.tabs(["Held-out application", "Fill the form"])
-    with held_out_tab:
+    source = st.radio("Application", SOURCES, key=SOURCE_WIDGET, horizontal=True, label_visibility="collapsed")
+    if source == SOURCES[1]:
         held_out_picker(dataset, reference)
-    with form_tab:
-        form.application_form(dataset, on_valid=lambda application: start(dataset, application, "form"))
+    else:
+        form.application_form(dataset, on_valid=lambda application: start(dataset, application, "from the form"))
     state = common.current()
     if state is None or state["dataset"] != dataset:
         st.info("Pick a held-out application or fill the form, then press Decide.")

@@ -13,6 +13,7 @@ from lendsafe.errors import LendSafeError
 from lendsafe.ui import common, display, tables
 
 BATCH_KEY = "ls_batch"
+ERRORS_LISTED = 50
 
 
 def single_notice() -> None:
@@ -20,7 +21,7 @@ def single_notice() -> None:
     issued = common.current_issued()
     if issued is None:
         st.info("No decision yet: decide an application on the Decision explorer first.")
-        st.page_link("lendsafe/ui/explorer.py", label="Open the Decision explorer", icon="🔎")
+        st.page_link("lendsafe/ui/explorer.py", label="Open the Decision explorer", icon=":material/search:")
         return
     decision = issued.decision
     if not decision.denied:
@@ -100,8 +101,10 @@ def batch_outcome(outcome: dict[str, Any]) -> None:
                        file_name=f"notices_{Path(outcome['file']).stem}.zip", mime="application/zip",
                        type="primary", on_click="ignore", key="ls_batch_zip")
     if outcome["errors"]:
-        st.error(f"{len(outcome['errors'])} row(s) were not decided:")
-        st.dataframe(pd.DataFrame(outcome["errors"]), hide_index=True, width="stretch")
+        listed = outcome["errors"][:ERRORS_LISTED]
+        st.error(f"{len(outcome['errors'])} row(s) were not decided:\n"
+                 + "\n".join(f"- row {e['row']}: {e['problems']}" for e in listed)
+                 + ("\n- … (all of them in errors.csv inside the zip)" if len(outcome["errors"]) > len(listed) else ""))
     st.dataframe(pd.DataFrame(outcome["rows"]), hide_index=True, width="stretch")
 
 

@@ -29,7 +29,7 @@ ROLE_PRINCIPAL = "adverse: principal reason"
 ROLE_ADVERSE = "adverse: not among the reasons"
 ROLE_LOWERED = "lowered risk"
 ROLES = (ROLE_PRINCIPAL, ROLE_ADVERSE, ROLE_LOWERED)
-CHECK_MARKS = {True: "✅ pass", False: "❌ fail"}
+CHECK_MARKS = {True: "pass", False: "FAIL"}
 
 
 # ---------------------------------------------------------------------------- the application form
