@@ -283,22 +283,32 @@ def _writer_seconds(run: Run, writer: str, examples: list[dict[str, Any]]) -> fl
 
 def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[dict[str, Any]],
                             sample: dict[str, Any]) -> None:
-    from lendsafe.evaluation_explain import notices_summary, summarize_writer, text_similarity
+    """Per-writer summaries (text similarity too, except in the gate) and the notices summary."""
+    from lendsafe.evaluation_explain import notices_summary, summarize_writer
 
     ids = {e["id"] for e in examples}
     records = {w: run.store.select("decision", w, ids) for w in writers}
-    run.progress(0, 1, "text similarity")
-    references = {e["id"]: e["target"] for e in examples}
-    similarity = text_similarity(records, references, run.config.seed) if "explanations" in run.config.sections else {}
-    run.progress(1, 1, "text similarity")
     if "explanations" in run.config.sections:
+        references = {e["id"]: e["target"] for e in examples}
+        similarity = _similarity(run, records, references)
         summaries = {w: {**summarize_writer(w, records[w], run.store.select("batch1", w, ids)),
-                         "text_similarity": similarity[w]} for w in writers}
+                         "text_similarity": similarity.get(w)} for w in writers}
         composer = records.get("template", [])
         sample["composer_reproduces_reference"] = sum(r["final"]["text"] == references[r["id"]] for r in composer)
         run.store.put("explanations", {"sample": sample, "notes": list(NOTES), "writers": summaries})
     if "notices" in run.config.sections:
         run.store.put("notices", notices_summary(records[writers[0]]))
+
+
+def _similarity(run: Run, records: dict[str, list[dict[str, Any]]], references: dict[str, str]) -> dict[str, Any]:
+    from lendsafe.evaluation_explain import text_similarity
+
+    if run.config.kind == "gate":          # the gate compares faithfulness only
+        return {}
+    run.progress(0, 1, "text similarity")
+    similarity = text_similarity(records, references, run.config.seed)
+    run.progress(1, 1, "text similarity")
+    return similarity
 
 
 # ---------------------------------------------------------------------------- reading

@@ -11,25 +11,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-WRITER_COLUMNS = (        # (column, how to read it from a writer's summary)
-    ("writer", lambda w, s: w),
-    ("decisions", lambda w, s: s["decisions"]),
-    ("first_pass", lambda w, s: s["first_pass_rate"]),
-    ("final_pass", lambda w, s: s["final_pass_rate"]),
-    ("fallback", lambda w, s: s["fallback_rate"]),
-    ("factor_precision", lambda w, s: s["faithfulness"]["first_attempt"]["factor_precision"]),
-    ("factor_recall", lambda w, s: s["faithfulness"]["first_attempt"]["factor_recall"]),
-    ("number_accuracy", lambda w, s: s["faithfulness"]["first_attempt"]["number_accuracy"]),
-    ("protected_basis", lambda w, s: s["faithfulness"]["first_attempt"]["protected_basis_rate"]),
-    ("forbidden_phrase", lambda w, s: s["faithfulness"]["first_attempt"]["forbidden_phrase_rate"]),
-    ("rougeL", lambda w, s: s["text_similarity"]["first_attempt"]["rougeL"]),
-    ("rougeL_floor", lambda w, s: s["text_similarity"]["unrelated_floor"]["rougeL"]),
-    ("bertscore_f1", lambda w, s: s["text_similarity"]["first_attempt"]["bertscore_f1"]),
-    ("bertscore_f1_floor", lambda w, s: s["text_similarity"]["unrelated_floor"]["bertscore_f1"]),
-    ("latency_p50_ms", lambda w, s: s["latency_ms"]["p50"]),
-    ("latency_p95_ms", lambda w, s: s["latency_ms"]["p95"]),
-    ("batch1_p50_ms", lambda w, s: s["batch1_latency_ms"]["p50"]),
+WRITER_COLUMNS = (        # (column, where it is in a writer's summary)
+    ("decisions", ("decisions",)),
+    ("first_pass", ("first_pass_rate",)),
+    ("final_pass", ("final_pass_rate",)),
+    ("fallback", ("fallback_rate",)),
+    ("factor_precision", ("faithfulness", "first_attempt", "factor_precision")),
+    ("factor_recall", ("faithfulness", "first_attempt", "factor_recall")),
+    ("number_accuracy", ("faithfulness", "first_attempt", "number_accuracy")),
+    ("protected_basis", ("faithfulness", "first_attempt", "protected_basis_rate")),
+    ("forbidden_phrase", ("faithfulness", "first_attempt", "forbidden_phrase_rate")),
+    ("rougeL", ("text_similarity", "first_attempt", "rougeL")),
+    ("rougeL_floor", ("text_similarity", "unrelated_floor", "rougeL")),
+    ("bertscore_f1", ("text_similarity", "first_attempt", "bertscore_f1")),
+    ("bertscore_f1_floor", ("text_similarity", "unrelated_floor", "bertscore_f1")),
+    ("latency_p50_ms", ("latency_ms", "p50")),
+    ("latency_p95_ms", ("latency_ms", "p95")),
+    ("batch1_p50_ms", ("batch1_latency_ms", "p50")),
 )
+
+
+def dig(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def _pyplot() -> Any:
@@ -81,7 +86,7 @@ def risk_plots(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[str,
 
 def writer_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     writers = results["sections"].get("explanations", {}).get("writers", {})
-    return [{column: read(w, s) for column, read in WRITER_COLUMNS} for w, s in writers.items()]
+    return [{"writer": w, **{column: dig(s, path) for column, path in WRITER_COLUMNS}} for w, s in writers.items()]
 
 
 def _cell(value: Any) -> str:
@@ -97,14 +102,14 @@ def writer_table(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[st
         return {}
     csv_path = plot_dir / "writer_metrics.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[c for c, _ in WRITER_COLUMNS])
+        writer = csv.DictWriter(handle, fieldnames=["writer", *(c for c, _ in WRITER_COLUMNS)])
         writer.writeheader()
         writer.writerows(rows)
     plt = _pyplot()
     columns = [c for c, _ in WRITER_COLUMNS]
     figure, axes = plt.subplots(figsize=(3.5 + 1.8 * len(rows), 0.8 + 0.3 * len(columns)))
     axes.axis("off")
-    table = axes.table(cellText=[[c] + [_cell(r[c]) for r in rows] for c in columns[1:]],
+    table = axes.table(cellText=[[c] + [_cell(r[c]) for r in rows] for c in columns],
                        colLabels=["metric"] + [r["writer"] for r in rows], loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
