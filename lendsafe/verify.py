@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from lendsafe.datasets import load_spec, with_derived
@@ -90,7 +91,8 @@ def _find(patterns: tuple[str, ...], text: str) -> list[str]:
     return [m.group(0) for p in patterns for m in re.finditer(p, text, re.IGNORECASE)]
 
 
-def mentioned_factors(text: str) -> list[tuple[int, str]]:
+@lru_cache(maxsize=512)
+def mentioned_factors(text: str) -> tuple[tuple[int, str], ...]:
     """(position, code) of every factor the text presents, full catalog statements matched first."""
     masked, found = text, []
     for code, statement in _statement_patterns():
@@ -100,13 +102,14 @@ def mentioned_factors(text: str) -> list[tuple[int, str]]:
     for code, patterns in REASON_PATTERNS.items():
         for pattern in patterns:
             found += [(m.start(), code) for m in re.finditer(pattern, masked, re.IGNORECASE)]
-    return sorted(found)
+    return tuple(sorted(found))
 
 
-def _statement_patterns() -> list[tuple[str, str]]:
+@lru_cache(maxsize=1)
+def _statement_patterns() -> tuple[tuple[str, str], ...]:
     pairs = [(code, s) for code, entry in load_catalog().items()
              for s in (entry.statement, *dict(entry.by_value).values())]
-    return sorted(pairs, key=lambda pair: -len(pair[1]))
+    return tuple(sorted(pairs, key=lambda pair: -len(pair[1])))
 
 
 def check_reasons_stated(decision: Decision, text: str) -> CheckResult:
