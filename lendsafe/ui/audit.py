@@ -21,7 +21,7 @@ def verify_chain(store: Any) -> None:
         (st.success if report.ok else st.error)(report.summary())
 
 
-def filters(store: Any) -> dict[str, Any]:
+def filters() -> dict[str, Any]:
     """The list filters the store indexes (dataset, decision, writer, first reason, actor)."""
     from lendsafe.datasets import builtin_dataset_names
 
@@ -98,7 +98,7 @@ def render() -> None:
     store = common.audit_store()
     st.caption(f"Store: `{store.url}` · {store.count()} record(s) · retention per 12 CFR 1002.12(b)")
     verify_chain(store)
-    chosen = filters(store)
+    chosen = filters()
     head_id, _ = store.head()
     records = store.list(after_id=max(0, head_id - SEARCH_WINDOW), limit=None, **chosen)[-LIST_LIMIT:][::-1]
     st.write(f"{len(records)} record(s) match (newest first; at most {LIST_LIMIT} of the newest "

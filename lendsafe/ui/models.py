@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from lendsafe.errors import LendSafeError
-from lendsafe.ui import common, tables
+from lendsafe.ui import common
 
 MONOTONE_WORDS = {1: "raises risk as it grows", -1: "lowers risk as it grows", 0: "unconstrained"}
 EXCLUSION_WORDS = {"protected": "prohibited basis", "not_applicant": "not the applicant's own record",
@@ -74,8 +74,9 @@ def risk_section(dataset: str) -> None:
                                                if k != "threshold"))
     calibration = pd.DataFrame(metrics["test"]["calibration"])
     if not calibration.empty:
-        st.markdown("**Calibration** (predicted vs. observed rate in ten equal-count groups)")
-        st.line_chart(calibration.set_index("mean_predicted")[["observed_rate"]], height=200)
+        st.markdown("**Calibration** on the test rows: observed rate against mean predicted risk in ten "
+                    "equal-count groups; the grey line is perfect calibration.")
+        st.altair_chart(calibration_chart(calibration), width="stretch")
     st.subheader("Features")
     st.dataframe(pd.DataFrame(card["features"]), hide_index=True, width="stretch")
     st.subheader("Excluded attributes and why")
@@ -85,6 +86,20 @@ def risk_section(dataset: str) -> None:
         st.write(f"**{name}:** {ref['definition']} ({ref['count']} applicants)")
     with st.expander("Training parameters"):
         st.json(meta["params"])
+
+
+def calibration_chart(calibration) -> Any:
+    import altair as alt
+    import pandas as pd
+
+    top = float(max(calibration["mean_predicted"].max(), calibration["observed_rate"].max(), 0.05))
+    diagonal = alt.Chart(pd.DataFrame({"x": [0.0, top], "y": [0.0, top]})).mark_line(
+        color="grey", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    points = alt.Chart(calibration).mark_line(point=True).encode(
+        x=alt.X("mean_predicted:Q", title="mean predicted risk", axis=alt.Axis(format="%")),
+        y=alt.Y("observed_rate:Q", title="observed rate", axis=alt.Axis(format="%")),
+        tooltip=["mean_predicted", "observed_rate", "count"])
+    return (diagonal + points).properties(height=240)
 
 
 # ---------------------------------------------------------------------------- adapter

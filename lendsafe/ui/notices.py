@@ -42,7 +42,8 @@ def single_notice() -> None:
         st.subheader("Completeness check")
         st.write("All required elements are present." if issued.passed else
                  "The notice misses: " + ", ".join(issued.check.failures()))
-        st.dataframe(tables.notice_check_frame(issued.check), hide_index=True, width="stretch")
+        checks = tables.notice_check_frame(issued.check)
+        st.dataframe(checks, hide_index=True, width="stretch", height=35 * (len(checks) + 1) + 3)
 
 
 def run_uploaded_batch(upload: Any, dataset: str) -> dict[str, Any]:
