@@ -1,0 +1,155 @@
+"""Pipeline: scoring -> retrieval -> LoRA writer -> verification -> stricter retry -> composer fallback."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from lendsafe.composer import compose
+from lendsafe.config import PROJECT_ROOT, Settings
+from lendsafe.errors import LendSafeError
+from lendsafe.pipeline import Pipeline
+from lendsafe.verify import verify
+
+EXAMPLES = PROJECT_ROOT / "data" / "examples"
+
+
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+@dataclass
+class Result:
+    text: str
+    latency_ms: float = 5.0
+    cached: bool = False
+
+
+class ScriptedGenerator:
+    """Stands in for the LoRA writer: answers each attempt with a scripted text (or the faithful one)."""
+
+    def __init__(self, *scripts):
+        self.scripts = list(scripts)        # one callable per attempt: decision prompt -> text
+        self.calls: list[int] = []
+
+    def generate(self, prompts):
+        self.calls.append(len(prompts))
+        script = self.scripts[min(len(self.calls), len(self.scripts)) - 1]
+        return [Result(script(prompt)) for prompt in prompts]
+
+    def describe(self):
+        return {"adapter_sha256": "ab" * 32, "base_sha256": "cd" * 32}
+
+
+@pytest.fixture(scope="module")
+def knowledge():
+    from lendsafe.retrieval import KnowledgeBase
+
+    return KnowledgeBase(Settings())
+
+
+@pytest.fixture(scope="module")
+def faithful_text(knowledge):
+    """The composer's text for the example denial, used as a 'good model answer'."""
+    decision = Pipeline(Settings(use_llm=False), knowledge=knowledge).run(example("hmda_denial"))
+    return decision.explanation
+
+
+def pipeline_with(generator, knowledge, writer="auto"):
+    return Pipeline(Settings(), writer=writer, generator=generator, knowledge=knowledge)
+
+
+def test_a_verified_first_answer_is_used(knowledge, faithful_text):
+    generator = ScriptedGenerator(lambda p: faithful_text)
+    decision = pipeline_with(generator, knowledge).run(example("hmda_denial"))
+    assert decision.writer == "lora" and decision.explanation == faithful_text
+    assert decision.writer_reason == "passed verification on the first attempt" and generator.calls == [1]
+    assert decision.verification["passed"] and len(decision.verification["attempts"]) == 1
+    assert decision.artifacts["adapter_sha256"] == "ab" * 32 and decision.artifacts["catalog_sha256"]
+    assert decision.artifacts["model_sha256"] == decision.model["sha256"] and decision.artifacts["corpus_sha256"]
+
+
+def test_a_failing_answer_gets_one_stricter_retry(knowledge, faithful_text):
+    generator = ScriptedGenerator(lambda p: faithful_text + " You may reapply in 90 days.", lambda p: faithful_text)
+    decision = pipeline_with(generator, knowledge).run(example("hmda_denial"))
+    assert decision.writer == "lora" and "stricter retry" in decision.writer_reason
+    first, second = decision.verification["attempts"]
+    assert not first["passed"] and "no_forbidden_phrase" in first["failures"] and not first["strict"]
+    assert second["passed"] and second["strict"]
+
+
+def test_two_failures_fall_back_to_the_composer_and_say_why(knowledge):
+    generator = ScriptedGenerator(lambda p: "We cannot approve your mortgage because of your age and your score.")
+    decision = pipeline_with(generator, knowledge).run(example("hmda_denial"))
+    assert decision.writer == "template" and decision.explanation == compose(decision.with_updates(explanation=None))
+    assert "failed verification twice" in decision.writer_reason and "no_protected_basis" in decision.writer_reason
+    assert generator.calls == [1, 1] and len(decision.verification["attempts"]) == 2
+    assert verify(decision, decision.explanation).passed
+
+
+def test_the_strict_retry_prompt_differs_and_is_recorded(knowledge, faithful_text):
+    seen = []
+    generator = ScriptedGenerator(lambda p: seen.append(p) or "Bad.", lambda p: seen.append(p) or faithful_text)
+    decision = pipeline_with(generator, knowledge).run(example("hmda_denial"))
+    assert "Rules: mention exactly" in seen[1][1]["content"] and "Rules:" not in seen[0][1]["content"]
+    from lendsafe.prompts import messages_sha256
+
+    assert decision.prompt_sha256 == messages_sha256(seen[1])
+
+
+def test_batches_generate_once_per_attempt_and_retry_only_the_failures(knowledge, faithful_text):
+    apps = [example("hmda_denial"), example("hmda_approval"), example("hmda_denial")]
+    approval_text = Pipeline(Settings(use_llm=False), knowledge=knowledge).run(apps[1]).explanation
+    answers = iter([faithful_text, "Nonsense.", "Nonsense."])
+    generator = ScriptedGenerator(lambda p: next(answers), lambda p: approval_text)
+    decisions = pipeline_with(generator, knowledge).run_many(apps)
+    assert generator.calls == [3, 2]
+    assert [d.writer for d in decisions] == ["lora", "lora", "template"]
+
+
+def test_an_unavailable_model_falls_back_in_auto_and_fails_loudly_when_required(knowledge, monkeypatch):
+    import lendsafe.generation as generation
+
+    def unavailable(*args, **kwargs):
+        raise LendSafeError("adapter folder not found")
+
+    monkeypatch.setattr(generation, "LoraGenerator", unavailable)
+    decision = Pipeline(Settings(), knowledge=knowledge).run(example("hmda_denial"))
+    assert decision.writer == "template" and "language model unavailable" in decision.writer_reason
+    with pytest.raises(LendSafeError, match="adapter folder not found"):
+        Pipeline(Settings(), writer="lora", knowledge=knowledge).run(example("hmda_denial"))
+
+
+def test_template_writer_never_loads_the_model(knowledge):
+    pipeline = Pipeline(Settings(dataset="credit"), writer="template", knowledge=knowledge)
+    decision = pipeline.run(example("credit_denial"))
+    assert decision.writer == "template" and pipeline.generator() is None and decision.verification["passed"]
+    assert decision.writer_reason == "deterministic writer selected"
+
+
+def test_nothing_is_issued_when_even_the_final_text_fails(knowledge, monkeypatch):
+    import lendsafe.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "compose", lambda decision: "We guarantee approval next time.")
+    with pytest.raises(LendSafeError, match="nothing was issued"):
+        Pipeline(Settings(use_llm=False), knowledge=knowledge).run(example("hmda_denial"))
+
+
+def test_citations_come_from_retrieval_and_the_reference_is_honoured(knowledge):
+    pipeline = Pipeline(Settings(use_llm=False), knowledge=knowledge)
+    population, cutoff = pipeline.run(example("hmda_denial")), pipeline.run(example("hmda_denial"), "cutoff")
+    assert population.reference == "population" and cutoff.reference == "cutoff"
+    cited = {c.citation for c in population.citations}
+    assert any("1002.9" in c for c in cited) and any("1681m" in c for c in cited)
+    assert all(r.citation for r in population.reasons)
+
+
+def test_bad_writer_and_bad_application_are_refused(knowledge):
+    from lendsafe.errors import InvalidApplicationError
+
+    with pytest.raises(LendSafeError, match="writer must be one of"):
+        Pipeline(Settings(), writer="gpt")
+    with pytest.raises(InvalidApplicationError) as error:
+        Pipeline(Settings(use_llm=False), knowledge=knowledge).run({**example("hmda_denial"), "debt_to_income": -1})
+    assert any("debt_to_income" in p for p in error.value.problems)
