@@ -104,8 +104,9 @@ def test_bad_input_shows_the_library_message_under_each_field_and_issues_nothing
     with pytest.raises(InvalidApplicationError) as expected:
         parse_application(row_to_application(row, load_spec("hmda")), "hmda")
     shown = [e.value for e in at.error]
-    assert len(expected.value.problems) == 3 and sorted(shown) == sorted(expected.value.problems)
-    assert any(s.startswith("debt_to_income must be between 0 and 3") for s in shown)
+    assert len(expected.value.problems) == 3
+    assert sorted(shown) == sorted(tables.md_escape(p) for p in expected.value.problems)
+    assert any(s.startswith(tables.md_escape("debt_to_income must be between 0 and 3")) for s in shown)
     assert not at.metric and AuditStore(audit_url).count() == before
 
 
@@ -114,11 +115,12 @@ def test_deciding_the_form_shows_decision_reasons_explanation_and_records_it(dec
     assert metric(decided, "Decision") == "Denied" and metric(decided, "Reason reference") == "population"
     assert metric(decided, "Risk") == f"{expected.risk:.1%}"
     listed = next(m.value for m in decided.markdown if m.value.startswith("1. **"))
-    assert [line.split("**")[1] for line in listed.splitlines()] == [r.statement for r in expected.reasons]
+    assert [line.split("**")[1] for line in listed.splitlines()] == [tables.md_escape(r.statement)
+                                                                      for r in expected.reasons]
     reasons = next(d.value for d in decided.dataframe if "statement" in d.value.columns)
     assert list(reasons["code"]) == [r.code for r in expected.reasons]
     explanation = decided.session_state["ls_current"]["issued"]["population"].decision.explanation
-    assert explanation and any(explanation in m.value for m in decided.markdown)
+    assert explanation and any(tables.md_escape(explanation) in m.value for m in decided.markdown)
     checklist = next(m.value for m in decided.markdown if m.value.startswith("- :"))
     assert len(checklist.splitlines()) == len(decided.session_state["ls_current"]["issued"]["population"]
                                               .decision.verification["checks"])
@@ -310,6 +312,13 @@ def test_problems_are_keyed_by_the_field_they_name():
          "application must be a JSON object; got list"], ["debt_to_income", "applicant_name"])
     assert set(by_field) == {"debt_to_income", "applicant_name"} and general == [
         "application must be a JSON object; got list"]
+
+
+def test_markdown_escape_keeps_text_literal():
+    text = "Loan of $245,000 and $1,000 fee; *not* a [link](x) # or `code` ~~ | <b>"
+    escaped = tables.md_escape(text)
+    assert escaped.replace("\\", "") == text
+    assert all(escaped[i - 1] == "\\" for i, ch in enumerate(escaped) if ch in "$*[]#`~|<>" and i)
 
 
 def test_form_values_round_trip_to_the_same_application():

@@ -62,17 +62,19 @@ def notice_view(store: Any, record: Any) -> None:
         st.write("No notice was sent for this decision (approvals get none).")
         return
     st.write(f"Notice **{notice['document_id']}** dated {notice['notice_date']} to "
-             f"{notice['applicant_name'] or 'an unnamed applicant'}; PDF sha256 `{record.notice_sha256}`.")
-    st.markdown("**Reasons as printed**\n\n" + "\n".join(f"{i}. {r}" for i, r in enumerate(notice["reasons"], 1)))
+             f"{tables.md_escape(notice['applicant_name'] or 'an unnamed applicant')}; PDF sha256 "
+             f"`{record.notice_sha256}`.")
+    st.markdown("**Reasons as printed**\n\n" + "\n".join(f"{i}. {tables.md_escape(r)}"
+                                                        for i, r in enumerate(notice["reasons"], 1)))
     if notice.get("explanation"):
         st.markdown("**Explanation as printed**")
         with st.container(border=True):
-            st.write(notice["explanation"])
+            st.markdown(tables.md_escape(notice["explanation"]))
     if st.button("Replay the notice from this record", key=f"ls_replay_{record.id}"):
         try:
             st.session_state[REPLAY_KEY] = store.replay(record.id)
         except LendSafeError as exc:
-            st.error(f"Replay failed: {exc}")
+            st.error(f"Replay failed: {tables.md_escape(exc)}")
     replay = st.session_state.get(REPLAY_KEY)
     if replay is not None and replay.record_id == record.id:
         replay_view(replay)

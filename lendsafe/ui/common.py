@@ -17,6 +17,7 @@ import streamlit as st
 
 from lendsafe.config import Settings
 from lendsafe.errors import LendSafeError
+from lendsafe.ui import tables
 
 LOG = logging.getLogger("lendsafe.ui")
 DATASET_KEY = "ls_dataset"
@@ -186,7 +187,7 @@ def issue_current(reference: str) -> Any | None:
         with st.spinner(f"Deciding and explaining ({reference} reference)…"):
             issued = issuer(state["dataset"]).issue(state["application"], reference=reference)
     except LendSafeError as exc:
-        st.error(f"Nothing was issued: {exc}")
+        st.error(f"Nothing was issued: {tables.md_escape(exc)}")
         return None
     state["issued"][reference] = issued
     return issued

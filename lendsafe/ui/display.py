@@ -86,13 +86,15 @@ def reasons(decision: Decision) -> None:
 
 def reasons_markdown(decision: Decision) -> str:
     """The reasons as a numbered list: statement, the applicant's value, contribution, rule."""
-    return "\n".join(f"{i}. **{r.statement}** — your value {r.display_value}; contribution "
-                     f"{r.contribution:+.3f} ({r.citation})" for i, r in enumerate(decision.reasons, start=1))
+    esc = tables.md_escape
+    return "\n".join(f"{i}. **{esc(r.statement)}** — your value {esc(r.display_value)}; contribution "
+                     f"{r.contribution:+.3f} ({esc(r.citation)})" for i, r in enumerate(decision.reasons, start=1))
 
 
 def checklist_markdown(verification: dict) -> str:
     frame = tables.checklist_frame(verification)
-    return "\n".join(f"- {CHECK_ICONS[row.result]} **{row.check}** — {row.detail}" for row in frame.itertuples())
+    return "\n".join(f"- {CHECK_ICONS[row.result]} **{row.check}** — {tables.md_escape(row.detail)}"
+                     for row in frame.itertuples())
 
 
 def citations(decision: Decision) -> None:
@@ -100,17 +102,17 @@ def citations(decision: Decision) -> None:
     if not decision.citations:
         st.write("No passages were retrieved.")
     for citation in decision.citations:
-        with st.expander(f"{citation.citation} — {citation.title} (score {citation.score:.3f})"):
-            st.write(citation.text)
+        with st.expander(tables.md_escape(f"{citation.citation} — {citation.title} (score {citation.score:.3f})")):
+            st.markdown(tables.md_escape(citation.text))
 
 
 def explanation(decision: Decision) -> None:
     """The explanation, who wrote it and why, and the verifier's checklist."""
     st.subheader("Explanation")
     with st.container(border=True):
-        st.markdown(decision.explanation or "_no explanation_")
+        st.markdown(tables.md_escape(decision.explanation) if decision.explanation else "_no explanation_")
     writer = WRITER_NAMES.get(decision.writer or "", decision.writer or "unknown")
-    st.caption(f"Written by: **{decision.writer}** — {writer}. Why: {decision.writer_reason}."
+    st.caption(f"Written by: **{decision.writer}** — {writer}. Why: {tables.md_escape(decision.writer_reason)}."
                + (f" {decision.latency_ms:.0f} ms." if decision.latency_ms is not None else ""))
     verification = decision.verification or {}
     passed = verification.get("passed")

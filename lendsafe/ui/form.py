@@ -72,7 +72,7 @@ def _extra_widget(dataset: str, extra: tables.ExtraField) -> None:
 
 def _problems_under(name: str, by_field: dict[str, list[str]]) -> None:
     for problem in by_field.get(name, ()):
-        st.error(problem)
+        st.error(tables.md_escape(problem))
 
 
 def cells(dataset: str) -> dict[str, str]:
@@ -94,7 +94,7 @@ def application_form(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -
     by_field, general = st.session_state.get(PROBLEMS_KEY) or ({}, [])
     with st.form(f"ls_application_form:{dataset}"):
         for problem in general:
-            st.error(problem)
+            st.error(tables.md_escape(problem))
         columns = st.columns(3)
         for index, feature in enumerate(spec.input_fields):
             with columns[index % 3]:

@@ -30,7 +30,7 @@ def single_notice() -> None:
         return
     notice = issued.notice
     st.write(f"Notice **{notice.document_id}** dated {notice.notice_date} for "
-             f"{notice.applicant_name or 'an unnamed applicant'} — {len(notice.reasons)} principal reason(s), "
+             f"{tables.md_escape(notice.applicant_name or 'an unnamed applicant')} — {len(notice.reasons)} principal reason(s), "
              f"{decision.reference} reference, explanation by the {decision.writer} writer"
              + (f"; audit record #{issued.record_id}." if issued.record_id is not None else "."))
     st.download_button("Download the notice PDF", issued.pdf, file_name=f"{notice.document_id}.pdf",
@@ -83,7 +83,7 @@ def batch() -> None:
         try:
             st.session_state[BATCH_KEY] = run_uploaded_batch(upload, dataset)
         except (LendSafeError, UnicodeDecodeError, OSError) as exc:
-            st.error(f"The batch could not run: {exc}")
+            st.error(f"The batch could not run: {tables.md_escape(exc)}")
     outcome = st.session_state.get(BATCH_KEY)
     if outcome:
         batch_outcome(outcome)
@@ -104,7 +104,7 @@ def batch_outcome(outcome: dict[str, Any]) -> None:
     if outcome["errors"]:
         listed = outcome["errors"][:ERRORS_LISTED]
         st.error(f"{len(outcome['errors'])} row(s) were not decided:\n"
-                 + "\n".join(f"- row {e['row']}: {e['problems']}" for e in listed)
+                 + "\n".join(f"- row {e['row']}: {tables.md_escape(e['problems'])}" for e in listed)
                  + ("\n- … (all of them in errors.csv inside the zip)" if len(outcome["errors"]) > len(listed) else ""))
     st.dataframe(pd.DataFrame(outcome["rows"]), hide_index=True, width="stretch")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,14 @@ ROLE_ADVERSE = "adverse: not among the reasons"
 ROLE_LOWERED = "lowered risk"
 ROLES = (ROLE_PRINCIPAL, ROLE_ADVERSE, ROLE_LOWERED)
 CHECK_MARKS = {True: "pass", False: "FAIL"}
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>#|~$])")
+
+
+def md_escape(text: Any) -> str:
+    """Text shown as-is inside Streamlit markdown (no emphasis, links, LaTeX from ``$``)."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 # ---------------------------------------------------------------------------- the application form
