@@ -29,13 +29,23 @@ class Applicant(BaseModel):
     address: str = Field(default="", max_length=2000)
 
 
+LOAN_AMOUNT_MAX = 1_000_000_000
 OPTIONAL_FIELDS: dict[str, Any] = {
     "application_id": (str | None, Field(default=None, max_length=100)),
     "applicant": (Applicant | None, None),
     "application_date": (dt.date | None, Field(default=None, strict=False)),
-    "loan_amount": (Annotated[float, Field(ge=0, le=1e9)] | None, None),
+    "loan_amount": (Annotated[float, Field(ge=0, le=LOAN_AMOUNT_MAX, allow_inf_nan=False)] | None, None),
     "product": (str | None, Field(default=None, max_length=200)),
 }
+# What each optional field expects, and the bounds of the numeric one, for messages.
+OPTIONAL_EXPECTED = {
+    "application_id": "text of at most 100 characters",
+    "applicant": "an object with name and address",
+    "application_date": "a date (YYYY-MM-DD)",
+    "loan_amount": f"a number between 0 and {LOAN_AMOUNT_MAX}",
+    "product": "text of at most 200 characters",
+}
+OPTIONAL_BOUNDS = {"loan_amount": {"lo": "0", "hi": str(LOAN_AMOUNT_MAX)}}
 
 
 def _field_definition(feature: FeatureSpec) -> tuple[Any, Any]:
@@ -87,11 +97,12 @@ def parse_application(data: Any, dataset: str | DatasetSpec = "hmda") -> dict[st
 def _message(spec: DatasetSpec, error: dict[str, Any]) -> str:
     name = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "constrained-")))
     name = name.split(".")[0] if error["loc"] and error["loc"][0] in _feature_names(spec) else name
-    template = MESSAGES.get(error["type"], "{name}: {msg}; got {got}")
+    template = MESSAGES.get(error["type"], "{name} must be {expected}; got {got} ({msg})")
     feature = _feature_names(spec).get(name)
+    expected = _expected(feature) if feature else OPTIONAL_EXPECTED.get(name, "a valid value")
+    bounds = _bounds(feature) if feature else OPTIONAL_BOUNDS.get(name, _bounds(None))
     return template.format(name=name, got=_shown(error.get("input")), msg=error.get("msg", ""),
-                           expected=_expected(feature), known=", ".join(_all_fields(spec)),
-                           **_bounds(feature))
+                           expected=expected, known=", ".join(_known_fields(spec, error["loc"])), **bounds)
 
 
 MESSAGES = {
@@ -107,6 +118,7 @@ MESSAGES = {
     "literal_error": "{name} must be {expected}; got {got}",
     "date_type": "{name} must be a date (YYYY-MM-DD); got {got}",
     "date_from_datetime_parsing": "{name} must be a date (YYYY-MM-DD); got {got}",
+    "date_from_datetime_inexact": "{name} must be a date (YYYY-MM-DD); got {got}",
     "date_parsing": "{name} must be a date (YYYY-MM-DD); got {got}",
     "string_too_long": "{name} is too long: {msg}; got {got}",
     "model_type": "{name} must be an object with name and address; got {got}",
@@ -122,6 +134,13 @@ def _feature_names(spec: DatasetSpec) -> dict[str, FeatureSpec]:
 
 def _all_fields(spec: DatasetSpec) -> list[str]:
     return [f.name for f in spec.input_fields] + list(OPTIONAL_FIELDS)
+
+
+def _known_fields(spec: DatasetSpec, loc: tuple) -> list[str]:
+    """The fields allowed where an error occurred (the applicant object has its own)."""
+    if len(loc) > 1 and loc[0] == "applicant":
+        return list(Applicant.model_fields)
+    return _all_fields(spec)
 
 
 def _expected(feature: FeatureSpec | None) -> str:
@@ -142,7 +161,10 @@ def _bounds(feature: FeatureSpec | None) -> dict[str, str]:
 
 
 def _num(value: float | None) -> str:
-    return f"{value:g}" if value is not None else "?"
+    """A bound as written in a message: 3, 0.5, 1000000 (never 1e+06)."""
+    if value is None:
+        return "?"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _shown(value: Any) -> str:
@@ -220,6 +242,12 @@ def read_application_json(path: str | Path, dataset: str | DatasetSpec = "hmda")
         text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidApplicationError([f"application file not found: {path}"]) from None
+    except IsADirectoryError:
+        raise InvalidApplicationError([f"application file expected, got a directory: {path}"]) from None
+    except OSError as exc:
+        raise InvalidApplicationError([f"application file {path} cannot be read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise InvalidApplicationError([f"application file {path} is not UTF-8 text (expected JSON)"]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

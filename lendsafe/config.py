@@ -13,7 +13,7 @@ PROJECT_ROOT = PACKAGE_DIR.parent
 
 def _default_home() -> Path:
     """Where runtime state lives (converted base model, index, audit DB, caches)."""
-    return Path(os.environ.get("LENDSAFE_HOME", PROJECT_ROOT / "var"))
+    return Path(os.environ.get("LENDSAFE_HOME") or PROJECT_ROOT / "var")
 
 
 def _env_flag(name: str, default: bool) -> bool:

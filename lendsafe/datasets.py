@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,16 @@ class ExcludedColumn:
     column: str
     kind: str          # protected | not_applicant | education | income_type
     why: str
+    bins: tuple[float, ...] = ()   # a numeric protected attribute is grouped at these cut points for fairness figures
+
+    def groups(self, values: pd.Series) -> pd.Series:
+        """Group label of each row: the value itself, or its bin (e.g. '< 62', '>= 62'); 'missing' for none."""
+        if not self.bins:
+            return values.astype(object).where(values.notna(), "missing").astype(str)
+        edges = sorted(self.bins)
+        labels = [f"< {edges[0]:g}"] + [f"{lo:g} to < {hi:g}" for lo, hi in zip(edges, edges[1:])] + [f">= {edges[-1]:g}"]
+        index = np.searchsorted(edges, values.to_numpy(dtype=float), side="right")
+        return pd.Series(np.array(labels, dtype=object)[index], index=values.index).where(values.notna(), "missing")
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,10 @@ class DatasetSpec:
     def protected_columns(self) -> tuple[str, ...]:
         return tuple(e.column for e in self.excluded if e.kind == "protected")
 
+    @property
+    def protected(self) -> tuple[ExcludedColumn, ...]:
+        return tuple(e for e in self.excluded if e.kind == "protected")
+
     def feature(self, name: str) -> FeatureSpec:
         return {f.name: f for f in self.features}[name]
 
@@ -138,7 +152,18 @@ def _feature_from_toml(raw: dict[str, Any]) -> FeatureSpec:
     raw["categories"] = tuple(raw.get("categories", ()))
     raw["derived"] = tuple(raw.get("derived", ()))
     raw["levels"] = tuple(sorted((int(k), v) for k, v in raw.get("levels", {}).items()))
-    return FeatureSpec(**raw)
+    return _build(FeatureSpec, raw, f"feature {raw.get('name', '?')}")
+
+
+def _build(cls: type, raw: dict[str, Any], what: str) -> Any:
+    """A spec dataclass from TOML keys; unknown or missing keys are named in the message."""
+    known = {f.name for f in fields(cls) if f.name != "path"}
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    unknown, missing = sorted(set(raw) - known), sorted(required - set(raw))
+    if unknown or missing:
+        raise ConfigurationError(f"{what}: unknown keys {unknown}, missing keys {missing}; "
+                                 f"expected keys: {', '.join(sorted(known))}")
+    return cls(**raw)
 
 
 def load_spec(name_or_path: str | Path = "hmda") -> DatasetSpec:
@@ -154,23 +179,35 @@ def load_spec(name_or_path: str | Path = "hmda") -> DatasetSpec:
 
 @lru_cache(maxsize=16)
 def _load_spec_file(path: Path) -> DatasetSpec:
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"dataset spec {path} is not valid TOML: {exc}") from None
     raw["features"] = tuple(_feature_from_toml(f) for f in raw.get("features", ()))
-    raw["excluded"] = tuple(ExcludedColumn(**e) for e in raw.get("excluded", ()))
-    spec = DatasetSpec(path=path, **raw)
+    raw["excluded"] = tuple(_build(ExcludedColumn, {**e, "bins": tuple(e.get("bins", ()))},
+                                   f"excluded column {e.get('column', '?')}") for e in raw.get("excluded", ()))
+    spec = _build(DatasetSpec, raw, f"dataset spec {path.name}")
+    spec = replace(spec, path=path)
     _check_spec(spec)
     return spec
 
 
 def _check_spec(spec: DatasetSpec) -> None:
-    excluded = {e.column for e in spec.excluded}
+    from lendsafe.reasons import load_catalog
+
+    by_name = {f.name: f for f in spec.features}
+    excluded = {e.column for e in spec.excluded} | {spec.target}
+    catalog = load_catalog()
     for feature in spec.model_features:
-        if feature.column in excluded or feature.column == spec.target:
-            raise ConfigurationError(f"spec {spec.name}: feature {feature.name} uses excluded column {feature.column}")
-    names = {f.name for f in spec.features}
-    for feature in spec.features:
-        if feature.derived and not set(feature.derived) <= names:
+        if feature.derived and not set(feature.derived) <= set(by_name):
             raise ConfigurationError(f"spec {spec.name}: {feature.name} derives from unknown fields {feature.derived}")
+        sources = [by_name[n].column for n in feature.derived] if feature.derived else [feature.column]
+        if excluded & set(sources):
+            raise ConfigurationError(f"spec {spec.name}: feature {feature.name} uses excluded column "
+                                     f"{sorted(excluded & set(sources))[0]}")
+        if feature.reason not in catalog:
+            raise ConfigurationError(f"spec {spec.name}: feature {feature.name} has reason code {feature.reason!r}, "
+                                     f"which has no text in reasons.toml; known codes: {', '.join(sorted(catalog))}")
 
 
 def builtin_dataset_names() -> list[str]:
@@ -213,11 +250,21 @@ def to_bool(value: Any) -> bool | None:
     raise ValueError(f"expected yes/no or true/false; got {value!r}")
 
 
+def check_columns(spec: DatasetSpec, raw: pd.DataFrame) -> None:
+    """Every column the spec reads (fields and target) must be in the data."""
+    wanted = {f.column or f.name: f.name for f in spec.input_fields} | {spec.target: "target"}
+    missing = [f"{column} ({what})" for column, what in wanted.items() if column not in raw.columns]
+    if missing:
+        raise ConfigurationError(f"spec {spec.name}: columns not found in the data: {', '.join(missing)}; "
+                                 f"the data has: {', '.join(map(str, raw.columns))}")
+
+
 def applications_frame(spec: DatasetSpec, raw: pd.DataFrame) -> pd.DataFrame:
     """Source columns renamed to application field names, booleans parsed, derived features added."""
+    check_columns(spec, raw)
     frame = pd.DataFrame(index=raw.index)
     for feature in spec.input_fields:
-        column = raw[feature.column]
+        column = raw[feature.column or feature.name]
         frame[feature.name] = column.map(to_bool) if feature.type == "bool" else column
     return add_derived(spec, frame)
 

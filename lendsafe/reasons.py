@@ -95,17 +95,24 @@ def rank_adverse(codes: list[str], row: np.ndarray, limit: int = MAX_REASONS) ->
     return sorted(adverse, key=lambda item: (-round(item[1], 9), item[0]))[:limit]
 
 
-def reasons_for(spec: DatasetSpec, application: dict[str, Any], ranked: list[tuple[str, float]]) -> tuple[Reason, ...]:
-    """Ranked codes -> Reason objects carrying catalog text and the applicant's own value."""
+def reasons_for(spec: DatasetSpec, application: dict[str, Any], ranked: list[tuple[str, float]],
+                feature_contributions: dict[str, float] | None = None) -> tuple[Reason, ...]:
+    """Ranked codes -> Reason objects carrying catalog text and the applicant's own value.
+
+    Where several features share a code, the reason names the one that raised risk the most
+    (``feature_contributions``; the spec's order breaks ties), never one that lowered it.
+    """
     catalog = load_catalog()
     features_by_code: dict[str, list[str]] = {}
     for feature in spec.model_features:
         features_by_code.setdefault(feature.reason, []).append(feature.name)
+    contributions = feature_contributions or {}
     reasons = []
     for code, contribution in ranked:
         if code not in catalog:
             raise ConfigurationError(f"reason code {code} has no catalog text in reasons.toml")
-        feature = spec.feature(features_by_code[code][0])
+        named = features_by_code[code]
+        feature = spec.feature(max(named, key=lambda name: (contributions.get(name, 0.0), -named.index(name))))
         value = application.get(feature.name)
         reasons.append(Reason(code=code, statement=catalog[code].statement_for(value), feature=feature.name,
                               value=value, display_value=feature.display(value),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from lendsafe.config import Settings
-from lendsafe.datasets import Dataset, DatasetSpec, load_spec
+from lendsafe.datasets import SPECS_DIR, Dataset, DatasetSpec, load_spec
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 
 
 SMALL_BATCH_ROWS = 2048   # below this many rows, data is converted on one thread
+SPEC_FILE = "spec.toml"   # a user's dataset spec, saved beside the model trained on it
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,29 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     return table
 
 
+def adverse_impact(spec: DatasetSpec, raw: pd.DataFrame, approved: np.ndarray, observed: np.ndarray
+                   ) -> dict[str, Any]:
+    """Approval rate by group of each protected attribute, beside the observed outcome.
+
+    A group's ratio is its approval rate over the most-approved group's (the four-fifths rule
+    flags ratios below 0.8). Protected attributes never enter the model; they are read here only.
+    """
+    table = {}
+    for column in spec.protected:
+        groups = column.groups(raw[column.column]).to_numpy()
+        rates = {g: {"count": int(np.sum(groups == g)), "approval_rate": float(approved[groups == g].mean()),
+                     "observed_approval_rate": float(observed[groups == g].mean())} for g in sorted(set(groups))}
+        table[column.column] = {"groups": rates, **_ratios(rates, "approval_rate"),
+                                **{f"observed_{k}": v for k, v in _ratios(rates, "observed_approval_rate").items()}}
+    return table
+
+
+def _ratios(rates: dict[str, dict[str, float]], key: str) -> dict[str, Any]:
+    best = max(rates, key=lambda g: (rates[g][key], g))
+    ratios = {g: (r[key] / rates[best][key] if rates[best][key] else 1.0) for g, r in rates.items()}
+    return {"reference_group": best, "ratios": ratios, "min_ratio": min(ratios.values())}
+
+
 def logistic_baseline(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, seed: int) -> np.ndarray:
     """Probabilities from an imputed, standardised logistic regression on the same split."""
     from sklearn.impute import SimpleImputer
@@ -159,10 +184,12 @@ class RiskModel:
     def _evaluate(self, dataset: Dataset, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
         X_test, y_test = dataset.X.iloc[test], dataset.y[test]
         baseline = logistic_baseline(dataset.X.iloc[train], dataset.y[train], X_test, self.params.seed)
+        risk = self.predict_proba(X_test)
         return {
             "cv_auc": self.cv_auc_,
-            "test": classification_metrics(y_test, self.predict_proba(X_test), self.threshold),
+            "test": classification_metrics(y_test, risk, self.threshold),
             "logistic_baseline_test": classification_metrics(y_test, baseline, self.threshold),
+            "adverse_impact_test": adverse_impact(self.spec, dataset.raw.iloc[test], risk < self.threshold, y_test == 0),
         }
 
     def _references(self, X_train: pd.DataFrame) -> dict[str, Any]:
@@ -217,9 +244,12 @@ class RiskModel:
         }
 
     def save(self, directory: Path) -> Path:
+        """model.json + metadata.json; a user's spec is copied beside them so the model loads anywhere."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "model.json").write_bytes(bytes(self.booster_.save_raw("json")))
         (directory / "metadata.json").write_text(json.dumps(self.metadata(), indent=1) + "\n")
+        if self.spec.path is not None and self.spec.path.parent != SPECS_DIR:
+            shutil.copyfile(self.spec.path, directory / SPEC_FILE)
         return directory
 
     @classmethod
@@ -229,7 +259,9 @@ class RiskModel:
         if not (directory / "model.json").exists():
             raise ArtifactNotFoundError(f"no risk model in {directory}; run `lendsafe train-risk`")
         meta = json.loads((directory / "metadata.json").read_text())
-        model = cls(spec or load_spec(meta["dataset"]), RiskParams(**meta["params"]), meta["threshold"])
+        own_spec = directory / SPEC_FILE
+        spec = spec or load_spec(own_spec if own_spec.exists() else meta["dataset"])
+        model = cls(spec, RiskParams(**meta["params"]), meta["threshold"])
         model.booster_ = xgb.Booster(model_file=str(directory / "model.json"))
         model.booster_.set_param({"nthread": 1})
         model.references_, model.metrics_, model.data_ = meta["references"], meta["metrics"], meta["data"]

@@ -41,10 +41,12 @@ class Scorer:
         """Validate, score and explain a batch (one TreeSHAP call for all rows)."""
         check_reference(reference)
         validated = [parse_application(a, self.spec) for a in applications]
+        if not validated:
+            return []
         X = self.matrix(validated)
         contribs = self.model.contributions(X)
-        margin = contribs.sum(axis=1)
-        check_additivity(contribs, self.model.predict_margin(X))
+        margin = self.model.predict_margin(X)      # the model's own output decides; reasons must add up to it
+        check_additivity(contribs, margin)
         relative = relative_contributions(contribs, self.model.reference_vector(reference))
         codes, by_code = grouped_by_reason(self.spec, relative)
         risk = 1.0 / (1.0 + np.exp(-margin))
@@ -55,8 +57,9 @@ class Scorer:
                   codes: list[str], code_row: np.ndarray, reference: str) -> Decision:
         denied = risk >= self.model.threshold
         values = with_derived(self.spec, application)
-        reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row)) if denied else ()
-        contributions = {k: round(v, 6) for k, v in grouped_by_feature(self.spec, relative_row).items()}
+        by_feature = grouped_by_feature(self.spec, relative_row)
+        reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row), by_feature) if denied else ()
+        contributions = {k: round(v, 6) for k, v in by_feature.items()}
         return Decision(application=application, dataset=self.spec.name,
                         decision="deny" if denied else "approve", risk=risk, threshold=self.model.threshold,
                         reference=reference, reasons=reasons, contributions=contributions,

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--dataset", default="hmda", help="dataset whose model scores it (default hmda)")
     score.add_argument("--reference", default="population", choices=("population", "cutoff"),
                        help="reason reference (Reg B comment 9(b)(2)-5)")
+    score.add_argument("--model", type=Path, help="a trained model folder (default models/risk/<dataset>)")
     score.set_defaults(func=run_score)
 
 
@@ -40,9 +41,11 @@ def _summary(metrics: dict) -> dict:
 
 def run_score(args: argparse.Namespace) -> int:
     from lendsafe.application import read_application_json
+    from lendsafe.risk import RiskModel
     from lendsafe.scoring import Scorer
 
-    application = read_application_json(args.file, args.dataset)
-    decision = Scorer.load(args.dataset).score(application, args.reference)
+    scorer = Scorer(RiskModel.load(args.model)) if args.model else Scorer.load(args.dataset)
+    application = read_application_json(args.file, scorer.spec)
+    decision = scorer.score(application, args.reference)
     print(json.dumps(decision.score_dict(), indent=2))
     return 0
