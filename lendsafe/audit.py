@@ -10,8 +10,9 @@ the first link uses ``GENESIS_HASH``; after a purge the chain starts from the pu
 SQLite (WAL, ``synchronous=FULL``; ``?synchronous=NORMAL`` on the URL trades power-loss durability of
 the last commits for speed) by default, PostgreSQL (psycopg 3) when ``LENDSAFE_DATABASE_URL`` says so. A write
 reads the chain head and inserts under an exclusive lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
-``pg_advisory_xact_lock``), one transaction per record. Database triggers refuse UPDATE and DELETE
-except for records a logged purge covers.
+``pg_advisory_xact_lock``). ``record`` writes one record per transaction; ``record_many`` appends a
+group in one transaction (group commit: one fsync for the group, all of it or none of it). Database
+triggers refuse UPDATE and DELETE except for records a logged purge covers.
 """
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ import calendar
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import cache
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from lendsafe.decision import Decision
 from lendsafe.errors import AuditIntegrityError, ConfigurationError, LendSafeError
@@ -109,6 +110,14 @@ def _utc_now() -> datetime:
 
 
 # ----------------------------------------------------------------------------- result objects
+
+class AuditEntry(NamedTuple):
+    """One decision to record: the decision, its notice (denials) and the notice's PDF bytes."""
+
+    decision: Decision
+    notice: Any | None = None
+    notice_pdf: bytes | None = None
+
 
 @dataclass(frozen=True)
 class AuditRecord:
@@ -334,11 +343,27 @@ def _notice_fields(notice: Any, notice_pdf: bytes | None, settings: Any) -> dict
     }
 
 
+def _check_actor(actor: Any) -> None:
+    if not isinstance(actor, str) or not actor.strip():
+        raise AuditIntegrityError(f"every audit record names its actor; expected a non-empty string, got {actor!r}")
+
+
+def _entry_bodies(entries: Sequence[Any], actor: str, notice_settings: Any) -> list[dict[str, Any]]:
+    """The record body of every entry, or an error naming the first entry that cannot be recorded."""
+    _check_actor(actor)
+    bodies = []
+    for index, item in enumerate(entries):
+        try:
+            bodies.append(record_body(*_as_entry(item), actor, notice_settings))
+        except AuditIntegrityError as exc:
+            raise AuditIntegrityError(f"entry {index + 1} of {len(entries)}: {exc}") from exc
+    return bodies
+
+
 def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor: str,
                 notice_settings: Any = None) -> dict[str, Any]:
     """Everything recorded for one decision except its place in the chain (id, created_at)."""
-    if not isinstance(actor, str) or not actor.strip():
-        raise AuditIntegrityError(f"every audit record names its actor; expected a non-empty string, got {actor!r}")
+    _check_actor(actor)
     if not isinstance(decision, Decision):
         raise AuditIntegrityError(f"expected a lendsafe.decision.Decision; got {type(decision).__name__}")
     body = {"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
@@ -454,16 +479,38 @@ class AuditStore:
         The notice's settings come from ``notice.settings`` or, when a ``Notice`` does not carry
         them, from ``notice_settings``; without either, replay can only re-render the recorded notice.
         """
-        body = record_body(decision, notice, notice_pdf, actor, notice_settings)
+        [stored] = self.record_many([AuditEntry(decision, notice, notice_pdf)], actor=actor,
+                                    notice_settings=notice_settings)
+        return stored
+
+    def record_many(self, entries: Sequence[AuditEntry | tuple[Any, Any, Any]], *, actor: str,
+                    notice_settings: Any | None = None) -> list[AuditRecord]:
+        """Append several decisions in one transaction, each linked to the one before; returns them in order.
+
+        ``entries`` are ``AuditEntry(decision, notice, notice_pdf)`` or plain 3-tuples. All of them are
+        checked and serialised before the lock is taken, so one bad entry writes nothing. One commit
+        (one fsync on SQLite) covers the whole group.
+        """
+        bodies = _entry_bodies(entries, actor, notice_settings)
+        if not bodies:
+            return []
         records, _ = _tables()
         with self._locked() as conn:
-            head_id, head_hash = self._head(conn)
-            content = {**body, "id": head_id + 1, "created_at": format_timestamp(self._clock())}
-            text = canonical_json(content)
-            row = {**index_columns(content), "prev_hash": head_hash, "record_hash": _hash_text(text, head_hash),
-                   "content": text}
-            conn.execute(records.insert(), row)
-        return AuditRecord(**{**row, "content": content})
+            head, linked = self._head(conn), []
+            for body in bodies:
+                row, content = self._next_row(body, *head)
+                linked.append((row, content))
+                head = (row["id"], row["record_hash"])
+            conn.execute(records.insert(), [row for row, _ in linked])
+        return [AuditRecord(**{**row, "content": content}) for row, content in linked]
+
+    def _next_row(self, body: dict[str, Any], head_id: int, head_hash: str) -> tuple[dict[str, Any], dict]:
+        """Table row and content of the record following (head_id, head_hash): id, timestamp, chain hash."""
+        content = {**body, "id": head_id + 1, "created_at": format_timestamp(self._clock())}
+        text = canonical_json(content)
+        row = {**index_columns(content), "prev_hash": head_hash, "record_hash": _hash_text(text, head_hash),
+               "content": text}
+        return row, content
 
     def update(self, *_args: Any, **_kwargs: Any) -> None:
         raise AuditIntegrityError("audit records are append-only: update refused (record a new decision instead)")
@@ -697,6 +744,14 @@ class AuditStore:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _as_entry(item: Any) -> AuditEntry:
+    """An ``AuditEntry`` from an entry or a (decision, notice, notice_pdf) tuple; else a clear error."""
+    if isinstance(item, tuple) and len(item) == len(AuditEntry._fields):
+        return AuditEntry(*item)
+    raise AuditIntegrityError(f"expected an AuditEntry or a (decision, notice, notice_pdf) tuple; "
+                              f"got {type(item).__name__}")
+
 
 def _as_timestamp(value: datetime | str) -> str:
     return format_timestamp(value) if isinstance(value, datetime) else value

@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from lendsafe.audit import (GENESIS_HASH, REBUILT, RERENDERED, VERSION_TABLE, AuditStore, canonical_json,
-                            chain_hash, months_before, sha256_hex)
+from lendsafe.audit import (GENESIS_HASH, REBUILT, RERENDERED, VERSION_TABLE, AuditEntry, AuditStore,
+                            canonical_json, chain_hash, months_before, sha256_hex)
 from lendsafe.cli import main as cli_main
 from lendsafe.decision import Citation, Decision, Reason
 from lendsafe.errors import AuditIntegrityError
@@ -234,6 +234,73 @@ def test_each_record_links_to_the_previous_hash(store):
     assert report.ok and report.checked == 4 and report.head_hash == records[-1].record_hash
 
 
+def entries(start: int, count: int) -> list[AuditEntry]:
+    return [AuditEntry(make_decision(i), None, b"%PDF-group " + bytes([i])) for i in range(start, start + count)]
+
+
+def after_inserting(rows: int, action) -> object:
+    """An ``after_cursor_execute`` listener that calls ``action`` once ``rows`` audit records were inserted."""
+    inserted = []
+
+    def listener(_conn, _cursor, statement, parameters, _context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_RECORDS"):
+            inserted.extend(parameters if executemany else [parameters])
+            if len(inserted) >= rows:
+                action()
+
+    return listener
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def test_record_many_chains_each_record_like_record_does(store):
+    single = fill(store, 2)
+    group = store.record_many([*entries(2, 2), (make_decision(4, decision="approve"), None, None)], actor="batch")
+    [last] = fill(store, 1)
+    chain = [*single, *group, last]
+    assert [r.id for r in chain] == [1, 2, 3, 4, 5, 6] and [r.actor for r in group] == ["batch"] * 3
+    for previous, current in zip(chain, chain[1:]):
+        assert current.prev_hash == previous.record_hash
+        assert current.record_hash == chain_hash(previous.record_hash, current.content)
+    assert [store.get(r.id) for r in group] == group
+    assert group[1].to_decision() == make_decision(3) and group[2].decision == "approve"
+    assert len({r.created_at for r in group}) == 3
+    report = store.verify()
+    assert report.ok and report.checked == 6 and report.head_hash == last.record_hash
+
+
+@pytest.mark.parametrize("bad_entry, problem", [
+    ((dataclasses.replace(make_decision(9), risk=math.nan), None, None), "entry 2 of 3: cannot record"),
+    ((make_decision(9).to_dict(), None, None), "entry 2 of 3: expected a lendsafe.decision.Decision"),
+    (make_decision(9), "entry 2 of 3: expected an AuditEntry"),
+])
+def test_record_many_writes_nothing_when_one_entry_cannot_be_recorded(store, bad_entry, problem):
+    before = fill(store, 1)
+    good = entries(1, 2)
+    with pytest.raises(AuditIntegrityError, match=problem):
+        store.record_many([good[0], bad_entry, good[1]], actor="batch")
+    with pytest.raises(AuditIntegrityError, match="actor"):
+        store.record_many(good, actor="")
+    assert store.count() == 1 and store.head() == (1, before[0].record_hash)
+    assert store.record_many([], actor="batch") == [] and store.count() == 1
+    assert [r.id for r in store.record_many(good, actor="batch")] == [2, 3] and store.verify().ok
+
+
+def test_record_many_rolls_back_the_whole_group_when_its_transaction_fails(store):
+    from sqlalchemy import event
+
+    fill(store, 1)
+    _fail = after_inserting(3, lambda: _raise(RuntimeError("disk went away after the third record")))
+    event.listen(store._engine, "after_cursor_execute", _fail)
+    with pytest.raises(RuntimeError, match="disk went away"):
+        store.record_many(entries(1, 4), actor="batch")
+    event.remove(store._engine, "after_cursor_execute", _fail)
+    assert store.count() == 1 and store.verify().ok
+    assert [r.id for r in store.record_many(entries(1, 2), actor="batch")] == [2, 3]
+
+
 def test_get_of_unknown_id_says_so(store):
     with pytest.raises(AuditIntegrityError, match="no audit record with id 99"):
         store.get(99)
@@ -365,25 +432,28 @@ def test_altered_purge_log_is_detected(store, clock, db_url):
 
 # ----------------------------------------------------------------------------- reliability
 
-def _write_batch(url: str, count: int, actor: str) -> None:
+def _write_batch(url: str, count: int, actor: str, group: int = 1) -> None:
+    """``count`` records: one ``record`` call each (group 1), else ``record_many`` calls of ``group``."""
     with AuditStore(url) as store:
-        for i in range(count):
-            store.record(make_decision(i), notice=None, notice_pdf=b"%PDF " + actor.encode(), actor=actor)
+        for start in range(0, count, group):
+            items = [AuditEntry(make_decision(i), None, b"%PDF " + actor.encode())
+                     for i in range(start, min(start + group, count))]
+            if group == 1:
+                store.record(items[0].decision, notice=None, notice_pdf=items[0].notice_pdf, actor=actor)
+            else:
+                store.record_many(items, actor=actor)
 
 
-def _die_before_commit(url: str) -> None:
-    """Write one record, then kill this process right after the next INSERT, before its COMMIT."""
+def _die_before_commit(url: str, group: int) -> None:
+    """Write one record, then record a group and kill this process once all ``group`` records were
+    inserted, before the COMMIT."""
     from sqlalchemy import event
 
     store = AuditStore(url)
     store.record(make_decision(0), notice=None, notice_pdf=None, actor="crasher")
-
-    @event.listens_for(store._engine, "after_cursor_execute")
-    def _kill(_conn, _cursor, statement, *_args):
-        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_RECORDS"):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    store.record(make_decision(1), notice=None, notice_pdf=None, actor="crasher")
+    event.listen(store._engine, "after_cursor_execute",
+                 after_inserting(group, lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    store.record_many(entries(1, group), actor="crasher")
 
 
 def _run_processes(target, *argument_lists) -> list[int]:
@@ -406,8 +476,24 @@ def test_concurrent_writers_lose_nothing_and_keep_the_chain(db_url):
             {actor: per_process for actor in actors}
 
 
-def test_a_writer_killed_inside_its_transaction_leaves_the_store_consistent(db_url):
-    assert _run_processes(_die_before_commit, (db_url,)) == [-signal.SIGKILL]
+def test_concurrent_writers_mixing_record_and_record_many_lose_nothing(db_url):
+    per_process, writers = 43, {"app": 1, "app-2": 1, "batch-8": 8, "batch-5": 5}
+    assert _run_processes(_write_batch, *[(db_url, per_process, actor, group)
+                                          for actor, group in writers.items()]) == [0] * 4
+    with AuditStore(db_url) as store:
+        report = store.verify()
+        assert report.ok and report.checked == per_process * len(writers)
+        assert [r.id for r in store.list(limit=None)] == list(range(1, per_process * len(writers) + 1))
+        for actor, group in writers.items():
+            ids = [r.id for r in store.list(actor=actor, limit=None)]
+            assert len(ids) == per_process
+            groups = [ids[start:start + group] for start in range(0, per_process, group)]
+            assert all(g == list(range(g[0], g[0] + len(g))) for g in groups), f"{actor}: a group was split"
+
+
+@pytest.mark.parametrize("group", [1, 6])
+def test_a_writer_killed_inside_its_transaction_leaves_the_store_consistent(db_url, group):
+    assert _run_processes(_die_before_commit, (db_url, group)) == [-signal.SIGKILL]
     with AuditStore(db_url) as store:
         assert store.count() == 1 and store.verify().ok
         record = store.record(make_decision(2), notice=None, notice_pdf=None, actor="survivor")
@@ -462,6 +548,22 @@ def test_replay_regenerates_the_notice_byte_for_byte(store, notice_api):
     assert result.identical and result.mode == REBUILT and result.pdf == pdf
     assert result.recorded_sha256 == result.replayed_sha256 == sha256_hex(pdf)
     assert record.content["document_id"] == "AAN-TEST-1"
+
+
+def test_replay_of_records_written_in_one_group_is_byte_for_byte(store, notice_api):
+    settings, group = notice_api.NoticeSettings(), []
+    for n in (1, 2):
+        decision = make_decision(n)
+        notice = notice_api.build_notice(decision, settings, notice_date=date(2024, 3, 5), document_id=f"AAN-G-{n}")
+        group.append(AuditEntry(decision, notice, notice_api.render_pdf(notice)))
+    group.insert(1, AuditEntry(make_decision(3, decision="approve")))
+    records = store.record_many(group, actor="batch", notice_settings=settings)
+    for record, entry in zip(records, group):
+        if entry.notice is None:
+            assert record.notice_sha256 is None
+            continue
+        result = store.replay(record.id)
+        assert result.identical and result.mode == REBUILT and result.pdf == entry.notice_pdf
 
 
 def test_replay_without_recorded_settings_rerenders_the_recorded_notice(store, notice_api):
