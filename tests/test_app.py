@@ -156,11 +156,18 @@ def test_held_out_filters_and_decides_a_matching_application(audit_url):
     no_failure(at.run())
     decision = at.session_state["ls_current"]["issued"]["population"].decision
     assert metric(at, "Decision") == "Denied" and "DEBT_TO_INCOME" in [r.code for r in decision.reasons]
+    at.selectbox(key="ls_filter_decision").set_value("approve").run()
+    assert any("No held-out application matches" in i.value for i in no_failure(at).info)
+    at.selectbox(key="ls_filter_reason").set_value("").run()
+    approvals = next(d.value for d in at.dataframe if "first_reason" in d.value.columns)
+    assert at.selectbox(key="ls_held_out_row").value in set(approvals["row"]), "a denial's row is not kept"
+    selected = at.selectbox(key="ls_held_out_row").value
+    expected_dti = approvals.set_index("row").loc[selected, "debt_to_income"]
     button(at, "Copy into the form").click()
     no_failure(at.run())
     assert at.radio(key="ls_source").value == "Fill the form"
     shown = float(at.text_input(key=widget_key("hmda", "debt_to_income")).value)
-    assert shown == pytest.approx(decision.application["debt_to_income"], rel=1e-6)
+    assert shown == pytest.approx(expected_dti, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------- notices

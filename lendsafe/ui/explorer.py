@@ -22,14 +22,10 @@ def start(dataset: str, application: dict[str, Any], source: str) -> None:
                                             "issued": {}}
 
 
-def _keep_reference() -> None:
-    st.session_state[common.REFERENCE_KEY] = st.session_state[REFERENCE_WIDGET]
-
-
 def reference_switch() -> str:
     chosen = common.current_reference()
     st.radio("Reason reference", REFERENCES, index=REFERENCES.index(chosen), key=REFERENCE_WIDGET,
-             horizontal=True, on_change=_keep_reference, help=REFERENCE_HELP)
+             horizontal=True, help=REFERENCE_HELP)
     st.session_state[common.REFERENCE_KEY] = st.session_state[REFERENCE_WIDGET]
     return st.session_state[REFERENCE_WIDGET]
 
@@ -41,6 +37,12 @@ def _held_out(dataset: str, reference: str, settings_key: str, _scorer: Any) -> 
     return tables.held_out_frame(rows, decisions), dict(rows)
 
 
+def _drop_unless_in(key: str, options: list[Any]) -> None:
+    """Forget a widget's choice that the new options no longer offer (filters changed)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+
+
 def held_out_picker(dataset: str, reference: str) -> None:
     pipeline = common.pipeline(dataset)
     frame, applications = _held_out(dataset, reference, common.settings_key(pipeline.settings), pipeline.scorer)
@@ -48,6 +50,7 @@ def held_out_picker(dataset: str, reference: str) -> None:
     decision = left.selectbox("Decision", ["", "deny", "approve"], key="ls_filter_decision",
                               format_func=lambda v: v or "any")
     codes = sorted({c for reasons in frame["reasons"] for c in reasons.split(", ") if c})
+    _drop_unless_in("ls_filter_reason", [""] + codes)
     reason = right.selectbox("Reason", [""] + codes, key="ls_filter_reason", format_func=lambda v: v or "any")
     shown = tables.filter_held_out(frame, decision or None, reason or None)
     st.caption(f"{len(shown)} of {len(frame)} held-out applications (the model's test rows). Decision and "
@@ -58,6 +61,7 @@ def held_out_picker(dataset: str, reference: str) -> None:
         return
     labels = {int(r.row): f"row {r.row} · {r.decision} · risk {r.risk:.1%} · {r.reasons or 'no reasons'}"
               for r in shown.itertuples()}
+    _drop_unless_in("ls_held_out_row", list(labels))
     row = st.selectbox("Application", list(labels), format_func=labels.get, key="ls_held_out_row")
     left, right = st.columns(2)
     left.button("Decide this application", type="primary", on_click=start,
