@@ -135,7 +135,10 @@ def ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 2) if baseline else float("nan")
 
 
-def main() -> dict:
+def main() -> dict | None:
+    if not Path(CHROMIUM).exists():
+        print(f"bench_app skipped: needs {CHROMIUM} (Debian chromium; `make system-test` installs it)")
+        return None
     from playwright.sync_api import sync_playwright
 
     denials = held_out_denials(4 * (DECISIONS + 1))
