@@ -129,6 +129,21 @@ def test_deciding_the_form_shows_decision_reasons_explanation_and_records_it(dec
     assert records and records[-1].actor.startswith("app:") and records[-1].notice_sha256
 
 
+def test_switching_the_dataset_rebuilds_the_form_from_its_spec(audit_url):
+    at = no_failure(new_app())
+    at.sidebar.selectbox[0].set_value("credit").run()
+    spec = load_spec("credit")
+    labels = {w.label for w in [*at.text_input, *at.selectbox]}
+    assert {f.label for f in spec.input_fields} <= labels and "Debt-to-income ratio" not in labels
+    housing = at.selectbox(key=widget_key("credit", "home"))
+    assert housing.options == ["not stated", *spec.feature("home").categories], "optional: may be left unstated"
+    button(at, "Decide").click()
+    no_failure(at.run())
+    expected = Scorer.load("credit").score(tables.example_application("credit"))
+    assert metric(at, "Decision") == ("Denied" if expected.denied else "Approved")
+    assert at.session_state["ls_current"]["issued"]["population"].decision.dataset == "credit"
+
+
 def test_switching_the_reference_reissues_and_shows_what_changes(audit_url):
     at = denied_app()
     at.radio(key="ls_reference_choice").set_value("cutoff").run()
