@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.issuance import Issuer, default_actor
+from lendsafe.issuance import Issued, Issuer, default_actor
 from lendsafe.notice import NoticeSettings
 
 MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
@@ -80,9 +80,9 @@ def _problems(error: Any) -> tuple[str, ...]:
     return tuple(str(p) for p in problems) if isinstance(problems, (list, tuple)) else (str(problems),)
 
 
-def _notice_row(row: int, decision, out_dir: Path, issuer: Issuer, notice_date) -> ManifestRow:
-    """Issue one decision (notice for a denial, audit record for every decision) and write its PDF."""
-    issued = issuer.issue_decision(decision, notice_date=notice_date)
+def _notice_row(row: int, issued: Issued, out_dir: Path) -> ManifestRow:
+    """The manifest row of one issued decision; writes its notice PDF (denials only) into `out_dir`."""
+    decision = issued.decision
     codes = ";".join(r.code for r in decision.reasons)
     audit_id = "" if issued.record_id is None else str(issued.record_id)
     if issued.notice is None:
@@ -102,7 +102,8 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
 
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
     `progress(done, total)` is called after each chunk. Every decision is recorded in `audit` (an
-    ``AuditStore``) when given. The manifest and error list are written as CSV files in `out_dir`.
+    ``AuditStore``) when given, a chunk's decisions in one transaction. The manifest and error list
+    are written as CSV files in `out_dir`.
     """
     from lendsafe.application import read_applications_csv
 
@@ -118,11 +119,12 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
         result.errors += [BatchError(row, _problems(error or "row could not be read"))
                           for row, application, error in chunk if error is not None or application is None]
         valid = [(row, application) for row, application, error in chunk if error is None and application is not None]
-        for row, outcome in _decide(pipeline, valid):
-            if isinstance(outcome, InvalidApplicationError):
-                result.errors.append(BatchError(row, tuple(outcome.problems)))
-            else:
-                result.rows.append(_notice_row(row, outcome, result.out_dir, issuer, notice_date))
+        outcomes = _decide(pipeline, valid)
+        result.errors += [BatchError(row, tuple(outcome.problems)) for row, outcome in outcomes
+                          if isinstance(outcome, InvalidApplicationError)]
+        decided = [(row, outcome) for row, outcome in outcomes if not isinstance(outcome, InvalidApplicationError)]
+        issued = issuer.issue_decisions([decision for _, decision in decided], notice_date=notice_date)
+        result.rows += [_notice_row(row, one, result.out_dir) for (row, _), one in zip(decided, issued)]
         if progress:
             progress(start + len(chunk), len(rows))
     result.errors.sort(key=lambda e: e.row)

@@ -69,7 +69,14 @@ class Issuer:
     def issue_many(self, applications: list[dict[str, Any]], *, reference: str | None = None,
                    notice_date: dt.date | str | None = None) -> list[Issued]:
         decisions = self.pipeline.run_many(applications, reference)
-        return [self.issue_decision(d, notice_date=notice_date) for d in decisions]
+        return self.issue_decisions(decisions, notice_date=notice_date)
+
+    def issue_decisions(self, decisions: list[Decision], *,
+                        notice_date: dt.date | str | None = None) -> list[Issued]:
+        """Render and check every notice, then record all the decisions in one audit transaction."""
+        rendered = [(decision, *self.render(decision, notice_date=notice_date)) for decision in decisions]
+        record_ids = self.record_many([(decision, notice, pdf) for decision, notice, pdf, _ in rendered])
+        return [Issued(*issued, record_id) for issued, record_id in zip(rendered, record_ids)]
 
     def issue_decision(self, decision: Decision, *, notice_date: dt.date | str | None = None,
                        counteroffer: str | None = None) -> Issued:
@@ -89,8 +96,12 @@ class Issuer:
         return notice, pdf, check_pdf(pdf, decision, self.notice_settings)
 
     def record(self, decision: Decision, notice: Any, pdf: bytes | None) -> int | None:
+        [record_id] = self.record_many([(decision, notice, pdf)])
+        return record_id
+
+    def record_many(self, entries: list[tuple[Decision, Any, bytes | None]]) -> list[int | None]:
+        """Audit ids of (decision, notice, pdf) entries recorded in one transaction (None without a store)."""
         if self.audit is None:
-            return None
-        stored = self.audit.record(decision, notice=notice, notice_pdf=pdf, actor=self.actor,
-                                   notice_settings=self.notice_settings if notice is not None else None)
-        return stored.id
+            return [None] * len(entries)
+        stored = self.audit.record_many(entries, actor=self.actor, notice_settings=self.notice_settings)
+        return [record.id for record in stored]

@@ -128,6 +128,24 @@ def test_every_decision_of_a_batch_is_recorded_with_the_notice_it_produced(appli
         assert store.replay(int(denied["audit_id"])).identical
 
 
+def test_each_chunk_is_recorded_in_one_transaction_and_the_manifest_names_each_record(applications, tmp_path):
+    from sqlalchemy import event
+
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        commits = []
+        event.listen(store._engine, "commit", lambda _conn: commits.append(1))
+        result = run_batch(applications, tmp_path / "out", FakePipeline(refuse_rows_with_dti=0.8),
+                           notice_date=NOTICE_DATE, audit=store, chunk_size=2, actor="batch:test")
+        manifest = read_manifest(result.manifest_path)
+        assert [e.row for e in result.errors] == [4, 5] and [m["row"] for m in manifest] == ["2", "3"]
+        assert len(commits) == 1 and [m["audit_id"] for m in manifest] == ["1", "2"]
+        for row, debt_to_income in zip(manifest, (1.2, 0.2)):
+            record = store.get(int(row["audit_id"]))
+            assert (record.content["document_id"] or "", record.notice_sha256 or "") == (row["id"], row["sha256"])
+            assert record.to_decision().application["debt_to_income"] == debt_to_income
+        assert store.verify().ok and store.replay(1).identical
+
+
 def test_zip_holds_manifest_errors_and_pdfs_and_is_reproducible(applications, tmp_path):
     result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
     data = zip_batch(result)

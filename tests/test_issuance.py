@@ -1,14 +1,17 @@
 """Issuing decisions: notice for denials only, a passing PDF check, and one audit record per decision."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
 import shutil
 
 import pytest
 
-from lendsafe.audit import AuditStore
+from lendsafe.audit import AuditStore, sha256_hex
 from lendsafe.config import Settings
+from lendsafe.errors import AuditIntegrityError
 from lendsafe.issuance import Issuer, default_actor, open_audit_store
 from lendsafe.pipeline import Pipeline
 from lendsafe.config import PROJECT_ROOT
@@ -49,11 +52,35 @@ def test_an_approval_is_recorded_without_a_notice(pipeline, store):
     assert store.get(issued.record_id).notice_sha256 is None
 
 
-def test_issue_many_records_each_decision_in_order(pipeline, store):
+def count_commits(store: AuditStore) -> list:
+    from sqlalchemy import event
+
+    commits = []
+    event.listen(store._engine, "commit", lambda _conn: commits.append(1))
+    return commits
+
+
+def test_issue_many_records_each_decision_in_order_in_one_transaction(pipeline, store):
     apps = [example("hmda_denial"), example("hmda_approval"), example("hmda_denial")]
+    commits = count_commits(store)
     issued = Issuer(pipeline, audit=store).issue_many(apps, notice_date=NOTICE_DATE)
+    assert len(commits) == 1
     assert [i.record_id for i in issued] == [1, 2, 3] and store.verify().ok
     assert [i.decision.decision for i in issued] == ["deny", "approve", "deny"]
+    for one in issued:
+        record = store.get(one.record_id)
+        assert record.to_decision() == one.decision
+        assert record.notice_sha256 == (None if one.pdf is None else sha256_hex(one.pdf))
+    assert store.replay(issued[2].record_id).identical
+
+
+def test_issue_decisions_records_nothing_when_one_decision_cannot_be_recorded(pipeline, store):
+    issuer = Issuer(pipeline, audit=store)
+    denial, approval = pipeline.run(example("hmda_denial")), pipeline.run(example("hmda_approval"))
+    with pytest.raises(AuditIntegrityError, match="entry 2 of 2"):
+        issuer.issue_decisions([approval, dataclasses.replace(denial, risk=math.nan)], notice_date=NOTICE_DATE)
+    assert store.count() == 0
+    assert [i.record_id for i in issuer.issue_decisions([approval, denial], notice_date=NOTICE_DATE)] == [1, 2]
 
 
 def test_without_a_store_nothing_is_recorded(pipeline):
