@@ -1,12 +1,15 @@
 """Audit store throughput: records/s with 1 and 4 writer processes beside a bare SQLite insert.
 
-The baseline inserts the same canonical JSON payload with the plain ``sqlite3`` module, one
-transaction per row, WAL and ``synchronous=FULL`` like the store, but no hashing, no chain-head
-read and no SQLAlchemy. Both are bound by fsync on a shared disk whose speed drifts, so the
-1-process store and the baseline write in alternating rounds, and the 4-process run sits between
-two baseline runs. After each run the chain is verified and the records are counted.
+Each configuration is a SQLite durability setting and a group size: group 1 is one ``record`` call
+(one transaction, one fsync) per record; group 8 is ``record_many`` of 8 records per transaction,
+the batch runner's default chunk (group commit). The baseline inserts the same canonical JSON payload
+with the plain ``sqlite3`` module, the same number of rows per transaction, WAL and the same
+``synchronous``, but no hashing, no chain-head read and no SQLAlchemy. Both are bound by fsync on a
+shared disk whose speed drifts, so the 1-process store and the baseline write in alternating rounds,
+and the 4-process run sits between two baseline runs. After each run the chain is verified and the
+records are counted.
 
-    python benchmarks/bench_audit.py [--records 10000] [--processes 4]
+    python benchmarks/bench_audit.py [--records 10000] [--processes 4] [--configs FULL:1 FULL:8 NORMAL:1]
 
 Writes benchmarks/results/audit.json.
 """
@@ -25,11 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lendsafe.audit import AuditStore, canonical_json  # noqa: E402
+from lendsafe.audit import SQLITE_SYNCHRONOUS, AuditEntry, AuditStore, canonical_json  # noqa: E402
 from lendsafe.decision import Citation, Decision, Reason  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "audit.json"
 FORK = multiprocessing.get_context("fork")
+STAND_IN_PDF = b"%PDF-1.4 stand-in"
+TARGET_RECORDS_PER_S = 500
+BATCH_CHUNK = 8                  # lendsafe.batch.run_batch's default chunk_size: one record_many per chunk
+DEFAULT_CONFIGS = (("FULL", 1), ("FULL", BATCH_CHUNK), ("NORMAL", 1))
 
 
 def sample_decision(n: int) -> Decision:
@@ -55,10 +62,19 @@ def sample_decision(n: int) -> Decision:
     )
 
 
-def write_records(url: str, count: int, actor: str) -> None:
+def write_records(store: AuditStore, start: int, count: int, actor: str, group: int) -> None:
+    """``count`` records: one ``record`` call each when ``group`` is 1, else ``record_many`` of ``group``."""
+    for first in range(start, start + count, group):
+        numbers = range(first, min(first + group, start + count))
+        if group == 1:
+            store.record(sample_decision(first), notice=None, notice_pdf=STAND_IN_PDF, actor=actor)
+        else:
+            store.record_many([AuditEntry(sample_decision(n), None, STAND_IN_PDF) for n in numbers], actor=actor)
+
+
+def writer_process(url: str, count: int, actor: str, group: int) -> None:
     with AuditStore(url) as store:
-        for n in range(count):
-            store.record(sample_decision(n), notice=None, notice_pdf=b"%PDF-1.4 stand-in", actor=actor)
+        write_records(store, 0, count, actor, group)
 
 
 class BareSqlite:
@@ -71,35 +87,35 @@ class BareSqlite:
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, content TEXT NOT NULL)")
 
-    def write(self, count: int) -> float:
-        """Seconds taken to insert ``count`` rows."""
+    def write(self, count: int, group: int) -> float:
+        """Seconds taken to insert ``count`` rows, ``group`` rows per transaction."""
         start = time.perf_counter()
-        for _ in range(count):
+        for first in range(0, count, group):
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("INSERT INTO records (content) VALUES (?)", (self.payload,))
+            self.conn.executemany("INSERT INTO records (content) VALUES (?)",
+                                  [(self.payload,)] * min(group, count - first))
             self.conn.execute("COMMIT")
         return time.perf_counter() - start
 
 
-def interleaved_single(tmp: Path, count: int, rounds: int, synchronous: str) -> tuple[float, float]:
+def interleaved_single(tmp: Path, count: int, rounds: int, synchronous: str, group: int) -> tuple[float, float]:
     """records/s of the bare baseline and of a 1-process store, written in alternating rounds so
     that a shared disk's changing fsync speed hits both alike."""
     bare, chunk = BareSqlite(tmp / "bare.db", synchronous), count // rounds
     bare_s = store_s = 0.0
     with AuditStore(_url(tmp, "one", synchronous)) as store:
-        for _ in range(rounds):
-            bare_s += bare.write(chunk)
+        for round_index in range(rounds):
+            bare_s += bare.write(chunk, group)
             start = time.perf_counter()
-            for n in range(chunk):
-                store.record(sample_decision(n), notice=None, notice_pdf=b"%PDF-1.4 stand-in", actor="writer-0")
+            write_records(store, round_index * chunk, chunk, "writer-0", group)
             store_s += time.perf_counter() - start
     return chunk * rounds / bare_s, chunk * rounds / store_s
 
 
-def run_writers(url: str, count: int, processes: int) -> float:
+def run_writers(url: str, count: int, processes: int, group: int) -> float:
     """Seconds for ``processes`` forked writers to record ``count`` records between them."""
     start = time.perf_counter()
-    workers = [FORK.Process(target=write_records, args=(url, count // processes, f"writer-{i}"))
+    workers = [FORK.Process(target=writer_process, args=(url, count // processes, f"writer-{i}", group))
                for i in range(processes)]
     for worker in workers:
         worker.start()
@@ -126,26 +142,49 @@ def _url(tmp: Path, name: str, synchronous: str) -> str:
     return f"sqlite:///{tmp}/{name}.db?synchronous={synchronous}"
 
 
-def measure(tmp: Path, records: int, processes: int, synchronous: str) -> dict:
-    """Bare baseline and store figures for one durability setting."""
-    baseline, single_rate = interleaved_single(tmp, records, 10, synchronous)
+def measure(tmp: Path, records: int, processes: int, synchronous: str, group: int) -> dict:
+    """Bare baseline and store figures for one durability setting and group size."""
+    baseline, single_rate = interleaved_single(tmp, records, 10, synchronous, group)
     single = check_store(_url(tmp, "one", synchronous), records // 10 * 10, 1, single_rate)
     around = BareSqlite(tmp / "bare-around.db", synchronous)
-    before = around.write(records // 10)
-    concurrent_s = run_writers(_url(tmp, "many", synchronous), records, processes)
-    after = around.write(records // 10)
+    before = around.write(records // 10, group)
+    concurrent_s = run_writers(_url(tmp, "many", synchronous), records, processes, group)
+    after = around.write(records // 10, group)
     baseline_around = 2 * (records // 10) / (before + after)
     written = records // processes * processes
     concurrent = check_store(_url(tmp, "many", synchronous), written, processes, written / concurrent_s)
-    return {"bare_sqlite_records_per_s": round(baseline, 1),
+    return {"synchronous": synchronous, "records_per_transaction": group,
+            "bare_sqlite_records_per_s": round(baseline, 1),
             "bare_sqlite_around_concurrent_run_records_per_s": round(baseline_around, 1),
             "store_1_process": single, f"store_{processes}_processes": concurrent,
             "ratio_1_process_vs_bare": round(single["records_per_s"] / baseline, 3),
             f"ratio_{processes}_processes_vs_bare": round(concurrent["records_per_s"] / baseline_around, 3)}
 
 
-def report(synchronous: str, figures: dict, processes: int) -> None:
-    print(f"-- synchronous={synchronous}")
+def config_name(synchronous: str, group: int) -> str:
+    """Result key: ``synchronous_FULL`` (one record per transaction) or ``synchronous_FULL_group_8``."""
+    return f"synchronous_{synchronous}" + (f"_group_{group}" if group > 1 else "")
+
+
+def parse_config(text: str) -> tuple[str, int]:
+    """``FULL:8`` -> ("FULL", 8); ``NORMAL`` -> ("NORMAL", 1)."""
+    synchronous, _, group = text.upper().partition(":")
+    if synchronous not in SQLITE_SYNCHRONOUS or not (group or "1").isdigit() or int(group or 1) < 1:
+        raise argparse.ArgumentTypeError(f"expected SYNCHRONOUS[:GROUP] with SYNCHRONOUS in {SQLITE_SYNCHRONOUS} "
+                                         f"and GROUP a positive integer; got {text!r}")
+    return synchronous, int(group or 1)
+
+
+def target_check(figures: dict, processes: int) -> dict:
+    """Whether the concurrent run meets the issue's target: >= 500 records/s, none lost, chain verifies."""
+    run = figures[f"store_{processes}_processes"]
+    return {"records_per_s": run["records_per_s"], "lost": run["lost"], "chain_verifies": run["chain_verifies"],
+            "met": run["records_per_s"] >= TARGET_RECORDS_PER_S and run["lost"] == 0 and run["chain_verifies"]}
+
+
+def report(name: str, figures: dict, processes: int) -> None:
+    group = figures["records_per_transaction"]
+    print(f"-- synchronous={figures['synchronous']}, {group} record(s) per transaction")
     print(f"bare sqlite3 insert         {figures['bare_sqlite_records_per_s']:9.1f} records/s "
           "(baseline, interleaved with the 1-process run)")
     print(f"bare sqlite3 insert         {figures['bare_sqlite_around_concurrent_run_records_per_s']:9.1f} "
@@ -162,17 +201,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000, help="records per run (default 10000)")
     parser.add_argument("--processes", type=int, default=4, help="writers in the concurrent run (default 4)")
-    parser.add_argument("--synchronous", nargs="+", default=["FULL", "NORMAL"],
-                        help="SQLite durability settings to measure (default FULL, the store's default, and NORMAL)")
+    parser.add_argument("--configs", nargs="+", type=parse_config, default=list(DEFAULT_CONFIGS),
+                        metavar="SYNCHRONOUS[:GROUP]",
+                        help="SQLite durability and records per transaction to measure (default FULL:1 FULL:8 "
+                             "NORMAL:1: the store's durable default per record, in groups of 8 as batches "
+                             "write, and per record with NORMAL)")
     args = parser.parse_args(argv)
-    result = {"backend": "sqlite, WAL, one transaction per record", "records": args.records,
-              "target": ">= 500 records/s on SQLite; none lost; chain verifies",
+    result = {"backend": "sqlite, WAL; group 1 = one transaction per record (record), "
+                         "group N = N records per transaction (record_many)",
+              "records": args.records, "processes": args.processes,
+              "target": f">= {TARGET_RECORDS_PER_S} records/s on SQLite with {args.processes} processes; "
+                        "none lost; chain verifies",
               "machine": {"python": platform.python_version(), "cpus": multiprocessing.cpu_count(),
                           "sqlite": sqlite3.sqlite_version}}
-    for synchronous in args.synchronous:
+    for synchronous, group in args.configs:
+        name = config_name(synchronous, group)
         with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-            result[f"synchronous_{synchronous}"] = measure(Path(tmp), args.records, args.processes, synchronous)
-        report(synchronous, result[f"synchronous_{synchronous}"], args.processes)
+            result[name] = measure(Path(tmp), args.records, args.processes, synchronous, group)
+        report(name, result[name], args.processes)
+    result["target_met"] = {config_name(*config): target_check(result[config_name(*config)], args.processes)
+                            for config in args.configs}
+    for name, check in result["target_met"].items():
+        print(f"target {TARGET_RECORDS_PER_S}/s with {args.processes} processes, {name}: "
+              f"{'met' if check['met'] else 'NOT met'} ({check['records_per_s']} records/s)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS}")
