@@ -173,7 +173,8 @@ def load_spec(name_or_path: str | Path = "hmda") -> DatasetSpec:
         path = SPECS_DIR / f"{name_or_path}.toml"
     if not path.exists():
         known = ", ".join(builtin_dataset_names())
-        raise ArtifactNotFoundError(f"dataset spec {name_or_path!r} not found; expected one of: {known} or a .toml path")
+        raise ArtifactNotFoundError(f"dataset spec {str(name_or_path)!r} not found; expected one of: {known} "
+                                    f"or a .toml path")
     return _load_spec_file(path.resolve())
 
 
