@@ -4,6 +4,12 @@ A prompt is a chat ``messages`` list (system + user). Many prompts run in left-p
 similar length; each output is cleaned to the narrative (special tokens, role prefixes and an
 unfinished trailing sentence removed). Results are cached by sha256 of (model id, base sha256,
 adapter sha256, prompt, generation parameters), in memory and in SQLite under ``home/cache``.
+
+A prompt may come with a draft (the text the model is expected to write, e.g. the composer's):
+the draft is checked in one forward pass over prompt + draft and every token the model itself
+would have chosen greedily is kept (draft-verified decoding, see ``draft_verified_greedy``). The
+text is the model's own greedy output; the draft only saves one-token steps, so it is no part of
+the cache key.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +42,16 @@ INT8_MAX_ROWS = 16   # rows (batch x new tokens) up to which a linear layer uses
 # Decoding one token reads every weight once: memory-bound, and on a machine whose cores are shared a
 # second OpenMP thread waiting at each barrier made it up to 20x slower; one thread is the robust default.
 DEFAULT_THREADS = 1
+# Draft-verified decoding: after the model departs from the draft, the last LOOKUP_NGRAM tokens it
+# wrote are looked up in the draft; where they occur, the draft's next tokens are checked in one pass,
+# REALIGN_GUESS_TOKENS at first (a rejected guess wastes little), twice as many after each guess kept whole.
+LOOKUP_NGRAM = 3
+REALIGN_GUESS_TOKENS = 15
+# Eager attention (softmax in float32) gives every query row the same bits whether one token or many run
+# at once; with the row-invariant int8 kernel this makes a verified draft bitwise equal to one-token
+# decoding (SDPA's multi-row kernel does not: its logits differed from one-token steps by up to ~1).
+ATTENTION = "eager"
+DRAFT_VERIFICATION = "greedy-verified drafts: only the model's own argmax tokens are kept"
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class GenerationResult:
     tokens: int
     latency_ms: float
     cached: bool
+    draft_tokens_accepted: int | None = None   # tokens taken from a verified draft; None: no draft used
 
 
 def clean_narrative(text: str) -> str:
@@ -131,6 +148,7 @@ class LoraGenerator:
             model = apply_adapter(model, self.adapter_dir, self.base_sha256, merge=True)
         if self.dtype == "int8":
             add_int8_decoding_weights(model)
+        _set_attention(model, ATTENTION)
         model.eval()
         tokenizer.padding_side = "left"
         self.stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS)
@@ -144,7 +162,7 @@ class LoraGenerator:
                 "adapter_sha256": self.adapter_sha256,
                 "adapter_trained": self.adapter_manifest.get("trained") if self.adapter_dir else None,
                 "adapter_merged": self.adapter_dir is not None, "dtype": self.dtype, "threads": self.threads,
-                "decoding": "greedy"}
+                "attention": ATTENTION, "decoding": "greedy", "draft_verification": DRAFT_VERIFICATION}
 
     def prompt_text(self, messages: list[dict]) -> str:
         from lendsafe.finetune import prompt_text
@@ -153,15 +171,22 @@ class LoraGenerator:
 
     def cache_key(self, messages: list[dict], params: dict) -> str:
         identity = {"model": self.settings.base_model, "base_sha256": self.base_sha256,
-                    "adapter_sha256": self.adapter_sha256, "dtype": self.dtype, "prompt": messages, "params": params}
+                    "adapter_sha256": self.adapter_sha256, "dtype": self.dtype, "attention": ATTENTION,
+                    "prompt": messages, "params": params}
         return sha256_text(json.dumps(identity, sort_keys=True, ensure_ascii=False))
 
-    def generate(self, prompts: list[list[dict]], max_new_tokens: int = 160,
-                 repetition_penalty: float = 1.0, use_cache: bool = True) -> list[GenerationResult]:
+    def generate(self, prompts: list[list[dict]], max_new_tokens: int = 160, repetition_penalty: float = 1.0,
+                 use_cache: bool = True, drafts: list[str | None] | None = None) -> list[GenerationResult]:
         """One result per prompt, in order; cached prompts are answered without running the model
-        (``use_cache=False`` always runs the model and leaves the cache untouched)."""
+        (``use_cache=False`` always runs the model and leaves the cache untouched).
+
+        ``drafts`` (one text or None per prompt) are guesses of the output: a prompt with a draft runs
+        alone through ``draft_verified_greedy`` (same text, fewer decoding steps when the guess is good);
+        the others run in batches. Drafts are ignored with a repetition penalty (plain ``generate``).
+        """
         params = {"max_new_tokens": int(max_new_tokens), "repetition_penalty": float(repetition_penalty),
                   "do_sample": False}
+        drafts = _checked_drafts(drafts, len(prompts)) if params["repetition_penalty"] == 1.0 else [None] * len(prompts)
         results: list[GenerationResult | None] = [None] * len(prompts)
         pending = []
         for index, messages in enumerate(prompts):
@@ -172,18 +197,40 @@ class LoraGenerator:
                 text, tokens, prompt_sha = hit
                 results[index] = GenerationResult(text, prompt_sha, tokens, _ms_since(started), True)
             else:
-                pending.append((index, key, self.prompt_text(messages)))
-        for batch in self._batches(pending):
-            for (index, key, prompt), result in zip(batch, self._run_batch([p for _, _, p in batch], params)):
-                if use_cache:
-                    self.cache.put(key, result.text, result.tokens, result.prompt_sha256)
-                results[index] = result
+                pending.append((index, key, self.prompt_text(messages), drafts[index]))
+        for index, key, prompt, draft in [item for item in pending if item[3] is not None]:
+            results[index] = self._keep(key, self._run_drafted(prompt, draft, params), use_cache)
+        for batch in self._batches([item for item in pending if item[3] is None]):
+            for (index, key, _, _), result in zip(batch, self._run_batch([item[2] for item in batch], params)):
+                results[index] = self._keep(key, result, use_cache)
         return results
 
-    def _batches(self, pending: list[tuple[int, str, str]]) -> list[list[tuple[int, str, str]]]:
-        """Prompts sorted by length and cut into batches, so left padding stays short."""
+    def _keep(self, key: str, result: GenerationResult, use_cache: bool) -> GenerationResult:
+        if use_cache:
+            self.cache.put(key, result.text, result.tokens, result.prompt_sha256)
+        return result
+
+    def _batches(self, pending: list[tuple]) -> list[list[tuple]]:
+        """Prompts (item[2]) sorted by length and cut into batches, so left padding stays short."""
         ordered = sorted(pending, key=lambda item: len(item[2]))
         return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+    def draft_ids(self, draft: str) -> list[int]:
+        """A draft as the tokens the model would write for it: its text, then the end of turn."""
+        ids = self.tokenizer(draft, add_special_tokens=False)["input_ids"]
+        return ids + [self.tokenizer.eos_token_id] if ids else []
+
+    def _run_drafted(self, prompt: str, draft: str, params: dict) -> GenerationResult:
+        import torch
+
+        with self.lock, torch.inference_mode(), _torch_threads(self.threads):
+            started = time.perf_counter()
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            tokens, accepted = draft_verified_greedy(self.model, prompt_ids, self.draft_ids(draft),
+                                                     params["max_new_tokens"], self.stop_ids)
+            latency = _ms_since(started)
+        return GenerationResult(clean_narrative(self.tokenizer.decode(tokens, skip_special_tokens=True)),
+                                sha256_text(prompt), len(tokens), latency, False, accepted)
 
     def _run_batch(self, prompts: list[str], params: dict) -> list[GenerationResult]:
         import torch
@@ -207,6 +254,85 @@ class LoraGenerator:
         return len(row)
 
 
+def draft_verified_greedy(model, prompt_ids: list[int], draft_ids: list[int], max_new_tokens: int,
+                          stop_ids: list[int]) -> tuple[list[int], int]:
+    """The model's greedy continuation of ``prompt_ids`` and how many of its tokens the draft supplied.
+
+    The prompt runs alone, exactly as in ``generate``. Every later forward pass feeds the token not yet
+    in the KV cache plus a guess from the draft (first the whole draft); the model's argmax at every
+    guessed position is compared with the guess, the agreeing prefix is kept with the model's own next
+    token after it, and the cache is cropped to what was kept. When the model departs from the draft,
+    the draft is searched for the tokens it just wrote and guessed from there in a window that starts at
+    REALIGN_GUESS_TOKENS and doubles while guesses are taken whole. The output is what one-token greedy
+    decoding writes whatever the draft says: stop token included, at most ``max_new_tokens`` tokens.
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    output: list[int] = []
+    from_draft: list[bool] = []
+    feed, guess, start, window = list(prompt_ids), [], 0, len(draft_ids)
+    with ExitStack() as decoding:
+        while True:
+            choices = _greedy_choices(model, cache, feed, guess)
+            kept = next((i for i, (token, chosen) in enumerate(zip(guess, choices)) if token != chosen), len(guess))
+            if kept < len(guess):
+                cache.crop(-(len(guess) - kept))   # negative: tokens to remove (every transformers version)
+            if guess:
+                window = window * 2 if kept == len(guess) else REALIGN_GUESS_TOKENS
+            output += guess[:kept] + [choices[kept]]
+            from_draft += [True] * kept + [False]
+            length = _finished_length(output, stop_ids, max_new_tokens)
+            if length is not None:
+                return output[:length], sum(from_draft[:length])
+            if len(output) == 1:
+                decoding.enter_context(int8_weights_for_every_row(model))
+            feed = [choices[kept]]
+            start, guess = _realigned_guess(output, draft_ids, start + kept,
+                                            min(window, max_new_tokens - len(output) - 1))
+
+
+def _greedy_choices(model, cache, feed: list[int], guess: list[int]) -> list[int]:
+    """The model's argmax after the last fed token and after every guessed token (len(guess) + 1)."""
+    import torch
+
+    logits = model(input_ids=torch.tensor([feed + guess]), past_key_values=cache, use_cache=True,
+                   logits_to_keep=len(guess) + 1).logits
+    return logits[0].argmax(dim=-1).tolist()
+
+
+def _finished_length(output: list[int], stop_ids: list[int], limit: int) -> int | None:
+    """Tokens to return (through the first stop token, at most ``limit``), or None to go on."""
+    for position, token in enumerate(output[:limit]):
+        if token in stop_ids:
+            return position + 1
+    return limit if len(output) >= limit else None
+
+
+def _realigned_guess(output: list[int], draft_ids: list[int], cursor: int, limit: int) -> tuple[int, list[int]]:
+    """``(start, tokens)``: at most ``limit`` draft tokens from the first place at or after ``cursor``
+    that follows the model's last 3, 2 or 1 tokens (longest first); ``(cursor, [])`` when there is none."""
+    if limit <= 0:
+        return cursor, []
+    for size in range(min(LOOKUP_NGRAM, len(output)), 0, -1):
+        tail = output[-size:]
+        for start in range(max(cursor, size), len(draft_ids)):
+            if draft_ids[start - size:start] == tail:
+                return start, draft_ids[start:start + limit]
+    return cursor, []
+
+
+def _checked_drafts(drafts: list[str | None] | None, count: int) -> list[str | None]:
+    if drafts is None:
+        return [None] * count
+    if len(drafts) != count:
+        raise ConfigurationError(f"drafts must hold one text or None per prompt ({count}); got {len(drafts)}")
+    for position, draft in enumerate(drafts):
+        if draft is not None and not isinstance(draft, str):
+            raise ConfigurationError(f"drafts[{position}] must be a string or None; got {type(draft).__name__}")
+    return list(drafts)
+
+
 def add_int8_decoding_weights(model) -> int:
     """Give every linear layer per-output-channel int8 weights for small inputs (decoding steps).
 
@@ -222,12 +348,13 @@ def add_int8_decoding_weights(model) -> int:
             weight = linear.weight.detach().float()
             scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
             self.linear = linear
+            self.max_rows = INT8_MAX_ROWS
             self.register_buffer("qweight", (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
             self.register_buffer("scale", scale.to(linear.weight.dtype))
 
         def forward(self, x):
             rows = x.numel() // x.shape[-1]
-            if rows > INT8_MAX_ROWS or self.linear.bias is not None:
+            if (self.max_rows is not None and rows > self.max_rows) or self.linear.bias is not None:
                 return self.linear(x)
             out = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, x.shape[-1]).contiguous(), self.qweight, self.scale)
             return out.reshape(*x.shape[:-1], out.shape[-1])
@@ -239,6 +366,29 @@ def add_int8_decoding_weights(model) -> int:
                 setattr(parent, name, Int8DecodingLinear(child))
                 converted += 1
     return converted
+
+
+@contextmanager
+def int8_weights_for_every_row(model):
+    """Layers with int8 decoding weights use them for inputs of any size (a verified draft is computed
+    with the weights that one-token decoding uses: ``_weight_int8pack_mm`` gives every row the same
+    bits whatever the number of rows); no effect on a model without them."""
+    layers = [module for module in model.modules() if hasattr(module, "qweight") and hasattr(module, "max_rows")]
+    previous = [layer.max_rows for layer in layers]
+    for layer in layers:
+        layer.max_rows = None
+    try:
+        yield
+    finally:
+        for layer, rows in zip(layers, previous):
+            layer.max_rows = rows
+
+
+def _set_attention(model, implementation: str) -> None:
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(implementation)
+    else:  # transformers before 4.48
+        model.config._attn_implementation = implementation
 
 
 def _checked_choice(name: str, value: str, choices: tuple[str, ...]) -> str:

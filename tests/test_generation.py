@@ -1,12 +1,14 @@
-"""LoraGenerator: refusal of a foreign adapter, determinism, batching, caching, cleaning, threads."""
+"""LoraGenerator: refusal of a foreign adapter, determinism, batching, caching, cleaning, threads,
+draft-verified decoding (a guessed output changes nothing but the number of decoding steps)."""
 import json
 import threading
+from dataclasses import dataclass
 
 import pytest
 
-from lendsafe.config import Settings
+from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ConfigurationError, IncompatibleAdapterError
-from lendsafe.generation import GenerationCache, LoraGenerator, clean_narrative
+from lendsafe.generation import GenerationCache, LoraGenerator, clean_narrative, draft_verified_greedy
 
 MAX_NEW_TOKENS = 24
 REASONS = ["debt-to-income ratio of 0.45", "two late payments in the last year", "loan-to-value ratio of 1.06",
@@ -19,6 +21,24 @@ def prompt(reason: str) -> list[dict]:
 
 
 PROMPTS = [prompt(r) for r in REASONS]
+DRAFT_MAX_NEW_TOKENS = 32
+
+
+def held_out_rows() -> list[dict]:
+    """Three SFT test rows (messages + the composer's target): denials of both datasets and an approval."""
+    rows = [json.loads(line) for line in (PROJECT_ROOT / "data" / "sft" / "test.jsonl").read_text().splitlines() if line]
+    picks = [lambda r: r["dataset"] == "hmda" and r["decision"] == "deny",
+             lambda r: r["dataset"] != "hmda" and r["decision"] == "deny", lambda r: r["decision"] != "deny"]
+    return [next(row for row in rows if pick(row)) for pick in picks]
+
+
+def drafts_for(rows: list[dict], index: int, own_text: str) -> dict[str, str]:
+    """The guesses every output must survive unchanged: right, wrong, empty, exact, exact but one word."""
+    words = own_text.split()
+    middle = len(words) // 2
+    return {"composer": rows[index]["target"], "another decision": rows[(index + 1) % len(rows)]["target"],
+            "empty": "", "own output": own_text,
+            "own output, one word changed": " ".join(words[:middle] + ["purple"] + words[middle + 1:])}
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -69,6 +89,12 @@ def generator(fresh_adapter, tmp_path_factory):
     return LoraGenerator(Settings(), adapter_dir=fresh_adapter, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(scope="module")
+def exact(fresh_adapter, tmp_path_factory):
+    """The float32 reference generator."""
+    return LoraGenerator(adapter_dir=fresh_adapter, cache_dir=tmp_path_factory.mktemp("exact"), dtype="float32")
+
+
 @pytest.mark.slow
 def test_adapter_of_another_base_is_refused_before_loading(fresh_adapter, tmp_path):
     for name in ("adapter_model.safetensors", "adapter_config.json"):
@@ -94,9 +120,8 @@ def test_generation_is_deterministic(generator):
 
 
 @pytest.mark.slow
-def test_batched_equals_one_by_one_in_float32(fresh_adapter, tmp_path):
+def test_batched_equals_one_by_one_in_float32(exact):
     """Greedy batching with left padding changes nothing in float32 (bfloat16 rounding can flip near-ties)."""
-    exact = LoraGenerator(adapter_dir=fresh_adapter, cache_dir=tmp_path, dtype="float32")
     batched = exact.generate(PROMPTS, max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
     single = [exact.generate([p], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)[0] for p in PROMPTS]
     assert [(r.text, r.tokens, r.prompt_sha256) for r in batched] == [(r.text, r.tokens, r.prompt_sha256) for r in single]
@@ -143,3 +168,146 @@ def test_concurrent_calls_from_threads_agree(generator):
     for thread in threads:
         thread.join()
     assert results == [expected] * 3
+
+
+# ---------------------------------------------------------------------------- draft-verified decoding
+
+def tiny_model(int8: bool):
+    """A small random Llama (eager attention): float32, or bfloat16 with int8 decoding weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lendsafe.generation import add_int8_decoding_weights
+
+    torch.manual_seed(3)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    model = LlamaForCausalLM(config).eval()
+    model.set_attn_implementation("eager")
+    if int8:
+        model = model.to(torch.bfloat16)
+        add_int8_decoding_weights(model)
+    return model
+
+
+def plain_greedy(model, prompt_ids: list[int], max_new_tokens: int, stop_ids: list[int]) -> list[int]:
+    import torch
+
+    with torch.inference_mode():
+        output = model.generate(torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                                eos_token_id=stop_ids, pad_token_id=0)
+    return output[0, len(prompt_ids):].tolist()
+
+
+TINY_PROMPT = [(7 * i + 3) % 96 for i in range(24)]     # more than INT8_MAX_ROWS tokens: a bfloat16 prefill
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8 decoding weights"])
+def test_draft_verified_greedy_equals_plain_greedy_for_any_draft(int8):
+    import torch
+
+    model = tiny_model(int8)
+    own = plain_greedy(model, TINY_PROMPT, 40, [])
+    stop = next(t for i, t in enumerate(own) if i >= 20 and t not in own[:i])   # first written at i >= 20
+    reference = plain_greedy(model, TINY_PROMPT, 40, [stop])
+    assert len(reference) < len(own) and reference[-1] == stop
+    changed = own[:10] + [(own[10] + 1) % 96] + own[11:]
+    drafts = {"own": own, "one token changed": changed, "shifted": own[1:], "unrelated": list(range(40)),
+              "empty": [], "longer than the limit": own + own}
+    with torch.inference_mode():
+        outputs = {name: draft_verified_greedy(model, TINY_PROMPT, draft, 40, [stop]) for name, draft in drafts.items()}
+        short = draft_verified_greedy(model, TINY_PROMPT, own, 7, [stop])
+    assert {name: tokens for name, (tokens, _) in outputs.items()} == {name: reference for name in drafts}
+    assert outputs["own"][1] == len(reference) - 1          # all but the first token came from the draft
+    assert outputs["empty"][1] == 0 and outputs["unrelated"][1] < 3
+    assert outputs["one token changed"][1] > len(reference) - 6    # guessing resumes after the changed token
+    assert short == (reference[:7], 5)                      # the 7th token is the model's own, after 5 guessed
+
+
+@pytest.mark.slow
+def test_drafts_change_nothing_in_float32(exact):
+    """Held-out prompts, five guesses each (right, wrong, empty, exact, exact but one word): plain greedy text."""
+    rows = held_out_rows()
+    prompts = [row["messages"] for row in rows]
+    plain = [exact.generate([p], max_new_tokens=DRAFT_MAX_NEW_TOKENS, use_cache=False)[0] for p in prompts]
+    for index, (messages, expected) in enumerate(zip(prompts, plain)):
+        for name, draft in drafts_for(rows, index, expected.text).items():
+            result = exact.generate([messages], max_new_tokens=DRAFT_MAX_NEW_TOKENS, use_cache=False, drafts=[draft])[0]
+            assert (name, result.text, result.tokens) == (name, expected.text, expected.tokens)
+            assert result.draft_tokens_accepted is not None and expected.draft_tokens_accepted is None
+            if name == "own output":   # all its text but the first token (prompt pass) and the model's last
+                assert result.draft_tokens_accepted >= min(len(exact.draft_ids(draft)) - 1, expected.tokens) - 2
+    mixed = exact.generate(prompts, max_new_tokens=DRAFT_MAX_NEW_TOKENS, use_cache=False,
+                           drafts=[rows[0]["target"], None, plain[2].text])
+    assert [r.text for r in mixed] == [r.text for r in plain]
+    assert [r.draft_tokens_accepted is None for r in mixed] == [False, True, False]
+
+
+@pytest.mark.slow
+def test_drafts_change_nothing_with_the_default_int8_weights(generator):
+    """Eager attention and the row-invariant int8 kernel: a verified draft gives the same bits as decoding."""
+    rows = held_out_rows()[:2]
+    for index, row in enumerate(rows):
+        expected = generator.generate([row["messages"]], max_new_tokens=DRAFT_MAX_NEW_TOKENS, use_cache=False)[0]
+        guesses = drafts_for(rows, index, expected.text)
+        for name in ("composer", "own output", "own output, one word changed"):
+            result = generator.generate([row["messages"]], max_new_tokens=DRAFT_MAX_NEW_TOKENS, use_cache=False,
+                                        drafts=[guesses[name]])[0]
+            assert (name, result.text, result.tokens) == (name, expected.text, expected.tokens)
+
+
+@pytest.mark.slow
+def test_the_cache_ignores_the_draft(generator, tmp_path):
+    messages = held_out_rows()[0]["messages"]
+    first = generator.generate([messages], max_new_tokens=MAX_NEW_TOKENS - 2, drafts=["We cannot approve it."])[0]
+    again = generator.generate([messages], max_new_tokens=MAX_NEW_TOKENS - 2)[0]
+    other = generator.generate([messages], max_new_tokens=MAX_NEW_TOKENS - 2, drafts=["Something else."])[0]
+    assert not first.cached and first.draft_tokens_accepted is not None
+    assert (again.cached, again.text, other.cached, other.text) == (True, first.text, True, first.text)
+    assert generator.describe()["draft_verification"] and generator.describe()["attention"] == "eager"
+
+
+@pytest.mark.slow
+def test_drafts_must_match_the_prompts(generator):
+    with pytest.raises(ConfigurationError, match="one text or None per prompt"):
+        generator.generate(PROMPTS[:2], drafts=["only one"])
+    with pytest.raises(ConfigurationError, match=r"drafts\[1\] must be a string"):
+        generator.generate(PROMPTS[:2], drafts=["a text", 3])
+
+
+@dataclass
+class DraftEcho:
+    text: str
+    draft_tokens_accepted: int
+    latency_ms: float = 1.0
+    cached: bool = False
+
+
+class DraftRecorder:
+    """A writer that takes drafts and answers with them (as a model that agrees with the composer would)."""
+
+    def __init__(self):
+        self.drafts: list[list[str]] = []
+
+    def generate(self, prompts, drafts=None):
+        self.drafts.append(list(drafts))
+        return [DraftEcho(draft, len(draft.split())) for draft in drafts]
+
+    def describe(self):
+        return {"adapter_sha256": "ab" * 32}
+
+
+@pytest.mark.slow
+def test_the_pipeline_gives_the_composer_text_as_draft():
+    """Slow: loads the knowledge base (no language model)."""
+    from lendsafe.pipeline import Pipeline
+    from lendsafe.retrieval import KnowledgeBase
+
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    knowledge = KnowledgeBase(Settings())
+    composed = Pipeline(Settings(use_llm=False), knowledge=knowledge).run(application)
+    recorder = DraftRecorder()
+    decision = Pipeline(Settings(), generator=recorder, knowledge=knowledge).run(application)
+    assert recorder.drafts == [[composed.explanation]]
+    assert decision.writer == "lora" and decision.explanation == composed.explanation
+    assert decision.verification["attempts"][0]["draft_tokens_accepted"] == len(composed.explanation.split())
