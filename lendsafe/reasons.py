@@ -72,21 +72,32 @@ def relative_contributions(contribs: np.ndarray, reference: np.ndarray) -> np.nd
 
 def grouped_by_reason(spec: DatasetSpec, relative: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Sum model columns into reason codes (one-hot levels and shared codes together)."""
-    groups = spec.column_groups()
-    codes = sorted({spec.feature(f).reason for f in groups.values()})
-    index = {code: i for i, code in enumerate(codes)}
-    matrix = np.zeros((len(spec.model_columns()), len(codes)))
-    for col, feature in enumerate(groups.values()):
-        matrix[col, index[spec.feature(feature).reason]] = 1.0
-    return codes, relative @ matrix
+    codes, matrix = _projection(spec, "reason")
+    return list(codes), relative @ matrix
+
+
+def grouped_by_features(spec: DatasetSpec, relative: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Sum model columns into features (one-hot levels together), for a whole batch."""
+    features, matrix = _projection(spec, "feature")
+    return list(features), relative @ matrix
+
+
+@lru_cache(maxsize=32)
+def _projection(spec: DatasetSpec, by: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """0/1 matrix from model columns to reason codes (``by="reason"``) or features, built once per spec."""
+    owners = [feature if by == "feature" else spec.feature(feature).reason
+              for feature in spec.column_groups().values()]
+    names = tuple(dict.fromkeys(owners)) if by == "feature" else tuple(sorted(set(owners)))
+    matrix = np.zeros((len(owners), len(names)))
+    matrix[np.arange(len(owners)), [names.index(o) for o in owners]] = 1.0
+    matrix.setflags(write=False)
+    return names, matrix
 
 
 def grouped_by_feature(spec: DatasetSpec, relative_row: np.ndarray) -> dict[str, float]:
     """Signed contribution per feature for one applicant (one-hot levels summed)."""
-    totals: dict[str, float] = {}
-    for value, feature in zip(relative_row, spec.column_groups().values()):
-        totals[feature] = totals.get(feature, 0.0) + float(value)
-    return totals
+    features, totals = grouped_by_features(spec, np.asarray(relative_row)[None, :])
+    return dict(zip(features, totals[0].tolist()))
 
 
 def rank_adverse(codes: list[str], row: np.ndarray, limit: int = MAX_REASONS) -> list[tuple[str, float]]:

@@ -12,7 +12,7 @@ from lendsafe.config import Settings
 from lendsafe.datasets import matrix_from_records, with_derived
 from lendsafe.decision import Decision
 from lendsafe.reasons import (
-    check_additivity, check_reference, grouped_by_feature, grouped_by_reason, rank_adverse,
+    check_additivity, check_reference, grouped_by_features, grouped_by_reason, rank_adverse,
     reasons_for, relative_contributions,
 )
 from lendsafe.risk import RiskModel, model_dir
@@ -49,17 +49,19 @@ class Scorer:
         check_additivity(contribs, margin)
         relative = relative_contributions(contribs, self.model.reference_vector(reference))
         codes, by_code = grouped_by_reason(self.spec, relative)
+        features, by_feature = grouped_by_features(self.spec, relative)
         risk = 1.0 / (1.0 + np.exp(-margin))
-        return [self._decision(app, float(r), relative[i], codes, by_code[i], reference)
-                for i, (app, r) in enumerate(zip(validated, risk))]
+        return [self._decision(app, r, dict(zip(features, row)), codes, by_code[i], reference)
+                for i, (app, r, row) in enumerate(zip(validated, risk.tolist(), by_feature.round(6).tolist()))]
 
-    def _decision(self, application: dict[str, Any], risk: float, relative_row: np.ndarray,
+    def _decision(self, application: dict[str, Any], risk: float, contributions: dict[str, float],
                   codes: list[str], code_row: np.ndarray, reference: str) -> Decision:
         denied = risk >= self.model.threshold
-        values = with_derived(self.spec, application)
-        by_feature = grouped_by_feature(self.spec, relative_row)
-        reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row), by_feature) if denied else ()
-        contributions = {k: round(v, 6) for k, v in by_feature.items()}
+        if denied:
+            values = with_derived(self.spec, application)
+            reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row), contributions)
+        else:
+            reasons = ()
         return Decision(application=application, dataset=self.spec.name,
                         decision="deny" if denied else "approve", risk=risk, threshold=self.model.threshold,
                         reference=reference, reasons=reasons, contributions=contributions,
