@@ -347,3 +347,11 @@ def test_unknown_dataset_and_missing_csv(tmp_path):
     (tmp_path / "decisions.csv").unlink()
     with pytest.raises(ArtifactNotFoundError, match="data file for spec mylender not found"):
         load_dataset(path)
+
+
+def test_spec_hash_is_computed_once_and_follows_the_content():
+    spec = load_spec("hmda")
+    same, changed = replace(spec), replace(spec, threshold=0.31)
+    assert same == spec and hash(same) == hash(spec)
+    assert changed != spec and hash(changed) != hash(spec)
+    assert spec.__dict__["_hash"] == hash(spec)      # cached on the instance: specs key the scoring caches
