@@ -6,10 +6,10 @@ unfinished trailing sentence removed). Results are cached by sha256 of (model id
 adapter sha256, prompt, generation parameters), in memory and in SQLite under ``home/cache``.
 
 A prompt may come with a draft (the text the model is expected to write, e.g. the composer's):
-the draft is checked in one forward pass over prompt + draft and every token the model itself
+after the prompt, the whole draft is checked in one forward pass and every token the model itself
 would have chosen greedily is kept (draft-verified decoding, see ``draft_verified_greedy``). The
-text is the model's own greedy output; the draft only saves one-token steps, so it is no part of
-the cache key.
+text is the model's own greedy output (bit for bit with the int8 default, up to near-ties with
+bfloat16 weights); the draft only saves one-token steps, so it is no part of the cache key.
 """
 from __future__ import annotations
 
