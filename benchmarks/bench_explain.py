@@ -217,12 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         bound_tokens_per_s = bandwidth / 2 * 1e9 / weight_bytes   # copy GB/s counts read + write; decoding reads
         plain = run_plain_generate_batch1(plain_model, _tokenizer(settings), prompts[:args.prompts], threads)
         del plain_model
-        variants = {}
+        variants, drafts = {}, {}
         for dtype in ("bfloat16", "int8"):
             generator = LoraGenerator(settings, adapter_dir=adapter_dir, cache_dir=Path(workdir) / "cache",
                                       dtype=dtype, threads=threads)
             variants[dtype] = run_generator_batch1(generator, prompts[:args.prompts])
-        drafts = {"int8": run_draft_pairs(generator, rows[:args.prompts])} if rows[0]["target"] else {}
+            if rows[0]["target"]:
+                drafts[dtype] = run_draft_pairs(generator, rows[:args.prompts])
         generator.threads = 2
         variants["int8_2_threads"] = run_generator_batch1(generator, prompts[:args.prompts])
         if drafts:
