@@ -271,7 +271,7 @@ def draft_verified_greedy(model, prompt_ids: list[int], draft_ids: list[int], ma
     cache = DynamicCache(config=model.config)
     output: list[int] = []
     from_draft: list[bool] = []
-    feed, guess, start, window = list(prompt_ids), [], 0, len(draft_ids)
+    feed, guess, start, cursor, window = list(prompt_ids), [], 0, 0, len(draft_ids)
     with ExitStack() as decoding:
         while True:
             choices = _greedy_choices(model, cache, feed, guess)
@@ -288,8 +288,8 @@ def draft_verified_greedy(model, prompt_ids: list[int], draft_ids: list[int], ma
             if len(output) == 1:
                 decoding.enter_context(int8_weights_for_every_row(model))
             feed = [choices[kept]]
-            start, guess = _realigned_guess(output, draft_ids, start + kept,
-                                            min(window, max_new_tokens - len(output) - 1))
+            cursor = start + kept if kept else cursor   # a guess wholly rejected was a false alignment
+            start, guess = _realigned_guess(output, draft_ids, cursor, min(window, max_new_tokens - len(output) - 1))
 
 
 def _greedy_choices(model, cache, feed: list[int], guess: list[int]) -> list[int]:

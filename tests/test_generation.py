@@ -212,8 +212,10 @@ def test_draft_verified_greedy_equals_plain_greedy_for_any_draft(int8):
     reference = plain_greedy(model, TINY_PROMPT, 40, [stop])
     assert len(reference) < len(own) and reference[-1] == stop
     changed = own[:10] + [(own[10] + 1) % 96] + own[11:]
-    drafts = {"own": own, "one token changed": changed, "shifted": own[1:], "unrelated": list(range(40)),
-              "empty": [], "longer than the limit": own + own}
+    # the replaced token also appears further on: a guess from there fails, the right place must still be found
+    decoy = own[:5] + [(own[5] + 1) % 96] + own[6:15] + [own[5]] + own[15:]
+    drafts = {"own": own, "one token changed": changed, "changed, decoy further on": decoy, "shifted": own[1:],
+              "unrelated": list(range(40)), "empty": [], "longer than the limit": own + own}
     with torch.inference_mode():
         outputs = {name: draft_verified_greedy(model, TINY_PROMPT, draft, 40, [stop]) for name, draft in drafts.items()}
         short = draft_verified_greedy(model, TINY_PROMPT, own, 7, [stop])
@@ -221,6 +223,7 @@ def test_draft_verified_greedy_equals_plain_greedy_for_any_draft(int8):
     assert outputs["own"][1] == len(reference) - 1          # all but the first token came from the draft
     assert outputs["empty"][1] == 0 and outputs["unrelated"][1] < 3
     assert outputs["one token changed"][1] > len(reference) - 6    # guessing resumes after the changed token
+    assert outputs["changed, decoy further on"][1] > len(reference) - 6
     assert short == (reference[:7], 5)                      # the 7th token is the model's own, after 5 guessed
 
 
