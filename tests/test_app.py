@@ -311,6 +311,7 @@ def test_models_page_shows_the_risk_card_from_the_artifacts(audit_url):
     assert set(features["field"]) == {f.name for f in load_spec("hmda").features}
     trained = bool((adapter_status(PROJECT_ROOT / "models" / "adapters" / "lendsafe-smollm2")["manifest"] or {}).get("trained"))
     assert trained == (not any("Not trained" in w.value for w in at.warning))
+    assert trained == any("loss curve" in caption for image in at.image for caption in image.captions)
 
 
 def test_adapter_status_reads_manifest_losses_and_curve(tmp_path):

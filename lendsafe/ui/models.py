@@ -115,6 +115,10 @@ def adapter_status(adapter_dir: Path) -> dict[str, Any]:
             "log_tail": log_tail}
 
 
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def adapter_section() -> None:
     settings = common.app_settings()
     status = adapter_status(settings.adapter_dir)
@@ -127,12 +131,17 @@ def adapter_section() -> None:
         if status["log_tail"]:
             st.caption("Training log: " + " · ".join(status["log_tail"]))
         return
-    examples = manifest.get("examples", {})
+    import pandas as pd
+
     st.write(f"**Base model:** {manifest.get('base_model')} (sha256 `{str(manifest.get('base_sha256'))[:16]}…`) · "
              f"**adapter sha256** `{str(manifest.get('adapter_sha256'))[:16]}…` · {manifest.get('steps')} steps · "
-             f"final train loss {manifest.get('final_train_loss')} · validation loss "
-             f"{manifest.get('final_validation_loss')}")
-    st.write("**Data:** supervised examples from data/sft " + json.dumps(examples))
+             f"final train loss {_rounded(manifest.get('final_train_loss'))} · validation loss "
+             f"{_rounded(manifest.get('final_validation_loss'))}")
+    st.markdown("**Data:** supervised examples from `data/sft` (composer-written targets for real decisions, "
+                "split by application)")
+    examples = manifest.get("examples", {})
+    if examples:
+        st.dataframe(pd.DataFrame([{"split": name, **counts} for name, counts in examples.items()]), hide_index=True)
     if status["curve"] is not None:
         st.image(str(status["curve"]), caption="loss curve (loss_curve.png)")
     left, right = st.columns(2)
