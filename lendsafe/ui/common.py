@@ -129,7 +129,7 @@ def warm_parts(shared: Any) -> None:
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - the decision that needs the part reports it
-            LOG.warning("warm-up step failed: %s", exc)
+            LOG.info("warm-up step failed: %s", exc)
 
 
 def warm_up() -> None:

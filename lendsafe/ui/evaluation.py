@@ -182,6 +182,13 @@ def run(config: Any, settings: Any) -> None:
 
 # ---------------------------------------------------------------------------- showing
 
+def show_table(frame: pd.DataFrame) -> None:
+    """A metric table at full height, the explanation columns wide."""
+    wide = {"what it means": st.column_config.TextColumn(width="large"),
+            "floor": st.column_config.TextColumn(width="medium"), "ceiling": st.column_config.TextColumn(width="medium")}
+    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3, column_config=wide)
+
+
 def risk_section(section: dict[str, Any]) -> None:
     st.subheader("Risk models (held-out test rows)")
     st.caption(section.get("split", ""))
@@ -190,14 +197,13 @@ def risk_section(section: dict[str, Any]) -> None:
         st.markdown(f"**{name}** — predicts {data.get('outcome')}; {held.get('test_rows')} test rows, "
                     f"{held.get('shared_rows')} shared with training; base rate "
                     f"{dig(data, ('model', 'base_rate')) or 0:.1%}")
-        st.dataframe(metric_rows(RISK_METRICS, {"model": data["model"], "logistic baseline": data["logistic_baseline"]}),
-                     hide_index=True, width="stretch")
+        show_table(metric_rows(RISK_METRICS, {"model": data["model"], "logistic baseline": data["logistic_baseline"]}))
 
 
 def reasons_section(section: dict[str, Any]) -> None:
     st.subheader("Reason stability")
     systems = section.get("datasets", {})
-    st.dataframe(metric_rows(REASON_METRICS, systems), hide_index=True, width="stretch")
+    show_table(metric_rows(REASON_METRICS, systems))
 
 
 def retrieval_section(section: dict[str, Any]) -> None:
@@ -205,7 +211,7 @@ def retrieval_section(section: dict[str, Any]) -> None:
     st.caption(f"{section.get('queries')} questions over {section.get('passages')} passages; ranking "
                f"{section.get('ranking')} (keyword weight {section.get('keyword_weight')}).")
     systems = {name: section[name] for name in ("knowledge_base", "vector_only", "bm25") if name in section}
-    st.dataframe(metric_rows(RETRIEVAL_METRICS, systems), hide_index=True, width="stretch")
+    show_table(metric_rows(RETRIEVAL_METRICS, systems))
 
 
 def explanations_section(section: dict[str, Any]) -> None:
@@ -215,7 +221,7 @@ def explanations_section(section: dict[str, Any]) -> None:
     st.caption(f"{sample.get('evaluated')} held-out decisions ({sample.get('selection')}); shared with training: "
                f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
     writers = section.get("writers", {})
-    st.dataframe(metric_rows(WRITER_METRICS, writers), hide_index=True, width="stretch")
+    show_table(metric_rows(WRITER_METRICS, writers))
     for note in section.get("notes", []):
         st.caption("• " + note)
 
