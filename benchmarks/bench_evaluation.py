@@ -93,7 +93,7 @@ def main() -> None:
     settings = Settings()
     config = EvaluationConfig(limit=args.decisions)
     examples, _ = held_out_sample(config, settings)
-    all_examples, _ = held_out_sample(EvaluationConfig(), settings)
+    all_examples, _ = held_out_sample(EvaluationConfig(limit=None), settings)
     report = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "load_average": os.getloadavg()},
               "text_metrics": bench_text_metrics([e["target"] for e in all_examples])}

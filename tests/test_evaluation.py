@@ -221,6 +221,7 @@ def test_writer_figures_follow_what_each_writer_wrote(small_run):
     assert base["text_similarity"]["first_attempt"]["rougeL"] < template["text_similarity"]["first_attempt"]["rougeL"]
     assert section["sample"]["composer_reproduces_reference"] == config.limit
     assert template["batch1_latency_ms"]["n"] == 1 and template["latency_ms"]["n"] == config.limit
+    assert base["batch1_latency_ms"]["n"] == 0            # the comparison writer is timed in batches only
 
 
 @needs_pdftotext
@@ -340,6 +341,9 @@ def test_cli_runs_a_small_evaluation_and_rejects_bad_flags(tmp_path, capsys):
                  str(out), "--no-plots", "--quiet", "--batch1-sample", "0"]) == 0
     printed = capsys.readouterr().out
     assert "template" in printed and str(out) in printed and load_results(out)["complete"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--limit", "many"])
+    assert "'all'" in capsys.readouterr().err
     assert main(["evaluate", "--writers", "gpt", "--out", str(out)]) == 2
     assert "writers" in capsys.readouterr().err
     assert main(["evaluate", "--write-baseline", "--out", str(out)]) == 2

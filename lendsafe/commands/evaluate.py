@@ -21,8 +21,18 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _limit(text: str) -> int | None:
+    """A positive number of decisions, or 'all'."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'all'; got {text!r}") from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lendsafe.evaluation import DEFAULT_OUT, GATE_BASELINE, SECTIONS
+    from lendsafe.evaluation import DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
 
     parser = subparsers.add_parser(
         "evaluate", help="evaluate risk models, reasons, explanation writers, retrieval and notices on held-out data",
@@ -30,14 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "with plots; --gate runs the fixed 34-decision faithfulness gate.")
     parser.add_argument("--split", default="test", choices=("test",),
                         help="held-out split: the risk models' recorded test rows and the SFT test split")
-    parser.add_argument("--limit", type=int, help="held-out explanations evaluated (default: all 180)")
+    parser.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT,
+                        help=f"held-out explanations evaluated, or 'all' (180); default {DEFAULT_LIMIT}, which keeps "
+                             "the full evaluation within 20 min on 2 cores")
     parser.add_argument("--out", type=Path, help=f"results JSON (default {DEFAULT_OUT}; gate: under LENDSAFE_HOME/eval)")
     parser.add_argument("--writers", type=_names, default=("lora", "base", "template"),
                         help="comma-separated writers: lora, base, template (default all three)")
     parser.add_argument("--sections", type=_names, default=SECTIONS, help="comma-separated: " + ", ".join(SECTIONS))
     parser.add_argument("--fresh", action="store_true", help="discard existing results at --out instead of resuming")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
-    parser.add_argument("--batch1-sample", type=int, default=8, help="decisions per writer also timed one at a time")
+    parser.add_argument("--batch1-sample", type=int, default=8, help="decisions also timed one at a time (lora and template writers)")
     parser.add_argument("--threads", type=int, help="torch threads for generation (default: the generator's)")
     parser.add_argument("--gate", action="store_true", help="run the gate: LoRA writer on 34 fixed held-out denials")
     parser.add_argument("--write-baseline", action="store_true", help="with --gate: save the run as the baseline")
