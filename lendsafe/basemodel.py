@@ -73,13 +73,33 @@ def convert_bundled_base(target: Path) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    model.config.tie_word_embeddings = _output_tied_to_input(model)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     granite_config_from_llama(model.config).save_pretrained(partial)
+    check_loads_completely(partial)
     partial.rename(target)
     return target
+
+
+def _output_tied_to_input(model) -> bool:
+    """Whether the LM head shares the input embedding (SmolLM2 does; its GGUF has no output tensor)."""
+    output, embedding = model.get_output_embeddings().weight, model.get_input_embeddings().weight
+    return output.data_ptr() == embedding.data_ptr() or bool((output == embedding).all())
+
+
+def check_loads_completely(path: Path) -> None:
+    """Refuse a converted folder from which the Granite class would initialise any weight at random."""
+    import torch
+    from transformers import GraniteForCausalLM
+
+    _, info = GraniteForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ArtifactNotFoundError(
+            f"expected every weight of the Granite model in {path}; got none for {', '.join(missing)}")
 
 
 def ensure_base_model(settings: Settings | None = None) -> Path:

@@ -372,6 +372,8 @@ def _optimizer_step(model, optimizer, batch, lr: float) -> float:
 def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSettings, base_sha: str, counts) -> dict:
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = settings.base_model    # the setting, not this machine's path
     model.save_pretrained(out)
     manifest = {
         "base_model": settings.base_model,
@@ -392,7 +394,35 @@ def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSetti
               "validation": [{"step": s, "loss": loss} for s, loss in run.validation_losses]}
     (out / "loss.json").write_text(json.dumps(losses, indent=2) + "\n")
     plot_loss_curve(losses, out / "loss_curve.png")
+    (out / "README.md").write_text(model_card(manifest))
     return manifest
+
+
+def model_card(manifest: dict) -> str:
+    """The adapter's README: what it is, what it was trained on and how, from its own manifest."""
+    hp = manifest["hyperparameters"]
+    examples = manifest["examples"]
+    rows = [("base model", f"{manifest['base_model']} (sha256 {manifest['base_sha256'][:16]}...)"),
+            ("method", f"LoRA r={hp['lora_r']}, alpha={hp['lora_alpha']}, dropout {hp['lora_dropout']} on "
+                       f"{', '.join(hp['lora_targets'])}"),
+            ("training", f"{manifest['steps']} steps, {hp['epochs']} epoch(s), batch {hp['batch_size']}, lr {hp['lr']}, "
+                         f"max length {hp['max_length']}, seed {hp['seed']}"),
+            ("examples", f"{examples['train']['kept']} train / {examples['validation']['kept']} validation"),
+            ("final loss", f"train {_rounded(manifest['final_train_loss'])}, "
+                           f"validation {_rounded(manifest['final_validation_loss'])}"),
+            ("throughput", f"{manifest['train_tokens_per_s']} training tokens/s"),
+            ("libraries", ", ".join(f"{k} {v}" for k, v in manifest["library_versions"].items()))]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return (f"# LendSafe explanation adapter\n\nA LoRA adapter that writes the plain-language explanation of an "
+            f"adverse-action decision from the decision's facts (principal reasons, rounded figures, retrieved "
+            f"citations). Every text it writes is verified before use; the deterministic composer takes over when "
+            f"verification fails. Trained by `lendsafe finetune` on `data/sft/` (risk-model training rows only).\n\n"
+            f"| | |\n|---|---|\n{table}\n\nData hashes, hyperparameters and versions: `{ADAPTER_MANIFEST}`; "
+            f"losses per step: `loss.json`, `loss_curve.png`.\n")
+
+
+def _rounded(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def plot_loss_curve(losses: dict, path: Path) -> None:
@@ -470,6 +500,8 @@ def init_adapter(out: Path | str, settings: FinetuneSettings | None = None) -> d
     model = get_peft_model(model, lora_config(settings))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = settings.base_model    # the setting, not this machine's path
     model.save_pretrained(out)
     manifest = {"base_model": settings.base_model, "base_sha256": base_model_sha256(ensure_base_model(base_settings)),
                 "adapter_sha256": adapter_sha256(out), "trained": False, "steps": 0,

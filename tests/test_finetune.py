@@ -102,6 +102,9 @@ def test_few_step_training_writes_every_artifact(trained):
     assert manifest["train_tokens_per_s"] > 0 and {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
     losses = json.loads((settings.out / "loss.json").read_text())
     assert [p["step"] for p in losses["train"]] == [1, 2] and [p["step"] for p in losses["validation"]] == [1, 2]
+    assert json.loads((settings.out / "adapter_config.json").read_text())["base_model_name_or_path"] == settings.base_model
+    card = (settings.out / "README.md").read_text()
+    assert "2 steps" in card and manifest["base_sha256"][:16] in card and "More Information Needed" not in card
 
 
 @pytest.mark.slow
