@@ -19,7 +19,7 @@ from lendsafe.datasets import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.scoring import Scorer
 from lendsafe.ui import PAGES, display, tables
-from lendsafe.ui.evaluation import RISK_METRICS, metric_rows
+from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows
 from lendsafe.ui.form import widget_key
 from lendsafe.ui.models import adapter_status
 
@@ -290,6 +290,13 @@ def test_evaluation_without_results_says_so_then_runs_with_a_limit(audit_url, tm
     assert shown == {round(d["model"]["auc"], 4) for d in results["sections"]["risk"]["datasets"].values()}
     assert all({"what it means", "floor", "ceiling"} <= set(frame.columns) for frame in risk)
     assert len(at.image) >= 1, "the risk plots are shown"
+    timing = [c.value for c in at.caption if "s of evaluation" in c.value]
+    assert timing and "None" not in timing[0] and str(results["timing"]["total_seconds"]) in timing[0]
+
+
+def test_evaluation_time_of_unfinished_results_sums_the_finished_sections():
+    assert _evaluation_time({"risk": 0.5, "retrieval": 2.0, "explanations": {"lora": 10.0}}) == "12.5 s of evaluation so far"
+    assert _evaluation_time({"risk": 0.5, "total_seconds": 40.1}) == "40.1 s of evaluation"
 
 
 def test_metric_rows_carry_meaning_floor_and_ceiling():

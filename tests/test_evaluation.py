@@ -14,7 +14,7 @@ from lendsafe.config import Settings
 from lendsafe.errors import ConfigurationError, LendSafeError
 from lendsafe.evaluation import (
     SCHEMA_VERSION, EvaluationConfig, EvaluationMismatchError, check_gate, gate_summary, load_records, load_results,
-    records_path, run_evaluation, write_gate_baseline,
+    held_out_sample, records_path, run_evaluation, write_gate_baseline,
 )
 from lendsafe.evaluation_explain import (
     GATE_QUOTAS, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
@@ -67,8 +67,8 @@ def mode_by_rank(example) -> str:
 
 
 def small_config(tmp_path, **changes):
-    values = dict(out=tmp_path / "results.json", limit=6, batch1_sample=1, retrieval_limit=4, chunk_size=4,
-                  perturbation_copies=1)
+    values = dict(out=tmp_path / "results.json", limit=6, comparison_limit=4, batch1_sample=1, retrieval_limit=4,
+                  chunk_size=4, perturbation_copies=1)
     return EvaluationConfig(**{**values, **changes})
 
 
@@ -222,6 +222,18 @@ def test_writer_figures_follow_what_each_writer_wrote(small_run):
     assert section["sample"]["composer_reproduces_reference"] == config.limit
     assert template["batch1_latency_ms"]["n"] == 1 and template["latency_ms"]["n"] == config.limit
     assert base["batch1_latency_ms"]["n"] == 0            # the comparison writer is timed in batches only
+
+
+@needs_pdftotext
+def test_the_comparison_writer_writes_the_first_decisions_of_the_same_order(small_run):
+    results, config, _, _ = small_run
+    section = results["sections"]["explanations"]
+    order = [e["id"] for e in held_out_sample(config, Settings())[0]]
+    written = {w: [r["id"] for r in load_records(config.out) if r["kind"] == "decision" and r["writer"] == w]
+               for w in ("lora", "base")}
+    assert sorted(written["lora"]) == sorted(order) and sorted(written["base"]) == sorted(order[:config.comparison_limit])
+    assert section["writers"]["base"]["decisions"] == section["sample"]["comparison_evaluated"] == 4
+    assert section["writers"]["lora"]["decisions"] == config.limit == 6
 
 
 @needs_pdftotext

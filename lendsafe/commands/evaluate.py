@@ -32,7 +32,7 @@ def _limit(text: str) -> int | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lendsafe.evaluation import DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
+    from lendsafe.evaluation import DEFAULT_COMPARISON_LIMIT, DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
 
     parser = subparsers.add_parser(
         "evaluate", help="evaluate risk models, reasons, explanation writers, retrieval and notices on held-out data",
@@ -41,8 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", choices=("test",),
                         help="held-out split: the risk models' recorded test rows and the SFT test split")
     parser.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT,
-                        help=f"held-out explanations evaluated, or 'all' (180); default {DEFAULT_LIMIT}, which keeps "
-                             "the full evaluation within 20 min on 2 cores")
+                        help="held-out explanations evaluated, or 'all' (default: all 180 held-out denials)")
+    parser.add_argument("--comparison-limit", type=_limit, default=DEFAULT_COMPARISON_LIMIT,
+                        help=f"of those, how many the base model without adapter writes (the comparison), or 'all'; "
+                             f"default {DEFAULT_COMPARISON_LIMIT}, which keeps the full evaluation within 20 min on 2 cores")
     parser.add_argument("--out", type=Path, help=f"results JSON (default {DEFAULT_OUT}; gate: under LENDSAFE_HOME/eval)")
     parser.add_argument("--writers", type=_names, default=("lora", "base", "template"),
                         help="comma-separated writers: lora, base, template (default all three)")
@@ -70,6 +72,7 @@ def run_full(args: argparse.Namespace) -> int:
     from lendsafe.evaluation import EvaluationConfig, run_evaluation
 
     config = EvaluationConfig(**({"out": args.out} if args.out else {}), split=args.split, limit=args.limit,
+                              comparison_limit=args.comparison_limit,
                               writers=args.writers, sections=args.sections, fresh=args.fresh,
                               plots=not args.no_plots, batch1_sample=args.batch1_sample, threads=args.threads)
     results = run_evaluation(config, bar=not args.quiet)

@@ -49,6 +49,10 @@ def risk_chart(decision: Decision) -> Any:
     return (bar + rule + label).properties(height=56)
 
 
+CHART_ROW_PX = 30      # one bar of the contributions chart
+CHART_FRAME_PX = 120   # its axis title and the three-line legend below it
+
+
 def contributions_chart(frame: Any) -> Any:
     """Signed contributions as horizontal bars, coloured by role (adverse ones in red/orange)."""
     import altair as alt
@@ -59,7 +63,7 @@ def contributions_chart(frame: Any) -> Any:
         x=alt.X("contribution:Q", title="contribution to risk (log-odds) vs. the reference"),
         y=alt.Y("label:N", sort=list(frame["label"]), title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)), color=color,
         tooltip=["label", "value", "contribution", "role", "reason_code"],
-    ).properties(height=30 * len(frame))
+    ).properties(height=CHART_ROW_PX * len(frame))
 
 
 def contributions(decision: Decision) -> None:
@@ -69,7 +73,7 @@ def contributions(decision: Decision) -> None:
     st.caption(f"Each feature's push on this applicant's risk relative to the {decision.reference} reference. "
                "Red bars are adverse and behind a principal reason; orange bars raised the risk without "
                "becoming a reason; blue bars lowered it.")
-    st.altair_chart(contributions_chart(frame), width="stretch")
+    st.altair_chart(contributions_chart(frame), width="stretch", height=CHART_ROW_PX * len(frame) + CHART_FRAME_PX)
     with st.expander("Contributions as a table"):
         st.dataframe(frame.drop(columns=["feature"]), hide_index=True, width="stretch")
 

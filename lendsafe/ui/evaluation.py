@@ -240,10 +240,18 @@ SECTION_VIEWS = {"risk": risk_section, "reasons": reasons_section, "retrieval": 
                  "explanations": explanations_section, "notices": notices_section}
 
 
+def _evaluation_time(timing: dict[str, Any]) -> str:
+    """'N s of evaluation' (the total, or what the finished sections took so far)."""
+    from lendsafe.evaluation import total_seconds
+
+    if timing.get("total_seconds") is not None:
+        return f"{timing['total_seconds']} s of evaluation"
+    return f"{total_seconds(timing)} s of evaluation so far"
+
+
 def show(results: dict[str, Any]) -> None:
     status = "complete" if results.get("complete") else "incomplete (resume with `lendsafe evaluate`)"
-    st.caption(f"Results {status}; updated {results.get('updated')}; "
-               f"{results.get('timing', {}).get('total_seconds')} s of evaluation.")
+    st.caption(f"Results {status}; updated {results.get('updated')}; {_evaluation_time(results.get('timing', {}))}.")
     for name, view in SECTION_VIEWS.items():
         if name in results.get("sections", {}):
             view(results["sections"][name])
