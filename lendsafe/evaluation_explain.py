@@ -168,13 +168,17 @@ def notice_check(decision: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- running a writer
 
 class Uncached:
-    """A generator that always runs the model (honest latency; the generation cache left untouched)."""
+    """A generator that always runs the model (honest latency; the generation cache left untouched).
+
+    Drafts (the composer's text as a guess of the output) pass through, so the pipeline decodes as it
+    does in the app and the CLI: same text as plain greedy decoding, measured at the speed that ships.
+    """
 
     def __init__(self, inner: Any):
         self.inner = inner
 
-    def generate(self, prompts: list[list[dict]]) -> list[Any]:
-        return self.inner.generate(prompts, use_cache=False)
+    def generate(self, prompts: list[list[dict]], drafts: list[str | None] | None = None) -> list[Any]:
+        return self.inner.generate(prompts, use_cache=False, drafts=drafts)
 
     def describe(self) -> dict:
         return self.inner.describe()

@@ -17,7 +17,7 @@ from lendsafe.evaluation import (
     held_out_sample, records_path, run_evaluation, write_gate_baseline,
 )
 from lendsafe.evaluation_explain import (
-    GATE_QUOTAS, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
+    GATE_QUOTAS, Uncached, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
     text_facts, training_keys,
 )
 from lendsafe.evaluation_model import agreement, load_held_out, nudge, split_overlap
@@ -60,6 +60,22 @@ class StandInGenerator:
 
     def describe(self):
         return {"base_sha256": "b" * 64, "adapter_sha256": self.adapter_sha256}
+
+
+def test_uncached_writer_runs_the_model_with_the_pipelines_drafts():
+    from lendsafe.pipeline import _accepts_drafts
+
+    calls = []
+
+    class Recording:
+        def generate(self, prompts, use_cache=True, drafts=None):
+            calls.append((prompts, use_cache, drafts))
+            return []
+
+    writer = Uncached(Recording())
+    assert _accepts_drafts(writer)                       # the pipeline hands it the composer's text
+    writer.generate([["p"]], drafts=["guess"])
+    assert calls == [([["p"]], False, ["guess"])]
 
 
 def mode_by_rank(example) -> str:
