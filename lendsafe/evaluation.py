@@ -244,12 +244,13 @@ NOTES = (
 
 def _make_generator(run: Run) -> Callable[[Any], Any]:
     def make(spec: Any) -> Any:
-        from lendsafe.evaluation_explain import Uncached
+        from lendsafe.evaluation_explain import Uncached, UncachedWithDrafts
         from lendsafe.generation import LoraGenerator
 
         generator = LoraGenerator(run.settings, use_adapter=spec.use_adapter, batch_size=run.config.batch_size,
                                   threads=run.config.threads)
-        return generator if run.config.use_cache else Uncached(generator)
+        uncached = Uncached if spec.name in COMPARISON_WRITERS else UncachedWithDrafts
+        return generator if run.config.use_cache else uncached(generator)
     return make
 
 

@@ -170,18 +170,26 @@ def notice_check(decision: Any) -> dict[str, Any]:
 class Uncached:
     """A generator that always runs the model (honest latency; the generation cache left untouched).
 
-    Drafts (the composer's text as a guess of the output) pass through, so the pipeline decodes as it
-    does in the app and the CLI: same text as plain greedy decoding, measured at the speed that ships.
+    It takes no drafts, so the pipeline decodes plain batched greedy: how the comparison writer (the
+    base without adapter, whose texts rarely match the composer's) runs fastest.
     """
 
     def __init__(self, inner: Any):
         self.inner = inner
 
-    def generate(self, prompts: list[list[dict]], drafts: list[str | None] | None = None) -> list[Any]:
-        return self.inner.generate(prompts, use_cache=False, drafts=drafts)
+    def generate(self, prompts: list[list[dict]]) -> list[Any]:
+        return self.inner.generate(prompts, use_cache=False)
 
     def describe(self) -> dict:
         return self.inner.describe()
+
+
+class UncachedWithDrafts(Uncached):
+    """``Uncached`` taking the pipeline's drafts (the composer's text as a guess of the output), so the
+    issuing writer decodes as in the app and the CLI: the same text as plain greedy, at the speed that ships."""
+
+    def generate(self, prompts: list[list[dict]], drafts: list[str | None] | None = None) -> list[Any]:
+        return self.inner.generate(prompts, use_cache=False, drafts=drafts)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from lendsafe.evaluation import (
     held_out_sample, records_path, run_evaluation, write_gate_baseline,
 )
 from lendsafe.evaluation_explain import (
-    GATE_QUOTAS, Uncached, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
+    GATE_QUOTAS, Uncached, UncachedWithDrafts, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
     text_facts, training_keys,
 )
 from lendsafe.evaluation_model import agreement, load_held_out, nudge, split_overlap
@@ -62,7 +62,7 @@ class StandInGenerator:
         return {"base_sha256": "b" * 64, "adapter_sha256": self.adapter_sha256}
 
 
-def test_uncached_writer_runs_the_model_with_the_pipelines_drafts():
+def test_uncached_writers_run_the_model_the_issuing_one_with_the_pipelines_drafts():
     from lendsafe.pipeline import _accepts_drafts
 
     calls = []
@@ -72,10 +72,14 @@ def test_uncached_writer_runs_the_model_with_the_pipelines_drafts():
             calls.append((prompts, use_cache, drafts))
             return []
 
-    writer = Uncached(Recording())
+    writer = UncachedWithDrafts(Recording())
     assert _accepts_drafts(writer)                       # the pipeline hands it the composer's text
     writer.generate([["p"]], drafts=["guess"])
     assert calls == [([["p"]], False, ["guess"])]
+    comparison = Uncached(Recording())                   # the base without adapter: plain batched decoding
+    assert not _accepts_drafts(comparison)
+    comparison.generate([["q"]])
+    assert calls[-1] == ([["q"]], False, None)
 
 
 def mode_by_rank(example) -> str:
