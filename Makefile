@@ -32,7 +32,7 @@ run: install system-run artifacts
 
 test: install system-test
 	$(VENV)/bin/lendsafe prepare
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=15
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PYTHON) $$b || exit 1; done
