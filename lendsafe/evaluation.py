@@ -277,7 +277,8 @@ def _explanations(run: Run) -> None:
                          check_notices=False, done=run.store.done, append=run.store.append,
                          progress=run.progress, make_generator=_make_generator(run), knowledge=run.kb(),
                          generators=dict(run.generators))
-    sample["comparison_evaluated"] = len(writer_examples(run.config, COMPARISON_WRITERS[0], examples))
+    sample["comparison_evaluated"] = sum(len(writer_examples(run.config, w, examples)) for w in writers
+                                         if w in COMPARISON_WRITERS)
     for index, writer in enumerate(writers):
         explain.check_notices = "notices" in run.config.sections and index == 0
         mine = writer_examples(run.config, writer, examples)
