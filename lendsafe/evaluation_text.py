@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lendsafe.loading import MODEL_LOADING
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 BERTSCORE_LAYERS = 6          # all-MiniLM-L6-v2 has six layers; the last one is used
 BERTSCORE_BATCH = 64
@@ -40,8 +42,6 @@ def bert_scorer() -> Any:
     set_offline()
     from bert_score import BERTScorer
     from transformers.utils import logging as transformers_logging
-
-    from lendsafe.loading import MODEL_LOADING
 
     transformers_logging.disable_progress_bar()
     with MODEL_LOADING:

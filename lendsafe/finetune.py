@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, IncompatibleAdapterError
+from lendsafe.loading import MODEL_LOADING
 
 ADAPTER_MANIFEST = "lendsafe_adapter.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -372,9 +373,7 @@ def _optimizer_step(model, optimizer, batch, lr: float) -> float:
 def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSettings, base_sha: str, counts) -> dict:
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    for config in model.peft_config.values():
-        config.base_model_name_or_path = settings.base_model    # the setting, not this machine's path
-    model.save_pretrained(out)
+    save_adapter(model, out, settings.base_model)
     manifest = {
         "base_model": settings.base_model,
         "base_sha256": base_sha,
@@ -396,6 +395,13 @@ def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSetti
     plot_loss_curve(losses, out / "loss_curve.png")
     (out / "README.md").write_text(model_card(manifest))
     return manifest
+
+
+def save_adapter(model, out: Path, base_model: str) -> None:
+    """The adapter weights and config, naming the base by its setting rather than this machine's path."""
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = base_model
+    model.save_pretrained(out)
 
 
 def model_card(manifest: dict) -> str:
@@ -481,8 +487,6 @@ def apply_adapter(model, adapter_dir: Path | str, base_sha256: str, merge: bool 
     """Base ``model`` with the checked adapter applied (merged into the weights by default)."""
     from peft import PeftModel
 
-    from lendsafe.loading import MODEL_LOADING
-
     check_adapter_compatible(adapter_dir, base_sha256)
     with MODEL_LOADING:
         adapted = PeftModel.from_pretrained(model, str(adapter_dir))
@@ -503,9 +507,7 @@ def init_adapter(out: Path | str, settings: FinetuneSettings | None = None) -> d
     model = get_peft_model(model, lora_config(settings))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for config in model.peft_config.values():
-        config.base_model_name_or_path = settings.base_model    # the setting, not this machine's path
-    model.save_pretrained(out)
+    save_adapter(model, out, settings.base_model)
     manifest = {"base_model": settings.base_model, "base_sha256": base_model_sha256(ensure_base_model(base_settings)),
                 "adapter_sha256": adapter_sha256(out), "trained": False, "steps": 0,
                 "hyperparameters": settings.to_json() | {"lora_targets": list(LORA_TARGETS)},
