@@ -4,12 +4,15 @@ Both train the same LoRA (r=16, alpha=32, dropout 0.05 on every projection) of t
 bfloat16 on the same length-grouped batches of ``data/sft/train.jsonl``. The contenders take turns,
 step for step, so machine load falls on both alike:
 
-* ``lendsafe``: ``lendsafe.finetune`` as `lendsafe finetune` runs it (LM head on target positions
-  only, shared fast dropout, fp32 master weights with fused AdamW);
+* ``lendsafe``: the step `lendsafe finetune` runs (``lendsafe.trainstep.training_step``: fused
+  projections and blocked causal attention on Granite bases, LM head and chunked cross-entropy on
+  target positions only, fp32 master weights with fused AdamW);
 * ``plain_peft``: the textbook loop (``model(**batch, labels=...)`` over every position,
   ``nn.Dropout``, ``torch.optim.AdamW`` on the bfloat16 LoRA weights).
 
-Throughput counts every non-padding token of a batch (prompt + target), as the training log does.
+glibc malloc is told to keep freed memory (``keep_freed_memory``, as `lendsafe finetune` does) for the
+whole process, so both contenders run with it. Throughput counts every non-padding token of a batch
+(prompt + target), as the training log does.
 
     .venv/bin/python benchmarks/bench_finetune.py [--steps 12] [--warmup 2] [--batch-size 4]
 """
@@ -29,22 +32,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lendsafe.finetune import (FinetuneSettings, MasterWeightOptimizer, collate, encode_all,  # noqa: E402
-                               length_grouped_batches, lora_config, read_examples, target_loss, use_fast_dropout)
+from lendsafe.finetune import (FinetuneSettings, collate, encode_all, length_grouped_batches,  # noqa: E402
+                               lora_config, read_examples)
+from lendsafe.trainstep import MasterWeightOptimizer, keep_freed_memory, training_step  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "finetune.json"
 TARGET_TOKENS_PER_S = 350
 
 
 def lendsafe_contender(settings: FinetuneSettings):
-    """(model, step function) of LendSafe's own training step."""
-    model = _peft_model(settings)
-    use_fast_dropout(model, settings.lora_dropout)
-    optimizer = MasterWeightOptimizer(model.parameters(), settings.lr)
+    """The step function of LendSafe's own training step."""
+    trainer = training_step(_peft_model(settings), settings.lora_dropout, settings.seed)
+    optimizer = MasterWeightOptimizer(trainer.model.parameters(), settings.lr)
 
     def step(batch):
-        target_loss(model, batch).backward()
+        trainer.loss(batch).backward()
         optimizer.step(settings.lr)
+    step.kind = type(trainer).__name__
     return step
 
 
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
+    malloc_tuned = keep_freed_memory()
     settings = FinetuneSettings(batch_size=args.batch_size)
     batches = benchmark_batches(settings, args.warmup + args.steps)
     contenders = {"lendsafe": lendsafe_contender(settings), "plain_peft": plain_peft_contender(settings)}
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     report["speedup_vs_plain_peft"] = round(report["lendsafe"]["tokens_per_s"] / report["plain_peft"]["tokens_per_s"], 2)
     report["target"] = {"tokens_per_s": f">= {TARGET_TOKENS_PER_S}",
                         "met": report["lendsafe"]["tokens_per_s"] >= TARGET_TOKENS_PER_S}
-    report["settings"] = {"batch_size": settings.batch_size, "max_length": settings.max_length, "lora_r": settings.lora_r}
+    report["settings"] = {"batch_size": settings.batch_size, "max_length": settings.max_length, "lora_r": settings.lora_r,
+                          "lendsafe_step": contenders["lendsafe"].kind, "malloc_keeps_freed_memory": malloc_tuned}
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "load_average": list(os.getloadavg()), "torch": torch.__version__}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 One example a line: ``{"id", "application_id", "dataset", "split", "messages": [system, user], "target"}``.
 The prompt is the tokenizer's chat template over ``messages`` with the generation prompt; the target
-is appended with EOS and is the only part the loss sees. Batches are grouped by length to cut padding,
-and the language-model head runs only on target positions (the prompt's logits are never needed).
+is appended with EOS and is the only part the loss sees. Batches are grouped by length to cut padding
+and right-padded; how one step computes its loss (fused on Granite bases) is ``lendsafe.trainstep``.
 
 The adapter folder carries its own record (``lendsafe_adapter.json``): base id and sha256, data
 hashes, hyperparameters, throughput and losses; ``check_adapter_compatible`` refuses any other base.
@@ -22,12 +22,12 @@ from pathlib import Path
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, IncompatibleAdapterError
 from lendsafe.loading import MODEL_LOADING
+from lendsafe.trainstep import IGNORE_INDEX, MasterWeightOptimizer, keep_freed_memory, training_step
 
 ADAPTER_MANIFEST = "lendsafe_adapter.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DATA_FILES = ("train.jsonl", "validation.jsonl")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-IGNORE_INDEX = -100
 LENGTH_GROUP_BATCHES = 32   # batches per length-sorted pool: little padding, order still shuffled
 MINIMUMS = {"batch_size": 1, "max_length": 16, "lora_r": 1, "lora_alpha": 1, "eval_every": 1, "eval_limit": 1,
             "max_steps": 0, "limit": 0, "warmup_steps": 0, "seed": 0}
@@ -160,118 +160,12 @@ def lora_config(settings: FinetuneSettings):
                       target_modules=list(LORA_TARGETS), bias="none", task_type="CAUSAL_LM")
 
 
-class FastDropout:
-    """Inverted dropout whose mask comes from 16-bit slices of int64 random draws.
-
-    ``torch.nn.Dropout`` spends about 15 ms per LoRA input on 2 CPU cores (Bernoulli sampling), which
-    made it the largest cost of a training step; this draws the same keep/drop decisions (probability
-    ``p`` to 1/65536) about 30 times faster. Built lazily so torch stays out of ``import lendsafe``.
-    """
-
-    @staticmethod
-    def module(p: float, shared: list | None = None):
-        import torch
-
-        class _FastDropout(torch.nn.Module):
-            def __init__(self, p: float, shared: list | None):
-                super().__init__()
-                self.p = p
-                self.shared = shared   # [input, output] of the last call, shared by layers fed the same input
-                self.threshold = round(p * 65536) - 32768   # int16 draws below this are dropped
-
-            def forward(self, x):
-                if not self.training or self.p == 0:
-                    return x
-                if self.shared is not None and self.shared[0] is x:
-                    return self.shared[1]
-                dropped = self.drop(x)
-                if self.shared is not None:
-                    self.shared[:] = [x, dropped]
-                return dropped
-
-            def drop(self, x):
-                words = -(-x.numel() // 4)
-                draws = torch.randint(-2**63, 2**63 - 1, (words,), dtype=torch.int64).view(torch.int16)
-                keep = draws[: x.numel()].view(x.shape) >= self.threshold
-                return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
-
-        return _FastDropout(p, shared)
-
-
-def use_fast_dropout(model, p: float) -> int:
-    """Swap every LoRA layer's ``nn.Dropout`` for ``FastDropout``; returns how many were swapped.
-
-    Projections that read the same tensor (q/k/v; gate/up) share one dropped copy of it, as one
-    dropout on the block's normalised input would: each still sees its input dropped with probability p.
-    """
+def validation_loss(trainer, batches) -> float:
+    """Target-token loss over ``batches`` without dropout, weighted by each batch's target count."""
     import torch
 
-    swapped, groups = 0, {}
-    for name, module in model.named_modules():
-        dropouts = getattr(module, "lora_dropout", None)
-        if dropouts is None:
-            continue
-        shared = groups.setdefault(_input_group(name), [None, None])
-        for adapter, dropout in dropouts.items():
-            if isinstance(dropout, torch.nn.Dropout):
-                dropouts[adapter] = FastDropout.module(p, shared)
-                swapped += 1
-    return swapped
-
-
-def _input_group(module_name: str) -> str:
-    """Modules fed the same tensor: '<layer>.self_attn.qkv' and '<layer>.mlp.gate_up'; others alone."""
-    parent, _, leaf = module_name.rpartition(".")
-    return parent + {"q_proj": ".qkv", "k_proj": ".qkv", "v_proj": ".qkv", "gate_proj": ".gate_up",
-                     "up_proj": ".gate_up"}.get(leaf, "." + leaf)
-
-
-class MasterWeightOptimizer:
-    """AdamW on float32 master copies of bfloat16 LoRA weights.
-
-    The LoRA matrices compute in bfloat16 like the base (no per-layer casts of activations, which cost
-    as much as the matrix products on CPU), while the optimizer accumulates updates in float32.
-    """
-
-    def __init__(self, params, lr: float):
-        import torch
-
-        self.params = [p for p in params if p.requires_grad]
-        self.masters = [p.detach().float().clone() for p in self.params]
-        self.optimizer = torch.optim.AdamW(self.masters, lr=lr, weight_decay=0.0, fused=True)
-
-    def step(self, lr: float) -> None:
-        import torch
-
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        for param, master in zip(self.params, self.masters):
-            master.grad = param.grad.float() if param.grad is not None else torch.zeros_like(master)
-        self.optimizer.step()
-        for param, master in zip(self.params, self.masters):
-            param.data.copy_(master)
-            param.grad = None
-
-
-def target_loss(model, batch):
-    """Mean next-token loss over target positions, running the LM head only where a label exists."""
-    import torch
-
-    inner = model.get_base_model()
-    hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    labels = batch["labels"][:, 1:]
-    selected = labels != IGNORE_INDEX
-    logits = inner.lm_head(hidden[:, :-1][selected]) / getattr(inner.config, "logits_scaling", 1.0)
-    return torch.nn.functional.cross_entropy(logits.float(), labels[selected])
-
-
-def validation_loss(model, batches) -> float:
-    import torch
-
-    model.eval()
     with torch.no_grad():
-        losses = [(target_loss(model, batch).item(), int((batch["labels"] != IGNORE_INDEX).sum())) for batch in batches]
-    model.train()
+        losses = [(trainer.loss(batch, train=False).item(), int((batch["labels"] != IGNORE_INDEX).sum())) for batch in batches]
     total = sum(count for _, count in losses)
     return sum(loss * count for loss, count in losses) / max(total, 1)
 
@@ -295,6 +189,7 @@ class TrainingRun:
     validation_losses: list[tuple[int, float]]
     train_tokens_per_s: float
     manifest: dict
+    training_step: str = ""
 
 
 def finetune(settings: FinetuneSettings) -> TrainingRun:
@@ -306,15 +201,16 @@ def finetune(settings: FinetuneSettings) -> TrainingRun:
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(settings.seed)
+    keep_freed_memory()
     base_settings = Settings(base_model=settings.base_model)
     model, tokenizer = load_base_model(base_settings, dtype=torch.bfloat16)
     model.config.use_cache = False
     model = get_peft_model(model, lora_config(settings), autocast_adapter_dtype=False)
-    use_fast_dropout(model, settings.lora_dropout)
+    trainer = training_step(model, settings.lora_dropout, settings.seed)
     train, validation, counts = _load_data(tokenizer, settings)
-    run = _train_loop(model, tokenizer, train, validation, settings)
+    run = _train_loop(trainer, tokenizer, train, validation, settings)
     base_sha = base_model_sha256(ensure_base_model(base_settings))
-    manifest = _write_artifacts(model, tokenizer, run, settings, base_sha, counts)
+    manifest = _write_artifacts(trainer.model, tokenizer, run, settings, base_sha, counts)
     run.manifest = manifest
     return run
 
@@ -330,7 +226,7 @@ def _load_data(tokenizer, settings: FinetuneSettings):
     return train, validation, {"train": train_counts, "validation": validation_counts}
 
 
-def _train_loop(model, tokenizer, train, validation, settings: FinetuneSettings) -> TrainingRun:
+def _train_loop(trainer, tokenizer, train, validation, settings: FinetuneSettings) -> TrainingRun:
     import torch
 
     rng = random.Random(settings.seed)
@@ -339,8 +235,7 @@ def _train_loop(model, tokenizer, train, validation, settings: FinetuneSettings)
     total = min(total, settings.max_steps) if settings.max_steps else total
     pad_id = tokenizer.pad_token_id
     validation_batches = [collate(b, pad_id) for b in length_grouped_batches(validation, settings.batch_size, random.Random(0))]
-    optimizer = MasterWeightOptimizer(model.parameters(), settings.lr)
-    model.train()
+    optimizer = MasterWeightOptimizer(trainer.model.parameters(), settings.lr)
     losses, validation_losses, tokens, seconds, step = [], [], 0, 0.0, 0
     while step < total:
         for batch_items in length_grouped_batches(train, settings.batch_size, rng):
@@ -348,21 +243,22 @@ def _train_loop(model, tokenizer, train, validation, settings: FinetuneSettings)
                 break
             batch = collate(batch_items, pad_id)
             started = time.perf_counter()
-            loss = _optimizer_step(model, optimizer, batch, learning_rate(step, total, settings))
+            loss = _optimizer_step(trainer, optimizer, batch, learning_rate(step, total, settings))
             seconds += time.perf_counter() - started
             tokens += int(batch["attention_mask"].sum())
             losses.append(loss)
             step += 1
             if validation_batches and (step % settings.eval_every == 0 or step == total):
-                validation_losses.append((step, validation_loss(model, validation_batches)))
+                validation_losses.append((step, validation_loss(trainer, validation_batches)))
             print(f"step {step}/{total} loss {loss:.4f} tokens/s {tokens / max(seconds, 1e-9):.0f}", flush=True)
-    return TrainingRun(settings.out, step, losses, validation_losses, tokens / max(seconds, 1e-9), {})
+    return TrainingRun(settings.out, step, losses, validation_losses, tokens / max(seconds, 1e-9), {},
+                       type(trainer).__name__)
 
 
-def _optimizer_step(model, optimizer, batch, lr: float) -> float:
+def _optimizer_step(trainer, optimizer, batch, lr: float) -> float:
     import torch
 
-    loss = target_loss(model, batch)
+    loss = trainer.loss(batch)
     if not torch.isfinite(loss):
         raise ConfigurationError(f"expected a finite training loss; got {loss.item()} (lower --lr?)")
     loss.backward()
@@ -384,6 +280,7 @@ def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSetti
         "hyperparameters": settings.to_json() | {"lora_targets": list(LORA_TARGETS)},
         "steps": run.steps,
         "train_tokens_per_s": round(run.train_tokens_per_s, 1),
+        "training_step": run.training_step,
         "final_train_loss": run.train_losses[-1] if run.train_losses else None,
         "final_validation_loss": run.validation_losses[-1][1] if run.validation_losses else None,
         "library_versions": library_versions(),

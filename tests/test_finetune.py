@@ -5,8 +5,8 @@ import random
 import pytest
 
 from lendsafe.errors import ConfigurationError, IncompatibleAdapterError
-from lendsafe.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FastDropout, FinetuneSettings, check_adapter_compatible,
-                               encode_example, finetune, length_grouped_batches)
+from lendsafe.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, check_adapter_compatible, encode_example,
+                               finetune, length_grouped_batches)
 
 REASONS = ["your debt-to-income ratio of 0.45 is too high", "your credit history shows late payments",
            "your income is not sufficient for the amount requested"]
@@ -50,16 +50,6 @@ def test_length_grouping_keeps_every_example_and_cuts_padding():
     assert padding < baseline / 3
 
 
-def test_fast_dropout_drops_at_the_requested_rate_and_keeps_the_mean():
-    import torch
-
-    dropout = FastDropout.module(0.05).train()
-    out = dropout(torch.ones(200_000))
-    assert abs((out == 0).float().mean().item() - 0.05) < 0.005
-    assert abs(out.mean().item() - 1.0) < 0.02
-    assert torch.equal(dropout.eval()(torch.ones(10)), torch.ones(10))
-
-
 def test_adapter_trained_on_another_base_is_refused(tmp_path):
     (tmp_path / ADAPTER_MANIFEST).write_text(json.dumps({"base_sha256": "a" * 64}))
     with pytest.raises(IncompatibleAdapterError) as error:
@@ -100,6 +90,7 @@ def test_few_step_training_writes_every_artifact(trained):
     assert set(manifest["data_sha256"]) == {"train.jsonl", "validation.jsonl"}
     assert len(manifest["base_sha256"]) == 64 and manifest["hyperparameters"]["lora_r"] == 16
     assert manifest["train_tokens_per_s"] > 0 and {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
+    assert manifest["training_step"] == "FusedGraniteStep"
     losses = json.loads((settings.out / "loss.json").read_text())
     assert [p["step"] for p in losses["train"]] == [1, 2] and [p["step"] for p in losses["validation"]] == [1, 2]
     assert json.loads((settings.out / "adapter_config.json").read_text())["base_model_name_or_path"] == settings.base_model

@@ -1,0 +1,375 @@
+"""One LoRA training step on CPU: the loss of a batch, computed for speed from peft's own parameters.
+
+Through the stock modules most of a step goes outside the matrix products: peft applies each LoRA
+update as separate bf16 element-wise passes, SDPA's CPU flash kernel runs well below the machine's
+matmul rate at these lengths, and every fresh large tensor page-faults. ``FusedGraniteStep`` computes
+the same loss from the same parameters (tests compare losses and gradients with the stock model):
+
+* q/k/v and gate/up as one frozen product each; every LoRA update added inside ``addmm_``, its scale
+  (and dropout's 1/(1-p)) applied on the rank-r side;
+* LoRA dropout as one masked fill from 16-bit random draws, one draw shared by the projections that
+  read the same input (as one dropout on the block's normalised input would be);
+* causal attention in query blocks, each against only the keys it may see (bf16 products and float32
+  softmax, the arithmetic of transformers' eager attention); no padding mask, because batches are
+  right-padded and under a causal mask no real token sees a pad;
+* the LM head and a float32 cross-entropy on target positions only.
+
+Bases outside ``FUSED_ARCHITECTURES`` (a mixture-of-experts Granite, say) train through the stock
+modules with ``FastDropout``; ``training_step`` chooses. Built lazily: torch stays out of
+``import lendsafe``.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+
+IGNORE_INDEX = -100
+FUSED_ARCHITECTURES = ("GraniteForCausalLM",)
+PROJECTION_GROUPS = (("q_proj", "k_proj", "v_proj"), ("o_proj",), ("gate_proj", "up_proj"), ("down_proj",))
+QUERY_BLOCK = 96            # query rows per attention block: fewer masked-out products, few calls
+DROP_RESOLUTION = 1 << 16   # dropout draws are 16-bit: probability p to 1/65536
+MALLOC_OPTIONS = {-1: 1 << 30, -2: 64 << 20, -3: 32 << 20}   # M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
+
+
+# ---------------------------------------------------------------- dropout
+
+class DropoutDraws:
+    """Keep/drop masks from a seeded PCG64 stream: 16-bit slices of 64-bit draws (about 3x torch.randint)."""
+
+    def __init__(self, p: float, seed: int):
+        import numpy as np
+
+        self.p = p
+        self.gain = 1.0 / (1.0 - p)
+        self.threshold = round(p * DROP_RESOLUTION) - DROP_RESOLUTION // 2   # int16 draws below it are dropped
+        self.bits = np.random.PCG64(seed)
+
+    def dropped(self, x):
+        """``x`` with each element zeroed with probability p (not rescaled: the caller applies ``gain``)."""
+        import numpy as np
+        import torch
+
+        words = -(-x.numel() // 4)
+        draws = torch.from_numpy(self.bits.random_raw(words).view(np.int16))[: x.numel()].view(x.shape)
+        return x.masked_fill(draws < self.threshold, 0)
+
+
+class FastDropout:
+    """Inverted dropout for the stock peft modules, drawing its masks from ``DropoutDraws``."""
+
+    @staticmethod
+    def module(p: float, shared: list | None = None, seed: int = 0):
+        import torch
+
+        class _FastDropout(torch.nn.Module):
+            def __init__(self, p: float, shared: list | None, seed: int):
+                super().__init__()
+                self.p = p
+                self.draws = DropoutDraws(p, seed) if p > 0 else None
+                self.shared = shared   # [input, output] of the last call, shared by layers fed the same input
+
+            def forward(self, x):
+                if not self.training or self.draws is None:
+                    return x
+                if self.shared is not None and self.shared[0] is x:
+                    return self.shared[1]
+                dropped = self.draws.dropped(x) * self.draws.gain
+                if self.shared is not None:
+                    self.shared[:] = [x, dropped]
+                return dropped
+
+        return _FastDropout(p, shared, seed)
+
+
+def use_fast_dropout(model, p: float, seed: int = 0) -> int:
+    """Swap every LoRA layer's ``nn.Dropout`` for ``FastDropout``; returns how many were swapped.
+
+    Projections that read the same tensor (q/k/v; gate/up) share one dropped copy of it.
+    """
+    import torch
+
+    swapped, groups = 0, {}
+    for name, module in model.named_modules():
+        dropouts = getattr(module, "lora_dropout", None)
+        if dropouts is None:
+            continue
+        shared = groups.setdefault(_input_group(name), [None, None])
+        for adapter, dropout in dropouts.items():
+            if isinstance(dropout, torch.nn.Dropout):
+                dropouts[adapter] = FastDropout.module(p, shared, seed + swapped)
+                swapped += 1
+    return swapped
+
+
+def _input_group(module_name: str) -> str:
+    """Modules fed the same tensor: '<layer>.self_attn.qkv' and '<layer>.mlp.gate_up'; others alone."""
+    parent, _, leaf = module_name.rpartition(".")
+    return parent + {"q_proj": ".qkv", "k_proj": ".qkv", "v_proj": ".qkv", "gate_proj": ".gate_up",
+                     "up_proj": ".gate_up"}.get(leaf, "." + leaf)
+
+
+# ---------------------------------------------------------------- losses
+
+def stock_target_loss(model, batch, train: bool = True):
+    """Mean next-token loss over target positions through the stock modules (LM head on targets only)."""
+    import torch
+
+    model.train(train)
+    inner = model.get_base_model()
+    hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    return target_cross_entropy(inner, hidden, batch["labels"])
+
+
+def target_cross_entropy(inner, hidden, labels):
+    """Cross-entropy of the next token at every labelled position; the LM head sees only those rows."""
+    import torch
+
+    shifted = labels[:, 1:]
+    selected = shifted != IGNORE_INDEX
+    logits = inner.lm_head(hidden[:, :-1][selected])
+    scaling = getattr(inner.config, "logits_scaling", 1.0)
+    if scaling != 1.0:
+        logits = logits / scaling
+    return ChunkedCrossEntropy.function().apply(logits, shifted[selected])
+
+
+class ChunkedCrossEntropy:
+    """Mean cross-entropy of bf16 logits, in float32 row chunks, its gradient made in the forward pass.
+
+    ``cross_entropy(logits.float())`` allocates several vocabulary-wide float32 copies of every row
+    (too large for malloc's heap, so each page-faults afresh) and runs the softmax twice; here each
+    chunk of rows is converted, log-softmaxed and turned into ``softmax - one_hot`` once.
+    """
+
+    ROWS = 64
+
+    @staticmethod
+    def function():
+        import torch
+
+        class _Function(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, logits, labels):
+                losses = torch.empty(len(labels), dtype=torch.float32)
+                grad = torch.empty_like(logits)
+                for start in range(0, len(labels), ChunkedCrossEntropy.ROWS):
+                    rows = slice(start, start + ChunkedCrossEntropy.ROWS)
+                    log_probs = torch.log_softmax(logits[rows].float(), dim=-1)
+                    index = labels[rows].unsqueeze(1)
+                    losses[rows] = -log_probs.gather(1, index).squeeze(1)
+                    probs = log_probs.exp_()
+                    probs.scatter_add_(1, index, torch.full(index.shape, -1.0))
+                    grad[rows] = probs
+                ctx.save_for_backward(grad)
+                return losses.mean()
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                (grad,) = ctx.saved_tensors
+                return grad * (grad_output / len(grad)), None
+
+        return _Function
+
+
+# ---------------------------------------------------------------- fused Granite step
+
+def fusable(model) -> bool:
+    """True when ``FusedGraniteStep`` reproduces ``model``: a plain Granite decoder with LoRA on every projection."""
+    inner = model.get_base_model()
+    config = inner.config
+    if type(inner).__name__ not in FUSED_ARCHITECTURES or len(model.peft_config) != 1:
+        return False
+    if config.attention_bias or config.mlp_bias or config.hidden_act != "silu" or config.attention_dropout:
+        return False
+    lora = next(iter(model.peft_config.values()))
+    names = {name for group in PROJECTION_GROUPS for name in group}
+    return names <= set(lora.target_modules) and not lora.use_dora and lora.bias == "none"
+
+
+class FusedGraniteStep:
+    """The training loss of a peft-wrapped Granite model, computed with fused projections and attention."""
+
+    def __init__(self, model, dropout: float, seed: int = 0):
+        import torch
+
+        self.model = model
+        self.inner = model.get_base_model()
+        config = self.inner.config
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.attention_scale = getattr(config, "attention_multiplier", self.head_dim ** -0.5)
+        self.residual = getattr(config, "residual_multiplier", 1.0)
+        self.embedding = getattr(config, "embedding_multiplier", 1.0)
+        self.draws = DropoutDraws(dropout, seed) if dropout > 0 else None
+        with torch.no_grad():
+            self.layers = [self._fused_layer(layer) for layer in self.inner.model.layers]
+
+    def _fused_layer(self, layer) -> dict:
+        """Frozen weights of each projection group concatenated once; LoRA parameters by reference."""
+        import torch
+
+        groups = []
+        for names in PROJECTION_GROUPS:
+            modules = [_projection(layer, name) for name in names]
+            adapter = modules[0].active_adapters[0]
+            groups.append({
+                "weight": torch.cat([m.base_layer.weight for m in modules]).detach(),
+                "lora_a": [m.lora_A[adapter].weight for m in modules],
+                "lora_b": [m.lora_B[adapter].weight for m in modules],
+                "scale": modules[0].scaling[adapter]})
+        return {"norms": (layer.input_layernorm, layer.post_attention_layernorm), "groups": groups}
+
+    def loss(self, batch, train: bool = True):
+        """Mean next-token loss over the batch's target positions (batches right-padded)."""
+        import torch
+
+        self.model.train(train)
+        ids = batch["input_ids"]
+        x = self.inner.model.embed_tokens(ids)
+        if self.embedding != 1.0:
+            x = x * self.embedding
+        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        cos, sin = self.inner.model.rotary_emb(x, position_ids=positions)
+        rotary = (cos.unsqueeze(2), sin.unsqueeze(2))
+        for layer in self.layers:
+            x = self._layer(layer, x, rotary, train)
+        return target_cross_entropy(self.inner, self.inner.model.norm(x), batch["labels"])
+
+    def _layer(self, layer: dict, x, rotary, train: bool):
+        import torch
+
+        qkv, o, gate_up, down = layer["groups"]
+        attention_norm, mlp_norm = layer["norms"]
+        rows = x.shape[0] * x.shape[1]
+        h = self._project(qkv, attention_norm(x).view(rows, -1), train)
+        attended = self._attention(h.view(*x.shape[:2], -1, self.head_dim), rotary)
+        x = torch.add(x, self._project(o, attended.view(rows, -1), train).view(x.shape), alpha=self.residual)
+        h = self._project(gate_up, mlp_norm(x).view(rows, -1), train)
+        gate, up = h.split(h.shape[1] // 2, dim=1)
+        h = self._project(down, torch.nn.functional.silu(gate) * up, train)
+        return torch.add(x, h.view(x.shape), alpha=self.residual)
+
+    def _project(self, group: dict, x, train: bool):
+        """Frozen product plus LoRA update: x W^T + (scale * drop(x) A^T) B^T, the update inside addmm_."""
+        import torch
+
+        gain = 1.0
+        dropped = x
+        if train and self.draws is not None:
+            dropped, gain = self.draws.dropped(x), self.draws.gain
+        lora_a, lora_b = group["lora_a"], group["lora_b"]
+        a = lora_a[0] if len(lora_a) == 1 else torch.cat(lora_a)
+        b = lora_b[0] if len(lora_b) == 1 else torch.block_diag(*lora_b)
+        low = torch.nn.functional.linear(dropped, a) * (group["scale"] * gain)
+        return torch.nn.functional.linear(x, group["weight"]).addmm_(low, b.t())
+
+    def _attention(self, qkv, rotary):
+        """Causal grouped-query attention of [batch, length, heads, dim] projections -> [batch, length, hidden]."""
+        import torch
+
+        batch, length = qkv.shape[:2]
+        heads, kv_heads, group = self.heads, self.kv_heads, self.heads // self.kv_heads
+        cos, sin = rotary
+        qk = qkv[:, :, : heads + kv_heads]
+        qk = qk * cos + _rotate_half(qk) * sin
+        q = (qk[:, :, :heads] * self.attention_scale).view(batch, length, kv_heads, group, -1).permute(0, 2, 3, 1, 4)
+        k = qk[:, :, heads:].permute(0, 2, 1, 3).contiguous()
+        v = qkv[:, :, heads + kv_heads:].permute(0, 2, 1, 3).contiguous()
+        blocks = [_causal_block(q[:, :, :, start:end], k[:, :, :end], v[:, :, :end], start)
+                  for start, end in _query_blocks(length)]
+        out = torch.cat(blocks, dim=3)   # [batch, kv_heads, group, length, dim]
+        return out.permute(0, 3, 1, 2, 4).reshape(batch, length, heads * self.head_dim)
+
+
+def _projection(layer, name: str):
+    parent = layer.self_attn if name in ("q_proj", "k_proj", "v_proj", "o_proj") else layer.mlp
+    return getattr(parent, name)
+
+
+def _rotate_half(x):
+    import torch
+
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def _query_blocks(length: int) -> list[tuple[int, int]]:
+    count = max(1, math.ceil(length / QUERY_BLOCK))
+    edges = [round(length * i / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _causal_block(q, k, v, start: int):
+    """Attention of query rows ``start..start+len`` (q: [b, kv, group, rows, d]) over keys ``0..end``."""
+    import torch
+
+    batch, kv_heads, group, rows, dim = q.shape
+    keys = k.shape[2]
+    future = torch.zeros(rows, keys, dtype=q.dtype).masked_fill_(torch.ones(rows, keys, dtype=torch.bool).triu(start + 1),
+                                                                   float("-inf"))
+    scores = torch.baddbmm(future.repeat(group, 1), q.reshape(batch * kv_heads, group * rows, dim),
+                           k.reshape(batch * kv_heads, keys, dim).transpose(1, 2))
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    out = torch.bmm(weights, v.reshape(batch * kv_heads, keys, dim))
+    return out.view(batch, kv_heads, group, rows, dim)
+
+
+# ---------------------------------------------------------------- choosing and running a step
+
+class StockStep:
+    """The loss through peft's own modules, with ``FastDropout`` in place of ``nn.Dropout``."""
+
+    def __init__(self, model, dropout: float, seed: int = 0):
+        self.model = model
+        use_fast_dropout(model, dropout, seed)
+
+    def loss(self, batch, train: bool = True):
+        return stock_target_loss(self.model, batch, train)
+
+
+def training_step(model, dropout: float, seed: int = 0):
+    """``FusedGraniteStep`` where it reproduces the model, else ``StockStep``."""
+    return FusedGraniteStep(model, dropout, seed) if fusable(model) else StockStep(model, dropout, seed)
+
+
+class MasterWeightOptimizer:
+    """AdamW on float32 master copies of bfloat16 LoRA weights.
+
+    The LoRA matrices compute in bfloat16 like the base (no per-layer casts of activations, which cost
+    as much as the matrix products on CPU), while the optimizer accumulates updates in float32.
+    """
+
+    def __init__(self, params, lr: float):
+        import torch
+
+        self.params = [p for p in params if p.requires_grad]
+        self.masters = [p.detach().float().clone() for p in self.params]
+        self.optimizer = torch.optim.AdamW(self.masters, lr=lr, weight_decay=0.0, fused=True)
+
+    def step(self, lr: float) -> None:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        for param, master in zip(self.params, self.masters):
+            master.grad = param.grad.float() if param.grad is not None else torch.zeros_like(master)
+        self.optimizer.step()
+        for param, master in zip(self.params, self.masters):
+            param.data.copy_(master)
+            param.grad = None
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc malloc to keep freed memory (no trimming, mmap only above 32 MiB): True when applied.
+
+    A training step allocates and frees the same large activations every time; returned to the kernel,
+    each comes back as fresh zeroed pages, which costs about as much as the arithmetic on them.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return all(libc.mallopt(option, value) == 1 for option, value in MALLOC_OPTIONS.items())
