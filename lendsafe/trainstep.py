@@ -123,26 +123,35 @@ def stock_target_loss(model, batch, train: bool = True):
 
 def target_cross_entropy(inner, hidden, labels):
     """Cross-entropy of the next token at every labelled position; the LM head sees only those rows."""
-    import torch
-
     shifted = labels[:, 1:]
     selected = shifted != IGNORE_INDEX
-    logits = inner.lm_head(hidden[:, :-1][selected])
+    head = inner.lm_head
     scaling = getattr(inner.config, "logits_scaling", 1.0)
-    if scaling != 1.0:
-        logits = logits / scaling
-    return ChunkedCrossEntropy.function().apply(logits, shifted[selected])
+    return ChunkedHeadLoss.function().apply(hidden[:, :-1][selected], head.weight, shifted[selected], scaling)
 
 
-class ChunkedCrossEntropy:
-    """Mean cross-entropy of bf16 logits, in float32 row chunks, its gradient made in the forward pass.
+class ChunkedHeadLoss:
+    """Mean cross-entropy of ``hidden @ W^T / scaling`` for a frozen LM head, in row chunks.
 
-    ``cross_entropy(logits.float())`` allocates several vocabulary-wide float32 copies of every row
-    (too large for malloc's heap, so each page-faults afresh) and runs the softmax twice; here each
-    chunk of rows is converted, log-softmaxed and turned into ``softmax - one_hot`` once.
+    The vocabulary-wide logits of every target row (tens of MB) never exist at once: each chunk's
+    logits are made in reused buffers, log-softmaxed in float32 and turned into
+    ``(softmax - one_hot) @ W`` at once, so the backward pass is one scaling of a [rows, hidden]
+    tensor. Fresh tensors that large would page-fault every step, which costs more than the arithmetic.
     """
 
-    ROWS = 64
+    ROWS = 128
+    _buffers: dict = {}
+
+    @classmethod
+    def buffer(cls, name: str, shape: tuple, dtype):
+        """A scratch tensor of at least ``shape``, kept for the next call (one training thread)."""
+        import torch
+
+        key = (name, dtype)
+        held = cls._buffers.get(key)
+        if held is None or held.shape[0] < shape[0] or held.shape[1:] != shape[1:]:
+            held = cls._buffers[key] = torch.empty(shape, dtype=dtype)
+        return held[: shape[0]]
 
     @staticmethod
     def function():
@@ -150,26 +159,45 @@ class ChunkedCrossEntropy:
 
         class _Function(torch.autograd.Function):
             @staticmethod
-            def forward(ctx, logits, labels):
+            def forward(ctx, hidden, weight, labels, scaling):
+                if weight.requires_grad:
+                    raise ValueError("expected a frozen LM head (the adapter does not train it); got a trainable one")
                 losses = torch.empty(len(labels), dtype=torch.float32)
-                grad = torch.empty_like(logits)
-                for start in range(0, len(labels), ChunkedCrossEntropy.ROWS):
-                    rows = slice(start, start + ChunkedCrossEntropy.ROWS)
-                    log_probs = torch.log_softmax(logits[rows].float(), dim=-1)
-                    index = labels[rows].unsqueeze(1)
-                    losses[rows] = -log_probs.gather(1, index).squeeze(1)
-                    probs = log_probs.exp_()
-                    probs.scatter_add_(1, index, torch.full(index.shape, -1.0))
-                    grad[rows] = probs
+                grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+                for start in range(0, len(labels), ChunkedHeadLoss.ROWS):
+                    rows = slice(start, start + ChunkedHeadLoss.ROWS)
+                    losses[rows] = _chunk_loss(hidden[rows], weight, labels[rows], scaling,
+                                               None if grad is None else grad[rows])
                 ctx.save_for_backward(grad)
                 return losses.mean()
 
             @staticmethod
             def backward(ctx, grad_output):
                 (grad,) = ctx.saved_tensors
-                return grad * (grad_output / len(grad)), None
+                return grad * (grad_output / len(grad)), None, None, None
 
         return _Function
+
+
+def _chunk_loss(hidden, weight, labels, scaling: float, grad_out):
+    """Per-row losses of one chunk; writes ``(softmax - one_hot) @ W / scaling`` into ``grad_out`` if given."""
+    import torch
+
+    shape = (len(labels), weight.shape[0])
+    logits = torch.mm(hidden, weight.t(), out=ChunkedHeadLoss.buffer("logits", shape, weight.dtype))
+    log_probs = ChunkedHeadLoss.buffer("log_probs", shape, torch.float32)
+    log_probs.copy_(logits)
+    if scaling != 1.0:
+        log_probs.div_(scaling)
+    torch.log_softmax(log_probs, -1, out=log_probs)
+    index = labels.unsqueeze(1)
+    losses = -log_probs.gather(1, index).squeeze(1)
+    if grad_out is not None:
+        probs = log_probs.exp_().scatter_add_(1, index, torch.full(index.shape, -1.0))
+        torch.mm(logits.copy_(probs), weight, out=grad_out)
+        if scaling != 1.0:
+            grad_out.div_(scaling)
+    return losses
 
 
 # ---------------------------------------------------------------- fused Granite step
@@ -229,12 +257,29 @@ class FusedGraniteStep:
         x = self.inner.model.embed_tokens(ids)
         if self.embedding != 1.0:
             x = x * self.embedding
-        positions = torch.arange(ids.shape[1]).unsqueeze(0)
-        cos, sin = self.inner.model.rotary_emb(x, position_ids=positions)
-        rotary = (cos.unsqueeze(2), sin.unsqueeze(2))
+        rotary = self._rotary_tables(x, ids.shape[1])
         for layer in self.layers:
             x = self._layer(layer, x, rotary, train)
-        return target_cross_entropy(self.inner, self.inner.model.norm(x), batch["labels"])
+        return target_cross_entropy(self.inner, self._norm(self.inner.model.norm, x), batch["labels"])
+
+    def _rotary_tables(self, x, length: int):
+        """cos and signed sin over [1, length, q+k heads, dim], the query heads' also scaled by the attention scale.
+
+        With them rotation is ``x * cos + roll(x, dim/2) * sin``: ``rotate_half(x) * sin`` equals
+        ``roll(x) * cat(-sin1, sin2)``. Folding the scale into the tables costs one bf16 rounding, as
+        eager attention's scaling of the scores does (none for a power of two such as SmolLM2's 1/8).
+        """
+        import torch
+
+        cos, sin = self.inner.model.rotary_emb(x, position_ids=torch.arange(length).unsqueeze(0))
+        half = sin.shape[-1] // 2
+        signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+        scale = torch.tensor([self.attention_scale] * self.heads + [1.0] * self.kv_heads, dtype=x.dtype)
+        return cos.unsqueeze(2) * scale[:, None], signed_sin.unsqueeze(2) * scale[:, None]
+
+    @staticmethod
+    def _norm(module, x):
+        return FusedRMSNorm.function().apply(x, module.weight, module.variance_epsilon)
 
     def _layer(self, layer: dict, x, rotary, train: bool):
         import torch
@@ -242,10 +287,10 @@ class FusedGraniteStep:
         qkv, o, gate_up, down = layer["groups"]
         attention_norm, mlp_norm = layer["norms"]
         rows = x.shape[0] * x.shape[1]
-        h = self._project(qkv, attention_norm(x).view(rows, -1), train)
+        h = self._project(qkv, self._norm(attention_norm, x.view(rows, -1)), train)
         attended = self._attention(h.view(*x.shape[:2], -1, self.head_dim), rotary)
         x = torch.add(x, self._project(o, attended.view(rows, -1), train).view(x.shape), alpha=self.residual)
-        h = self._project(gate_up, mlp_norm(x).view(rows, -1), train)
+        h = self._project(gate_up, self._norm(mlp_norm, x.view(rows, -1)), train)
         gate, up = h.split(h.shape[1] // 2, dim=1)
         h = self._project(down, torch.nn.functional.silu(gate) * up, train)
         return torch.add(x, h.view(x.shape), alpha=self.residual)
@@ -265,33 +310,30 @@ class FusedGraniteStep:
         return torch.nn.functional.linear(x, group["weight"]).addmm_(low, b.t())
 
     def _attention(self, qkv, rotary):
-        """Causal grouped-query attention of [batch, length, heads, dim] projections -> [batch, length, hidden]."""
+        """Causal grouped-query attention of [batch, length, heads, dim] projections -> [batch, length, hidden].
+
+        Queries are laid out [batch, kv head, position, group, dim], so each block of positions is one
+        contiguous [batch * kv heads, rows * group, dim] slab against the keys of its kv head.
+        """
         import torch
 
         batch, length = qkv.shape[:2]
         heads, kv_heads, group = self.heads, self.kv_heads, self.heads // self.kv_heads
         cos, sin = rotary
         qk = qkv[:, :, : heads + kv_heads]
-        qk = qk * cos + _rotate_half(qk) * sin
-        q = (qk[:, :, :heads] * self.attention_scale).view(batch, length, kv_heads, group, -1).permute(0, 2, 3, 1, 4)
+        qk = torch.addcmul(qk * cos, qk.roll(qk.shape[-1] // 2, dims=-1), sin)
+        q = qk[:, :, :heads].view(batch, length, kv_heads, group, -1).permute(0, 2, 1, 3, 4).contiguous()
         k = qk[:, :, heads:].permute(0, 2, 1, 3).contiguous()
         v = qkv[:, :, heads + kv_heads:].permute(0, 2, 1, 3).contiguous()
-        blocks = [_causal_block(q[:, :, :, start:end], k[:, :, :end], v[:, :, :end], start)
+        blocks = [_causal_block(q[:, :, start:end], k[:, :, :end], v[:, :, :end], start)
                   for start, end in _query_blocks(length)]
-        out = torch.cat(blocks, dim=3)   # [batch, kv_heads, group, length, dim]
-        return out.permute(0, 3, 1, 2, 4).reshape(batch, length, heads * self.head_dim)
+        out = torch.cat(blocks, dim=2)   # [batch, kv_heads, length, group, dim]
+        return out.permute(0, 2, 1, 3, 4).reshape(batch, length, heads * self.head_dim)
 
 
 def _projection(layer, name: str):
     parent = layer.self_attn if name in ("q_proj", "k_proj", "v_proj", "o_proj") else layer.mlp
     return getattr(parent, name)
-
-
-def _rotate_half(x):
-    import torch
-
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
 
 
 def _query_blocks(length: int) -> list[tuple[int, int]]:
@@ -301,18 +343,47 @@ def _query_blocks(length: int) -> list[tuple[int, int]]:
 
 
 def _causal_block(q, k, v, start: int):
-    """Attention of query rows ``start..start+len`` (q: [b, kv, group, rows, d]) over keys ``0..end``."""
+    """Attention of query positions ``start..start+rows`` (q: [b, kv, rows, group, d]) over keys ``0..end``."""
     import torch
 
-    batch, kv_heads, group, rows, dim = q.shape
+    batch, kv_heads, rows, group, dim = q.shape
     keys = k.shape[2]
-    future = torch.zeros(rows, keys, dtype=q.dtype).masked_fill_(torch.ones(rows, keys, dtype=torch.bool).triu(start + 1),
-                                                                   float("-inf"))
-    scores = torch.baddbmm(future.repeat(group, 1), q.reshape(batch * kv_heads, group * rows, dim),
+    future = torch.ones(rows, keys, dtype=torch.bool).triu(start + 1).repeat_interleave(group, dim=0)
+    bias = torch.zeros(rows * group, keys, dtype=q.dtype).masked_fill_(future, float("-inf"))
+    scores = torch.baddbmm(bias, q.reshape(batch * kv_heads, rows * group, dim),
                            k.reshape(batch * kv_heads, keys, dim).transpose(1, 2))
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
     out = torch.bmm(weights, v.reshape(batch * kv_heads, keys, dim))
-    return out.view(batch, kv_heads, group, rows, dim)
+    return out.view(batch, kv_heads, rows, group, dim)
+
+
+class FusedRMSNorm:
+    """RMSNorm through torch's fused CPU kernel, with the backward pass written out (torch has none on CPU)."""
+
+    @staticmethod
+    def function():
+        import torch
+
+        class _Function(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, weight, eps):
+                y, rstd = torch.ops.aten._fused_rms_norm(x, [x.shape[-1]], weight, eps)
+                ctx.save_for_backward(x, weight, rstd)
+                return y
+
+            @staticmethod
+            def backward(ctx, grad):
+                x, weight, rstd = ctx.saved_tensors
+                xf = x.float()
+                weighted = grad.float() * weight.float()
+                mean = (weighted * xf).mean(-1, keepdim=True)
+                grad_x = torch.addcmul(weighted, xf, mean * rstd.square(), value=-1).mul_(rstd).to(x.dtype)
+                grad_weight = None
+                if ctx.needs_input_grad[1]:
+                    grad_weight = (grad.float() * xf * rstd).reshape(-1, x.shape[-1]).sum(0).to(weight.dtype)
+                return grad_x, grad_weight, None
+
+        return _Function
 
 
 # ---------------------------------------------------------------- choosing and running a step

@@ -5,7 +5,7 @@ import torch
 from lendsafe import trainstep
 from lendsafe.finetune import LORA_TARGETS
 from lendsafe.loading import MODEL_LOADING
-from lendsafe.trainstep import (IGNORE_INDEX, ChunkedCrossEntropy, DropoutDraws, FastDropout, FusedGraniteStep,
+from lendsafe.trainstep import (IGNORE_INDEX, ChunkedHeadLoss, DropoutDraws, FastDropout, FusedGraniteStep,
                                 MasterWeightOptimizer, StockStep, fusable, keep_freed_memory, stock_target_loss,
                                 training_step)
 
@@ -19,7 +19,7 @@ def tiny_granite(dtype=torch.float32, targets=LORA_TARGETS, **overrides):
 
     config = GraniteConfig(**{"vocab_size": 96, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
                               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
-                              "embedding_multiplier": 2.0, "residual_multiplier": 0.5, "attention_multiplier": 0.2,
+                              "embedding_multiplier": 2.0, "residual_multiplier": 0.5, "attention_multiplier": 0.25,
                               "logits_scaling": 1.5, "tie_word_embeddings": True, "pad_token_id": 0, **overrides})
     with MODEL_LOADING:   # construction initialises weights through torch.nn.init, which a concurrent load patches
         torch.manual_seed(0)
@@ -82,15 +82,22 @@ def test_fused_step_computes_the_stock_loss_and_gradients_in_float32():
     assert max(relative_errors(fused_grads, stock_grads)) < 1e-4
 
 
-def test_fused_step_in_bfloat16_is_as_close_to_float32_as_the_stock_modules():
-    reference = tiny_granite()
-    batch = padded_batch()
-    _, exact = loss_and_gradients(reference, lambda: stock_target_loss(reference, batch, train=False))
-    model = tiny_granite(torch.bfloat16)
-    _, stock = loss_and_gradients(model, lambda: stock_target_loss(model, batch, train=False))
-    _, fused = loss_and_gradients(model, lambda: FusedGraniteStep(model, 0.0).loss(batch, train=False))
-    stock_error, fused_error = max(relative_errors(stock, exact)), max(relative_errors(fused, exact))
-    assert fused_error < max(2 * stock_error, 0.02)
+def test_fused_step_in_bfloat16_is_as_close_to_float32_as_transformers_eager_attention():
+    """Same arithmetic class as the eager path (bf16 products, float32 softmax): typical gradient error no larger."""
+    import statistics
+
+    reference, model = tiny_granite(), tiny_granite(torch.bfloat16)
+    model.set_attn_implementation("eager")
+    eager_errors, fused_errors = [], []
+    for seed in (1, 2, 3):
+        batch = padded_batch(seed=seed)
+        _, exact = loss_and_gradients(reference, lambda: stock_target_loss(reference, batch, train=False))
+        _, eager = loss_and_gradients(model, lambda: stock_target_loss(model, batch, train=False))
+        _, fused = loss_and_gradients(model, lambda: FusedGraniteStep(model, 0.0).loss(batch, train=False))
+        eager_errors.append(statistics.median(relative_errors(eager, exact)))
+        fused_errors.append(statistics.median(relative_errors(fused, exact)))
+        assert max(relative_errors(fused, exact)) < 0.2
+    assert statistics.mean(fused_errors) < 1.25 * statistics.mean(eager_errors)
 
 
 def test_padding_is_invisible_to_the_loss():
@@ -112,17 +119,27 @@ def test_dropout_changes_training_losses_but_never_validation_losses():
         assert again.loss(batch).item() == first
 
 
-def test_chunked_cross_entropy_matches_torch_and_its_gradient():
+@pytest.mark.parametrize("scaling", [1.0, 1.5])
+def test_chunked_head_loss_matches_torch_and_its_gradient(scaling):
     generator = torch.Generator().manual_seed(0)
-    rows = 2 * ChunkedCrossEntropy.ROWS + 9
-    logits = (3 * torch.randn(rows, 500, generator=generator)).requires_grad_()
+    rows = 2 * ChunkedHeadLoss.ROWS + 9
+    hidden = torch.randn(rows, 32, generator=generator).requires_grad_()
+    weight = 0.5 * torch.randn(500, 32, generator=generator)
     labels = torch.randint(0, 500, (rows,), generator=generator)
-    expected = torch.nn.functional.cross_entropy(logits, labels)
-    (expected_grad,) = torch.autograd.grad(2 * expected, logits)
-    loss = ChunkedCrossEntropy.function().apply(logits, labels)
-    (grad,) = torch.autograd.grad(2 * loss, logits)
+    expected = torch.nn.functional.cross_entropy(torch.nn.functional.linear(hidden, weight) / scaling, labels)
+    (expected_grad,) = torch.autograd.grad(2 * expected, hidden)
+    loss = ChunkedHeadLoss.function().apply(hidden, weight, labels, scaling)
+    (grad,) = torch.autograd.grad(2 * loss, hidden)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert torch.allclose(grad, expected_grad, atol=1e-7)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    with torch.no_grad():
+        assert ChunkedHeadLoss.function().apply(hidden, weight, labels, scaling).item() == pytest.approx(loss.item())
+
+
+def test_a_trainable_head_is_refused():
+    weight = torch.randn(50, 8, requires_grad=True)
+    with pytest.raises(ValueError, match="frozen LM head"):
+        ChunkedHeadLoss.function().apply(torch.randn(3, 8), weight, torch.tensor([1, 2, 3]), 1.0)
 
 
 def test_dropout_draws_drop_at_the_requested_rate_reproducibly():
