@@ -325,9 +325,10 @@ class FusedGraniteStep:
         q = qk[:, :, :heads].view(batch, length, kv_heads, group, -1).permute(0, 2, 1, 3, 4).contiguous()
         k = qk[:, :, heads:].permute(0, 2, 1, 3).contiguous()
         v = qkv[:, :, heads + kv_heads:].permute(0, 2, 1, 3).contiguous()
-        blocks = [_causal_block(q[:, :, start:end], k[:, :, :end], v[:, :, :end], start)
-                  for start, end in _query_blocks(length)]
-        out = torch.cat(blocks, dim=2)   # [batch, kv_heads, length, group, dim]
+        slabs = batch * kv_heads
+        out = BlockedCausalAttention.function().apply(q.view(slabs, length * group, -1), k.view(slabs, length, -1),
+                                                      v.view(slabs, length, -1), group)
+        out = out.view(batch, kv_heads, length, group, -1)
         return out.permute(0, 2, 1, 3, 4).reshape(batch, length, heads * self.head_dim)
 
 
@@ -342,19 +343,60 @@ def _query_blocks(length: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _causal_block(q, k, v, start: int):
-    """Attention of query positions ``start..start+rows`` (q: [b, kv, rows, group, d]) over keys ``0..end``."""
+class BlockedCausalAttention:
+    """Causal attention in query blocks, forward and backward written out.
+
+    q: [slabs, length * group, dim] with rows ordered (position, group); k, v: [slabs, length, dim].
+    Each block of positions meets only the keys up to its last position: bf16 products, float32
+    softmax (the arithmetic of transformers' eager attention); gradients of k and v accumulate in place.
+    """
+
+    @staticmethod
+    def function():
+        import torch
+
+        class _Function(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, q, k, v, group):
+                out = torch.empty_like(q)
+                probabilities = []
+                for start, end in _query_blocks(k.shape[1]):
+                    rows = slice(start * group, end * group)
+                    scores = torch.baddbmm(_causal_bias(start, end, group, q.dtype), q[:, rows],
+                                           k[:, :end].transpose(1, 2))
+                    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+                    out[:, rows] = torch.bmm(weights.to(v.dtype), v[:, :end])
+                    probabilities.append(weights)
+                ctx.save_for_backward(q, k, v, *probabilities)
+                ctx.group = group
+                return out
+
+            @staticmethod
+            def backward(ctx, grad):
+                q, k, v, *probabilities = ctx.saved_tensors
+                group = ctx.group
+                grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+                for (start, end), weights in zip(_query_blocks(k.shape[1]), probabilities):
+                    rows = slice(start * group, end * group)
+                    grad_rows = grad[:, rows]
+                    grad_v[:, :end].baddbmm_(weights.to(v.dtype).transpose(1, 2), grad_rows)
+                    grad_weights = torch.bmm(grad_rows, v[:, :end].transpose(1, 2))
+                    grad_scores = weights * (grad_weights - (grad_weights * weights).sum(-1, keepdim=True))
+                    grad_scores = grad_scores.to(q.dtype)
+                    grad_q[:, rows] = torch.bmm(grad_scores, k[:, :end])
+                    grad_k[:, :end].baddbmm_(grad_scores.transpose(1, 2), q[:, rows])
+                return grad_q, grad_k, grad_v, None
+
+        return _Function
+
+
+def _causal_bias(start: int, end: int, group: int, dtype):
+    """[(end - start) * group, end] additive mask: -inf where a query row's position precedes the key."""
     import torch
 
-    batch, kv_heads, rows, group, dim = q.shape
-    keys = k.shape[2]
-    future = torch.ones(rows, keys, dtype=torch.bool).triu(start + 1).repeat_interleave(group, dim=0)
-    bias = torch.zeros(rows * group, keys, dtype=q.dtype).masked_fill_(future, float("-inf"))
-    scores = torch.baddbmm(bias, q.reshape(batch * kv_heads, rows * group, dim),
-                           k.reshape(batch * kv_heads, keys, dim).transpose(1, 2))
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
-    out = torch.bmm(weights, v.reshape(batch * kv_heads, keys, dim))
-    return out.view(batch, kv_heads, rows, group, dim)
+    rows = end - start
+    future = torch.ones(rows, end, dtype=torch.bool).triu(start + 1).repeat_interleave(group, dim=0)
+    return torch.zeros(rows * group, end, dtype=dtype).masked_fill_(future, float("-inf"))
 
 
 class FusedRMSNorm:
