@@ -241,6 +241,32 @@ def _tables() -> Any:
     return records, purges
 
 
+
+SQLITE_LOCK_WAIT_SECONDS = 60
+
+
+def run_pragmas(cursor, pragmas, wait_seconds: float = SQLITE_LOCK_WAIT_SECONDS, sleep=None) -> None:
+    """Each ``PRAGMA``, retried while SQLite answers 'database is locked'.
+
+    Connections that open a new file together and switch it to WAL can deadlock on the lock
+    escalation; SQLite then answers one of them at once, without calling its busy handler.
+    """
+    import sqlite3
+    import time
+
+    sleep = sleep or time.sleep
+    deadline = time.monotonic() + wait_seconds
+    for pragma in pragmas:
+        while True:
+            try:
+                cursor.execute(f"PRAGMA {pragma}")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                sleep(0.05)
+
+
 def _sqlite_engine(url: Any) -> Any:
     from sqlalchemy import create_engine, event
     from sqlalchemy.pool import StaticPool
@@ -259,8 +285,7 @@ def _sqlite_engine(url: Any) -> Any:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None          # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=60000"):
-            cursor.execute(f"PRAGMA {pragma}")
+        run_pragmas(cursor, ("busy_timeout=60000", "journal_mode=WAL", f"synchronous={synchronous}"))
         cursor.close()
 
     @event.listens_for(engine, "begin")

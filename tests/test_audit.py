@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from lendsafe.audit import (GENESIS_HASH, REBUILT, RERENDERED, VERSION_TABLE, AuditEntry, AuditStore,
+from lendsafe.audit import (GENESIS_HASH, run_pragmas, REBUILT, RERENDERED, VERSION_TABLE, AuditEntry, AuditStore,
                             canonical_json, chain_hash, months_before, sha256_hex)
 from lendsafe.cli import main as cli_main
 from lendsafe.decision import Citation, Decision, Reason
@@ -668,3 +668,47 @@ def test_cli_replay_and_export(tmp_path, capsys, notice_api):
     code, out, _ = run_cli(capsys, url, "export", str(record.id), "--out", str(tmp_path / "pack"))
     assert code == 0 and "replay: identical" in out
     assert (tmp_path / "pack" / f"notice-{record.id}.pdf").read_bytes() == pdf
+
+
+def _open_store(url: str, start_at: float) -> None:
+    time.sleep(max(0.0, start_at - time.time()))
+    with AuditStore(url) as store:
+        store.count()
+
+
+def test_stores_opened_at_once_by_several_processes_on_a_new_database_all_open(tmp_path):
+    """Connections switching a new file to WAL at once can deadlock; SQLite then answers 'locked' without waiting."""
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
+        start_at = time.time() + 0.3
+        openers = [FORK.Process(target=_open_store, args=(url, start_at)) for _ in range(4)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=120)
+        assert [opener.exitcode for opener in openers] == [0, 0, 0, 0]
+
+
+class _LockedCursor:
+    """A cursor whose first ``locked`` executions fail as SQLite does when switching to WAL deadlocks."""
+
+    def __init__(self, locked: int):
+        self.locked, self.executed = locked, []
+
+    def execute(self, statement: str) -> None:
+        import sqlite3
+
+        if self.locked:
+            self.locked -= 1
+            raise sqlite3.OperationalError("database is locked")
+        self.executed.append(statement)
+
+
+def test_pragmas_are_retried_while_the_database_is_locked_then_the_error_is_raised():
+    import sqlite3
+
+    cursor = _LockedCursor(locked=3)
+    run_pragmas(cursor, ("busy_timeout=1", "journal_mode=WAL"), sleep=lambda _: None)
+    assert cursor.executed == ["PRAGMA busy_timeout=1", "PRAGMA journal_mode=WAL"]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        run_pragmas(_LockedCursor(locked=10**9), ("journal_mode=WAL",), wait_seconds=0.05, sleep=lambda _: time.sleep(0.01))
