@@ -241,7 +241,6 @@ def _tables() -> Any:
     return records, purges
 
 
-
 SQLITE_LOCK_WAIT_SECONDS = 60
 
 

@@ -21,6 +21,7 @@ modules with ``FastDropout``; ``training_step`` chooses. Built lazily: torch sta
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import sys
 
@@ -113,8 +114,6 @@ def _input_group(module_name: str) -> str:
 
 def stock_target_loss(model, batch, train: bool = True):
     """Mean next-token loss over target positions through the stock modules (LM head on targets only)."""
-    import torch
-
     model.train(train)
     inner = model.get_base_model()
     hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
@@ -154,6 +153,7 @@ class ChunkedHeadLoss:
         return held[: shape[0]]
 
     @staticmethod
+    @functools.cache
     def function():
         import torch
 
@@ -352,6 +352,7 @@ class BlockedCausalAttention:
     """
 
     @staticmethod
+    @functools.cache
     def function():
         import torch
 
@@ -390,8 +391,9 @@ class BlockedCausalAttention:
         return _Function
 
 
+@functools.lru_cache(maxsize=64)
 def _causal_bias(start: int, end: int, group: int, dtype):
-    """[(end - start) * group, end] additive mask: -inf where a query row's position precedes the key."""
+    """[(end - start) * group, end] additive mask: -inf where a query row's position precedes the key (read only)."""
     import torch
 
     rows = end - start
@@ -403,6 +405,7 @@ class FusedRMSNorm:
     """RMSNorm through torch's fused CPU kernel, with the backward pass written out (torch has none on CPU)."""
 
     @staticmethod
+    @functools.cache
     def function():
         import torch
 
