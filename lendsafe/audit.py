@@ -13,6 +13,12 @@ reads the chain head and inserts under an exclusive lock (SQLite ``BEGIN IMMEDIA
 ``pg_advisory_xact_lock``). ``record`` writes one record per transaction; ``record_many`` appends a
 group in one transaction (group commit: one fsync for the group, all of it or none of it). Database
 triggers refuse UPDATE and DELETE except for records a logged purge covers.
+
+What the database cannot protect is anchored outside it (``lendsafe.audit_anchor``): every record
+hash and purge-log entry is signed with the audit key, and a signed checkpoint file holds the chain
+head, so a deleted tail, a re-chained history or a forged record is named by ``verify``. A purge is
+itself a chain record, authorised by the retention rule of 12 CFR 1002.12(b) (25 months for consumer
+credit, 12 for business credit), and ``verify`` re-checks that rule for every purge-log entry.
 """
 from __future__ import annotations
 
@@ -29,8 +35,11 @@ from functools import cache
 from pathlib import Path, PurePath
 from typing import Any, NamedTuple
 
+from lendsafe.audit_anchor import (EMPTY_STATE, MISSING, OK, WRONG_KEY, AuditKey, ChainState, Checkpoint,
+                                   CheckpointReading, checkpoint_path, store_label)
 from lendsafe.decision import Decision
 from lendsafe.errors import AuditIntegrityError, ConfigurationError, LendSafeError
+from lendsafe.redaction import CONTROL_WITH_LINES, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,14 @@ RECORD_FORMAT = 1
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "audit_alembic_version"
 ADVISORY_LOCK_KEY = 0x1E5D_A0D1          # PostgreSQL advisory lock guarding the chain head
-MIN_RETENTION_MONTHS = 12               # 12 CFR 1002.12(b): 25 months consumer, 12 business credit
+# 12 CFR 1002.12(b)(1) and (b)(5): the shortest lawful retention for each kind of credit
+RETENTION_MONTHS = {"consumer": 25, "business": 12}
+MIN_RETENTION_MONTHS = min(RETENTION_MONTHS.values())
+MAX_RETENTION_MONTHS = 1200
+ACTOR_MAX_CHARS = 128
+PURGE_KIND = "purge"
+# purge-log columns added by migration 0002; absent (None) on entries written before it
+PURGE_COLUMNS_SINCE_0002 = ("credit", "last_created_at", "record_id")
 VERIFY_BATCH = 1000
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 LIBRARIES_FOR_REPLAY = ("lendsafe", "reportlab")
@@ -134,8 +150,16 @@ class AuditRecord:
     prev_hash: str
     record_hash: str
     content: dict[str, Any] = field(repr=False)
+    record_mac: str | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``decision`` for a recorded decision, ``purge`` for the chain record of a purge."""
+        return self.content.get("kind", "decision")
 
     def to_decision(self) -> Decision:
+        if self.kind != "decision":
+            raise AuditIntegrityError(f"record {self.id} is a {self.kind} record, not a decision")
         return Decision.from_dict(self.content["decision"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,12 +183,21 @@ class VerifyReport:
     purges: int
     broken_id: int | None = None
     problem: str | None = None
+    checkpoint: str | None = None
 
     def summary(self) -> str:
         if self.ok:
             return (f"chain verifies: {self.checked} records after anchor {self.anchor_id}, "
-                    f"{self.purges} purge(s); head {self.head_id} {self.head_hash}")
+                    f"{self.purges} purge(s); head {self.head_id} {self.head_hash}; checkpoint: {self.checkpoint}")
+        if self.broken_id is None:
+            return f"chain not verified: {self.problem}"
         return f"chain broken at record {self.broken_id}: {self.problem}"
+
+    def state(self) -> ChainState:
+        """The chain state this walk found (what a checkpoint vouches for)."""
+        return ChainState(self.head_id, self.head_hash, self.checked, self.purges, self.purge_hash)
+
+    purge_hash: str = field(default=GENESIS_HASH, repr=False)
 
 
 @dataclass(frozen=True)
@@ -199,12 +232,14 @@ class PurgeResult:
     last_id: int | None
     anchor_hash: str | None
     cutoff: str
+    record_id: int | None = None
 
     def summary(self) -> str:
         if not self.purged_count:
             return f"nothing to purge: no record created before {self.cutoff}"
         return (f"purged {self.purged_count} records ({self.first_id}..{self.last_id}) created before "
-                f"{self.cutoff}; the chain now starts after anchor {self.anchor_hash}")
+                f"{self.cutoff}; the chain now starts after anchor {self.anchor_hash}; "
+                f"the purge is record {self.record_id}")
 
 
 # ----------------------------------------------------------------------------- schema and engine
@@ -230,13 +265,15 @@ def _tables() -> Any:
             "created_at", "dataset", "decision", "writer", "actor", "first_reason",
             "notice_sha256", "prev_hash", "record_hash")),
         sa.Column("content", sa.Text),
+        sa.Column("record_mac", sa.String),
     )
     purges = sa.Table(
         "audit_purges", metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         *(sa.Column(name, sa.String) for name in (
-            "purged_at", "actor", "cutoff", "anchor_hash", "prev_entry_hash", "entry_hash")),
-        *(sa.Column(name, sa.Integer) for name in ("months", "first_id", "last_id", "purged_count")),
+            "purged_at", "actor", "cutoff", "anchor_hash", "prev_entry_hash", "entry_hash", "credit",
+            "last_created_at", "entry_mac")),
+        *(sa.Column(name, sa.Integer) for name in ("months", "first_id", "last_id", "purged_count", "record_id")),
     )
     return records, purges
 
@@ -312,7 +349,8 @@ def _create_engine(url_text: str) -> Any:
     url = make_url(url_text)
     backend = url.get_backend_name()
     if backend not in ENGINE_FACTORIES:
-        raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} ({url_text})")
+        raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} "
+                                 f"({redact_url(url_text)})")
     return ENGINE_FACTORIES[backend](url)
 
 
@@ -370,6 +408,9 @@ def _notice_fields(notice: Any, notice_pdf: bytes | None, settings: Any) -> dict
 def _check_actor(actor: Any) -> None:
     if not isinstance(actor, str) or not actor.strip():
         raise AuditIntegrityError(f"every audit record names its actor; expected a non-empty string, got {actor!r}")
+    if len(actor) > ACTOR_MAX_CHARS or CONTROL_WITH_LINES.search(actor):
+        raise AuditIntegrityError(f"actor must be at most {ACTOR_MAX_CHARS} characters without control "
+                                  f"characters; got {actor[:ACTOR_MAX_CHARS]!r}")
 
 
 def _entry_bodies(entries: Sequence[Any], actor: str, notice_settings: Any) -> list[dict[str, Any]]:
@@ -397,6 +438,9 @@ def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor
 
 def index_columns(content: dict[str, Any]) -> dict[str, Any]:
     """The indexed, filterable columns, all derived from the hashed content."""
+    if content.get("kind") == PURGE_KIND:
+        return {"id": content["id"], "created_at": content["created_at"], "dataset": "audit", "decision": PURGE_KIND,
+                "writer": None, "actor": content["actor"], "first_reason": None, "notice_sha256": None}
     decision = content["decision"]
     reasons = decision.get("reasons") or ()
     return {
@@ -438,16 +482,31 @@ def field_differences(recorded: Any, replayed: Any, label: str = "notice") -> li
 class AuditStore:
     """Append-only store of decisions; ``record`` is the one way in, ``purge`` the one way out."""
 
-    def __init__(self, url: str | None = None, *, clock: Callable[[], datetime] | None = None):
-        if url is None:
-            from lendsafe.config import Settings
+    def __init__(self, url: str | None = None, *, clock: Callable[[], datetime] | None = None,
+                 key: AuditKey | bytes | str | None = None, checkpoint: str | Path | None = None):
+        """``key``: the audit key (default ``LENDSAFE_AUDIT_KEY`` or ``<home>/audit.key``);
+        ``checkpoint``: the checkpoint file (default: see ``lendsafe.audit_anchor.checkpoint_path``)."""
+        from sqlalchemy.engine import make_url
 
-            url = Settings().database_url
+        from lendsafe.config import Settings
+
+        settings = Settings() if url is None or key is None or checkpoint is None else None
+        url = url if url is not None else settings.database_url
         self.url = url
         self._clock = clock or _utc_now
         self._engine = _create_engine(url)
         self.backend = self._engine.dialect.name
+        self.key = key if isinstance(key, AuditKey) else AuditKey(key) if key is not None else \
+            AuditKey.load(settings.home)
+        parsed = make_url(url)
+        path = Path(checkpoint) if checkpoint is not None else checkpoint_path(parsed, settings.home)
+        self.checkpoint = Checkpoint(path, self.key, store_label(parsed))
         self._migrate()
+
+    @property
+    def safe_url(self) -> str:
+        """The store's URL with any password replaced by ``***`` (for pages and logs)."""
+        return redact_url(self.url)
 
     # -- lifecycle
     def close(self) -> None:
@@ -520,20 +579,27 @@ class AuditStore:
             return []
         records, _ = _tables()
         with self._locked() as conn:
-            head, linked = self._head(conn), []
+            before = self._state(conn)
+            head, linked = (before.head_id, before.head_hash), []
             for body in bodies:
                 row, content = self._next_row(body, *head)
                 linked.append((row, content))
                 head = (row["id"], row["record_hash"])
             conn.execute(records.insert(), [row for row, _ in linked])
+            after = _advanced(before, *head, added=len(linked))
+            self.checkpoint.advance(before, after)
+        self.checkpoint.settle(after)
         return [AuditRecord(**{**row, "content": content}) for row, content in linked]
 
-    def _next_row(self, body: dict[str, Any], head_id: int, head_hash: str) -> tuple[dict[str, Any], dict]:
-        """Table row and content of the record following (head_id, head_hash): id, timestamp, chain hash."""
-        content = {**body, "id": head_id + 1, "created_at": format_timestamp(self._clock())}
+    def _next_row(self, body: dict[str, Any], head_id: int, head_hash: str,
+                  created_at: str | None = None) -> tuple[dict[str, Any], dict]:
+        """Table row and content of the record following (head_id, head_hash): id, timestamp, chain hash,
+        signature."""
+        content = {**body, "id": head_id + 1, "created_at": created_at or format_timestamp(self._clock())}
         text = canonical_json(content)
-        row = {**index_columns(content), "prev_hash": head_hash, "record_hash": _hash_text(text, head_hash),
-               "content": text}
+        record_hash = _hash_text(text, head_hash)
+        row = {**index_columns(content), "prev_hash": head_hash, "record_hash": record_hash, "content": text,
+               "record_mac": self.key.sign("record", record_hash)}
         return row, content
 
     def update(self, *_args: Any, **_kwargs: Any) -> None:
@@ -560,6 +626,18 @@ class AuditStore:
     def head(self) -> tuple[int, str]:
         with self._reading() as conn:
             return self._head(conn)
+
+    def _state(self, conn: Any) -> ChainState:
+        """Head, record count and purge-log head, read cheaply (ids are contiguous after the anchor)."""
+        from sqlalchemy import select
+
+        _, purges = _tables()
+        last_purge = conn.execute(select(purges.c.id, purges.c.entry_hash, purges.c.last_id)
+                                  .order_by(purges.c.id.desc()).limit(1)).first()
+        head_id, head_hash = self._head(conn)
+        anchor_id = last_purge.last_id if last_purge else 0
+        return ChainState(head_id, head_hash, head_id - anchor_id, last_purge.id if last_purge else 0,
+                          last_purge.entry_hash if last_purge else GENESIS_HASH)
 
     @staticmethod
     def _to_record(row: Any) -> AuditRecord:
@@ -612,28 +690,69 @@ class AuditStore:
 
     # -- verification
     def verify(self) -> VerifyReport:
-        """Walk the purge log and the record chain; name the first broken link."""
+        """Walk the purge log and the record chain, check every signature and the retention rule of every
+        purge, then compare the head with the signed checkpoint; name the first broken link.
+
+        The walk reads without blocking writers; a checkpoint mismatch (which a write committed during
+        the walk could cause) is re-checked under the write lock before it is reported."""
         with self._reading() as conn:
+            report = self._verify(conn)
+        if report.ok or report.checkpoint != CHECKPOINT_MISMATCH:
+            return report
+        with self._locked() as conn:
             return self._verify(conn)
 
     def _verify(self, conn: Any) -> VerifyReport:
+        reading = self.checkpoint.read()
+        walk = _ChainWalk(self.key, self._purge_rows(conn), reading.limits())
+        if reading.status == WRONG_KEY:
+            return walk.report((None, f"checkpoint {reading.path} is {reading.detail}"), reading.status)
+        problem = walk.purge_log_problem() or walk.records_problem(self._rows_in_order(conn))
+        if problem:
+            return walk.report(problem, reading.status)
+        problem = _checkpoint_problem(reading, walk.state())
+        if problem:
+            return walk.report(problem, CHECKPOINT_MISMATCH if reading.status == OK else reading.status)
+        return walk.report(None, f"{reading.path}, key {self.key.key_id}" if reading.status == OK
+                           else f"none yet at {reading.path}: the store is empty")
+
+    def anchor_checkpoint(self, *, accept: bool = False) -> tuple[VerifyReport, ChainState]:
+        """Write the signed checkpoint at the current head.
+
+        Without ``accept`` the store must verify against its checkpoint (or be empty); with it, the
+        current head is anchored afresh after a review (the chain must still verify internally; records
+        and purge entries written before signing existed are accepted unsigned). The old file is kept.
+        """
+        with self._locked() as conn:
+            report = self._verify(conn)
+            if report.ok:
+                self.checkpoint.reset(report.state(), self.checkpoint.read().limits(), keep_old=False)
+                return report, report.state()
+            if not accept:
+                raise AuditIntegrityError(f"checkpoint not written: {report.summary()} (after a review, "
+                                          "`lendsafe audit checkpoint --accept` anchors the current head)")
+            return self._accept(conn)
+
+    def _accept(self, conn: Any) -> tuple[VerifyReport, ChainState]:
         purge_rows = self._purge_rows(conn)
-        purge_problem = _check_purge_log(purge_rows)
-        anchor_id, anchor_hash = self._anchor(conn)
-        expected = {"id": anchor_id + 1, "prev_hash": anchor_hash}
-        report = {"anchor_id": anchor_id, "anchor_hash": anchor_hash, "purges": len(purge_rows)}
-        if purge_problem:
-            return VerifyReport(False, 0, head_id=anchor_id, head_hash=anchor_hash, broken_id=purge_problem[0],
-                                problem=purge_problem[1], **report)
-        checked = 0
-        for row in self._rows_in_order(conn):
-            problem = _link_problem(row, expected)
-            if problem:
-                return VerifyReport(False, checked, head_id=expected["id"] - 1, head_hash=expected["prev_hash"],
-                                    broken_id=row.id, problem=problem, **report)
-            checked += 1
-            expected = {"id": row.id + 1, "prev_hash": row.record_hash}
-        return VerifyReport(True, checked, head_id=expected["id"] - 1, head_hash=expected["prev_hash"], **report)
+        limits = {"record": self._first_unsigned_after(conn), "purge": 1 + max(
+            (row.id for row in purge_rows if row.entry_mac is None), default=0)}
+        walk = _ChainWalk(self.key, purge_rows, limits)
+        problem = walk.purge_log_problem() or walk.records_problem(self._rows_in_order(conn))
+        report = walk.report(problem, "accepted")
+        if problem:
+            raise AuditIntegrityError(f"checkpoint not written: the chain itself is broken: {report.summary()}")
+        self.checkpoint.reset(walk.state(), limits)
+        log.warning("audit checkpoint %s re-anchored at %s after review", self.checkpoint.where,
+                    walk.state().describe())
+        return report, walk.state()
+
+    def _first_unsigned_after(self, conn: Any) -> int:
+        from sqlalchemy import func, select
+
+        records, _ = _tables()
+        last_unsigned = conn.execute(select(func.max(records.c.id)).where(records.c.record_mac.is_(None))).scalar()
+        return 1 + (last_unsigned or 0)
 
     def _purge_rows(self, conn: Any) -> list[Any]:
         from sqlalchemy import select
@@ -717,54 +836,94 @@ class AuditStore:
         return section, result.pdf if result.identical else None
 
     # -- retention
-    def past_retention(self, months: int = 25, *, now: datetime | None = None) -> list[AuditRecord]:
+    def past_retention(self, months: int = 25, *, credit: str = "consumer",
+                       now: datetime | None = None) -> list[AuditRecord]:
         """Records created before ``now`` minus ``months`` (candidates for purge), oldest first."""
+        check_retention(months, credit)
         return self.list(until=months_before(now or self._clock(), months), limit=None)
 
-    def purge(self, months: int = 25, *, actor: str, confirm: bool = False,
+    def purge(self, months: int = 25, *, actor: str, confirm: bool = False, credit: str = "consumer",
               now: datetime | None = None) -> PurgeResult:
-        """Remove the oldest contiguous records past retention and log the new chain anchor."""
+        """Remove the oldest contiguous records past retention; the purge is logged and is itself a record.
+
+        ``months`` must be at least the retention 12 CFR 1002.12(b) sets for ``credit`` (25 months for
+        consumer credit, 12 for business credit). The chain must verify first.
+        """
         if not confirm:
             raise AuditIntegrityError("purge removes records for good; expected confirm=True (CLI: --confirm)")
-        if months < MIN_RETENTION_MONTHS:
-            raise AuditIntegrityError(f"retention must be at least {MIN_RETENTION_MONTHS} months "
-                                      f"(12 CFR 1002.12(b)); got {months}")
-        if not isinstance(actor, str) or not actor.strip():
-            raise AuditIntegrityError(f"a purge names its actor; expected a non-empty string, got {actor!r}")
+        check_retention(months, credit)
+        _check_actor(actor)
         moment = now or self._clock()
-        cutoff = format_timestamp(months_before(moment, months))
+        purge = {"months": months, "credit": credit, "actor": actor, "purged_at": format_timestamp(moment),
+                 "cutoff": format_timestamp(months_before(moment, months))}
         with self._locked() as conn:
             report = self._verify(conn)
             if not report.ok:
                 raise AuditIntegrityError(f"purge refused: the chain does not verify ({report.summary()})")
-            return self._purge_locked(conn, months, cutoff, actor, format_timestamp(moment))
+            result, after = self._purge_locked(conn, purge, report.state())
+            if after is not None:
+                self.checkpoint.advance(report.state(), after)
+        if after is not None:
+            self.checkpoint.settle(after)
+        return result
 
-    def _purge_locked(self, conn: Any, months: int, cutoff: str, actor: str, purged_at: str) -> PurgeResult:
+    def _purge_locked(self, conn: Any, purge: dict[str, Any], before: ChainState
+                      ) -> tuple[PurgeResult, ChainState | None]:
         from sqlalchemy import func, select
 
         records, purges = _tables()
-        first_kept = conn.execute(select(func.min(records.c.id)).where(records.c.created_at >= cutoff)).scalar()
-        doomed = select(records.c.id, records.c.record_hash)
+        first_kept = conn.execute(select(func.min(records.c.id))
+                                  .where(records.c.created_at >= purge["cutoff"])).scalar()
+        doomed = select(records.c.id, records.c.record_hash, records.c.created_at)
         if first_kept is not None:
             doomed = doomed.where(records.c.id < first_kept)
         rows = list(conn.execute(doomed.order_by(records.c.id)))
         if not rows:
-            return PurgeResult(0, None, None, None, cutoff)
-        entry = self._purge_entry(conn, rows, months, cutoff, actor, purged_at)
+            return PurgeResult(0, None, None, None, purge["cutoff"]), None
+        entry = _purge_entry(self.key, rows, purge, before)
         conn.execute(purges.insert().values(**entry))
+        body = {"format": RECORD_FORMAT, "kind": PURGE_KIND, "actor": purge["actor"], "purge": _purge_fields(entry)}
+        row, _ = self._next_row(body, before.head_id, before.head_hash, created_at=purge["purged_at"])
+        conn.execute(records.insert().values(**row))
         conn.execute(records.delete().where(records.c.id <= entry["last_id"]))
-        log.warning("audit purge by %s: removed records %d..%d created before %s; anchor %s",
-                    actor, entry["first_id"], entry["last_id"], cutoff, entry["anchor_hash"])
-        return PurgeResult(len(rows), entry["first_id"], entry["last_id"], entry["anchor_hash"], cutoff)
+        log.warning("audit purge by %s: removed records %d..%d created before %s (%d months, %s credit); "
+                    "anchor %s; purge record %d", purge["actor"], entry["first_id"], entry["last_id"],
+                    purge["cutoff"], purge["months"], purge["credit"], entry["anchor_hash"], row["id"])
+        after = ChainState(row["id"], row["record_hash"], row["id"] - entry["last_id"], entry["id"],
+                           entry["entry_hash"])
+        return PurgeResult(len(rows), entry["first_id"], entry["last_id"], entry["anchor_hash"], purge["cutoff"],
+                           row["id"]), after
 
-    def _purge_entry(self, conn: Any, rows: list[Any], months: int, cutoff: str, actor: str,
-                     purged_at: str) -> dict[str, Any]:
-        previous = self._purge_rows(conn)
-        entry = {"id": previous[-1].id + 1 if previous else 1, "purged_at": purged_at, "actor": actor,
-                 "months": months, "cutoff": cutoff, "first_id": rows[0].id, "last_id": rows[-1].id,
-                 "purged_count": len(rows), "anchor_hash": rows[-1].record_hash,
-                 "prev_entry_hash": previous[-1].entry_hash if previous else GENESIS_HASH}
-        return {**entry, "entry_hash": chain_hash(entry["prev_entry_hash"], entry)}
+
+def check_retention(months: Any, credit: str = "consumer") -> None:
+    """Refuse a retention period shorter than 12 CFR 1002.12(b) allows for this kind of credit."""
+    if credit not in RETENTION_MONTHS:
+        raise ConfigurationError(f"credit must be one of {tuple(RETENTION_MONTHS)}; got {credit!r}")
+    minimum = RETENTION_MONTHS[credit]
+    if isinstance(months, bool) or not isinstance(months, int) or not minimum <= months <= MAX_RETENTION_MONTHS:
+        raise AuditIntegrityError(f"retention months must be a whole number of at least {minimum} months for "
+                                  f"{credit} credit (12 CFR 1002.12(b)) and at most {MAX_RETENTION_MONTHS}; "
+                                  f"got {months!r}")
+
+
+def _purge_entry(key: AuditKey, rows: list[Any], purge: dict[str, Any], before: ChainState) -> dict[str, Any]:
+    """The purge-log row: what was removed, under which rule, its record id, hash link and signature."""
+    entry = {"id": before.purges + 1, **purge, "first_id": rows[0].id, "last_id": rows[-1].id,
+             "purged_count": len(rows), "anchor_hash": rows[-1].record_hash, "last_created_at": rows[-1].created_at,
+             "record_id": before.head_id + 1, "prev_entry_hash": before.purge_hash}
+    entry_hash = chain_hash(entry["prev_entry_hash"], entry)
+    return {**entry, "entry_hash": entry_hash, "entry_mac": key.sign("purge", entry_hash)}
+
+
+def _purge_fields(entry: Any) -> dict[str, Any]:
+    """A purge-log entry as hashed and as copied into its chain record (columns added later only when set)."""
+    values = dict(entry)
+    return {k: v for k, v in values.items()
+            if k != "entry_mac" and not (k in PURGE_COLUMNS_SINCE_0002 and v is None)}
+
+
+def _advanced(before: ChainState, head_id: int, head_hash: str, *, added: int) -> ChainState:
+    return ChainState(head_id, head_hash, before.count + added, before.purges, before.purge_hash)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -781,6 +940,91 @@ def _as_timestamp(value: datetime | str) -> str:
     return format_timestamp(value) if isinstance(value, datetime) else value
 
 
+CHECKPOINT_MISMATCH = "does not match the store"
+Problem = tuple[int | None, str]           # (first broken record id or None, what is wrong)
+
+
+class _ChainWalk:
+    """One pass over the purge log and the records: hash links, contents, signatures, retention rule."""
+
+    def __init__(self, key: AuditKey, purge_rows: list[Any], signed_from: dict[str, int]):
+        self.key, self.purge_rows, self.signed_from = key, purge_rows, signed_from
+        last = purge_rows[-1] if purge_rows else None
+        self.anchor = (last.last_id, last.anchor_hash) if last else (0, GENESIS_HASH)
+        self.purge_hash = last.entry_hash if last else GENESIS_HASH
+        self.head = self.anchor
+        self.checked = 0
+        self.entries = {row.entry_hash: row for row in purge_rows}
+        self.purge_records_seen: set[int] = set()
+
+    def purge_log_problem(self) -> Problem | None:
+        """The first purge-log entry whose link, retention rule or signature is wrong."""
+        prev_hash, next_first = GENESIS_HASH, 1
+        for number, row in enumerate(self.purge_rows, start=1):
+            fields = _purge_fields(row._mapping)
+            entry = {k: v for k, v in fields.items() if k != "entry_hash"}
+            if row.id != number or row.prev_entry_hash != prev_hash or chain_hash(prev_hash, entry) != row.entry_hash:
+                return row.first_id, f"purge-log entry {row.id} was altered or removed (its hash link does not match)"
+            problem = _retention_problem(row) or self._signature_problem(
+                "purge", row.id, row.entry_hash, row.entry_mac, f"purge-log entry {row.id}")
+            if problem:
+                return row.first_id, problem
+            if row.first_id != next_first:
+                return row.first_id, f"purge-log entry {row.id} starts at record {row.first_id}; expected {next_first}"
+            prev_hash, next_first = row.entry_hash, row.last_id + 1
+        return None
+
+    def records_problem(self, rows: Iterator[Any]) -> Problem | None:
+        """The first record that is not the valid, signed next link; then purges missing their record."""
+        expected = {"id": self.anchor[0] + 1, "prev_hash": self.anchor[1]}
+        for row in rows:
+            problem = _link_problem(row, expected) or self._signature_problem(
+                "record", row.id, row.record_hash, row.record_mac, "record") or self._purge_record_problem(row)
+            if problem:
+                return row.id, problem
+            self.checked += 1
+            self.head = (row.id, row.record_hash)
+            expected = {"id": row.id + 1, "prev_hash": row.record_hash}
+        return self._missing_purge_record()
+
+    def _signature_problem(self, kind: str, number: int, hashed: str, mac: str | None, what: str) -> str | None:
+        if mac is None:
+            return None if number < self.signed_from[kind] else (
+                f"{what} is not signed with the audit key (written outside LendSafe)")
+        if not self.key.check(kind, hashed, mac):
+            return (f"{what}'s signature does not match the audit key {self.key.key_id} (forged or re-chained "
+                    "outside LendSafe, or the store was written with another key)")
+        return None
+
+    def _purge_record_problem(self, row: Any) -> str | None:
+        content = json.loads(row.content)
+        if content.get("kind") != PURGE_KIND:
+            return None
+        recorded = content.get("purge") or {}
+        logged = self.entries.get(recorded.get("entry_hash"))
+        if logged is None:
+            return "purge record names a purge-log entry that is not in the purge log (the log entry was removed)"
+        if _purge_fields(logged._mapping) != recorded or logged.record_id != row.id:
+            return f"purge record disagrees with purge-log entry {logged.id}"
+        self.purge_records_seen.add(logged.id)
+        return None
+
+    def _missing_purge_record(self) -> Problem | None:
+        for row in self.purge_rows:
+            if row.record_id is not None and row.record_id > self.anchor[0] and row.id not in self.purge_records_seen:
+                return row.record_id, (f"record {row.record_id}, the chain record of purge-log entry {row.id}, "
+                                       "is missing (removed, or the purge-log entry was forged)")
+        return None
+
+    def state(self) -> ChainState:
+        return ChainState(self.head[0], self.head[1], self.checked, len(self.purge_rows), self.purge_hash)
+
+    def report(self, problem: Problem | None, checkpoint: str) -> VerifyReport:
+        broken_id, text = problem if problem else (None, None)
+        return VerifyReport(problem is None, self.checked, self.anchor[0], self.anchor[1], self.head[0], self.head[1],
+                            len(self.purge_rows), broken_id, text, checkpoint, self.purge_hash)
+
+
 def _link_problem(row: Any, expected: dict[str, Any]) -> str | None:
     """Why this row is not the valid next link, or None."""
     if row.id != expected["id"]:
@@ -794,24 +1038,79 @@ def _link_problem(row: Any, expected: dict[str, Any]) -> str | None:
         return f"content is not valid JSON ({exc})"
     if chain_hash(row.prev_hash, content) != row.record_hash:
         return "stored hash does not match the record's content (the content was altered)"
-    columns = {k: getattr(row, k) for k in index_columns(content)}
-    mismatched = [name for name, value in index_columns(content).items() if columns[name] != value]
+    try:
+        derived = index_columns(content)
+    except (KeyError, TypeError, IndexError) as exc:
+        return f"content lacks a field every record has ({exc!r})"
+    mismatched = [name for name, value in derived.items() if getattr(row, name) != value]
     if mismatched:
         return f"indexed column(s) {', '.join(mismatched)} disagree with the hashed content (altered)"
     return None
 
 
-def _check_purge_log(rows: list[Any]) -> tuple[int, str] | None:
-    """(purge id, problem) for the first broken purge-log entry, or None."""
-    prev_hash, next_first = GENESIS_HASH, None
-    for row in rows:
-        entry = {k: v for k, v in row._mapping.items() if k != "entry_hash"}
-        if row.prev_entry_hash != prev_hash or chain_hash(prev_hash, entry) != row.entry_hash:
-            return row.last_id, f"purge-log entry {row.id} was altered or removed (its hash link does not match)"
-        if next_first is not None and row.first_id != next_first:
-            return row.first_id, f"purge-log entry {row.id} starts at record {row.first_id}; expected {next_first}"
-        prev_hash, next_first = row.entry_hash, row.last_id + 1
+def _parse_timestamp(text: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(text), TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _retention_problem(row: Any) -> str | None:
+    """Whether a purge-log entry was lawful: the period, its cutoff, its count, the newest record it removed."""
+    what = f"purge-log entry {row.id} (records {row.first_id}..{row.last_id})"
+    credit = row.credit or "business"          # entries written before 0002 were held to the 12-month floor
+    minimum = RETENTION_MONTHS.get(credit)
+    if minimum is None:
+        return f"{what} names credit {credit!r}; expected one of {tuple(RETENTION_MONTHS)}"
+    if not isinstance(row.months, int) or row.months < minimum:
+        return (f"{what} used a {row.months}-month retention period; 12 CFR 1002.12(b) requires at least "
+                f"{minimum} months for {credit} credit (an unlawful or forged purge)")
+    purged_at = _parse_timestamp(row.purged_at)
+    if purged_at is None or format_timestamp(months_before(purged_at, row.months)) != row.cutoff:
+        return f"{what} has cutoff {row.cutoff}; expected {row.months} months before its time {row.purged_at}"
+    if row.purged_count != row.last_id - row.first_id + 1:
+        return f"{what} claims {row.purged_count} records removed; its range holds {row.last_id - row.first_id + 1}"
+    if row.last_created_at is not None and row.last_created_at >= row.cutoff:
+        return f"{what} removed a record created at {row.last_created_at}, not before its cutoff {row.cutoff}"
     return None
+
+
+def _checkpoint_problem(reading: CheckpointReading, state: ChainState) -> Problem | None:
+    """How the store differs from what the signed checkpoint vouches for, naming the first broken link."""
+    if reading.vouches_for(state):
+        return None
+    first_unanchored = state.head_id - state.count + 1 if state.count else None
+    if reading.status == MISSING:
+        return first_unanchored, (f"no checkpoint at {reading.path} while the store holds {state.describe()}: "
+                                  "the anchor was removed, or the store was never anchored (review it, then "
+                                  "`lendsafe audit checkpoint --accept`)")
+    if reading.status != OK:
+        return None, f"checkpoint {reading.path} {reading.detail}"
+    vouched = reading.pending or reading.confirmed
+    return _head_difference(state, vouched) or _purge_difference(state, vouched)
+
+
+def _head_difference(state: ChainState, vouched: ChainState) -> Problem | None:
+    if state.head_id < vouched.head_id:
+        return state.head_id + 1, (f"records {state.head_id + 1}..{vouched.head_id}, which the signed checkpoint "
+                                   "vouches for, are missing (the tail was deleted or an older copy restored)")
+    if state.head_id > vouched.head_id:
+        return vouched.head_id + 1, (f"records {vouched.head_id + 1}..{state.head_id} are not vouched for by the "
+                                     f"signed checkpoint, whose head is record {vouched.head_id} (written outside "
+                                     "LendSafe)")
+    if state.head_hash != vouched.head_hash:
+        return state.head_id, (f"record {state.head_id} has hash {state.head_hash}; the signed checkpoint vouches "
+                               f"for {vouched.head_hash} (the chain was rewritten)")
+    return None
+
+
+def _purge_difference(state: ChainState, vouched: ChainState) -> Problem | None:
+    if (state.purges, state.purge_hash) != (vouched.purges, vouched.purge_hash):
+        return state.head_id - state.count + 1, (
+            f"the purge log has {state.purges} entries (head {state.purge_hash[:16]}…); the signed checkpoint "
+            f"vouches for {vouched.purges} (head {vouched.purge_hash[:16]}…)")
+    return None, (f"the store ({state.describe()}) differs from what the signed checkpoint vouches for "
+                  f"({vouched.describe()})")
 
 
 def _check_own_hash(record: AuditRecord) -> None:

@@ -21,7 +21,7 @@ from lendsafe.audit import (GENESIS_HASH, run_pragmas, REBUILT, RERENDERED, VERS
                             canonical_json, chain_hash, months_before, sha256_hex)
 from lendsafe.cli import main as cli_main
 from lendsafe.decision import Citation, Decision, Reason
-from lendsafe.errors import AuditIntegrityError
+from lendsafe.errors import AuditIntegrityError, ConfigurationError
 from pg_server import PostgresUnavailable, running_postgres
 
 FORK = multiprocessing.get_context("fork")
@@ -86,6 +86,12 @@ def postgres():
             yield server
     except PostgresUnavailable as exc:
         pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")
+
+
+@pytest.fixture(autouse=True)
+def checkpoints_in_tmp(tmp_path, monkeypatch):
+    """Checkpoint files of the test stores (PostgreSQL ones too) go to the test's folder."""
+    monkeypatch.setenv("LENDSAFE_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -345,7 +351,7 @@ def test_verify_names_the_first_broken_link(store, db_url, tamper, broken_id, pr
     assert report.checked == len([r for r in store.list(limit=None) if r.id < broken_id])
 
 
-def test_rehashing_an_altered_record_breaks_the_next_link(store, db_url):
+def test_rehashing_an_altered_record_is_named_by_its_signature(store, db_url):
     records = fill(store, 4)
     content = {**records[1].content, "actor": "mallory"}
     forged = chain_hash(records[1].prev_hash, content)
@@ -353,7 +359,7 @@ def test_rehashing_an_altered_record_breaks_the_next_link(store, db_url):
                         "WHERE id = 2", bypass=store.backend,
                 params={"content": canonical_json(content), "forged": forged})
     report = store.verify()
-    assert (report.ok, report.broken_id) == (False, 3) and "previous-hash link" in report.problem
+    assert (report.ok, report.broken_id) == (False, 2) and "signature does not match" in report.problem
 
 
 # ----------------------------------------------------------------------------- retention and purge
@@ -376,41 +382,58 @@ def test_purge_needs_confirmation_and_a_lawful_period(store, clock):
     _age_records(store, clock)
     with pytest.raises(AuditIntegrityError, match="confirm=True"):
         store.purge(25, actor="officer")
-    with pytest.raises(AuditIntegrityError, match="at least 12 months"):
-        store.purge(6, actor="officer", confirm=True)
+    with pytest.raises(AuditIntegrityError, match="at least 25 months for consumer credit"):
+        store.purge(24, actor="officer", confirm=True)
+    with pytest.raises(AuditIntegrityError, match="at least 12 months for business credit"):
+        store.purge(11, actor="officer", confirm=True, credit="business")
+    with pytest.raises(AuditIntegrityError, match="got -5"):
+        store.past_retention(-5)
+    with pytest.raises(ConfigurationError, match="credit must be one of"):
+        store.purge(25, actor="officer", confirm=True, credit="mortgage")
     assert store.count() == 8
 
 
 def test_purge_removes_the_oldest_records_and_the_chain_still_verifies(store, clock, db_url):
     records = _age_records(store, clock)
     result = store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
-    assert (result.purged_count, result.first_id, result.last_id) == (5, 1, 5)
+    assert (result.purged_count, result.first_id, result.last_id, result.record_id) == (5, 1, 5, 9)
     assert result.anchor_hash == records[4].record_hash
     report = store.verify()
-    assert report.ok and (report.anchor_id, report.anchor_hash, report.checked) == (5, records[4].record_hash, 3)
-    assert [r.id for r in store.list()] == [6, 7, 8]
+    assert report.ok and (report.anchor_id, report.anchor_hash, report.checked) == (5, records[4].record_hash, 4)
+    assert [r.id for r in store.list()] == [6, 7, 8, 9]
     with pytest.raises(AuditIntegrityError):
         store.get(1)
     [log_entry] = store.purges()
-    assert (log_entry["actor"], log_entry["months"], log_entry["purged_count"]) == ("officer", 25, 5)
+    assert (log_entry["actor"], log_entry["months"], log_entry["purged_count"], log_entry["credit"]) == \
+        ("officer", 25, 5, "consumer")
+    purge_record = store.get(9)
+    assert (purge_record.kind, purge_record.decision, purge_record.actor) == ("purge", "purge", "officer")
+    assert purge_record.prev_hash == records[-1].record_hash and purge_record.created_at == log_entry["purged_at"]
+    assert purge_record.content["purge"]["entry_hash"] == log_entry["entry_hash"] and log_entry["record_id"] == 9
+    with pytest.raises(AuditIntegrityError, match="is a purge record"):
+        purge_record.to_decision()
     from sqlalchemy.exc import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
         execute_raw(db_url, "DELETE FROM audit_records WHERE id = 6")
 
 
-def test_purging_everything_leaves_the_anchor_as_head(store, clock):
-    records = _age_records(store, clock)
-    store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
+def test_purging_every_decision_leaves_the_purge_records_as_the_chain(store, clock):
+    _age_records(store, clock)
+    first = store.purge(25, actor="officer", confirm=True, now=datetime(2024, 1, 1, tzinfo=timezone.utc))
     second = store.purge(25, actor="officer", confirm=True, now=datetime(2025, 1, 1, tzinfo=timezone.utc))
-    assert (second.purged_count, second.first_id, second.last_id) == (3, 6, 8)
-    assert store.count() == 0 and store.head() == (8, records[-1].record_hash)
+    assert (second.purged_count, second.first_id, second.last_id, second.record_id) == (3, 6, 8, 10)
+    assert [r.kind for r in store.list()] == ["purge", "purge"] and store.head()[0] == 10
     clock.set(datetime(2025, 2, 1, tzinfo=timezone.utc))
     [new] = fill(store, 1)
-    assert (new.id, new.prev_hash) == (9, records[-1].record_hash)
+    assert (new.id, new.prev_hash) == (11, store.get(10).record_hash)
     entries = store.purges()
     assert entries[1]["prev_entry_hash"] == entries[0]["entry_hash"] and store.verify().ok
-    assert store.purge(25, actor="officer", confirm=True, now=datetime(2025, 3, 1, tzinfo=timezone.utc)) \
+    third = store.purge(25, actor="officer", confirm=True, now=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert (third.first_id, third.last_id) == (9, 9) and first.record_id == 9     # the first purge's own record
+    report = store.verify()
+    assert report.ok and report.purges == 3 and report.anchor_id == 9
+    assert store.purge(25, actor="officer", confirm=True, now=datetime(2026, 4, 1, tzinfo=timezone.utc)) \
         .purged_count == 0
 
 
@@ -656,7 +679,8 @@ def test_cli_retention_and_purge(cli_store, capsys):
     code, _, err = run_cli(capsys, cli_store, "purge", "--months", "25")
     assert code == 2 and "--confirm" in err
     code, out, _ = run_cli(capsys, cli_store, "purge", "--months", "25", "--confirm", "--actor", "officer")
-    assert code == 0 and "purged 3 records (1..3)" in out and "chain verifies: 2 records after anchor 3" in out
+    assert code == 0 and "purged 3 records (1..3)" in out and "the purge is record 6" in out
+    assert "chain verifies: 3 records after anchor 3" in out
 
 
 def test_cli_replay_and_export(tmp_path, capsys, notice_api):

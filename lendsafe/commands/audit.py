@@ -1,12 +1,44 @@
-"""`lendsafe audit list|show|verify|replay|export|retention|purge`: the audit store from the shell."""
+"""`lendsafe audit list|show|verify|checkpoint|replay|export|retention|purge`: the audit store from the shell.
+
+Option values are checked where they are parsed (argparse exits 2 naming the option); the retention
+period is checked against 12 CFR 1002.12(b) for the kind of credit before the store is opened.
+"""
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 LIST_FILTERS = ("dataset", "decision", "writer", "actor", "reason", "since", "until")
+TIME_FILTERS = ("since", "until")
+MAX_LIST_LIMIT = 1_000_000
+CREDIT_KINDS = ("consumer", "business")
+
+
+def iso_time(text: str) -> datetime:
+    """An ISO 8601 date or time (UTC unless it says otherwise), e.g. 2024-05-01 or 2024-05-01T12:00:00Z."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 date or time such as 2024-05-01 or "
+                                         f"2024-05-01T12:00:00Z; got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}; got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +60,12 @@ def _open(args: argparse.Namespace):
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     for name in LIST_FILTERS:
-        parser.add_argument(f"--{name}", help=f"only records whose {name} matches"
-                            if name not in ("since", "until") else f"ISO time ({name}, UTC)")
-    parser.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")
+        if name in TIME_FILTERS:
+            parser.add_argument(f"--{name}", type=iso_time, help=f"ISO 8601 date or time ({name}; UTC unless given)")
+        else:
+            parser.add_argument(f"--{name}", help=f"only records whose {name} matches")
+    parser.add_argument("--limit", type=bounded_int(1, MAX_LIST_LIMIT), default=100,
+                        help="at most this many records (default 100)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
@@ -47,7 +82,7 @@ def _without_content(values: dict) -> dict:
 
 
 def _id_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", type=int, help="record id")
+    parser.add_argument("id", type=bounded_int(1, 2**62), help="record id")
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -61,6 +96,21 @@ def run_verify(args: argparse.Namespace) -> int:
         report = store.verify()
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accept", action="store_true",
+                        help="after a review, anchor the current head even though the store does not match its "
+                             "checkpoint (or has none); the replaced file is kept beside it")
+
+
+def run_checkpoint(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        report, state = store.anchor_checkpoint(accept=args.accept)
+        where = store.checkpoint.where
+    print(f"checkpoint written: {where}: {state.describe()}, head hash {state.head_hash}")
+    print(report.summary())
+    return 0
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,13 +147,23 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _retention_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--months", type=int, default=25,
-                        help="retention period in months (default 25, 12 CFR 1002.12(b))")
+    parser.add_argument("--months", type=bounded_int(1, 1200), default=25,
+                        help="retention period in months (default 25; at least 25 for consumer credit, "
+                             "12 for business credit, 12 CFR 1002.12(b))")
+    parser.add_argument("--credit", choices=CREDIT_KINDS, default="consumer",
+                        help="kind of credit the records are for (sets the legal minimum; default consumer)")
+
+
+def _check_months(args: argparse.Namespace) -> None:
+    from lendsafe.audit import check_retention
+
+    check_retention(args.months, args.credit)
 
 
 def run_retention(args: argparse.Namespace) -> int:
+    _check_months(args)
     with _open(args) as store:
-        records = store.past_retention(args.months)
+        records = store.past_retention(args.months, credit=args.credit)
     for record in records:
         print(record.summary())
     print(f"{len(records)} record(s) past {args.months}-month retention")
@@ -117,8 +177,10 @@ def _purge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_purge(args: argparse.Namespace) -> int:
+    _check_months(args)
     with _open(args) as store:
-        result = store.purge(args.months, actor=args.actor or getpass.getuser(), confirm=args.confirm)
+        result = store.purge(args.months, actor=args.actor or getpass.getuser(), confirm=args.confirm,
+                             credit=args.credit)
         report = store.verify()
     print(result.summary())
     print(report.summary())
@@ -128,10 +190,14 @@ def run_purge(args: argparse.Namespace) -> int:
 ACTIONS = {
     "list": ("list recorded decisions in chain order, filtered on indexed columns", run_list, _list_arguments),
     "show": ("print one record as JSON", run_show, _id_argument),
-    "verify": ("walk the hash chain and name the first broken link", run_verify, lambda parser: None),
+    "verify": ("walk the hash chain, check signatures and the signed checkpoint; name the first broken link",
+               run_verify, lambda parser: None),
+    "checkpoint": ("write the signed checkpoint at the current head (--accept after a review)", run_checkpoint,
+                   _checkpoint_arguments),
     "replay": ("regenerate a record's notice and compare it byte for byte", run_replay, _replay_arguments),
     "export": ("write an evidence pack: notice PDF + JSON sidecar with chain hashes", run_export,
                _export_arguments),
     "retention": ("list records past the retention period", run_retention, _retention_arguments),
-    "purge": ("remove records past retention (logged; the chain still verifies)", run_purge, _purge_arguments),
+    "purge": ("remove records past retention (the purge is itself a chain record; the chain still verifies)",
+              run_purge, _purge_arguments),
 }
