@@ -1,7 +1,9 @@
-"""Notices for a whole CSV of applications: one PDF per denial, a manifest, and the rows that failed.
+"""Notices for a whole CSV of applications: one PDF per denial, a notice of incompleteness per row that
+lacks required fields, a manifest, and the rows that failed.
 
-Shared by `lendsafe notices` and the dashboard's batch page. Invalid rows are reported with their
-problems and the rest are processed.
+Shared by `lendsafe notices` and the dashboard's batch page. Invalid rows (a wrong value, or an
+explanation that fails verification at issue time) are reported with their problems and the rest
+are processed.
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.issuance import Issued, Issuer, default_actor
+from lendsafe.issuance import Issued, IssuedIncomplete, Issuer, default_actor, explanation_failures
 from lendsafe.notice import NoticeSettings
+
+INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness
 
 MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
 ERROR_COLUMNS = ("row", "problems")
@@ -31,8 +35,8 @@ class ManifestRow:
 
     row: int
     id: str            # notice document id ("" for approvals)
-    decision: str
-    reasons: str       # reason codes, most important first, separated by ";"
+    decision: str      # "deny" | "approve" | "incomplete"
+    reasons: str       # reason codes, most important first (missing fields for "incomplete"), ";"-separated
     sha256: str        # sha256 of the PDF bytes
     path: str          # PDF file name inside the output folder
     check: str         # "pass" | "fail: <checks>" | "" (no notice)
@@ -59,8 +63,18 @@ class BatchResult:
         return len(self.rows)
 
     @property
-    def notices(self) -> list[ManifestRow]:
+    def documents(self) -> list[ManifestRow]:
+        """Rows with a PDF: adverse-action notices and notices of incompleteness."""
         return [r for r in self.rows if r.path]
+
+    @property
+    def notices(self) -> list[ManifestRow]:
+        """Rows with an adverse-action notice."""
+        return [r for r in self.documents if r.decision != INCOMPLETE]
+
+    @property
+    def incomplete(self) -> list[ManifestRow]:
+        return [r for r in self.rows if r.decision == INCOMPLETE]
 
     @property
     def failed_checks(self) -> list[ManifestRow]:
@@ -94,42 +108,75 @@ def _notice_row(row: int, issued: Issued, out_dir: Path) -> ManifestRow:
                        hashlib.sha256(issued.pdf).hexdigest(), name, verdict, audit_id)
 
 
+def _incomplete_row(row: int, issued: IssuedIncomplete, out_dir: Path) -> ManifestRow:
+    """The manifest row of a notice of incompleteness; writes its PDF into `out_dir`."""
+    name = f"incomplete_row{row:05d}_{issued.notice.document_id}.pdf"
+    (out_dir / name).write_bytes(issued.pdf)
+    verdict = "pass" if issued.check.passed else "fail: " + ", ".join(issued.check.failures())
+    return ManifestRow(row, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
+                       hashlib.sha256(issued.pdf).hexdigest(), name, verdict, "")
+
+
 def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
               notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
-              actor: str | None = None) -> BatchResult:
+              actor: str | None = None, incomplete: bool = True) -> BatchResult:
     """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
 
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
     `progress(done, total)` is called after each chunk. Every decision is recorded in `audit` (an
-    ``AuditStore``) when given, a chunk's decisions in one transaction. The manifest and error list
-    are written as CSV files in `out_dir`.
+    ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
+    fields gets a notice of incompleteness (``incomplete=False``: an error instead). A denial whose
+    explanation fails verification at issue time is not issued and is listed as an error. The
+    manifest and error list are written as CSV files in `out_dir`.
     """
-    from lendsafe.application import read_applications_csv
+    from lendsafe.incomplete import read_csv
 
     settings = settings or NoticeSettings()
     notice_date = notice_date or dt.date.today()
-    dataset = dataset or getattr(getattr(pipeline, "settings", None), "dataset", "hmda")
+    dataset = dataset or getattr(pipeline, "dataset", None) or getattr(getattr(pipeline, "settings", None),
+                                                                        "dataset", "hmda")
     issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
     result = BatchResult(Path(out_dir))
     result.out_dir.mkdir(parents=True, exist_ok=True)
-    rows = read_applications_csv(Path(csv_path), dataset)
-    for start in range(0, len(rows), max(chunk_size, 1)):
-        chunk = rows[start:start + max(chunk_size, 1)]
-        result.errors += [BatchError(row, _problems(error or "row could not be read"))
-                          for row, application, error in chunk if error is not None or application is None]
-        valid = [(row, application) for row, application, error in chunk if error is None and application is not None]
-        outcomes = _decide(pipeline, valid)
-        result.errors += [BatchError(row, tuple(outcome.problems)) for row, outcome in outcomes
-                          if isinstance(outcome, InvalidApplicationError)]
-        decided = [(row, outcome) for row, outcome in outcomes if not isinstance(outcome, InvalidApplicationError)]
-        issued = issuer.issue_decisions([decision for _, decision in decided], notice_date=notice_date)
-        result.rows += [_notice_row(row, one, result.out_dir) for (row, _), one in zip(decided, issued)]
+    rows = read_csv(Path(csv_path), dataset)
+    step = max(chunk_size, 1)
+    for start in range(0, len(rows), step):
+        _run_chunk(rows[start:start + step], pipeline, issuer, result, dataset, notice_date, incomplete)
         if progress:
-            progress(start + len(chunk), len(rows))
+            progress(min(start + step, len(rows)), len(rows))
+    result.rows.sort(key=lambda r: r.row)
     result.errors.sort(key=lambda e: e.row)
     write_manifest(result)
     return result
+
+
+def _run_chunk(chunk: list, pipeline, issuer: Issuer, result: BatchResult, dataset: str,
+               notice_date: dt.date, incomplete: bool) -> None:
+    """Decide, verify, issue and record one chunk of rows, adding to `result`."""
+    result.errors += [BatchError(r.row, _problems(r.error)) for r in chunk if r.error is not None]
+    lacking = [r for r in chunk if r.triage is not None and r.triage.incomplete]
+    if incomplete:
+        result.rows += [_incomplete_row(r.row, issuer.issue_incomplete(r.triage, dataset, notice_date=notice_date),
+                                        result.out_dir) for r in lacking]
+    else:
+        result.errors += [BatchError(r.row, tuple(f"{name} is required; it is missing" for name in r.triage.missing))
+                          for r in lacking]
+    valid = [(r.row, r.triage.application) for r in chunk if r.triage is not None and not r.triage.incomplete]
+    judged = [(row, outcome, _refusal(outcome)) for row, outcome in _decide(pipeline, valid)]
+    result.errors += [BatchError(row, refusal) for row, _, refusal in judged if refusal]
+    decided = [(row, outcome) for row, outcome, refusal in judged if not refusal]
+    issued = issuer.issue_decisions([decision for _, decision in decided], notice_date=notice_date)
+    result.rows += [_notice_row(row, one, result.out_dir) for (row, _), one in zip(decided, issued)]
+
+
+def _refusal(outcome: Any) -> tuple[str, ...]:
+    """Why an outcome cannot be issued: the pipeline refused the row, or its explanation fails the verifier."""
+    if isinstance(outcome, InvalidApplicationError):
+        return tuple(outcome.problems)
+    failures = explanation_failures(outcome)
+    return tuple(f"explanation fails verification at issue time ({name}: {detail}); not issued"
+                 for name, detail in failures.items())
 
 
 def _decide(pipeline, valid: list[tuple[int, dict]]) -> list[tuple[int, Any]]:
@@ -173,12 +220,12 @@ def write_manifest(result: BatchResult) -> None:
 
 
 def zip_batch(result: BatchResult) -> bytes:
-    """The manifest, the error list and every notice PDF as one zip (same bytes for the same batch)."""
+    """The manifest, the error list and every PDF as one zip (same bytes for the same batch)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         entries = [(MANIFEST_NAME, manifest_csv(result).encode("utf-8")),
                    (ERRORS_NAME, errors_csv(result).encode("utf-8"))]
-        entries += [(r.path, (result.out_dir / r.path).read_bytes()) for r in result.notices]
+        entries += [(r.path, (result.out_dir / r.path).read_bytes()) for r in result.documents]
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
             info.compress_type = zipfile.ZIP_DEFLATED

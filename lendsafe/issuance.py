@@ -1,7 +1,10 @@
-"""Issue decisions: decide, render the notice for a denial, check it, and record it in the audit store.
+"""Issue decisions: decide, re-verify the explanation a notice prints, render the notice for a denial,
+check it, and record it in the audit store; or, for an application that lacks required fields, issue
+the notice of incompleteness (12 CFR 1002.9(c)(2)).
 
 The CLI, the dashboard and batch runs all issue through ``Issuer`` so that every decision an
-applicant could receive is kept (12 CFR 1002.12(b)) with exactly the notice that was produced.
+applicant could receive is kept (12 CFR 1002.12(b)) with exactly the notice that was produced, and
+no notice prints an explanation the verifier has not passed at the moment of issue.
 """
 from __future__ import annotations
 
@@ -13,6 +16,28 @@ from typing import Any
 
 from lendsafe.config import Settings
 from lendsafe.decision import Decision
+from lendsafe.errors import LendSafeError
+
+
+class UnverifiedExplanationError(LendSafeError, ValueError):
+    """The explanation a notice would print fails the verifier at issue time: nothing is issued."""
+
+    def __init__(self, decision: Decision, failures: dict[str, str]):
+        self.failures = failures
+        who = decision.application.get("application_id") or "the application"
+        super().__init__(f"notice not issued for {who}: its explanation (writer {decision.writer or 'unknown'}) "
+                         "fails verification at issue time: "
+                         + "; ".join(f"{name}: {detail}" for name, detail in failures.items()))
+
+
+def explanation_failures(decision: Decision) -> dict[str, str]:
+    """Check name -> detail for every verifier check the decision's explanation fails now (none: {})."""
+    from lendsafe.verify import verify
+
+    if not decision.denied or not decision.explanation:
+        return {}
+    report = verify(decision, decision.explanation)
+    return {c.check: c.detail for c in report.checks if not c.passed}
 
 
 @dataclass(frozen=True)
@@ -29,6 +54,21 @@ class Issued:
     def passed(self) -> bool:
         """True when there is no notice, or the notice passed its completeness check."""
         return self.check is None or self.check.passed
+
+
+@dataclass(frozen=True)
+class IssuedIncomplete:
+    """One notice of incompleteness: what it states (record), the notice, its PDF and the PDF check."""
+
+    record: dict[str, Any]
+    notice: Any
+    pdf: bytes
+    check: Any
+    record_id: int | None = None        # incompleteness notices are not in the decision audit store
+
+    @property
+    def passed(self) -> bool:
+        return self.check.passed
 
 
 def open_audit_store(settings: Settings | None = None):
@@ -85,12 +125,34 @@ class Issuer:
         record_id = self.record(decision, notice, pdf)
         return Issued(decision, notice, pdf, check, record_id)
 
+    def issue_incomplete(self, triaged: Any, dataset: str, *,
+                         notice_date: dt.date | str | None = None) -> IssuedIncomplete:
+        """The notice of incompleteness of a triaged application (``lendsafe.incomplete.triage``)."""
+        from lendsafe.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
+                                         render_incomplete_pdf)
+
+        record = incompleteness_record(triaged, dataset)
+        notice = build_incomplete_notice(record, self.notice_settings, notice_date=notice_date)
+        pdf = render_incomplete_pdf(notice)
+        check = check_incomplete_pdf(pdf, record, self.notice_settings, notice_date=notice.notice_date,
+                                     document_id=notice.document_id)
+        return IssuedIncomplete({**record, "notice_date": notice.notice_date, "document_id": notice.document_id},
+                                notice, pdf, check)
+
+    def verify_explanation(self, decision: Decision) -> None:
+        """Raise UnverifiedExplanationError when the explanation a notice would print fails the verifier."""
+        failures = explanation_failures(decision)
+        if failures:
+            raise UnverifiedExplanationError(decision, failures)
+
     def render(self, decision: Decision, *, notice_date: dt.date | str | None = None,
                counteroffer: str | None = None) -> tuple[Any, bytes | None, Any]:
+        """(notice, PDF, check) of a denial, its explanation verified again first; (None, None, None) otherwise."""
         from lendsafe.notice import build_notice, check_pdf, render_pdf
 
         if not decision.denied:
             return None, None, None
+        self.verify_explanation(decision)
         notice = build_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer)
         pdf = render_pdf(notice)
         return notice, pdf, check_pdf(pdf, decision, self.notice_settings)

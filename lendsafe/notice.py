@@ -1,11 +1,14 @@
 """Adverse-action notices: a pure model (`build_notice`), a deterministic PDF (`render_pdf`) and a
 completeness check over the PDF's own text (`check_pdf`).
 
-The notice carries what 12 CFR 1002.9(a)(2) and (b) and FCRA section 615(a) (15 U.S.C. 1681m(a))
-ask for: creditor, dates, the action taken, up to four principal reasons in the catalog's words
-(or the right to request them), the ECOA notice with the supervising agency, the consumer-report
-block and, when a score was used, the credit-score block. The wording lives in a TOML template the
-lender can replace. reportlab is imported inside the functions that draw.
+The notice carries what 12 CFR 1002.9(a)(2) and (b) and FCRA section 615 (15 U.S.C. 1681m) ask
+for: creditor, dates, the action taken, up to four principal reasons in the catalog's words (or the
+right to request them), the ECOA notice with the supervising agency, the consumer-report block
+(615(a)) when a consumer report was used, the outside-source block (615(b)(1)) when a principal
+reason rests on a third party that is not a consumer reporting agency and, when a score was used,
+the credit-score block. Until the lender's own settings replace the demonstration values, every
+page is stamped SPECIMEN. The wording lives in a TOML template the lender can replace. reportlab
+is imported inside the functions that draw.
 """
 from __future__ import annotations
 
@@ -18,13 +21,17 @@ import subprocess
 import threading
 import tomllib
 import unicodedata
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from lendsafe.datasets import load_spec
 from lendsafe.decision import Decision
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
+from lendsafe.reasons import load_catalog
+from lendsafe.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 
 MAX_REASONS = 4
 MAX_PAGES = 2
@@ -69,9 +76,22 @@ CREDITOR_TYPES: dict[str, tuple[str, ...]] = {
     "other": ("ftc",),                             # retailers, finance companies, all others
 }
 
-# Promises and internals that never belong on a notice (matched case-insensitively on word edges).
-FORBIDDEN_PHRASES = ("reapply", "re-apply", "guarantee", "guaranteed", "pre-approved", "preapproved",
-                     "we will reconsider", "risk score")
+# Demonstration values: a notice that prints any of them is a specimen, never a notice to send.
+DEMO_VALUES = {
+    "creditor_name": "LendSafe Demo Lender",
+    "creditor_address": "100 Example Street\nSpringfield, ST 00000",
+    "creditor_phone": "1-800-555-0100",
+    "cra_name": "Example Consumer Reporting Agency",
+    "cra_address": "P.O. Box 1000\nAnytown, ST 00000",
+    "cra_phone": "1-800-555-0199",
+}
+PHONE_FIELDS = ("creditor_phone", "cra_phone", "request_contact_phone")
+# A telephone number: North American (10 digits, optional leading 1) or international (+ and 8-15
+# digits), digits grouped by spaces, dots, dashes or parentheses, optionally with an extension.
+PHONE_PATTERN = re.compile(r"^\+?[\d\s().-]{7,25}(?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
+TOLL_FREE_PREFIXES = ("800", "833", "844", "855", "866", "877", "888")
+INCOMPLETE_DAYS = (10, 180)     # bounds of a "reasonable period" to supply missing information
+SOURCE_BLOCKS = {"consumer_report": "615(a)", "third_party": "615(b)(1)"}
 
 # Limits on free text so that a notice fits in two pages; longer text ends with an ellipsis.
 TEXT_LIMITS = {"name": 120, "address": 300, "phone": 40, "terms": 500, "factor": 120, "source": 120}
@@ -89,13 +109,16 @@ def _help(text: str) -> dict[str, str]:
 class NoticeSettings:
     """Who sends the notice, who supervises them, what was used, and the wording template."""
 
-    creditor_name: str = field(default="LendSafe Demo Lender", metadata=_help(
-        "creditor's legal name as printed on the notice (replace the demo value)"))
-    creditor_address: str = field(default="100 Example Street\nSpringfield, ST 00000", metadata=_help(
+    creditor_name: str = field(default=DEMO_VALUES["creditor_name"], metadata=_help(
+        "creditor's legal name as printed on the notice (the demo value marks notices SPECIMEN)"))
+    creditor_address: str = field(default=DEMO_VALUES["creditor_address"], metadata=_help(
         "creditor's mailing address; one line per address line"))
-    creditor_phone: str = field(default="1-800-555-0100", metadata=_help("creditor's telephone (optional)"))
+    creditor_phone: str = field(default=DEMO_VALUES["creditor_phone"], metadata=_help(
+        "creditor's telephone (optional; a telephone number when given)"))
     creditor_type: str = field(default="other", metadata=_help(
-        "selects the supervising agency from Reg B Appendix A: " + ", ".join(CREDITOR_TYPES)))
+        "selects the supervising agency from Reg B Appendix A when `agency` is empty: " + ", ".join(CREDITOR_TYPES)))
+    agency: tuple[str, ...] = field(default=(), metadata=_help(
+        "key(s) of the supervising agency in Reg B Appendix A (" + ", ".join(AGENCIES) + "); empty = by creditor_type"))
     agency_name: str = field(default="", metadata=_help(
         "override of the supervising agency's name (empty = from the Appendix A table)"))
     agency_address: str = field(default="", metadata=_help("override of the supervising agency's address"))
@@ -106,12 +129,15 @@ class NoticeSettings:
     request_contact_address: str = field(default="", metadata=_help("their address (empty = the creditor's)"))
     request_contact_phone: str = field(default="", metadata=_help("their telephone (empty = the creditor's)"))
     consumer_report_used: bool = field(default=True, metadata=_help(
-        "the decision used consumer-report data (HMDA credit history does): adds the FCRA 615(a) block"))
-    cra_name: str = field(default="Example Consumer Reporting Agency", metadata=_help(
-        "consumer reporting agency that supplied the report (replace the demo value)"))
-    cra_address: str = field(default="P.O. Box 1000\nAnytown, ST 00000", metadata=_help("its mailing address"))
-    cra_phone: str = field(default="1-800-555-0199", metadata=_help(
-        "its telephone (toll-free for nationwide agencies)"))
+        "a consumer report was used whatever the reasons: always adds the FCRA 615(a) block (it is also added "
+        "when a principal reason or model input rests on a consumer report, per the reason catalog)"))
+    cra_name: str = field(default=DEMO_VALUES["cra_name"], metadata=_help(
+        "consumer reporting agency that supplied the report (the demo value marks notices SPECIMEN)"))
+    cra_address: str = field(default=DEMO_VALUES["cra_address"], metadata=_help("its mailing address"))
+    cra_phone: str = field(default=DEMO_VALUES["cra_phone"], metadata=_help(
+        "its telephone number (toll-free when cra_nationwide)"))
+    cra_nationwide: bool = field(default=True, metadata=_help(
+        "the agency compiles files nationwide, so its number must be toll-free (15 U.S.C. 1681m(a)(3)(A))"))
     credit_score: int | None = field(default=None, metadata=_help(
         "numerical credit score used in the decision; None = no score used, no score block"))
     score_range: tuple[int, int] = field(default=(300, 850), metadata=_help("lowest and highest possible score"))
@@ -121,6 +147,11 @@ class NoticeSettings:
         "key factors that adversely affected the score, most important first (at most 4, or 5 with inquiries)"))
     inquiries_is_key_factor: bool = field(default=False, metadata=_help(
         "the number of inquiries is a key factor, which allows a fifth factor"))
+    incomplete_days: int = field(default=30, metadata=_help(
+        "days a notice of incompleteness gives the applicant to supply what is missing (Reg B 1002.9(c)(2)), "
+        f"{INCOMPLETE_DAYS[0]} to {INCOMPLETE_DAYS[1]}"))
+    specimen: bool = field(default=False, metadata=_help(
+        "stamp every notice SPECIMEN (training copies); notices are stamped anyway while a demo value remains"))
     template_path: Path = field(default=DEFAULT_TEMPLATE, metadata=_help("TOML file with the notice wording"))
     max_explanation_chars: int = field(default=1200, metadata=_help(
         "longest explanation narrative printed; longer text is cut with an ellipsis"))
@@ -129,16 +160,34 @@ class NoticeSettings:
         object.__setattr__(self, "template_path", Path(self.template_path))
         object.__setattr__(self, "score_range", tuple(self.score_range))
         object.__setattr__(self, "score_factors", tuple(self.score_factors))
+        object.__setattr__(self, "agency", (self.agency,) if isinstance(self.agency, str) and self.agency
+                           else tuple(self.agency or ()))
         _require_text(self, "creditor_name", "creditor_address")
         _require_choice("creditor_type", self.creditor_type, CREDITOR_TYPES)
+        for key in self.agency:
+            _require_choice("agency", key, AGENCIES)
         _require_choice("reasons_mode", self.reasons_mode, REASONS_MODES)
         if self.consumer_report_used:
             _require_text(self, "cra_name", "cra_address", "cra_phone")
+        self._check_phones()
         if self.credit_score is not None:
             self._check_score()
         if self.max_explanation_chars < 0:
             raise ConfigurationError(f"max_explanation_chars must be >= 0; got {self.max_explanation_chars}")
+        if not INCOMPLETE_DAYS[0] <= self.incomplete_days <= INCOMPLETE_DAYS[1]:
+            raise ConfigurationError(f"incomplete_days must be between {INCOMPLETE_DAYS[0]} and "
+                                     f"{INCOMPLETE_DAYS[1]} days; got {self.incomplete_days!r}")
         load_wording(self.template_path)
+
+    def _check_phones(self) -> None:
+        for name in PHONE_FIELDS:
+            value = getattr(self, name)
+            if value and not is_phone(value):
+                raise ConfigurationError(f"{name} must be a telephone number (e.g. 1-800-555-0100 or "
+                                         f"+44 20 7946 0000); got {value!r}")
+        if self.cra_nationwide and self.cra_phone and not is_toll_free(self.cra_phone):
+            raise ConfigurationError(f"cra_phone must be a toll-free number ({', '.join(TOLL_FREE_PREFIXES)}) for "
+                                     f"a nationwide agency (cra_nationwide = true); got {self.cra_phone!r}")
 
     def _check_score(self) -> None:
         if len(self.score_range) != 2 or not self.score_range[0] < self.score_range[1]:
@@ -153,6 +202,16 @@ class NoticeSettings:
             raise ConfigurationError(f"score_factors must list 1 to {limit} key factors; "
                                      f"got {len(self.score_factors)}")
 
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """Settings that still hold a demonstration value."""
+        return tuple(name for name, demo in DEMO_VALUES.items() if getattr(self, name) == demo)
+
+    @property
+    def is_specimen(self) -> bool:
+        """True when notices made with these settings must be stamped SPECIMEN."""
+        return self.specimen or bool(self.placeholders)
+
     @classmethod
     def help_table(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
@@ -161,13 +220,14 @@ class NoticeSettings:
         """(name, address) of each supervising agency named in the ECOA notice."""
         if self.agency_name:
             return ((self.agency_name, self.agency_address),)
-        return tuple(AGENCIES[key] for key in CREDITOR_TYPES[self.creditor_type])
+        return tuple(AGENCIES[key] for key in self.agency or CREDITOR_TYPES[self.creditor_type])
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["template_path"] = str(self.template_path)
         data["score_range"] = list(self.score_range)
         data["score_factors"] = list(self.score_factors)
+        data["agency"] = list(self.agency)
         return data
 
     @classmethod
@@ -178,8 +238,11 @@ class NoticeSettings:
             raise ArtifactNotFoundError(f"notice settings file not found: {path}")
         if path.suffix.lower() == ".json":
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        with path.open("rb") as handle:
-            return cls.from_dict(tomllib.load(handle))
+        try:
+            with path.open("rb") as handle:
+                return cls.from_dict(tomllib.load(handle))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"notice settings file {path} is not valid TOML: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NoticeSettings":
@@ -187,7 +250,27 @@ class NoticeSettings:
         if unknown:
             raise ConfigurationError(f"unknown notice settings {unknown}; expected some of "
                                      f"{[f.name for f in fields(cls)]}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as exc:        # e.g. a list where a number is expected
+            raise ConfigurationError(f"notice settings have a value of the wrong type: {exc}") from None
+
+
+def is_phone(value: str) -> bool:
+    """True for a telephone number (see PHONE_PATTERN)."""
+    digits = re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d", value)[0])
+    if not PHONE_PATTERN.match(value.strip()):
+        return False
+    if value.strip().startswith("+"):
+        return 8 <= len(digits) <= 15
+    return len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")
+
+
+def is_toll_free(value: str) -> bool:
+    """True for a North American toll-free number (800, 833, ... 888)."""
+    digits = re.sub(r"\D", "", value)
+    digits = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    return len(digits) == 10 and digits[:3] in TOLL_FREE_PREFIXES
 
 
 def _require_text(settings: NoticeSettings, *names: str) -> None:
@@ -268,6 +351,8 @@ class Notice:
     evidence_sha256: str
     wording: dict[str, dict[str, str]]
     max_explanation_chars: int = 1200
+    third_party: bool = False                         # FCRA 615(b)(1) block: a reason rests on an outside source
+    specimen: bool = False                            # stamped SPECIMEN: the lender's settings are not configured
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -325,11 +410,13 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
         explanation=clean_text(decision.explanation, settings.max_explanation_chars) or None
         if decision.explanation else None,
         agencies=tuple((clean_text(n, 200), clean_address(a)) for n, a in settings.agencies()),
-        consumer_report=_consumer_report(settings),
+        consumer_report=_consumer_report(settings, decision),
         credit_score=_credit_score(settings),
         evidence_sha256=sha,
         wording=load_wording(settings.template_path),
         max_explanation_chars=settings.max_explanation_chars,
+        third_party="third_party" in reason_sources(decision),
+        specimen=settings.is_specimen,
     )
 
 
@@ -361,9 +448,39 @@ def _request_contact(settings: NoticeSettings) -> tuple[str, str, str] | None:
             clean_text(settings.request_contact_phone or settings.creditor_phone, TEXT_LIMITS["phone"]))
 
 
-def _consumer_report(settings: NoticeSettings) -> tuple[str, str, str] | None:
-    if not settings.consumer_report_used:
+def reason_sources(decision: Decision) -> dict[str, tuple[str, ...]]:
+    """Information source -> the principal reason codes resting on it (from the reason catalog)."""
+    catalog, sources = load_catalog(), {}
+    for reason in decision.reasons:
+        entry = catalog.get(reason.code)
+        sources.setdefault(entry.source if entry else "application", []).append(reason.code)
+    return {source: tuple(codes) for source, codes in sources.items()}
+
+
+@lru_cache(maxsize=16)
+def input_sources(dataset: str) -> frozenset[str]:
+    """Information sources of a dataset's model inputs (empty when the dataset is unknown)."""
+    try:
+        features = load_spec(dataset).model_features
+    except LendSafeError:
+        return frozenset()
+    catalog = load_catalog()
+    return frozenset(catalog[f.reason].source for f in features if f.reason in catalog)
+
+
+def uses_consumer_report(decision: Decision, settings: NoticeSettings) -> bool:
+    """FCRA 615(a) applies: the settings say so, or a principal reason or model input rests on a report."""
+    return (settings.consumer_report_used or "consumer_report" in reason_sources(decision)
+            or "consumer_report" in input_sources(decision.dataset))
+
+
+def _consumer_report(settings: NoticeSettings, decision: Decision) -> tuple[str, str, str] | None:
+    if not uses_consumer_report(decision, settings):
         return None
+    missing = [name for name in ("cra_name", "cra_address", "cra_phone") if not clean_text(getattr(settings, name), 9)]
+    if missing:
+        raise ConfigurationError(f"the decision rests on a consumer report, so the notice names the agency: "
+                                 f"{', '.join(missing)} must be set; got empty")
     return (clean_text(settings.cra_name, TEXT_LIMITS["name"]), clean_address(settings.cra_address),
             clean_text(settings.cra_phone, TEXT_LIMITS["phone"]))
 
@@ -564,15 +681,21 @@ _RENDER_LOCK = threading.Lock()     # reportlab objects are shared between notic
 PAGE_MARGIN = 54.0          # points (0.75 inch) on every side of US Letter
 FOOTER_SPACE = 30.0
 BODY_SIZE = 9.5
+SPECIMEN_RGB = (0.75, 0.1, 0.1)
+SPECIMEN_MARK_GRAY = 0.86   # the diagonal mark is drawn under the text, light enough to read through
+SPECIMEN_MARK_WIDTH = 0.6   # share of the page diagonal the mark spans
 
 
 @lru_cache(maxsize=1)
 def _styles() -> dict[str, Any]:
     """Paragraph styles, built once (fonts registered on first use)."""
+    from reportlab.lib.colors import Color
     from reportlab.lib.styles import ParagraphStyle
 
     body = ParagraphStyle("body", fontName=STANDARD_FONT, fontSize=BODY_SIZE, leading=12.2, splitLongWords=1)
     return {
+        "specimen": ParagraphStyle("specimen", parent=body, fontName=STANDARD_BOLD, textColor=Color(*SPECIMEN_RGB),
+                                   spaceAfter=6),
         "title": ParagraphStyle("title", parent=body, fontName=STANDARD_BOLD, fontSize=14, leading=18, spaceAfter=6),
         "heading": ParagraphStyle("heading", parent=body, fontName=STANDARD_BOLD, fontSize=10.5, leading=13,
                                   spaceBefore=9, spaceAfter=3),
@@ -651,10 +774,21 @@ def _header_story(n: Notice) -> list:
     h, t = n.wording["headings"], n.wording["text"]
     applied = (t["application_date"].format(date=format_date(n.application_date)) if n.application_date
                else t["application_date_missing"])
+    story = [*_specimen_header(n), _para(h["title"], "title"),
+             _para(t["notice_date"].format(date=format_date(n.notice_date))), _para(applied),
+             *_parties_story(n)]
+    return story
+
+
+def _specimen_header(n: Any) -> list:
+    return [_para(n.wording["text"]["specimen_header"], "specimen")] if n.specimen else []
+
+
+def _parties_story(n: Any) -> list:
+    """The creditor's and the applicant's name and address."""
+    h, t = n.wording["headings"], n.wording["text"]
     phone = t["phone"].format(phone=n.creditor_phone) if n.creditor_phone else ""
-    story = [_para(h["title"], "title"), _para(t["notice_date"].format(date=format_date(n.notice_date))),
-             _para(applied), _section(h["creditor"], _para(n.creditor_name, "name"),
-                                      _para(_lines(n.creditor_address, phone)))]
+    story = [_section(h["creditor"], _para(n.creditor_name, "name"), _para(_lines(n.creditor_address, phone)))]
     if n.applicant_name or n.applicant_address:
         story.append(_section(h["applicant"], _para(_lines(n.applicant_name, n.applicant_address))))
     return story
@@ -678,15 +812,28 @@ def _action_story(n: Notice, explanation_limit: int) -> list:
     return story
 
 
-def _rights_story(n: Notice) -> list:
+def _ecoa_section(n: Any):
     h, t = n.wording["headings"], n.wording["text"]
     agencies = [_para(_lines(name, address), "block") for name, address in n.agencies]
-    story = [_section(h["ecoa"], _para(t["ecoa_text"]), *agencies)]
+    return _section(h["ecoa"], _para(t["ecoa_text"]), *agencies)
+
+
+def creditor_contact(n: Any) -> str:
+    """The creditor's name, address and telephone as one block of lines."""
+    phone = n.wording["text"]["phone"].format(phone=n.creditor_phone) if n.creditor_phone else ""
+    return _lines(n.creditor_name, n.creditor_address, phone)
+
+
+def _rights_story(n: Notice) -> list:
+    h, t = n.wording["headings"], n.wording["text"]
+    story = [_ecoa_section(n)]
     if n.consumer_report:
         name, address, phone = n.consumer_report
         story.append(_section(h["fcra"], _para(t["fcra_text"]),
                               _para(_lines(name, address, t["phone"].format(phone=phone)), "block"),
                               _para(t["fcra_rights"])))
+    if n.third_party:
+        story.append(_section(h["third_party"], _para(t["third_party_text"]), _para(creditor_contact(n), "block")))
     if n.credit_score:
         story.append(_score_section(n))
     return story
@@ -701,10 +848,39 @@ def _score_section(n: Notice):
                     _para(t["score_factors"]), *factors)
 
 
-def _footer_drawer(n: Notice):
+@lru_cache(maxsize=8)
+def _specimen_geometry(text: str) -> tuple[str, float, float, float, float, float]:
+    """(font, size, width, x, y, angle) of the diagonal mark: centred, along the page diagonal (computed once)."""
+    import math
+
+    from reportlab.lib.pagesizes import LETTER
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    font = STANDARD_BOLD if all(font_for_char(c) == STANDARD_FONT for c in text) else _font(BOLD_FONT).fontName
+    diagonal = math.hypot(*LETTER)
+    size = min(140.0, SPECIMEN_MARK_WIDTH * diagonal / max(stringWidth(text, font, 1), 1e-6))
+    return font, size, stringWidth(text, font, size), LETTER[0] / 2, LETTER[1] / 2, math.degrees(math.atan2(LETTER[1], LETTER[0]))
+
+
+def _draw_specimen_mark(canvas, text: str) -> None:
+    """The diagonal SPECIMEN mark, drawn under the page's text."""
+    font, size, width, x, y, angle = _specimen_geometry(text)
+    canvas.saveState()
+    canvas.setFillGray(SPECIMEN_MARK_GRAY)
+    canvas.translate(x, y)
+    canvas.rotate(angle)
+    canvas.setFont(font, size)
+    # the trailing space ends the word: poppler would otherwise add the next text drawn to it
+    canvas.drawString(-width / 2, -size * 0.35, text + " ")
+    canvas.restoreState()
+
+
+def _footer_drawer(n: Any):
+    """Draws each page's footer (document id, evidence hash, page) and, on a specimen, the diagonal mark."""
     t = n.wording["text"]
     document = clean_text(t["footer_document"].format(document_id=n.document_id), 200)
     evidence = clean_text(t["footer_evidence"].format(sha256=n.evidence_sha256), 200)
+    mark = clean_text(t["specimen_mark"], 40) if n.specimen else ""
 
     def draw(canvas, doc) -> None:
         from reportlab.lib.pagesizes import LETTER
@@ -717,11 +893,14 @@ def _footer_drawer(n: Notice):
             draw_at = canvas.drawRightString if right else canvas.drawString
             draw_at(LETTER[0] - PAGE_MARGIN if right else PAGE_MARGIN, PAGE_MARGIN - y, text)
         canvas.restoreState()
+        if mark:
+            _draw_specimen_mark(canvas, mark)
 
     return draw
 
 
-def _build_pdf(n: Notice, explanation_limit: int) -> tuple[bytes, int]:
+def build_document(n: Any, story: list, title: str) -> tuple[bytes, int]:
+    """PDF bytes and page count of `story` on US Letter, with `n`'s footer (and specimen mark) on every page."""
     import io
 
     from reportlab.lib.pagesizes import LETTER
@@ -730,12 +909,15 @@ def _build_pdf(n: Notice, explanation_limit: int) -> tuple[bytes, int]:
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=LETTER, invariant=1, leftMargin=PAGE_MARGIN,
                             rightMargin=PAGE_MARGIN, topMargin=PAGE_MARGIN, bottomMargin=PAGE_MARGIN + FOOTER_SPACE,
-                            title=n.wording["headings"]["title"], author="LendSafe", creator="LendSafe",
-                            subject=n.document_id)
-    story = _header_story(n) + _action_story(n, explanation_limit) + _rights_story(n)
+                            title=title, author="LendSafe", creator="LendSafe", subject=n.document_id)
     footer = _footer_drawer(n)
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue(), doc.page
+
+
+def _build_pdf(n: Notice, explanation_limit: int) -> tuple[bytes, int]:
+    story = _header_story(n) + _action_story(n, explanation_limit) + _rights_story(n)
+    return build_document(n, story, n.wording["headings"]["title"])
 
 
 def render_pdf(notice: Notice) -> bytes:
@@ -751,6 +933,13 @@ def render_pdf(notice: Notice) -> bytes:
             if pages <= MAX_PAGES or limit == 0 or not notice.explanation:
                 return pdf
             limit = limit // 2 if limit > 100 else 0
+
+
+def render_story(n: Any, story: Callable[[], list], title: str) -> bytes:
+    """PDF bytes of another kind of notice `n` (same fonts, footer and specimen mark); `story()` is
+    called under the render lock because paragraphs are shared between notices."""
+    with _RENDER_LOCK:
+        return build_document(n, story(), title)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,6 +958,7 @@ class NoticeCheck:
 
     checks: dict[str, CheckResult]
     text: str = field(default="", repr=False, compare=False)
+    specimen: bool = False              # the PDF carries the SPECIMEN header or mark
 
     @property
     def passed(self) -> bool:
@@ -778,22 +968,43 @@ class NoticeCheck:
         return {name: c.detail for name, c in self.checks.items() if not c.passed}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed,
+        return {"passed": self.passed, "specimen": self.specimen,
                 "checks": {name: {"passed": c.passed, "detail": c.detail} for name, c in self.checks.items()}}
 
 
-def pdf_text(pdf_bytes: bytes) -> list[str]:
-    """Text of each page from `pdftotext -layout` (poppler-utils)."""
+def pdf_text(pdf_bytes: bytes, *, diagonal: bool = True) -> list[str]:
+    """Text of each page from `pdftotext -layout` (poppler-utils); `diagonal=False` leaves out
+    diagonal text such as the SPECIMEN mark."""
+    [pages] = _pdftotext(pdf_bytes, (diagonal,))
+    return pages
+
+
+def _pdftotext(pdf_bytes: bytes, variants: tuple[bool, ...]) -> list[list[str]]:
+    """Pages per variant (True: all text, False: without diagonal text), the runs side by side."""
     exe = shutil.which("pdftotext")
     if exe is None:
         raise ArtifactNotFoundError("pdftotext not found: install the Debian package poppler-utils")
-    done = subprocess.run([exe, "-layout", "-enc", "UTF-8", "-", "-"], input=pdf_bytes, capture_output=True,
-                          timeout=60, check=False)
-    if done.returncode != 0:
-        raise LendSafeError(f"pdftotext could not read the PDF (exit {done.returncode}): "
-                            f"{done.stderr.decode(errors='replace').strip()}")
-    pages = done.stdout.decode("utf-8", errors="replace").split("\f")
+    runs = [subprocess.Popen([exe, "-layout", *(() if diagonal else ("-nodiag",)), "-enc", "UTF-8", "-", "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for diagonal in variants]
+    return [_pages_of(run, pdf_bytes) for run in runs]
+
+
+def _pages_of(run: subprocess.Popen, pdf_bytes: bytes) -> list[str]:
+    out, err = run.communicate(pdf_bytes, timeout=60)
+    if run.returncode != 0:
+        raise LendSafeError(f"pdftotext could not read the PDF (exit {run.returncode}): "
+                            f"{err.decode(errors='replace').strip()}")
+    pages = out.decode("utf-8", errors="replace").split("\f")
     return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def diagonal_text(horizontal: list[str], everything: list[str]) -> list[Counter]:
+    """Per page, the characters only the extraction with diagonal text has (the diagonal marks)."""
+    from itertools import zip_longest
+
+    return [Counter(compact(full)) - Counter(compact(flat))
+            for flat, full in zip_longest(horizontal, everything, fillvalue="")]
 
 
 def normalize(text: str) -> str:
@@ -815,6 +1026,7 @@ class _Extracted:
     pages: int
     document_ids: list[str]
     evidence: list[str]
+    diagonal: list[Counter] = field(default_factory=list)   # per page, characters of diagonal text
 
     @property
     def body(self) -> str:
@@ -838,7 +1050,8 @@ def _extract(pdf_bytes: bytes, wording: dict[str, dict[str, str]]) -> _Extracted
     document_re = re.compile(rf"{label['footer_document']}(.+?){page_suffix}")
     evidence_re = re.compile(rf"{label['footer_evidence']}(.+?){page_suffix}")
     page_re = re.compile(rf"{label['footer_page']}\d+")
-    pages, lines, ids, evidence = pdf_text(pdf_bytes), [], [], []
+    pages, everything = _pdftotext(pdf_bytes, (False, True))
+    lines, ids, evidence = [], [], []
     for page in pages:
         for line in page.splitlines():
             flat = compact(line)
@@ -848,7 +1061,13 @@ def _extract(pdf_bytes: bytes, wording: dict[str, dict[str, str]]) -> _Extracted
                 evidence.append(found.group(1))
             elif not page_re.fullmatch(flat):
                 lines.append(line)
-    return _Extracted(lines, len(pages), ids, evidence)
+    return _Extracted(lines, len(pages), ids, evidence, diagonal_text(pages, everything))
+
+
+def marked_pages(text: _Extracted, mark: str) -> list[bool]:
+    """Per page, whether the diagonal `mark` is drawn on it."""
+    wanted = Counter(compact(mark))
+    return [bool(wanted) and wanted <= found for found in text.diagonal]
 
 
 RTL_WINDOW_LINES = 8
@@ -868,9 +1087,9 @@ class _Context:
     """What a check looks at: the extracted text, and the notice the decision and settings imply."""
 
     text: _Extracted
-    decision: Decision
+    decision: Decision | None          # None for notices that are not about a decision (incompleteness)
     settings: NoticeSettings
-    expected: Notice
+    expected: Any                      # the Notice (or IncompleteNotice) the decision and settings imply
     flat: str = ""
 
     def __post_init__(self) -> None:
@@ -891,8 +1110,6 @@ class _Context:
     def _has_characters(self, text: str) -> bool:
         """Right-to-left text mixed with digits or Latin comes back from pdftotext in an order of its
         own, so only its characters are compared: all of them within a few consecutive lines."""
-        from collections import Counter
-
         if self._line_chars is None:
             self._line_chars = [Counter(_unmirrored(compact(line))) for line in self.text.lines]
         wanted = Counter(_unmirrored(compact(text)))
@@ -964,7 +1181,7 @@ def _check_action(c: _Context) -> CheckResult:
 def _reason_items(c: _Context) -> list[str] | None:
     """Numbered items of the reasons section, or None when there is no reasons section."""
     heading = compact(c.headings["reasons"])
-    others = [compact(c.headings[k]) for k in ("explanation", "ecoa", "fcra", "score", "request")]
+    others = [compact(c.headings[k]) for k in ("explanation", "ecoa", "fcra", "third_party", "score", "request")]
     lines = [compact(line) for line in c.text.lines]
     starts = [i for i, line in enumerate(lines) if line == heading]
     if not starts:
@@ -1019,6 +1236,38 @@ def _check_fcra(c: _Context) -> CheckResult:
                               "agency address": address, "agency phone": phone}), "FCRA 615(a) block")
 
 
+def _check_third_party(c: _Context) -> CheckResult:
+    if not c.expected.third_party:
+        present = c.has(c.headings["third_party"])
+        return CheckResult(not present, "no reason rests on an outside source; FCRA 615(b)(1) block "
+                                        + ("present" if present else "absent"))
+    e = c.expected
+    return _result(c.missing({"615(b)(1) heading": c.headings["third_party"],
+                              "615(b)(1) statement": c.wording["third_party_text"],
+                              "contact name": e.creditor_name, "contact address": e.creditor_address}),
+                   "FCRA 615(b)(1) block")
+
+
+def specimen_marks(text: _Extracted, wording: dict[str, dict[str, str]]) -> tuple[bool, list[bool]]:
+    """(header line present, diagonal mark per page) as read from the PDF."""
+    t = wording["text"]
+    header = compact(t["specimen_header"]) in text.compact
+    return header, marked_pages(text, clean_text(t["specimen_mark"], 40))
+
+
+def _check_specimen(c: _Context) -> CheckResult:
+    header, marks = specimen_marks(c.text, c.expected.wording)
+    if not c.expected.specimen:
+        ok = not header and not any(marks)
+        return CheckResult(ok, "settings configured; no specimen marking" if ok else
+                           f"settings configured but the PDF is marked SPECIMEN (header {header}, marks {marks})")
+    ok = header and bool(marks) and all(marks)
+    placeholders = ", ".join(c.settings.placeholders) or "specimen = true"
+    return CheckResult(ok, f"SPECIMEN header and a mark on each of {len(marks)} page(s) ({placeholders})" if ok
+                       else f"expected SPECIMEN header and a mark on every page ({placeholders}); "
+                            f"found header {header}, marks per page {marks}")
+
+
 def _check_score(c: _Context) -> CheckResult:
     s, w = c.expected.credit_score, c.wording
     if s is None:
@@ -1046,20 +1295,46 @@ def _check_evidence(c: _Context) -> CheckResult:
 
 
 def _lender_free_text(c: _Context) -> str:
-    """Body text (lower case) without the names and addresses the lender or applicant supplied."""
+    """Body text (lower case) without the template's own wording and the names, addresses and score
+    details the lender or applicant supplied: what remains is reasons, explanation and terms."""
     text = normalize(c.text.body).lower()
     e = c.expected
+    score = getattr(e, "credit_score", None) or {}
     supplied = [e.creditor_name, e.creditor_address, e.applicant_name, e.applicant_address,
-                *(e.consumer_report or ()), *(e.request_contact or ()), *(x for a in e.agencies for x in a)]
-    for value in sorted((normalize(v).lower() for v in supplied if v), key=len, reverse=True):
+                *(getattr(e, "consumer_report", None) or ()), *(getattr(e, "request_contact", None) or ()),
+                *(x for a in e.agencies for x in a), *(score.get("factors") or ()), score.get("source", "")]
+    for value in sorted((normalize(v).lower() for v in [*supplied, *_wording_parts(e.wording)] if v),
+                        key=len, reverse=True):
         text = text.replace(value, " ")
     return text
 
 
-def _check_forbidden(c: _Context) -> CheckResult:
+def _wording_parts(wording: dict[str, dict[str, str]]) -> list[str]:
+    """The template's headings and the placeholder-free parts of its texts."""
+    return [part for texts in wording.values() for value in texts.values() for part in _template_parts(value)]
+
+
+@lru_cache(maxsize=1)
+def _content_rules() -> tuple[tuple[str, re.Pattern], ...]:
+    """(kind, pattern) of what never belongs on a notice: the verifier's own lists, one source for both."""
+    return tuple((kind, re.compile(pattern, re.IGNORECASE))
+                 for kind, patterns in (("forbidden", FORBIDDEN_PATTERNS), ("internal", INTERNAL_PATTERNS))
+                 for pattern in patterns)
+
+
+def _content_found(c: _Context, kind: str) -> list[str]:
     text = _lender_free_text(c)
-    found = [p for p in FORBIDDEN_PHRASES if re.search(rf"(?<![a-z]){re.escape(p)}(?![a-z])", text)]
-    return CheckResult(not found, f"forbidden phrases found: {found}" if found else "no promises or internals")
+    return sorted({m.group(0) for k, rule in _content_rules() if k == kind for m in rule.finditer(text)})
+
+
+def _check_forbidden(c: _Context) -> CheckResult:
+    found = _content_found(c, "forbidden")
+    return CheckResult(not found, f"forbidden phrases found: {found}" if found else "no promises")
+
+
+def _check_internal(c: _Context) -> CheckResult:
+    found = _content_found(c, "internal")
+    return CheckResult(not found, f"internal terms found: {found}" if found else "no internal terms")
 
 
 def _number_forms(value: float, decimals: tuple[int, ...]) -> set[str]:
@@ -1102,10 +1377,13 @@ CHECKS = {
     "reason_count": _check_reason_count,
     "ecoa_notice": _check_ecoa,
     "fcra_block": _check_fcra,
+    "third_party_block": _check_third_party,
     "credit_score_block": _check_score,
     "document_id": _check_document_id,
     "evidence_sha256": _check_evidence,
     "forbidden_phrases": _check_forbidden,
+    "internal_terms": _check_internal,
+    "specimen_marking": _check_specimen,
     "threshold_absent": _check_threshold,
     "risk_score_absent": _check_risk,
 }
@@ -1114,7 +1392,9 @@ CHECKS = {
 def check_pdf(pdf_bytes: bytes, decision: Decision, settings: NoticeSettings | None = None) -> NoticeCheck:
     """Check a notice PDF's own text against the decision and the notice settings (default settings
     when none are given): every required element present, reasons equal to the decision's (same
-    statements, same order, at most 4), and no promise, threshold or risk score."""
+    statements, same order, at most 4), the FCRA 615(a) and 615(b)(1) blocks the reasons' sources call
+    for, the SPECIMEN marking exactly when the settings are not configured, and no promise, internal
+    term (the verifier's lists), threshold or risk score."""
     settings = settings or NoticeSettings()
     if not decision.denied:
         return NoticeCheck({"adverse_decision": CheckResult(False, f"decision is {decision.decision!r}; "
@@ -1123,8 +1403,20 @@ def check_pdf(pdf_bytes: bytes, decision: Decision, settings: NoticeSettings | N
         expected = build_notice(decision, settings, notice_date=dt.date(2000, 1, 1))
     except LendSafeError as exc:
         return NoticeCheck({"adverse_decision": CheckResult(False, str(exc))})
+    return run_checks(pdf_bytes, expected, settings, CHECKS, decision,
+                      first={"adverse_decision": CheckResult(True, "denied decision")})
+
+
+# Checks that read the same in any kind of notice (incompleteness notices reuse them).
+SHARED_CHECKS = ("pages", "creditor", "applicant", "ecoa_notice", "document_id", "evidence_sha256",
+                 "forbidden_phrases", "internal_terms", "specimen_marking")
+
+
+def run_checks(pdf_bytes: bytes, expected: Any, settings: NoticeSettings, checks: dict[str, Callable],
+               decision: Decision | None = None, first: dict[str, CheckResult] | None = None) -> NoticeCheck:
+    """Run `checks` (name -> function of the context) over the PDF's text against the `expected` notice."""
     text = _extract(pdf_bytes, expected.wording)
     context = _Context(text, decision, settings, expected)
-    checks = {"adverse_decision": CheckResult(True, "denied decision")}
-    checks |= {name: check(context) for name, check in CHECKS.items()}
-    return NoticeCheck(checks, text=text.body)
+    results = dict(first or {}) | {name: check(context) for name, check in checks.items()}
+    header, marks = specimen_marks(text, expected.wording)
+    return NoticeCheck(results, text=text.body, specimen=header or any(marks))

@@ -8,6 +8,7 @@ import io
 import json
 import getpass
 import shutil
+import subprocess
 import zipfile
 from types import SimpleNamespace
 
@@ -16,9 +17,11 @@ import pytest
 from lendsafe.audit import AuditStore
 from lendsafe.batch import MANIFEST_COLUMNS, run_batch, zip_batch
 from lendsafe.cli import main
+from lendsafe.composer import compose
+from lendsafe.config import PROJECT_ROOT
 from lendsafe.decision import Decision, Reason
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.notice import NoticeSettings, check_pdf
+from lendsafe.notice import NoticeSettings, check_pdf, pdf_text
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
 
@@ -36,8 +39,9 @@ class FakePipeline:
 
     settings = SimpleNamespace(dataset="hmda")
 
-    def __init__(self, refuse_rows_with_dti: float | None = None):
+    def __init__(self, refuse_rows_with_dti: float | None = None, explanation: str | None = None):
         self.refuse = refuse_rows_with_dti
+        self.explanation = explanation            # None: the deterministic composer's verified text
         self.seen: list[dict] = []
         self.batches: list[int] = []
 
@@ -51,10 +55,11 @@ class FakePipeline:
                    Reason("CONSUMER_CREDIT_HISTORY", "Delinquent past or present credit obligations with others",
                           "consumer_credit_history", app["consumer_credit_history"],
                           str(app["consumer_credit_history"]), 0.4, "12 CFR 1002, App. C")) if denied else ()
-        return Decision(application=app, dataset="hmda", decision="deny" if denied else "approve",
-                        risk=0.91 if denied else 0.08, threshold=0.5, reference="population", reasons=reasons,
-                        contributions={}, model={"dataset": "hmda", "sha256": "cd" * 32, "threshold_version": "t"},
-                        explanation="Your debts are high compared with your income." if denied else None)
+        decision = Decision(application=app, dataset="hmda", decision="deny" if denied else "approve",
+                            risk=0.91 if denied else 0.08, threshold=0.5, reference="population", reasons=reasons,
+                            contributions={}, model={"dataset": "hmda", "sha256": "cd" * 32, "threshold_version": "t"})
+        explanation = self.explanation if self.explanation is not None else compose(decision)
+        return decision.with_updates(explanation=explanation if denied else None)
 
     def run_many(self, apps: list[dict], reference: str | None = None) -> list[Decision]:
         self.batches.append(len(apps))
@@ -163,8 +168,8 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     assert main(["notices", str(applications), "--out", str(out), "--notice-date", "2026-03-02"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    assert summary == {"processed": 3, "notices": 2, "failed_checks": 0, "errors": 1,
-                       "manifest": str(out / "manifest.csv")}
+    assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "failed_checks": 0, "errors": 1,
+                       "specimen": True, "manifest": str(out / "manifest.csv")}
     audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
     with AuditStore() as store:
         assert [store.get(i).actor for i in audit_ids] == [f"cli:{getpass.getuser()}"] * 3
@@ -215,3 +220,156 @@ def test_notices_command_with_the_real_pipeline(applications, tmp_path, capsys):
     assert summary["errors"] == 1 and summary["processed"] == 3 and summary["failed_checks"] == 0
     denied = [m for m in read_manifest(out / "manifest.csv") if m["decision"] == "deny"]
     assert denied and all((out / m["path"]).is_file() and m["check"] == "pass" for m in denied)
+
+
+# -------------------------------------------------------------- incomplete rows, re-verification, settings
+
+EXAMPLES = PROJECT_ROOT / "data" / "examples"
+LENDER = EXAMPLES / "lender.toml"
+
+
+def test_a_row_with_a_blank_required_cell_gets_a_notice_of_incompleteness(tmp_path):
+    from lendsafe.incomplete import check_incomplete_pdf
+
+    path = tmp_path / "apps.csv"
+    write_csv(path, [DENIED, {**DENIED, "loan_to_value": "", "condominium": "", "applicant_name": "Ann Lee"},
+                     {**DENIED, "loan_to_value": "", "debt_to_income": "lots"}])
+    pipeline = FakePipeline()
+    result = run_batch(path, tmp_path / "out", pipeline, NoticeSettings.from_file(LENDER), notice_date=NOTICE_DATE)
+    manifest = read_manifest(result.manifest_path)
+    assert [(m["row"], m["decision"]) for m in manifest] == [("2", "deny"), ("3", "incomplete")]
+    assert manifest[1]["reasons"] == "loan_to_value;condominium" and manifest[1]["check"] == "pass"
+    assert len(pipeline.seen) == 1, "an incomplete application is not scored"
+    assert [e.row for e in result.errors] == [4] and "debt_to_income must be" in result.errors[0].problems[0]
+    assert len(result.notices) == 1 and len(result.incomplete) == 1 and len(result.documents) == 2
+    pdf = (result.out_dir / manifest[1]["path"]).read_bytes()
+    record = {"kind": "incomplete", "dataset": "hmda", "missing": ["loan_to_value", "condominium"],
+              "application": {k: v for k, v in pipeline.run(pipeline.seen[0]).application.items()
+                              if k not in ("loan_to_value", "condominium")} | {"applicant": {"name": "Ann Lee",
+                                                                                                "address": ""}}}
+    check = check_incomplete_pdf(pdf, record, NoticeSettings.from_file(LENDER), notice_date=NOTICE_DATE,
+                                 document_id=manifest[1]["id"])
+    assert check.passed, check.failures()
+    assert sorted(zipfile.ZipFile(io.BytesIO(zip_batch(result))).namelist()[2:]) == sorted(m["path"] for m in manifest
+                                                                                          if m["path"])
+
+
+def test_incompleteness_notices_can_be_turned_off(tmp_path):
+    path = tmp_path / "apps.csv"
+    write_csv(path, [{**DENIED, "loan_to_value": ""}])
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, incomplete=False)
+    assert not result.rows and "loan_to_value is required" in result.errors[0].problems[0]
+
+
+def test_a_missing_required_column_is_an_error_on_every_row_not_incompleteness(tmp_path):
+    path = tmp_path / "apps.csv"
+    rows = [{k: v for k, v in DENIED.items() if k != "condominium"}] * 2
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert not result.rows and [e.row for e in result.errors] == [2, 3]
+    assert "condominium is required" in result.errors[0].problems[0]
+
+
+def test_a_denial_whose_explanation_fails_verification_is_not_issued(applications, tmp_path):
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        result = run_batch(applications, tmp_path / "out", FakePipeline(explanation="You may apply again soon."),
+                           notice_date=NOTICE_DATE, audit=store)
+        assert [r.decision for r in result.rows] == ["approve"] and store.count() == 1
+    assert [e.row for e in result.errors] == [2, 4, 5] and not list(result.out_dir.glob("*.pdf"))
+    assert "fails verification at issue time" in result.errors[0].problems[0]
+
+
+def test_notices_command_with_lender_settings_is_not_a_specimen(applications, tmp_path, capsys, monkeypatch):
+    import lendsafe.commands.notices as commands
+
+    monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
+    out = tmp_path / "out"
+    assert main(["notices", str(applications), "--out", str(out), "--notice-settings", str(LENDER)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["specimen"] is False and "SPECIMEN" not in captured.err
+    pdfs = [(out / row["path"]).read_bytes() for row in read_manifest(out / "manifest.csv") if row["path"]]
+    assert len(pdfs) == 2 and all("SPECIMEN" not in "".join(pdf_text(pdf)) for pdf in pdfs)
+    assert all("Cascade Valley Bank" in "".join(pdf_text(pdf)) for pdf in pdfs)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ('agency = "occ"', 'agency = "fed"'), ('creditor_phone = "(503) 555-0142"', 'creditor_phone = "call us"'),
+    ('creditor_name = "Cascade Valley Bank, N.A."', 'creditor_name = ""'),
+])
+def test_bad_lender_settings_exit_2_and_write_nothing(change, fragment, tmp_path, capsys, monkeypatch):
+    import lendsafe.commands.notices as commands
+
+    monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
+    settings = tmp_path / "lender.toml"
+    settings.write_text(LENDER.read_text().replace(change, fragment))
+    app, pdf = tmp_path / "app.json", tmp_path / "n.pdf"
+    app.write_text(json.dumps({"debt_to_income": 0.9, "consumer_credit_history": 6}))
+    assert main(["notice", str(app), "--out", str(pdf), "--notice-settings", str(settings)]) == 2
+    field = fragment.split(" =")[0]
+    assert f"error: {field} must be" in capsys.readouterr().err and not pdf.exists()
+    assert main(["notices", str(app), "--out", str(tmp_path / "out"), "--notice-settings", str(settings)]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_notice_incomplete_command_and_check_notice(tmp_path, capsys):
+    app = json.loads((EXAMPLES / "credit_denial.json").read_text())
+    del app["seniority"]
+    path, pdf, record = tmp_path / "app.json", tmp_path / "i.pdf", tmp_path / "r.json"
+    path.write_text(json.dumps(app))
+    assert main(["notice", str(path), "--dataset", "credit", "--out", str(pdf), "--no-llm"]) == 2
+    err = capsys.readouterr().err
+    assert "seniority is required" in err and "--incomplete" in err and not pdf.exists()
+    assert main(["notice", str(path), "--dataset", "credit", "--incomplete", "--out", str(pdf),
+                 "--decision-out", str(record), "--notice-settings", str(LENDER), "--notice-date", "2026-03-02"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["decision"] == "incomplete" and printed["missing"] == ["seniority"]
+    assert printed["deadline"] == "2026-04-01" and printed["check"]["passed"] and not printed["specimen"]
+    assert main(["check-notice", str(pdf), "--decision", str(record), "--notice-settings", str(LENDER)]) == 0
+    assert json.loads(capsys.readouterr().out)["specimen"] is False
+    assert main(["check-notice", str(pdf), "--decision", str(record)]) == 1
+    assert subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True).returncode == 0
+    app["amount"] = "lots"
+    path.write_text(json.dumps(app))
+    assert main(["notice", str(path), "--dataset", "credit", "--incomplete", "--out", str(pdf)]) == 2
+    assert "amount must be a number" in capsys.readouterr().err
+
+
+def test_notice_command_on_the_credit_dataset_with_the_real_pipeline(tmp_path, capsys):
+    pdf, decision = tmp_path / "n.pdf", tmp_path / "d.json"
+    assert main(["notice", str(EXAMPLES / "credit_denial.json"), "--dataset", "credit", "--writer", "template",
+                 "--reference", "cutoff", "--out", str(pdf), "--decision-out", str(decision),
+                 "--notice-settings", str(LENDER)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["decision"] == "deny" and printed["check"]["passed"] and printed["specimen"] is False, printed
+    recorded = json.loads(decision.read_text())
+    assert recorded["dataset"] == "credit" and recorded["reference"] == "cutoff" and recorded["writer"] == "template"
+    assert main(["check-notice", str(pdf), "--decision", str(decision), "--notice-settings", str(LENDER)]) == 0
+    assert subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True).returncode == 0
+
+
+def test_notices_command_on_a_credit_csv_with_the_real_pipeline(tmp_path, capsys):
+    app = json.loads((EXAMPLES / "credit_denial.json").read_text())
+    fields = ["application_id", "seniority", "home", "loan_term_months", "public_record", "expenses", "income",
+              "assets", "debt", "amount", "price"]
+    rows = [{k: app[k] for k in fields}, {**{k: app[k] for k in fields}, "application_id": "C2", "seniority": 20,
+                                          "public_record": False, "income": 300, "amount": 500, "price": 2000},
+            {**{k: app[k] for k in fields}, "application_id": "C3", "seniority": ""},
+            {**{k: app[k] for k in fields}, "application_id": "C4", "loan_term_months": "sixty"}]
+    path, out = tmp_path / "credit.csv", tmp_path / "out"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows([{k: str(v).lower() if isinstance(v, bool) else v for k, v in r.items()} for r in rows])
+    assert main(["notices", str(path), "--dataset", "credit", "--no-llm", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["processed"] == 3 and summary["incomplete"] == 1 and summary["errors"] == 1, summary
+    assert summary["failed_checks"] == 0 and summary["specimen"] is True
+    manifest = read_manifest(out / "manifest.csv")
+    assert [m["decision"] for m in manifest][2] == "incomplete" and manifest[0]["decision"] == "deny"
+    for row in manifest:
+        if row["path"]:
+            assert row["check"] == "pass"
+            assert subprocess.run(["qpdf", "--check", str(out / row["path"])], capture_output=True).returncode == 0

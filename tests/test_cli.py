@@ -135,3 +135,28 @@ def test_any_lendsafe_error_is_exit_2_and_usage_errors_are_argparse_exits(capsys
     with pytest.raises(SystemExit) as exited:
         main(["score", "x.json", "--reference", "median"])
     assert exited.value.code == 2 and "invalid choice: 'median'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- notices: one set of flags
+
+def _options(command: str) -> dict[str, tuple]:
+    import argparse
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return {a.dest: (a.default, tuple(a.choices or ())) for a in sub._actions if a.dest in ("dataset", "reference",
+                                                                                              "writer")}
+
+
+@pytest.mark.parametrize("command", ["notice", "notices"])
+def test_notice_commands_take_the_scoring_flags_of_explain(command):
+    assert _options(command) == _options("explain") and set(_options(command)) == {"dataset", "reference", "writer"}
+
+
+def test_notice_rejects_bad_lender_settings_with_exit_2(tmp_path, capsys):
+    settings = tmp_path / "lender.toml"
+    settings.write_text('creditor_name = "Bank"\nagency = "fed"\n')
+    out = tmp_path / "n.pdf"
+    assert main(["notice", str(EXAMPLES / "credit_denial.json"), "--dataset", "credit", "--out", str(out),
+                 "--notice-settings", str(settings)]) == 2
+    assert "agency must be one of" in capsys.readouterr().err and not out.exists()

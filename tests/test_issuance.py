@@ -99,3 +99,37 @@ def test_default_store_follows_the_settings(tmp_path, monkeypatch):
     with open_audit_store(Settings()) as audit:
         assert audit.url == f"sqlite:///{tmp_path / 'home' / 'audit.db'}"
     assert default_actor("cli").startswith("cli:")
+
+
+# ------------------------------------------------------------------------------- re-verification and settings
+
+def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, store):
+    from lendsafe.issuance import UnverifiedExplanationError
+
+    denial = pipeline.run(example("hmda_denial"))
+    for text in ("You may apply again next month.", denial.explanation + " Our model is sure."):
+        with pytest.raises(UnverifiedExplanationError, match="fails verification at issue time") as caught:
+            Issuer(pipeline, audit=store).issue_decision(denial.with_updates(explanation=text),
+                                                         notice_date=NOTICE_DATE)
+        assert caught.value.failures
+    assert store.count() == 0
+    assert Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE).passed
+
+
+def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
+    from lendsafe.notice import NoticeSettings
+
+    demo = Issuer(pipeline).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    assert demo.notice.specimen and demo.check.specimen and demo.check.passed
+    settings = NoticeSettings.from_file(EXAMPLES / "lender.toml")
+    real = Issuer(pipeline, notice_settings=settings).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    assert not real.notice.specimen and not real.check.specimen and real.check.passed
+
+
+def test_an_incomplete_application_gets_a_checked_notice_of_incompleteness(pipeline):
+    from lendsafe.incomplete import triage
+
+    application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
+    issued = Issuer(pipeline).issue_incomplete(triage(application, "hmda"), "hmda", notice_date=NOTICE_DATE)
+    assert issued.passed and issued.record["missing"] == ["condominium"] and issued.pdf.startswith(b"%PDF")
+    assert issued.notice.deadline == "2026-04-01" and issued.record_id is None

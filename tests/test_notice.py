@@ -4,18 +4,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
+from lendsafe.config import PROJECT_ROOT
 from lendsafe.decision import Decision, Reason
 from lendsafe.errors import ConfigurationError, LendSafeError
 from lendsafe.notice import (AGENCIES, CREDITOR_TYPES, MAX_REASONS, Notice, NoticeSettings, build_notice,
-                             check_pdf, clean_text, evidence_sha256, load_wording, pdf_text, render_pdf)
+                             check_pdf, clean_text, diagonal_text, evidence_sha256, is_phone, is_toll_free,
+                             load_wording, normalize, pdf_text, reason_sources, render_pdf)
+from lendsafe.reasons import load_catalog
+from lendsafe.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 
 pytestmark = pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("qpdf")),
                                 reason="needs poppler-utils and qpdf (make test installs them)")
@@ -207,8 +213,8 @@ def test_every_variant_passes_the_completeness_check_and_qpdf(variant, tmp_path)
         settings = NoticeSettings(**SCORE_SETTINGS | {"inquiries_is_key_factor": True,
                                                      "score_factors": SCORE_SETTINGS["score_factors"] +
                                                      ("Number of recent inquiries",)})
-    elif variant == "no_report":
-        settings = NoticeSettings(consumer_report_used=False)
+    elif variant == "no_report":     # a dataset of its own, whose only reason rests on the application
+        decision, settings = make_decision(1, dataset="own"), NoticeSettings(consumer_report_used=False)
     elif variant == "no_explanation":
         decision = make_decision(explanation=None)
     elif variant == "no_applicant":
@@ -254,7 +260,7 @@ def test_non_latin_scripts_come_back_from_pdftotext(name):
 
 def test_empty_optional_fields_render():
     settings = NoticeSettings(creditor_phone="", consumer_report_used=False)
-    decision = make_decision(explanation="", application={"applicant": {"name": "", "address": ""}})
+    decision = make_decision(1, dataset="own", explanation="", application={"applicant": {"name": "", "address": ""}})
     pdf = rendered(decision, settings)
     check = assert_complete(pdf, decision, settings)
     assert "Telephone" not in check.text
@@ -281,7 +287,7 @@ def test_check_fails_when_reasons_differ_or_are_reordered():
 
 
 def test_check_fails_when_a_required_block_is_missing():
-    decision = make_decision()
+    decision = make_decision(1, dataset="own")
     pdf = rendered(decision, NoticeSettings(consumer_report_used=False))
     check = check_pdf(pdf, decision, NoticeSettings())
     assert check.failures().keys() == {"fcra_block"}
@@ -397,3 +403,167 @@ def test_arbitrary_unicode_never_breaks_the_file(tmp_path_factory, name, address
     check = check_pdf(pdf, decision, settings)
     required = {"reasons", "ecoa_notice", "fcra_block", "evidence_sha256", "document_id", "action", "dates"}
     assert not required & check.failures().keys(), check.failures()
+
+
+# ------------------------------------------------------------------------------- specimen until configured
+
+LENDER = PROJECT_ROOT / "data" / "examples" / "lender.toml"
+
+
+def lender() -> NoticeSettings:
+    return NoticeSettings.from_file(LENDER)
+
+
+def marks(pdf: bytes) -> list[bool]:
+    """Per page, whether the diagonal SPECIMEN mark is drawn (text only the diagonal extraction has)."""
+    return [wanted <= found for found in diagonal_text(pdf_text(pdf, diagonal=False), pdf_text(pdf))
+            for wanted in [Counter("SPECIMEN")]]
+
+
+def test_the_example_lender_settings_are_complete_and_real():
+    settings = lender()
+    assert not settings.is_specimen and settings.placeholders == ()
+    assert settings.agencies() == (AGENCIES["occ"],) and settings.consumer_report_used
+    assert is_toll_free(settings.cra_phone) and settings.incomplete_days == 30
+    assert NoticeSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+@pytest.mark.parametrize("n_reasons, long_text", [(1, False), (4, True)])
+def test_without_settings_every_page_is_stamped_specimen(n_reasons, long_text):
+    decision = make_decision(n_reasons, explanation=("Your debts are high. " * 80) if long_text else None)
+    settings = NoticeSettings(creditor_address="\n".join(["A long address line"] * 5)) if long_text else None
+    pdf = rendered(decision, settings)
+    check = assert_complete(pdf, decision, settings)
+    assert check.specimen and check.to_dict()["specimen"] is True
+    assert all(marks(pdf)) and len(marks(pdf)) == (2 if long_text else 1)
+    assert load_wording()["text"]["specimen_header"] in normalize(check.text)
+
+
+def test_with_the_lenders_settings_nothing_is_stamped(tmp_path):
+    decision = make_decision(4)
+    pdf = rendered(decision, lender())
+    check = assert_complete(pdf, decision, lender())
+    assert not check.specimen and check.to_dict()["specimen"] is False and not any(marks(pdf))
+    assert "SPECIMEN" not in check.text and "Cascade Valley Bank" in check.text and qpdf_ok(pdf, tmp_path)
+
+
+def test_one_demo_value_left_or_the_specimen_flag_stamps_the_notice():
+    assert NoticeSettings.from_dict({**lender().to_dict(), "cra_phone": "1-800-555-0199"}).placeholders == ("cra_phone",)
+    forced = replace(lender(), specimen=True)
+    decision = make_decision()
+    assert forced.is_specimen and assert_complete(rendered(decision, forced), decision, forced).specimen
+
+
+def test_check_fails_when_the_specimen_marking_is_wrong_either_way():
+    decision, real = make_decision(), lender()
+    unmarked = render_pdf(replace(build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE), specimen=False))
+    assert check_pdf(unmarked, decision).failures().keys() == {"specimen_marking"}
+    marked = render_pdf(replace(build_notice(decision, real, notice_date=NOTICE_DATE), specimen=True))
+    assert check_pdf(marked, decision, real).failures().keys() == {"specimen_marking"}
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"agency": "fed"}, "agency must be one of"),
+    ({"agency": ["occ", "bank"]}, "agency must be one of"),
+    ({"creditor_phone": "call us"}, "creditor_phone must be a telephone number"),
+    ({"creditor_phone": "555-0100"}, "creditor_phone must be a telephone number"),
+    ({"cra_phone": "(503) 555-0100"}, "cra_phone must be a toll-free number"),
+    ({"creditor_name": ""}, "creditor_name must be a non-empty text"),
+    ({"incomplete_days": 3}, "incomplete_days must be between"),
+])
+def test_lender_settings_are_validated_with_the_field_named(changes, fragment):
+    with pytest.raises(ConfigurationError, match=fragment):
+        NoticeSettings.from_dict({**lender().to_dict(), **changes})
+
+
+def test_phone_numbers():
+    assert all(is_phone(p) for p in ("1-800-555-0100", "(503) 555-0142", "+44 20 7946 0000", "800.555.0100 ext. 12"))
+    assert not any(is_phone(p) for p in ("555-0100", "call us", "1-800-LENDSAFE", "12", "+1"))
+    assert is_toll_free("1 (888) 397-3742") and not is_toll_free("(503) 555-0142")
+
+
+# ------------------------------------------------------------------------------- information sources (615(a), 615(b)(1))
+
+MI_REASON = Reason("MORTGAGE_INSURANCE_DENIED", "Private mortgage insurance was denied for this loan",
+                   "mortgage_insurance_denied", True, "yes", 0.95, "12 CFR 1002, Supp. I, comment 9(b)(2)-4")
+
+
+def test_every_catalog_code_names_its_information_source():
+    assert {entry.source for entry in load_catalog().values()} <= {"application", "consumer_report", "third_party"}
+    assert load_catalog()["MORTGAGE_INSURANCE_DENIED"].source == "third_party"
+
+
+def test_a_reason_from_an_outside_source_adds_the_615b_block(tmp_path):
+    decision = make_decision(2, reasons=(MI_REASON, *make_decision(2).reasons))
+    notice = build_notice(decision, lender(), notice_date=NOTICE_DATE)
+    assert notice.third_party and reason_sources(decision)["third_party"] == ("MORTGAGE_INSURANCE_DENIED",)
+    pdf = render_pdf(notice)
+    check = assert_complete(pdf, decision, lender())
+    wording = load_wording()
+    assert wording["headings"]["third_party"] in check.text and "written request" in wording["text"]["third_party_text"]
+    assert "60 days" in wording["text"]["third_party_text"] and qpdf_ok(pdf, tmp_path)
+    dropped = check_pdf(render_pdf(replace(notice, third_party=False)), decision, lender())
+    assert dropped.failures().keys() == {"third_party_block"}
+
+
+def test_no_615b_block_without_an_outside_source():
+    decision = make_decision(3)
+    check = assert_complete(rendered(decision), decision)
+    assert not build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE).third_party
+    assert load_wording()["headings"]["third_party"] not in check.text
+    added = render_pdf(replace(build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE), third_party=True))
+    assert "third_party_block" in check_pdf(added, decision).failures()
+
+
+@pytest.mark.parametrize("dataset, n_reasons, consumer_report_used, expected", [
+    ("own", 1, False, False),      # application-only reason, no report-based input, settings say none
+    ("own", 2, False, True),       # a principal reason rests on a consumer report
+    ("own", 1, True, True),        # the settings say a report was used (today's behaviour)
+    ("hmda", 1, False, True),      # the model's inputs include credit-report data
+])
+def test_the_615a_block_follows_the_sources_of_reasons_and_inputs(dataset, n_reasons, consumer_report_used, expected):
+    decision = make_decision(n_reasons, dataset=dataset)
+    settings = NoticeSettings(consumer_report_used=consumer_report_used)
+    notice = build_notice(decision, settings, notice_date=NOTICE_DATE)
+    assert (notice.consumer_report is not None) == expected
+    check = assert_complete(render_pdf(notice), decision, settings)
+    assert (load_wording()["headings"]["fcra"] in check.text) == expected
+
+
+def test_a_report_based_reason_needs_the_agency_named():
+    settings = NoticeSettings(consumer_report_used=False, cra_name="")
+    with pytest.raises(ConfigurationError, match="cra_name"):
+        build_notice(make_decision(2, dataset="own"), settings, notice_date=NOTICE_DATE)
+
+
+# ------------------------------------------------------------------------------- one list of forbidden content
+
+@pytest.mark.parametrize("explanation", [
+    "You can apply again next month.", "Your application will be reconsidered if you call.",
+    "You will be approved next time.", "Our model found your debts too high.",
+    "The granite LoRA adapter wrote this letter.", "Your probability of default was high.",
+    "We promise a quick answer.", "Your debts are high compared with your income.",
+])
+def test_the_notice_check_and_the_verifier_share_one_list(explanation):
+    decision = make_decision(explanation=explanation)
+    failures = check_pdf(rendered(decision, lender()), decision, lender()).failures()
+    verifier_finds = any(re.search(p, explanation, re.IGNORECASE) for p in FORBIDDEN_PATTERNS + INTERNAL_PATTERNS)
+    assert bool({"forbidden_phrases", "internal_terms"} & failures.keys()) == verifier_finds, failures
+
+
+def test_the_issue_examples_are_caught():
+    for explanation in ("Please apply again in 90 days.", "Your file will be reconsidered.", "Our model decided."):
+        decision = make_decision(explanation=explanation)
+        assert {"forbidden_phrases", "internal_terms"} & check_pdf(rendered(decision), decision).failures().keys()
+
+
+def test_notice_wording_and_catalog_statements_pass_the_shared_list():
+    import lendsafe.notice as notice_module
+
+    assert not hasattr(notice_module, "FORBIDDEN_PHRASES")
+    reasons = tuple(Reason(code, entry.statement, "f", 1, "1", 0.5, entry.citation)
+                    for code, entry in list(load_catalog().items())[:4])
+    decision = make_decision(reasons=reasons, explanation=None)
+    settings = NoticeSettings(**SCORE_SETTINGS | {"reasons_mode": "specific"})
+    check = check_pdf(rendered(decision, settings), decision, settings)
+    assert check.checks["forbidden_phrases"].passed and check.checks["internal_terms"].passed, check.failures()

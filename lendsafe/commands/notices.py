@@ -1,4 +1,8 @@
-"""`lendsafe notice`, `lendsafe notices` and `lendsafe check-notice`."""
+"""`lendsafe notice`, `lendsafe notices` and `lendsafe check-notice`.
+
+The scoring flags (`--dataset`, `--reference`, `--writer`) have the names and choices of
+`lendsafe explain`. Without `--notice-settings` every notice is stamped SPECIMEN.
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,40 +19,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--out", type=Path, default=Path("notice.pdf"), help="PDF to write (default notice.pdf)")
     one.add_argument("--decision-out", type=Path, help="also write the decision JSON (input of check-notice)")
     one.add_argument("--counteroffer", help="terms offered instead (makes it a counteroffer notice)")
+    one.add_argument("--incomplete", action="store_true",
+                     help="when required fields are missing, write a notice of incompleteness (Reg B 1002.9(c)) "
+                          "naming them instead of failing")
     _add_common(one)
     one.set_defaults(func=run_notice)
 
     many = subparsers.add_parser("notices", help="decide every row of a CSV; one notice PDF per denial + manifest")
     many.add_argument("csv", type=Path, help="applications CSV (one application per row)")
     many.add_argument("--out", type=Path, required=True, help="output folder for the PDFs and manifest.csv")
+    many.add_argument("--no-incomplete", dest="incomplete", action="store_false",
+                      help="report rows that lack required fields as errors instead of writing notices of "
+                           "incompleteness for them")
     _add_common(many)
     many.set_defaults(func=run_notices)
 
     check = subparsers.add_parser("check-notice", help="check a notice PDF's text against its decision (JSON)")
     check.add_argument("pdf", type=Path, help="notice PDF")
-    check.add_argument("--decision", type=Path, required=True, help="decision JSON (Decision.to_dict())")
+    check.add_argument("--decision", type=Path, required=True,
+                       help="decision JSON (Decision.to_dict()), or the incompleteness record `notice --incomplete` wrote")
     check.add_argument("--notice-settings", type=Path, help="notice settings TOML/JSON used for the notice")
     check.set_defaults(func=run_check)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--notice-settings", type=Path, help="notice settings TOML/JSON (creditor, agency, ...)")
+    parser.add_argument("--dataset", default="hmda", help="dataset whose model scores it (default hmda)")
+    parser.add_argument("--reference", default="population", choices=("population", "cutoff"),
+                        help="reason reference (Reg B comment 9(b)(2)-5)")
+    parser.add_argument("--writer", default="auto", choices=("auto", "lora", "template"),
+                        help="auto: LoRA writer with verified fallback; template: deterministic composer only")
+    parser.add_argument("--notice-settings", type=Path,
+                        help="lender settings TOML/JSON (creditor, agency, ...; see data/examples/lender.toml); "
+                             "without them every notice is stamped SPECIMEN")
     parser.add_argument("--notice-date", type=dt.date.fromisoformat, help="date printed on the notice (default today)")
-    parser.add_argument("--no-llm", action="store_true", help="write explanations with the deterministic composer")
+    parser.add_argument("--no-llm", action="store_true", help="same as --writer template")
     parser.add_argument("--actor", help="who issues the notices, kept in the audit store (default cli:<user>)")
 
 
 def _notice_settings(path: Path | None):
     from lendsafe.notice import NoticeSettings
 
-    return NoticeSettings.from_file(path) if path else NoticeSettings()
+    settings = NoticeSettings.from_file(path) if path else NoticeSettings()
+    if settings.is_specimen:
+        print("warning: notices are stamped SPECIMEN: the lender settings are not configured "
+              f"({', '.join(settings.placeholders) or 'specimen = true'}); pass --notice-settings "
+              "(example: data/examples/lender.toml)", file=sys.stderr)
+    return settings
 
 
 def _pipeline(args: argparse.Namespace):
     from lendsafe.config import Settings
     from lendsafe.pipeline import Pipeline
 
-    return Pipeline(Settings(**({"use_llm": False} if args.no_llm else {})))
+    writer = "template" if args.no_llm else args.writer
+    settings = Settings(dataset=args.dataset, **({"use_llm": False} if writer == "template" else {}))
+    return Pipeline(settings, dataset=args.dataset, reference=args.reference, writer=writer)
 
 
 def _read_json(path: str) -> dict:
@@ -59,32 +84,71 @@ def _read_json(path: str) -> dict:
         return json.loads(text)
     except FileNotFoundError:
         raise InvalidApplicationError([f"application file not found: {path}"]) from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise InvalidApplicationError([f"application file {path} is not a UTF-8 JSON file"]) from None
     except json.JSONDecodeError as exc:
         raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
 
 
 def _issuer(args: argparse.Namespace):
+    """Settings first (a bad file stops here, before anything is decided or written), then the rest."""
     from lendsafe.issuance import Issuer, default_actor, open_audit_store
 
+    settings = _notice_settings(args.notice_settings)
     pipeline = _pipeline(args)
-    return Issuer(pipeline, notice_settings=_notice_settings(args.notice_settings),
-                  audit=open_audit_store(getattr(pipeline, "settings", None)), actor=args.actor or default_actor("cli"))
+    return Issuer(pipeline, notice_settings=settings, audit=open_audit_store(getattr(pipeline, "settings", None)),
+                  actor=args.actor or default_actor("cli"))
+
+
+def _write_pdf(path: Path, pdf: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pdf)
+
+
+def _write_json(path: Path | None, data: dict) -> None:
+    if path:
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def run_notice(args: argparse.Namespace) -> int:
+    from lendsafe.errors import InvalidApplicationError
+    from lendsafe.incomplete import missing_fields, triage
+
+    application = _read_json(args.file)
+    lacking = isinstance(application, dict) and missing_fields(application, args.dataset)
+    if args.incomplete and lacking:
+        return _run_incomplete(args, triage(application, args.dataset))
     issuer = _issuer(args)
-    issued = issuer.issue(_read_json(args.file), notice_date=args.notice_date, counteroffer=args.counteroffer)
+    try:
+        issued = issuer.issue(application, notice_date=args.notice_date, counteroffer=args.counteroffer)
+    except InvalidApplicationError as exc:
+        if lacking:
+            exc.problems.append("to send a notice of incompleteness naming the missing fields, add --incomplete")
+        raise
     decision = issued.decision
-    if args.decision_out:
-        args.decision_out.write_text(json.dumps(decision.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    _write_json(args.decision_out, decision.to_dict())
     if issued.notice is None:
         print(json.dumps({"decision": decision.decision, "notice": None, "audit_id": issued.record_id}, indent=2))
         return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(issued.pdf)
+    _write_pdf(args.out, issued.pdf)
     print(json.dumps({"decision": decision.decision, "document_id": issued.notice.document_id, "path": str(args.out),
                       "sha256": hashlib.sha256(issued.pdf).hexdigest(), "audit_id": issued.record_id,
-                      "check": issued.check.to_dict()}, indent=2))
+                      "specimen": issued.notice.specimen, "check": issued.check.to_dict()}, indent=2))
+    return 0 if issued.passed else 1
+
+
+def _run_incomplete(args: argparse.Namespace, triaged) -> int:
+    """Write the notice of incompleteness of an application that lacks required fields."""
+    from lendsafe.issuance import Issuer
+
+    issued = Issuer(None, notice_settings=_notice_settings(args.notice_settings)).issue_incomplete(
+        triaged, args.dataset, notice_date=args.notice_date)
+    _write_json(args.decision_out, issued.record)
+    _write_pdf(args.out, issued.pdf)
+    print(json.dumps({"decision": "incomplete", "missing": list(triaged.missing),
+                      "document_id": issued.notice.document_id, "path": str(args.out),
+                      "sha256": hashlib.sha256(issued.pdf).hexdigest(), "deadline": issued.notice.deadline,
+                      "specimen": issued.notice.specimen, "check": issued.check.to_dict()}, indent=2))
     return 0 if issued.passed else 1
 
 
@@ -102,25 +166,41 @@ def run_notices(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = run_batch(args.csv, args.out, pipeline, settings, progress, notice_date=args.notice_date,
-                           audit=audit, actor=args.actor or default_actor("cli"))
+        result = run_batch(args.csv, args.out, pipeline, settings, progress, dataset=args.dataset,
+                           notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
+                           incomplete=args.incomplete)
     for error in result.errors:
         print(f"row {error.row}: {'; '.join(error.problems)}", file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
-                      "failed_checks": len(result.failed_checks), "errors": len(result.errors),
+                      "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
+                      "errors": len(result.errors), "specimen": settings.is_specimen,
                       "manifest": str(result.manifest_path)}, indent=2))
     return 0 if result.processed else 1
 
 
 def run_check(args: argparse.Namespace) -> int:
     from lendsafe.decision import Decision
-    from lendsafe.errors import ArtifactNotFoundError
-    from lendsafe.notice import check_pdf
+    from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
+    from lendsafe.incomplete import KIND
+    from lendsafe.notice import NoticeSettings, check_pdf
 
     for path in (args.pdf, args.decision):
         if not path.is_file():
             raise ArtifactNotFoundError(f"file not found: {path}")
-    decision = Decision.from_dict(json.loads(args.decision.read_text(encoding="utf-8")))
-    check = check_pdf(args.pdf.read_bytes(), decision, _notice_settings(args.notice_settings))
+    try:
+        data = json.loads(args.decision.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"--decision must be a JSON file; {args.decision} is not ({exc})") from None
+    settings = NoticeSettings.from_file(args.notice_settings) if args.notice_settings else NoticeSettings()
+    check = (_check_incomplete(args.pdf.read_bytes(), data, settings) if data.get("kind") == KIND
+             else check_pdf(args.pdf.read_bytes(), Decision.from_dict(data), settings))
     print(json.dumps(check.to_dict(), indent=2))
     return 0 if check.passed else 1
+
+
+def _check_incomplete(pdf: bytes, record: dict, settings):
+    from lendsafe.incomplete import check_incomplete_pdf
+
+    stated = {k: v for k, v in record.items() if k not in ("notice_date", "document_id")}
+    return check_incomplete_pdf(pdf, stated, settings, notice_date=record.get("notice_date"),
+                                document_id=record.get("document_id"))
