@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from lendsafe.datasets import DatasetSpec, FeatureSpec, load_spec, to_bool
 from lendsafe.errors import InvalidApplicationError
+from lendsafe.redaction import printable
 
 PYTHON_TYPES = {"float": float, "int": int, "bool": bool, "category": str}
 EXPECTED_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "category": "one of"}
@@ -101,7 +103,7 @@ def _message(spec: DatasetSpec, error: dict[str, Any]) -> str:
     feature = _feature_names(spec).get(name)
     expected = _expected(feature) if feature else OPTIONAL_EXPECTED.get(name, "a valid value")
     bounds = _bounds(feature) if feature else OPTIONAL_BOUNDS.get(name, _bounds(None))
-    return template.format(name=name, got=_shown(error.get("input")), msg=error.get("msg", ""),
+    return template.format(name=printable(name), got=_shown(error.get("input")), msg=printable(error.get("msg", "")),
                            expected=expected, known=", ".join(_known_fields(spec, error["loc"])), **bounds)
 
 
@@ -171,7 +173,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict) and not value:
         return "nothing"
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = printable(text if len(text) <= 60 else text[:57] + "...")
+    return text
 
 
 # ---------------------------------------------------------------- CSV and JSON files
@@ -234,22 +237,111 @@ def read_applications_csv(path: str | Path, dataset: str | DatasetSpec = "hmda"
     return results
 
 
+# Limits of one application file: far above any real application, far below what hurts the process.
+MAX_APPLICATION_BYTES = 1_000_000
+MAX_JSON_DEPTH = 32
+MAX_INTEGER_DIGITS = 30
+JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+JSON_CONSTANTS = {"NaN", "Infinity", "-Infinity"}
+
+
+class _JsonRefused(ValueError):
+    """A JSON document refused at the boundary; the message names the problem."""
+
+
 def read_application_json(path: str | Path, dataset: str | DatasetSpec = "hmda") -> dict[str, Any]:
-    """Read and validate one application from a JSON file (``-`` reads standard input)."""
+    """Read and validate one application from a JSON file (``-`` reads standard input).
+
+    Refused with a clear message (never a traceback): a missing path, a directory or other non-file,
+    more than ``MAX_APPLICATION_BYTES``, text that is not UTF-8, invalid JSON, nesting deeper than
+    ``MAX_JSON_DEPTH``, integers longer than ``MAX_INTEGER_DIGITS`` digits, NaN/Infinity, a key given
+    twice, and JSON that is not an object.
+    """
+    shown = printable(path)
+    raw = _read_limited(path, shown)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidApplicationError([f"application file {shown} is not UTF-8 text (expected JSON): byte "
+                                       f"0x{raw[exc.start]:02x} at offset {exc.start}"]) from None
+    return parse_application(parse_application_text(text), dataset)
+
+
+def _read_limited(path: str | Path, shown: str) -> bytes:
+    """At most ``MAX_APPLICATION_BYTES`` + 1 bytes of a regular file or standard input."""
     import sys
 
+    if str(path) == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:                         # a text stream (tests, embedding): read characters
+            return _check_size(sys.stdin.read(MAX_APPLICATION_BYTES + 1).encode("utf-8", "surrogateescape"), shown)
+        return _check_size(stream.read(MAX_APPLICATION_BYTES + 1), shown)
+    target = Path(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidApplicationError([f"application file not found: {path}"]) from None
-    except IsADirectoryError:
-        raise InvalidApplicationError([f"application file expected, got a directory: {path}"]) from None
+        if not target.exists():
+            raise InvalidApplicationError([f"application file not found: {shown}"])
+        if target.is_dir():
+            raise InvalidApplicationError([f"application file expected, got a directory: {shown}"])
+        if not target.is_file():
+            raise InvalidApplicationError([f"application file expected, got a device, pipe or socket: {shown}"])
+        with target.open("rb") as handle:
+            return _check_size(handle.read(MAX_APPLICATION_BYTES + 1), shown)
     except OSError as exc:
-        raise InvalidApplicationError([f"application file {path} cannot be read: {exc.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise InvalidApplicationError([f"application file {path} is not UTF-8 text (expected JSON)"]) from None
+        raise InvalidApplicationError([f"application file {shown} cannot be read: "
+                                       f"{exc.strerror or type(exc).__name__}"]) from None
+
+
+def _check_size(raw: bytes, shown: str) -> bytes:
+    if len(raw) > MAX_APPLICATION_BYTES:
+        raise InvalidApplicationError([f"application file {shown} is larger than {MAX_APPLICATION_BYTES:,} bytes "
+                                       "(one application is a few hundred bytes)"])
+    return raw
+
+
+def parse_application_text(text: str) -> Any:
+    """JSON text -> Python value, refusing what ``json.loads`` would accept silently or crash on."""
     try:
-        data = json.loads(text)
+        _check_depth(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
+                          parse_constant=_refuse_constant)
+    except _JsonRefused as exc:
+        raise InvalidApplicationError([f"application {exc}"]) from None
     except json.JSONDecodeError as exc:
-        raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
-    return parse_application(data, dataset)
+        raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                       f"column {exc.colno}"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidApplicationError([f"application is not valid JSON: {printable(exc)[:200]}"]) from None
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    for match in JSON_BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise _JsonRefused(f"nests objects or arrays deeper than {MAX_JSON_DEPTH} levels (at offset "
+                                   f"{match.start()})")
+        elif token in "]}":
+            depth -= 1
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _JsonRefused(f"gives {printable(_shown(key))} more than once; expected each field once")
+        seen[key] = value
+    return seen
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _JsonRefused(f"has an integer of {len(digits.lstrip('-')):,} digits; expected at most "
+                           f"{MAX_INTEGER_DIGITS}")
+    return int(digits)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _JsonRefused(f"contains {name}; expected finite numbers only ({', '.join(sorted(JSON_CONSTANTS))} "
+                       "are not JSON)")

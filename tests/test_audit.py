@@ -683,6 +683,46 @@ def test_cli_retention_and_purge(cli_store, capsys):
     assert "chain verifies: 3 records after anchor 3" in out
 
 
+@pytest.mark.parametrize("words, message", [
+    (("list", "--since", "garbage"), "argument --since: expected an ISO 8601 date or time"),
+    (("list", "--until", "2024-13-45"), "argument --until"),
+    (("list", "--limit", "-1"), "argument --limit: expected a whole number from 1"),
+    (("retention", "--months", "-5"), "argument --months: expected a whole number from 1 to 1200; got -5"),
+    (("retention", "--months", "abc"), "argument --months: expected a whole number; got 'abc'"),
+    (("retention", "--credit", "mortgage"), "argument --credit: invalid choice"),
+    (("show", "0"), "argument id"),
+])
+def test_cli_refuses_bad_option_values_naming_the_option(cli_store, capsys, words, message):
+    with pytest.raises(SystemExit) as exited:
+        run_cli(capsys, cli_store, *words)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words, message", [
+    (("retention", "--months", "24"), "at least 25 months for consumer credit"),
+    (("retention", "--months", "11", "--credit", "business"), "at least 12 months for business credit"),
+    (("purge", "--months", "13", "--confirm"), "at least 25 months for consumer credit"),
+])
+def test_cli_refuses_retention_below_the_legal_minimum(cli_store, capsys, words, message):
+    code, out, err = run_cli(capsys, cli_store, *words)
+    assert code == 2 and message in err and out == ""
+    with AuditStore(cli_store) as store:
+        assert store.count() == 5
+
+
+def test_cli_since_filters_by_time_and_business_credit_allows_twelve_months(cli_store, capsys):
+    code, out, _ = run_cli(capsys, cli_store, "list", "--since", "2021-01-01", "--json")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [4, 5]
+    code, out, _ = run_cli(capsys, cli_store, "retention", "--months", "12", "--credit", "business")
+    assert code == 0 and "3 record(s) past 12-month retention" in out
+
+
+def test_store_errors_never_show_the_url_password():
+    with pytest.raises(ConfigurationError) as caught:
+        AuditStore("mysql://auditor:hunter2@db.bank/audit")
+    assert "hunter2" not in str(caught.value) and "auditor:***@db.bank" in str(caught.value)
+
+
 def test_cli_replay_and_export(tmp_path, capsys, notice_api):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     with AuditStore(url) as store:
