@@ -345,13 +345,18 @@ ENGINE_FACTORIES = {"sqlite": _sqlite_engine, "postgresql": _postgres_engine}
 
 def _create_engine(url_text: str) -> Any:
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    url = make_url(url_text)
-    backend = url.get_backend_name()
-    if backend not in ENGINE_FACTORIES:
-        raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} "
-                                 f"({redact_url(url_text)})")
-    return ENGINE_FACTORIES[backend](url)
+    try:
+        url = make_url(url_text)
+        backend = url.get_backend_name()
+        if backend not in ENGINE_FACTORIES:
+            raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} "
+                                     f"({redact_url(url_text)})")
+        return ENGINE_FACTORIES[backend](url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"audit store URL is not valid ({redact_url(url_text)}): "
+                                 f"{redact_url(str(exc).splitlines()[0])}") from None
 
 
 # ----------------------------------------------------------------------------- record content

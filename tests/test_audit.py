@@ -721,6 +721,9 @@ def test_store_errors_never_show_the_url_password():
     with pytest.raises(ConfigurationError) as caught:
         AuditStore("mysql://auditor:hunter2@db.bank/audit")
     assert "hunter2" not in str(caught.value) and "auditor:***@db.bank" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="URL is not valid") as caught:
+        AuditStore("sqlite://auditor:hunter2@/tmp/x.db")
+    assert "hunter2" not in str(caught.value)
 
 
 def test_cli_replay_and_export(tmp_path, capsys, notice_api):
