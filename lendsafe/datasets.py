@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from decimal import ROUND_HALF_UP, Decimal
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,11 @@ SPECS_DIR = PROJECT_ROOT / "data" / "specs"
 FEATURE_TYPES = ("float", "int", "bool", "category")
 TRUE_WORDS = {"yes", "true", "1", "y", "t"}
 FALSE_WORDS = {"no", "false", "0", "n", "f"}
+
+
+def is_missing(value: Any) -> bool:
+    """True when the applicant gave no value (None or NaN)."""
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,9 @@ class FeatureSpec:
     optional: bool = False
     model_input: bool = True
     derived: tuple[str, ...] = ()      # (numerator, denominator) fields of a ratio feature
-    levels: tuple[tuple[int, str], ...] = ()   # meaning of each value of an ordinal rating
+    levels: tuple[tuple[Any, str], ...] = ()   # meaning of each value of a rating, yes/no or category
+    markers: tuple[tuple[Any, tuple[str, ...]], ...] = ()   # phrases that can describe only that value
+    unit: str = ""                     # "$" (written before the figure) or a word after it ("months")
 
     def __post_init__(self) -> None:
         if self.type not in FEATURE_TYPES:
@@ -58,19 +66,40 @@ class FeatureSpec:
         """True when the applicant supplies it (derived features are computed)."""
         return not self.derived
 
+    @property
+    def is_coded(self) -> bool:
+        """True when the value stands for a meaning (a rating, yes/no or category with levels)."""
+        return bool(self.levels)
+
     def level_text(self, value: Any) -> str | None:
-        """What an ordinal rating means, e.g. 5 -> 'delinquent payments sixty days past due'."""
+        """What a coded value means, e.g. rating 5 -> 'delinquent payments sixty days past due'."""
         return dict(self.levels).get(value) if self.levels else None
 
+    def level_markers(self) -> dict[Any, tuple[str, ...]]:
+        """Value -> phrases that describe only that value (its level text included)."""
+        own = dict(self.markers)
+        return {value: (text, *own.get(value, ())) for value, text in self.levels}
+
+    def rounded(self, value: Any) -> str:
+        """The number alone, rounded half-up to the spec's decimals (0.995 -> '1.00'), thousands separated."""
+        if self.type != "float":
+            return str(value)
+        exact = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-self.decimals), rounding=ROUND_HALF_UP)
+        return f"{exact:,.{self.decimals}f}"
+
     def display(self, value: Any) -> str:
-        """The value as written in applicant-facing text, rounded per the spec."""
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        """The value as written in applicant-facing text: rounded per the spec, with its unit."""
+        if is_missing(value):
             return "not provided"
         if self.type == "bool":
             return "yes" if value else "no"
-        if self.type == "float":
-            return f"{float(value):,.{self.decimals}f}"
-        return str(value)
+        number = self.rounded(value)
+        if self.type == "category" or not self.unit:
+            return number
+        if self.unit == "$":
+            return f"${number}"
+        unit = self.unit[:-1] if self.unit.endswith("s") and float(value) == 1 else self.unit
+        return f"{number} {unit}"
 
 
 @dataclass(frozen=True)
@@ -155,11 +184,16 @@ def _columns_of(feature: FeatureSpec) -> list[str]:
     return [feature.name]
 
 
+LEVEL_KEYS = {"int": int, "bool": lambda k: to_bool(k), "category": str, "float": float}
+
+
 def _feature_from_toml(raw: dict[str, Any]) -> FeatureSpec:
     raw = dict(raw)
     raw["categories"] = tuple(raw.get("categories", ()))
     raw["derived"] = tuple(raw.get("derived", ()))
-    raw["levels"] = tuple(sorted((int(k), v) for k, v in raw.get("levels", {}).items()))
+    key = LEVEL_KEYS.get(raw.get("type"), str)
+    raw["levels"] = tuple(sorted(((key(k), v) for k, v in raw.get("levels", {}).items()), key=lambda kv: kv[0]))
+    raw["markers"] = tuple((key(k), tuple(v)) for k, v in raw.get("markers", {}).items())
     return _build(FeatureSpec, raw, f"feature {raw.get('name', '?')}")
 
 

@@ -49,8 +49,10 @@ class Decision:
     writer_reason: str | None = None     # why that writer produced the final text
     verification: dict[str, Any] | None = None
     prompt_sha256: str | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None      # this decision's own time (scoring, retrieval, writing, checks)
     artifacts: dict[str, str] = field(default_factory=dict)   # adapter, corpus, catalog hashes
+    dropped: tuple[dict[str, Any], ...] = ()   # candidates that raised risk but are not reasons, with why
+    load_ms: float | None = None         # one-time loading (models, index) paid by this call, apart from latency
 
     @property
     def denied(self) -> bool:
@@ -70,6 +72,7 @@ class Decision:
                 for r in self.reasons
             ],
             "reference": self.reference,
+            "dropped_candidates": [dict(d) for d in self.dropped],
             "model": dict(self.model),
         }
 
@@ -81,4 +84,5 @@ class Decision:
         data = dict(data)
         data["reasons"] = tuple(Reason(**r) for r in data.get("reasons", ()))
         data["citations"] = tuple(Citation(**c) for c in data.get("citations", ()))
+        data["dropped"] = tuple(dict(d) for d in data.get("dropped", ()))
         return cls(**data)

@@ -1,7 +1,8 @@
 """Pure prompt building: a decision's facts -> chat messages (golden-file tested).
 
-The prompt holds the decision, the principal reasons with their statements and rounded values,
-and the retrieved citations. It never holds the threshold, the raw risk or any protected attribute.
+The prompt holds the decision and the principal reasons with their statements, rounded values and,
+for coded values, their meanings. It never holds the threshold, the raw risk, any protected attribute
+or free text from the application.
 """
 from __future__ import annotations
 
@@ -9,46 +10,41 @@ import hashlib
 import json
 from typing import Any
 
-from lendsafe.datasets import load_spec
-from lendsafe.decision import Decision
+from lendsafe.datasets import FeatureSpec, is_missing, load_spec
+from lendsafe.decision import Decision, Reason
 
 SYSTEM_PROMPT = (
     "You write the explanation paragraph of a credit decision notice for a lender. "
-    "Use only the facts given. State every listed reason, in the order given, with its figure. "
-    "Do not mention any other factor, any score or any promise. Write plain English."
+    "Use only the facts given. State every listed reason, in the order given, with its figure and "
+    "its meaning exactly as given. Do not mention any other factor, any score or any promise. Write plain English."
 )
 
 STRICT_SUFFIX = (
-    "Rules: mention exactly the {count} reason(s) listed and nothing else; copy each figure exactly as "
-    "written; cite only the sources listed; never use the words reapply, guarantee, pre-approved, "
-    "reconsider, score or threshold."
+    "Rules: mention exactly the {count} reason(s) listed and nothing else; copy each figure and each "
+    "meaning exactly as written; a value that is not provided has no figure; cite nothing; never use the "
+    "words reapply, guarantee, pre-approved, reconsider, score or threshold."
 )
 
+# The product is the dataset's own word, never free text from the application (which could steer the text).
 PRODUCT_WORDS = {"hmda": "mortgage", "credit": "loan"}
-MAX_PROMPT_CITATIONS = 3
 
 
 def product_word(decision: Decision) -> str:
-    """What the applicant applied for, in plain words (the application's own product if given)."""
-    product = (decision.application.get("product") or "").strip()
-    return product if 0 < len(product) <= 60 else PRODUCT_WORDS.get(decision.dataset, "credit")
+    """What the applicant applied for, in plain words: a controlled value per dataset."""
+    return PRODUCT_WORDS.get(decision.dataset, "credit")
+
+
+def reason_line(rank: int, reason: Reason, feature: FeatureSpec) -> str:
+    """'1. Statement (Label: value, meaning ...)': the meaning of a coded value travels with it."""
+    meaning = feature.level_text(reason.value) if not is_missing(reason.value) else None
+    fact = f"{feature.label}: {reason.display_value}" + (f", meaning {meaning}" if meaning else "")
+    return f"{rank}. {reason.statement} ({fact})"
 
 
 def reason_lines(decision: Decision) -> list[str]:
     spec = load_spec(decision.dataset)
-    lines = []
-    for rank, reason in enumerate(decision.reasons, start=1):
-        label = spec.feature(reason.feature).label
-        lines.append(f"{rank}. {reason.statement} ({label}: {reason.display_value})")
-    return lines
-
-
-def prompt_citations(decision: Decision) -> list[str]:
-    """Citations offered to the writer: each reason's own rule first, then the retrieved ones."""
-    retrieved = [c.citation for c in decision.citations]
-    ordered = [r.citation for r in decision.reasons if r.citation in retrieved] + retrieved
-    unique = list(dict.fromkeys(ordered))
-    return unique[:MAX_PROMPT_CITATIONS]
+    return [reason_line(rank, reason, spec.feature(reason.feature))
+            for rank, reason in enumerate(decision.reasons, start=1)]
 
 
 def user_prompt(decision: Decision, strict: bool = False) -> str:
@@ -56,9 +52,6 @@ def user_prompt(decision: Decision, strict: bool = False) -> str:
     if decision.denied:
         parts.append("Principal reasons, most important first:")
         parts.extend(reason_lines(decision))
-        citations = prompt_citations(decision)
-        if citations:
-            parts.append("Sources: " + "; ".join(citations))
     if strict:
         parts.append(STRICT_SUFFIX.format(count=len(decision.reasons)))
     parts.append("Write the explanation.")

@@ -2,9 +2,10 @@
 
 Contributions come from ``Booster.predict(pred_contribs=True)`` and are taken relative to a reference
 group (comment 9(b)(2)-5): the average of all applicants (``population``) or of applicants at or just
-above the passing cutoff (``cutoff``). Only contributions that raised this applicant's risk become
-reasons; one-hot levels are summed per feature and features per reason code; ties break by code;
-at most four.
+above the passing cutoff (``cutoff``). A feature becomes a reason only when its contribution raised this
+applicant's risk *and* the applicant's own value is on the adverse side of the reference group's typical
+value (``ineligibility``); one-hot levels are summed per feature and features per reason code; ties break
+by code; at most four. Dropped candidates are kept with the reason they were dropped.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from lendsafe.datasets import SPECS_DIR, DatasetSpec
+from lendsafe.datasets import SPECS_DIR, DatasetSpec, FeatureSpec, is_missing
 from lendsafe.decision import REFERENCES, Reason
 from lendsafe.errors import ConfigurationError, LendSafeError
 
 MAX_REASONS = 4
+SOURCES = ("application", "consumer_report", "third_party")
 ADVERSE_EPSILON = 1e-6          # contributions at or below this did not raise risk
 ADDITIVITY_TOLERANCE = 1e-3     # log-odds; float32 sums over a few hundred trees
 
@@ -32,18 +34,34 @@ class CatalogEntry:
     statement: str
     factor: str
     citation: str
+    source: str = "application"          # application | consumer_report | third_party
+    missing: str = "Credit application incomplete"
     by_value: tuple[tuple[str, str], ...] = ()
+    by_feature: tuple[tuple[str, str], ...] = ()
 
-    def statement_for(self, value: Any) -> str:
-        """The statement that is accurate for this value (Appendix C comment 4)."""
-        return dict(self.by_value).get(str(value), self.statement)
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigurationError(f"reason {self.code}: source must be one of {SOURCES}; got {self.source!r}")
+
+    def statement_for(self, value: Any, feature: str | None = None) -> str:
+        """The statement that is accurate for this value (Appendix C comment 4); the missing-value
+        statement when there is no value (never a statement about a value not given)."""
+        if is_missing(value):
+            return self.missing
+        by_value = dict(self.by_value).get(str(value))
+        return by_value or dict(self.by_feature).get(feature or "", self.statement)
+
+    def statements(self) -> tuple[str, ...]:
+        """Every statement this code can produce."""
+        return (self.statement, self.missing, *dict(self.by_value).values(), *dict(self.by_feature).values())
 
 
 @lru_cache(maxsize=4)
 def load_catalog(path: Path = SPECS_DIR / "reasons.toml") -> dict[str, CatalogEntry]:
     """Reason code -> the statement an applicant reads and the rule behind it."""
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {code: CatalogEntry(code=code, **{**entry, "by_value": tuple(entry.get("by_value", {}).items())})
+    return {code: CatalogEntry(code=code, **{**entry, "by_value": tuple(entry.get("by_value", {}).items()),
+                                             "by_feature": tuple(entry.get("by_feature", {}).items())})
             for code, entry in raw.items()}
 
 
@@ -100,6 +118,96 @@ def grouped_by_feature(spec: DatasetSpec, relative_row: np.ndarray) -> dict[str,
     return dict(zip(features, totals[0].tolist()))
 
 
+def _worse(feature: FeatureSpec, value: Any, typical: Any) -> bool:
+    """Whether ``value`` is on the adverse side of ``typical`` in the feature's monotone direction."""
+    if feature.monotone == 0:
+        return value != typical
+    return (value - typical) * feature.monotone > 0
+
+
+def _bool_ineligible(feature: FeatureSpec, value: Any, typical: Any) -> str | None:
+    adverse = feature.monotone > 0 if feature.monotone else not typical
+    if bool(value) == adverse:
+        return None
+    return f"favourable value: {feature.label.lower()} is {feature.display(value)}; only {feature.display(adverse)} can be a reason"
+
+
+def _rating_ineligible(feature: FeatureSpec, value: Any, typical: Any) -> str | None:
+    levels = [level for level, _ in feature.levels]
+    best = min(levels) if feature.monotone >= 0 else max(levels)
+    if value == best:
+        return f"best level: rating {value} ({feature.level_text(value)}) cannot be a reason"
+    if not _worse(feature, value, typical):
+        return f"not worse than the reference group's typical rating {typical:g}: rating {value} ({feature.level_text(value)})"
+    return None
+
+
+def _number_ineligible(feature: FeatureSpec, value: Any, typical: Any) -> str | None:
+    if _worse(feature, float(value), float(typical)):
+        return None
+    side = {1: "at or below", -1: "at or above", 0: "equal to"}[feature.monotone]
+    return (f"favourable or typical value: {feature.display(value)} is {side} the reference group's median "
+            f"{feature.display(typical)}")
+
+
+def _category_ineligible(feature: FeatureSpec, value: Any, typical: Any) -> str | None:
+    return None if value != typical else f"typical value: {value} is the reference group's most common level"
+
+
+def ineligibility(feature: FeatureSpec, value: Any, typical: Any) -> str | None:
+    """Why the applicant's own value cannot be a principal reason, or None when it can.
+
+    A reason must be true of the applicant: yes/no factors only when the adverse answer holds,
+    ratings only when worse than the reference group's typical level and never the best level,
+    numbers only when worse than the reference group's median. A missing value is eligible: it is
+    stated as missing (the catalog's missing-value statement), never as a fact.
+    """
+    if is_missing(value) or typical is None:
+        return None
+    if feature.type == "bool":
+        return _bool_ineligible(feature, value, typical)
+    if feature.type == "category":
+        return _category_ineligible(feature, value, typical)
+    if feature.type == "int" and feature.levels:
+        return _rating_ineligible(feature, value, typical)
+    return _number_ineligible(feature, value, typical)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Ranked eligible reason codes and the candidates that were dropped, with why."""
+
+    ranked: list[tuple[str, float]]
+    dropped: tuple[dict[str, Any], ...]
+
+
+def select_reasons(spec: DatasetSpec, values: dict[str, Any], feature_contributions: dict[str, float],
+                   typical: dict[str, Any], limit: int = MAX_REASONS) -> Selection:
+    """Principal reasons from per-feature contributions: only features that raised risk *and* whose
+    value is adverse; summed per code; largest first, ties by code; at most ``limit``."""
+    by_code: dict[str, float] = {}
+    dropped: list[dict[str, Any]] = []
+    for feature in spec.model_features:
+        contribution = float(feature_contributions.get(feature.name, 0.0))
+        if contribution <= ADVERSE_EPSILON:
+            continue
+        why = ineligibility(feature, values.get(feature.name), typical.get(feature.name))
+        if why:
+            dropped.append(_dropped(feature, values.get(feature.name), contribution, why))
+        else:
+            by_code[feature.reason] = by_code.get(feature.reason, 0.0) + contribution
+    ranked = sorted(by_code.items(), key=lambda item: (-round(item[1], 9), item[0]))
+    for code, contribution in ranked[limit:]:
+        dropped.append({"code": code, "feature": None, "value": None, "display_value": "",
+                        "contribution": round(contribution, 6), "why": f"beyond the {limit} principal reasons"})
+    return Selection(ranked[:limit], tuple(sorted(dropped, key=lambda d: -d["contribution"])))
+
+
+def _dropped(feature: FeatureSpec, value: Any, contribution: float, why: str) -> dict[str, Any]:
+    return {"code": feature.reason, "feature": feature.name, "value": value, "display_value": feature.display(value),
+            "contribution": round(contribution, 6), "why": why}
+
+
 def rank_adverse(codes: list[str], row: np.ndarray, limit: int = MAX_REASONS) -> list[tuple[str, float]]:
     """Codes that raised risk, largest first; ties broken by code; at most ``limit``."""
     adverse = [(code, float(v)) for code, v in zip(codes, row) if v > ADVERSE_EPSILON]
@@ -125,7 +233,7 @@ def reasons_for(spec: DatasetSpec, application: dict[str, Any], ranked: list[tup
         named = features_by_code[code]
         feature = spec.feature(max(named, key=lambda name: (contributions.get(name, 0.0), -named.index(name))))
         value = application.get(feature.name)
-        reasons.append(Reason(code=code, statement=catalog[code].statement_for(value), feature=feature.name,
+        reasons.append(Reason(code=code, statement=catalog[code].statement_for(value, feature.name), feature=feature.name,
                               value=value, display_value=feature.display(value),
                               contribution=round(contribution, 6), citation=catalog[code].citation))
     return tuple(reasons)

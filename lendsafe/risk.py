@@ -138,6 +138,21 @@ def logistic_baseline(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.Dat
     return model.predict_proba(X_test)[:, 1]
 
 
+def typical_values(spec: DatasetSpec, X: pd.DataFrame) -> dict[str, Any]:
+    """Median of each numeric feature, majority of each yes/no feature, most common level of each
+    category, over the rows of ``X`` (a model matrix); missing values are left out."""
+    typical: dict[str, Any] = {}
+    for feature in spec.model_features:
+        if feature.type == "category":
+            shares = X[[f"{feature.name}={level}" for level in feature.categories]].mean()
+            typical[feature.name] = feature.categories[int(np.argmax(shares.to_numpy()))]
+        elif feature.type == "bool":
+            typical[feature.name] = bool(np.nanmean(X[feature.name].to_numpy(dtype=float)) > 0.5)
+        else:
+            typical[feature.name] = round(float(np.nanmedian(X[feature.name].to_numpy(dtype=float))), 6)
+    return typical
+
+
 class RiskModel:
     """Monotone gradient-boosted risk model; learned state ends in ``_``."""
 
@@ -201,8 +216,10 @@ class RiskModel:
         cutoff = approved[np.argsort(risk[approved])[::-1][:n_cutoff]]
         return {
             "population": {"mean_contributions": contribs.mean(axis=0).tolist(), "count": int(len(contribs)),
+                           "typical_values": typical_values(self.spec, X_train),
                            "definition": "all training applicants"},
             "cutoff": {"mean_contributions": contribs[cutoff].mean(axis=0).tolist(), "count": int(len(cutoff)),
+                       "typical_values": typical_values(self.spec, X_train.iloc[cutoff]),
                        "definition": f"the {len(cutoff)} approved training applicants with the highest risk "
                                      f"below the threshold (at or just above the passing cutoff)",
                        "risk_range": [float(risk[cutoff].min()), float(risk[cutoff].max())]},
@@ -222,6 +239,11 @@ class RiskModel:
 
     def reference_vector(self, reference: str) -> np.ndarray:
         return np.asarray(self.references_[reference]["mean_contributions"])
+
+    def reference_values(self, reference: str) -> dict[str, Any]:
+        """Typical value of each model feature in the reference group (median; majority for yes/no;
+        most common level for categories): what an applicant's own value is compared with."""
+        return self.references_[reference].get("typical_values") or {}
 
     # ------------------------------------------------------------------ persistence
     @property

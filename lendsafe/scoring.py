@@ -12,8 +12,7 @@ from lendsafe.config import Settings
 from lendsafe.datasets import matrix_from_records, with_derived
 from lendsafe.decision import Decision
 from lendsafe.reasons import (
-    check_additivity, check_reference, grouped_by_features, grouped_by_reason, rank_adverse,
-    reasons_for, relative_contributions,
+    check_additivity, check_reference, grouped_by_features, reasons_for, relative_contributions, select_reasons,
 )
 from lendsafe.risk import RiskModel, model_dir
 
@@ -48,24 +47,25 @@ class Scorer:
         margin = self.model.predict_margin(X)      # the model's own output decides; reasons must add up to it
         check_additivity(contribs, margin)
         relative = relative_contributions(contribs, self.model.reference_vector(reference))
-        codes, by_code = grouped_by_reason(self.spec, relative)
         features, by_feature = grouped_by_features(self.spec, relative)
         risk = 1.0 / (1.0 + np.exp(-margin))
-        return [self._decision(app, r, dict(zip(features, row)), codes, by_code[i], reference)
-                for i, (app, r, row) in enumerate(zip(validated, risk.tolist(), by_feature.round(6).tolist()))]
+        return [self._decision(app, r, dict(zip(features, row)), reference)
+                for app, r, row in zip(validated, risk.tolist(), by_feature.round(6).tolist())]
 
     def _decision(self, application: dict[str, Any], risk: float, contributions: dict[str, float],
-                  codes: list[str], code_row: np.ndarray, reference: str) -> Decision:
+                  reference: str) -> Decision:
         denied = risk >= self.model.threshold
+        reasons, dropped = (), ()
         if denied:
             values = with_derived(self.spec, application)
-            reasons = reasons_for(self.spec, values, rank_adverse(codes, code_row), contributions)
-        else:
-            reasons = ()
+            selection = select_reasons(self.spec, values, contributions, self.model.reference_values(reference))
+            eligible = {f: c for f, c in contributions.items()
+                        if f not in {d["feature"] for d in selection.dropped}}
+            reasons, dropped = reasons_for(self.spec, values, selection.ranked, eligible), selection.dropped
         return Decision(application=application, dataset=self.spec.name,
                         decision="deny" if denied else "approve", risk=risk, threshold=self.model.threshold,
                         reference=reference, reasons=reasons, contributions=contributions,
-                        model=dict(self._model_info))
+                        model=dict(self._model_info), dropped=dropped)
 
 
 @lru_cache(maxsize=8)

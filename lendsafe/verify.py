@@ -1,17 +1,21 @@
-"""Faithfulness checks on an explanation: a structured report (check -> pass/fail + detail), never a bool.
+"""Truth checks on an explanation: a structured report (check -> pass/fail + detail), never a bool.
 
-The verifier proves that a text states only the model's true reasons, in order, with the applicant's
-true figures; mentions no protected basis, no promise, no threshold or internal score; cites only
-retrieved passages; and reads as a short, plain paragraph.
+The verifier proves that a text states only the decision's true reasons, in order, with the applicant's
+true figures *and their true meaning*: a coded value is described with its own level's words (the spec's
+``levels`` and ``markers``), a yes/no fact is true of the applicant, a missing value is never stated as a
+fact, no reason is presented as favourable. It is open-world: every sentence must be made of the
+decision's own reasons, the framing a notice needs and plain connective words; anything else (an
+invented factor, advice, hedging, a promise, an indirect protected basis, sales talk) fails. It also
+rejects applicant-facing citations to sample forms or commentary and texts that end mid-sentence.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lendsafe.datasets import load_spec, with_derived
+from lendsafe.datasets import DatasetSpec, FeatureSpec, is_missing, load_spec, with_derived
 from lendsafe.decision import Decision
 from lendsafe.reasons import load_catalog
 
@@ -19,11 +23,12 @@ from lendsafe.reasons import load_catalog
 REASON_PATTERNS: dict[str, tuple[str, ...]] = {
     "DEBT_TO_INCOME": (r"debt[- ]to[- ]income", r"obligations (?:that are )?(?:high |large )?(?:in relation|compared) (?:to|with) (?:your )?income"),
     "HOUSING_EXPENSE_TO_INCOME": (r"housing[- ]expense", r"housing costs?"),
-    "LOAN_TO_VALUE": (r"loan[- ]to[- ](?:value|price)", r"value of (?:the )?(?:collateral|property)"),
+    "LOAN_TO_VALUE": (r"loan[- ]to[- ](?:value|price)", r"value of (?:the )?(?:collateral|property)",
+                      r"price of the item financed"),
     "CONSUMER_CREDIT_HISTORY": (r"consumer credit (?:history|payment|accounts?)", r"credit obligations with others",
                                 r"limited credit experience: insufficient consumer"),
     "MORTGAGE_PAYMENT_HISTORY": (r"mortgage (?:credit|payment) history", r"late (?:payments on (?:past or present )?)?mortgage"),
-    "PUBLIC_RECORD": (r"public record", r"bankruptcy"),
+    "PUBLIC_RECORD": (r"public record", r"bankruptcy", r"derogatory (?:credit )?record", r"public bad credit"),
     "MORTGAGE_INSURANCE_DENIED": (r"mortgage insurance",),
     "SELF_EMPLOYMENT": (r"self[- ]employ\w*", r"type of (?:your )?employment"),
     "PROPERTY_TYPE": (r"condominium", r"type of collateral"),
@@ -31,36 +36,125 @@ REASON_PATTERNS: dict[str, tuple[str, ...]] = {
     "RESIDENCE_STATUS": (r"type of residence", r"housing status"),
     "LOAN_TERM": (r"loan term", r"term of the loan", r"repayment term"),
     "HOUSEHOLD_EXPENSES": (r"household expenses", r"monthly expenses"),
-    "INCOME_INSUFFICIENT": (r"monthly income", r"stated income", r"income (?:is )?insufficient"),
+    "INCOME_INSUFFICIENT": (r"monthly income", r"stated income", r"income (?:is )?insufficient",
+                            r"stated monthly income"),
     "ASSETS": (r"\bassets\b",),
     "EXISTING_DEBT": (r"existing debt", r"outstanding debt", r"debt information"),
     "AMOUNT_REQUESTED": (r"size of the loan", r"amount of credit requested", r"loan amount"),
 }
+# Protected bases of 12 CFR 1002.2(z) and 1002.6(b), their direct words and the indirect ways texts name them.
 PROTECTED_PATTERNS = (
-    r"\brace\b", r"\bracial", r"\bcolou?r\b", r"\breligio", r"national origin", r"\bethnic", r"\bsex\b",
-    r"\bgender", r"marital", r"\bmarried", r"\bunmarried", r"\bdivorc", r"\bwidow", r"\bspouse",
-    r"\bage\b", r"\byears old", r"\belderly", r"\byoung", r"public assistance", r"\bwelfare\b",
-    r"\bpregnan", r"childbear", r"\bchildren\b", r"\bdisabilit", r"african", r"\bblack\b", r"\bwhite\b",
-    r"hispanic", r"\bneighbou?rhood", r"zip code", r"\beducation", r"high school", r"telephone listing",
+    r"\brace\b", r"\bracial", r"\bcolou?r\b", r"\breligio", r"\bchurch", r"\bmosque", r"\bsynagogue", r"\bfaith\b",
+    r"national origin", r"\bethnic", r"\bimmigra", r"\bcitizenship", r"\bforeign", r"\baccent\b", r"\bnative\b",
+    r"\bsex\b", r"\bgender", r"\bfemale", r"\bmale\b", r"\bwom[ae]n\b", r"\bman\b", r"\bmen\b", r"\bmother",
+    r"\bfather", r"\bhusband", r"\bwife\b", r"marital", r"\bmarried", r"\bunmarried", r"\bsingle\b", r"\bdivorc",
+    r"\bwidow", r"\bspouse", r"\bpartner\b", r"\bage\b", r"\baged\b", r"years old", r"\belderly", r"\bsenior",
+    r"\byoung", r"\bolder\b", r"\bretire", r"stage of (?:your )?life", r"\bgeneration", r"public assistance",
+    r"\bwelfare\b", r"food stamps", r"\bbenefits\b", r"\bpregnan", r"childbear", r"\bchild", r"\bkids?\b",
+    r"growing family", r"family size", r"start(?:ing)? a family", r"\bmaternity", r"\bdisab", r"\bhandicap",
+    r"african", r"\bblack\b", r"\bwhite\b", r"\basian", r"hispanic", r"\blatin[oa]", r"\bneighbou?rhood",
+    r"zip code", r"postal code", r"your area\b", r"where you live", r"your community", r"\beducation",
+    r"high school", r"telephone listing", r"phone listing", r"part-time income", r"\balimony", r"child support",
+    r"consumer credit protection act",
 )
+# Promises: never in a notice, neither in the explanation nor in the notice's own wording.
 FORBIDDEN_PATTERNS = (
-    r"re-?apply", r"apply again", r"guarantee", r"pre-?approved", r"reconsider", r"promise",
-    r"will (?:surely|certainly) be approved", r"approval is assured",
+    r"re-?apply", r"apply again", r"guarantee", r"pre-?approved", r"reconsider", r"promise", r"\bassured\b",
+    r"will (?:surely |certainly |then |likely )?(?:be approved|qualify|get approved)", r"you will be approved",
+    r"approval is assured",
 )
+# Counterfactuals and advice: an explanation states reasons; it does not predict or coach another decision.
+COUNTERFACTUAL_PATTERNS = (
+    r"would (?:have )?(?:been )?approved", r"would (?:then )?qualify", r"could (?:have )?(?:been )?approved",
+    r"\bqualify\b", r"\beligible\b", r"\bif you\b", r"\bhad you\b", r"\bwere you to\b", r"\bonce you\b",
+    r"\bas soon as\b", r"next time", r"in the future", r"\bpay (?:down|off)\b", r"you should",
+    r"\bwe (?:recommend|suggest|advise|encourage)", r"\bconsider (?:paying|reducing|improving|lowering|raising)",
+    r"\bimprov", r"\btry (?:again|to)\b", r"your chances", r"\bwould have\b", r"you will\b", r"\bunless\b",
+)
+HEDGING_PATTERNS = (
+    r"\bmay\b", r"\bmight\b", r"\bpossibl", r"\bperhaps\b", r"\blikely\b", r"\bprobabl", r"\bcould have\b",
+    r"\bseems?\b", r"\bappears? to\b", r"\bwe (?:think|believe|feel|suspect)\b", r"\bsomewhat\b", r"\bmaybe\b",
+    r"\bpresumably\b", r"\bit is possible\b", r"\bto some extent\b", r"\bsort of\b", r"\bkind of\b",
+)
+BLAME_AND_SALES_PATTERNS = (
+    r"your fault", r"\birresponsib", r"\bcareless", r"\breckless", r"poor choices", r"\bmismanag", r"should have",
+    r"\byou failed\b", r"\blazy\b", r"bad with money", r"special offer", r"limited time", r"\bcall\b", r"act now",
+    r"\bupgrade", r"\bpremium\b", r"\bexclusive\b", r"don'?t miss", r"sign up", r"credit repair", r"fix (?:your|this)",
+    r"\btoday\b", r"\boffer\b", r"\bdeal\b", r"\bvisit\b", r"www\.", r"https?:", r"\b1-\d{3}-\d{3}-\d{4}\b",
+    r"\(\d{3}\)\s*\d{3}", r"\b\d{3}-\d{3}-\d{4}\b", r"\bhurry\b", r"\bbonus\b", r"\bdiscount",
+)
+# Names of the system's own parts: never in anything the applicant reads.
+MODEL_NAME_PATTERNS = (r"\blora\b", r"adapter", r"smollm", r"granite", r"xgboost", r"\bshap\b", r"log-?odds",
+                       r"treeshap", r"machine learning", r"\balgorithm", r"lendsafe")
 INTERNAL_PATTERNS = (r"threshold", r"cut-?off", r"\bscore", r"probabilit", r"\brisk\b", r"\bmodel\b",
-                     r"log-?odds", r"shap", r"contribution")
+                     r"contribution", r"\bai\b", *MODEL_NAME_PATTERNS)
 DENIAL_PATTERNS = (r"cannot approve", r"can ?not approve", r"unable to approve", r"not (?:been )?approved",
+                   r"not to approve", r"not able to approve",
                    r"\bdenied\b", r"\bdecline", r"\bdeny\b", r"could not approve")
 APPROVAL_PATTERNS = (r"pleased to approve", r"\bapproved\b", r"approve your")
+# Sample forms and commentary show what a notice may look like; they are not what requires it.
+LEGAL_BASIS_PATTERNS = (r"\bApp(?:\.|endix)\s*C\b", r"\bForm\s*C-\d", r"\bSupp(?:\.|lement)\s*I\b",
+                        r"\bcomment\s+\d+\(", r"official interpretation", r"\bas required by\b")
 CITATION_RE = re.compile(
     r"(?:12|15)\s+(?:CFR|C\.F\.R\.|U\.S\.C\.|USC)\s+§*\s*\d+(?:\.\d+[a-z]?)?(?:\([a-zA-Z0-9]+\))*"
-    r"(?:,\s*(?:App\.|Appendix|Supp\.|Supplement)\s*[A-Z]+\b(?:,\s*(?:Form\s*C-\d+|comment\s*[\w()]+-\d+))?)?"
+    r"(?:,\s*(?:App\.|Appendix|Supp\.|Supplement)\s*[A-Z]*\b(?:,\s*(?:Form\s*C-\d+|comment\s*[\w()]+-\d+))?)?"
     r"|comment\s+\d+\([a-z]\)(?:\(\d+\))*-\d+|§+\s*\d+(?:\.\d+)?(?:\([a-z0-9]+\))*",
     re.IGNORECASE)
 NUMBER_RE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?%?")
+LIST_MARKER_RE = re.compile(r"(?m)(?:^|(?<=[.!?:;]\s)|(?<=[.!?:;]\s\s))\s*(?:\d{1,2}[.)]|[-*\u2022])\s+(?=\S)")
 LIMITS = {"deny": (25, 230), "approve": (8, 120)}
 MAX_SENTENCE_WORDS = 50
 MAX_MEAN_SENTENCE_WORDS = 32
+UNFINISHED_ENDINGS = {"app", "supp", "no", "form", "comment", "cfr", "u.s.c", "usc", "by", "to", "of", "the", "a",
+                      "an", "and", "or", "with", "for", "in", "on", "as", "is", "are", "your", "our", "e.g", "i.e",
+                      "etc", "which", "that", "because", "than"}
+MONEY_RELATIVE_TOLERANCE = 0.005     # "$245,000" for 244,900: rounded to the figure's own precision
+
+# ---------------------------------------------------------------------------- words
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+TENS_WORDS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+SCALE_WORDS = {"hundred": 100, "thousand": 1000}
+NUMBER_WORD_RE = re.compile(
+    r"\b(?:(?:%s)(?:[- ](?:%s))*)\b(?:\s+(percent|per cent))?" % (
+        "|".join([*NUMBER_WORDS, *TENS_WORDS, *SCALE_WORDS]), "|".join([*NUMBER_WORDS, *TENS_WORDS, *SCALE_WORDS])),
+    re.IGNORECASE)
+# Words any notice paragraph may use: function words, the framing of a decision, ordering, plain links.
+CONNECTIVE_WORDS = frozenset("""
+a an the this that these those it its is are was were be been being has have had do does did not no
+of in on at to for from by with as and or but than then so also both each all any other others
+we our us you your yours their there here which who whom whose what when where why how
+because due since given while whereas although though after before about against between into over under
+most more least less main key chief primary principal first second third fourth last final next further
+another additional additionally reason reasons factor factors important importance order listed list below
+above following follows follow decision decided decide application applied applying apply request requested
+cannot can could unable able approve approved approval deny denied decline declined declining credit
+mortgage loan weighed weigh weighs counted count led lead leads contributed contribute contributes played
+role part considered consider review reviewed reviewing explain explanation notice paragraph
+pleased terms described document documents accompany accompanying letter thank
+right rights dispute disputing inaccurate incomplete information report reporting contact question questions
+regarding concerning relating related about shows show showed shown means mean meant indicates indicate
+record records recorded recording level levels high higher too much many large larger very excessive
+compared comparison relation relative relatively ratio value figure figures amount amounts total
+sufficient sufficiently insufficient little less low lower limited short shorter long longer small smaller
+stated state states provided provide absence absent missing given give gave
+one two three four it law federal under act provides
+""".split())
+
+
+def _stem(word: str) -> str:
+    """Crude plural folding, applied alike to the text and to every vocabulary."""
+    word = re.sub(r"'s$", "", word.lower().strip("'"))
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return [_stem(w) for w in re.findall(r"[A-Za-z][A-Za-z']*", text)]
 
 
 @dataclass(frozen=True)
@@ -91,7 +185,66 @@ def _find(patterns: tuple[str, ...], text: str) -> list[str]:
     return [m.group(0) for p in patterns for m in re.finditer(p, text, re.IGNORECASE)]
 
 
-@lru_cache(maxsize=512)
+# ---------------------------------------------------------------------------- text preparation
+
+def without_list_markers(text: str) -> str:
+    """'1. Debt ... 2. Income ...' read as sentences: list numbering and bullets are not figures."""
+    return LIST_MARKER_RE.sub(" ", text)
+
+
+def strip_citations(text: str) -> str:
+    return CITATION_RE.sub(" ", text)
+
+
+def cited_sections(text: str) -> list[str]:
+    return [m.group(0).strip() for m in CITATION_RE.finditer(text)]
+
+
+def _masked_citations(text: str) -> str:
+    """The text with citations blanked out, positions kept."""
+    return CITATION_RE.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _number_word_value(phrase: str) -> int | None:
+    total, current = 0, 0
+    for word in re.split(r"[- ]+", phrase.lower()):
+        if word in NUMBER_WORDS:
+            current += NUMBER_WORDS[word]
+        elif word in TENS_WORDS:
+            current += TENS_WORDS[word]
+        elif word in SCALE_WORDS:
+            current = max(current, 1) * SCALE_WORDS[word]
+            if SCALE_WORDS[word] >= 1000:
+                total, current = total + current, 0
+    return total + current
+
+
+COUNT_NOUNS = re.compile(r"\s+(?:\w+\s+)?(?:factors?|reasons?|things?|items?|points?|of (?:them|these))\b", re.I)
+
+
+def spelled_numbers(text: str) -> str:
+    """Numbers written in words become digits ('sixty-two percent' -> '62%'), except counts of reasons."""
+    def replace(match: re.Match) -> str:
+        if COUNT_NOUNS.match(text, match.end()) and not match.group(1):
+            return match.group(0)
+        value = _number_word_value(match.group(0).rsplit(" per", 1)[0].replace(" percent", ""))
+        return f"{value}%" if match.group(1) else str(value)
+    return NUMBER_WORD_RE.sub(replace, text)
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", without_list_markers(text).strip()) if s.strip()]
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    starts = [0] + [m.end() for m in re.finditer(r"[.!?]\s+", text)]
+    ends = starts[1:] + [len(text)]
+    return list(zip(starts, ends))
+
+
+# ---------------------------------------------------------------------------- factors
+
+@lru_cache(maxsize=1024)
 def mentioned_factors(text: str) -> tuple[tuple[int, str], ...]:
     """(position, code) of every factor the text presents, full catalog statements matched first."""
     masked, found = text, []
@@ -107,8 +260,7 @@ def mentioned_factors(text: str) -> tuple[tuple[int, str], ...]:
 
 @lru_cache(maxsize=1)
 def _statement_patterns() -> tuple[tuple[str, str], ...]:
-    pairs = [(code, s) for code, entry in load_catalog().items()
-             for s in (entry.statement, *dict(entry.by_value).values())]
+    pairs = [(code, s) for code, entry in load_catalog().items() for s in entry.statements()]
     return tuple(sorted(pairs, key=lambda pair: -len(pair[1])))
 
 
@@ -135,41 +287,64 @@ def check_reason_order(decision: Decision, text: str) -> CheckResult:
     return CheckResult("reasons_in_order", stated == order, f"stated order {stated}; model order {order}")
 
 
-def allowed_numbers(decision: Decision) -> list[float]:
-    """Figures the text may state: the application's own values (and derived ratios)."""
-    values = [v for values in numbers_by_reason(decision).values() for v in values]
-    if decision.application.get("loan_amount") is not None:
-        values.append(float(decision.application["loan_amount"]))
-    for text in (str(decision.application.get("product") or ""),):
-        values += [float(n.replace(",", "").rstrip("%")) for n in NUMBER_RE.findall(text)]
-    return values
+def check_repeated_reason(decision: Decision, text: str) -> CheckResult:
+    """Each reason is stated once: the same factor presented in two sentences reads as two reasons."""
+    counts: dict[str, int] = {}
+    for sentence in sentences(text):
+        for code in {code for _, code in mentioned_factors(sentence)}:
+            counts[code] = counts.get(code, 0) + 1
+    repeated = sorted(code for code, n in counts.items() if n > 1)
+    return CheckResult("no_repeated_reason", not repeated, f"stated in more than one sentence: {repeated}"
+                       if repeated else "each reason stated once")
 
+
+# ---------------------------------------------------------------------------- numbers
 
 def numbers_by_reason(decision: Decision) -> dict[str, list[float]]:
-    """Reason code -> the application's numeric values of the features behind it."""
+    """Reason code -> the application's numeric values of the features behind it (missing ones left out)."""
     spec = load_spec(decision.dataset)
     application = with_derived(spec, decision.application)
     by_code: dict[str, list[float]] = {}
     for feature in spec.features:
         value = application.get(feature.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            by_code.setdefault(feature.reason or "", []).append(float(value))
+        by_code.setdefault(feature.reason or "", [])
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not is_missing(value):
+            by_code[feature.reason or ""].append(float(value))
     return by_code
 
 
-def _matches(written: str, values: list[float]) -> bool:
+def allowed_numbers(decision: Decision) -> list[float]:
+    """Figures the text may state: the application's own values (and derived ratios)."""
+    values = [v for values in numbers_by_reason(decision).values() for v in values]
+    if decision.application.get("loan_amount") is not None:
+        values.append(float(decision.application["loan_amount"]))
+    return values
+
+
+def _money_close(target: float, values: list[float], decimals: int) -> bool:
+    """A whole-dollar figure with trailing zeros may round the recorded amount to its own precision."""
+    if decimals or target < 1000 or target % 10:
+        return False
+    zeros = len(str(int(target))) - len(str(int(target)).rstrip("0"))
+    step = 10 ** zeros
+    return any(round(v / step) * step == target and abs(v - target) <= MONEY_RELATIVE_TOLERANCE * v for v in values)
+
+
+def _matches(written: str, values: list[float], money: bool = False) -> bool:
     percent = written.endswith("%")
     number = written.rstrip("%").replace(",", "")
     decimals = len(number.split(".")[1]) if "." in number else 0
     target = float(number)
     scale = 100.0 if percent else 1.0
-    return any(round(v * scale, decimals) == target or (percent and round(v, decimals) == target)
-               for v in values)
+    exact = any(_half_up(v * scale, decimals) == target or (percent and _half_up(v, decimals) == target)
+                for v in values)
+    return exact or (money and _money_close(target, values, decimals))
 
 
-def _masked_citations(text: str) -> str:
-    """The text with citations blanked out, positions kept."""
-    return CITATION_RE.sub(lambda m: " " * len(m.group(0)), text)
+def _half_up(value: float, decimals: int) -> float:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def _factor_before(factors: list[tuple[int, str]], sentence_start: int, position: int) -> str | None:
@@ -178,45 +353,211 @@ def _factor_before(factors: list[tuple[int, str]], sentence_start: int, position
     return named[-1] if named else None
 
 
+def _number_text(text: str) -> str:
+    """The text as its figures are checked: list markers, citations and level phrases out, words as digits."""
+    return spelled_numbers(_masked_markers(_masked_citations(without_list_markers(text))))
+
+
 def wrong_numbers(decision: Decision, text: str) -> list[str]:
-    """Figures that match no application value, or not the value of the factor they are written beside."""
-    masked = _masked_citations(text)
-    factors, by_code, anywhere = mentioned_factors(text), numbers_by_reason(decision), allowed_numbers(decision)
-    starts = [0] + [m.end() for m in re.finditer(r"[.!?]\s+", masked)]
+    """Figures that match no application value, or not the value of the factor they are written beside;
+    a factor whose value is missing takes no figure at all."""
+    masked = _number_text(text)
+    factors, by_code, anywhere = mentioned_factors(masked), numbers_by_reason(decision), allowed_numbers(decision)
+    money_codes = _money_codes(decision.dataset)
     wrong = []
     for match in NUMBER_RE.finditer(masked):
         written = match.group(0).rstrip(".,")
-        start = max(s for s in starts if s <= match.start())
-        code = _factor_before(factors, start, match.start())
-        allowed = by_code.get(code) if code in by_code else anywhere
-        if not _matches(written, allowed):
+        start = max(s for s, _ in _sentence_spans(masked) if s <= match.start())
+        code = _factor_before(list(factors), start, match.start())
+        allowed = by_code.get(code, anywhere) if code else anywhere
+        if not _matches(written, allowed, money=code in money_codes or masked[max(0, match.start() - 1)] == "$"):
             wrong.append(written)
     return wrong
 
 
-def strip_citations(text: str) -> str:
-    return CITATION_RE.sub(" ", text)
-
-
-def cited_sections(text: str) -> list[str]:
-    return [m.group(0).strip() for m in CITATION_RE.finditer(text)]
+@lru_cache(maxsize=8)
+def _money_codes(dataset: str) -> frozenset[str]:
+    return frozenset(f.reason for f in load_spec(dataset).features if f.unit == "$" and f.reason)
 
 
 def check_numbers(decision: Decision, text: str) -> CheckResult:
-    written = NUMBER_RE.findall(strip_citations(text))
+    written = NUMBER_RE.findall(_number_text(text))
     wrong = wrong_numbers(decision, text)
     return CheckResult("numbers_match", not wrong, f"not in the application: {wrong}" if wrong else
                        f"{len(written)} figure(s), all match the application")
 
 
-def check_protected(decision: Decision, text: str) -> CheckResult:
-    hits = _find(PROTECTED_PATTERNS, text)
-    return CheckResult("no_protected_basis", not hits, f"mentions {hits}" if hits else "none mentioned")
+# ---------------------------------------------------------------------------- meaning
+
+@lru_cache(maxsize=8)
+def _coded_features(dataset: str) -> tuple[FeatureSpec, ...]:
+    return tuple(f for f in load_spec(dataset).features if f.is_coded)
 
 
-def check_forbidden(decision: Decision, text: str) -> CheckResult:
-    hits = _find(FORBIDDEN_PATTERNS, text)
-    return CheckResult("no_forbidden_phrase", not hits, f"contains {hits}" if hits else "none found")
+@lru_cache(maxsize=8)
+def _all_markers(dataset: str) -> tuple[str, ...]:
+    phrases = {p for f in _coded_features(dataset) for ps in f.level_markers().values() for p in ps}
+    return tuple(sorted(phrases, key=len, reverse=True))
+
+
+def _masked_markers(text: str, dataset: str | None = None) -> str:
+    """Level phrases blanked (so 'one or two slow payments' is a meaning, not a figure)."""
+    datasets = (dataset,) if dataset else tuple(_known_datasets())
+    for name in datasets:
+        for phrase in _all_markers(name):
+            text = re.sub(re.escape(phrase), lambda m: " " * len(m.group(0)), text, flags=re.IGNORECASE)
+    return text
+
+
+@lru_cache(maxsize=1)
+def _known_datasets() -> tuple[str, ...]:
+    from lendsafe.datasets import builtin_dataset_names
+
+    return tuple(builtin_dataset_names())
+
+
+def misdescribed_values(decision: Decision, text: str) -> list[str]:
+    """Phrases that describe a coded factor (rating, yes/no, category) with a value the applicant does not have.
+
+    Longest phrases are matched first and blanked, so 'serious delinquent payments ninety days past due'
+    is one level's phrase and not also another's shorter one.
+    """
+    spec = load_spec(decision.dataset)
+    values = with_derived(spec, decision.application)
+    phrases = sorted(((p, f, level) for f in _coded_features(spec.name) for level, ps in f.level_markers().items()
+                      for p in ps), key=lambda item: -len(item[0]))
+    masked, wrong = text, []
+    for phrase, feature, level in phrases:
+        for match in list(re.finditer(r"(?<!\w)" + re.escape(phrase), masked, re.IGNORECASE)):
+            own = values.get(feature.name)
+            if is_missing(own) or level != own:
+                wrong.append(f"'{match.group(0)}' describes {feature.label.lower()} = {feature.display(level)}; "
+                             f"the applicant's is {feature.display(own)}")
+            masked = masked[:match.start()] + " " * len(match.group(0)) + masked[match.end():]
+    return wrong
+
+
+def check_meaning(decision: Decision, text: str) -> CheckResult:
+    wrong = misdescribed_values(decision, text)
+    return CheckResult("meaning_matches_value", not wrong, "; ".join(wrong) if wrong else
+                       "every coded value described with its own meaning")
+
+
+ABSENCE_RE = re.compile(r"absence|not (?:been )?(?:provided|stated|given|supplied)|did not (?:provide|state|give)|"
+                        r"\bmissing\b|\bincomplete\b|unable to verify|no (?:\w+ )?(?:was|were) (?:stated|provided)",
+                        re.IGNORECASE)
+
+
+def missing_stated_as_fact(decision: Decision, text: str) -> list[str]:
+    """Sentences that present a reason whose value is missing as a fact (a figure, or no word of absence)."""
+    missing = {r.code for r in decision.reasons if is_missing(r.value)}
+    catalog = load_catalog()
+    problems = []
+    for sentence in sentences(_masked_citations(text)):
+        codes = {code for _, code in mentioned_factors(sentence)} & missing
+        for code in sorted(codes):
+            value_statements = [s for s in (catalog[code].statement, *dict(catalog[code].by_feature).values())
+                                if s.lower() in sentence.lower()]
+            if value_statements or not ABSENCE_RE.search(sentence) or NUMBER_RE.search(spelled_numbers(sentence)):
+                problems.append(f"{code}: '{sentence.strip()}'")
+    return problems
+
+
+def check_missing(decision: Decision, text: str) -> CheckResult:
+    problems = missing_stated_as_fact(decision, text)
+    return CheckResult("missing_not_fact", not problems, "missing value stated as fact: " + "; ".join(problems)
+                       if problems else "no missing value stated as fact")
+
+
+UP_WORDS = frozenset("high higher highest large larger excessive heavy long longer many more elevated big great".split())
+DOWN_WORDS = frozenset("low lower lowest small smaller limited insufficient short shorter few little modest".split())
+GOOD_WORDS = frozenset("good strong excellent healthy solid favourable favorable positive acceptable reasonable "
+                       "manageable adequate clean perfect great impressive stable safe ideal fine".split())
+DIRECTION_WINDOW = re.compile(r"\b(?:is|was|are|were|being|seems|looks)\s+(?:very\s+|quite\s+|relatively\s+|fairly\s+|"
+                              r"rather\s+|too\s+)?([a-z]+)", re.IGNORECASE)
+
+
+def favourable_descriptions(decision: Decision, text: str) -> list[str]:
+    """A reason described as favourable: 'your low debt-to-income ratio', 'income is high', 'good history'."""
+    spec = load_spec(decision.dataset)
+    direction = {r.code: spec.feature(r.feature).monotone for r in decision.reasons}
+    problems = []
+    for sentence in sentences(text):
+        found = mentioned_factors(sentence)
+        if not found:
+            continue
+        problems += [f"'{w}' in '{sentence.strip()}'" for w in _words(sentence) if w in GOOD_WORDS]
+        for at, code in found:
+            favourable = {1: DOWN_WORDS, -1: UP_WORDS}.get(direction.get(code, 0), frozenset())
+            before = _words(sentence[max(0, at - 30):at])[-2:]
+            after = DIRECTION_WINDOW.findall(sentence[at:at + 90])
+            problems += [f"'{w}' describes {code} as favourable" for w in (*before, *after[:1]) if w.lower() in favourable]
+    return problems
+
+
+def check_direction(decision: Decision, text: str) -> CheckResult:
+    problems = favourable_descriptions(decision, text)
+    return CheckResult("adverse_direction", not problems, "; ".join(problems) if problems else
+                       "every reason described in its adverse direction")
+
+
+# ---------------------------------------------------------------------------- open world
+
+@lru_cache(maxsize=256)
+def _reason_vocabulary(dataset: str, codes_features: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """Words the decision's own reasons may be described with: catalog statements and factor text,
+    the spec's label, help, unit and level meanings, and the composer's phrase for the feature."""
+    from lendsafe.composer import FEATURE_PHRASES, MISSING_PHRASE
+
+    spec, catalog = load_spec(dataset), load_catalog()
+    texts: list[str] = [MISSING_PHRASE]
+    for code, name in codes_features:
+        feature = spec.feature(name)
+        texts += [*catalog[code].statements(), catalog[code].factor, feature.label, feature.help, feature.unit,
+                  FEATURE_PHRASES.get(name, ""), *[p for ps in feature.level_markers().values() for p in ps]]
+        texts += [f.label for f in spec.features if f.name in feature.derived]
+    return frozenset(w for text in texts for w in _words(text))
+
+
+_CONNECTIVES = frozenset(_stem(w) for w in CONNECTIVE_WORDS)
+
+
+def unsupported_words(decision: Decision, text: str) -> list[str]:
+    """Words that belong to no reason of this decision, no framing and no plain connective."""
+    allowed = _CONNECTIVES | _reason_vocabulary(decision.dataset, tuple((r.code, r.feature) for r in decision.reasons))
+    allowed |= {_stem(w) for w in _words(product_words(decision))}
+    words = _words(strip_citations(text))
+    return sorted({w for w in words if w not in allowed})
+
+
+def product_words(decision: Decision) -> str:
+    from lendsafe.prompts import product_word
+
+    return product_word(decision)
+
+
+def check_open_world(decision: Decision, text: str) -> CheckResult:
+    unknown = unsupported_words(decision, text)
+    return CheckResult("only_decision_content", not unknown, f"words that state nothing of this decision: {unknown}"
+                       if unknown else "every sentence is a reason of this decision or framing")
+
+
+# ---------------------------------------------------------------------------- forbidden content
+
+def _pattern_check(name: str, patterns: tuple[str, ...], what: str) -> Any:
+    def check(decision: Decision, text: str) -> CheckResult:
+        hits = _find(patterns, strip_citations(text))
+        return CheckResult(name, not hits, f"{what}: {hits}" if hits else "none found")
+    check.__name__ = f"check_{name}"
+    return check
+
+
+check_protected = _pattern_check("no_protected_basis", PROTECTED_PATTERNS, "mentions")
+check_forbidden = _pattern_check("no_forbidden_phrase", FORBIDDEN_PATTERNS, "promise")
+check_counterfactual = _pattern_check("no_counterfactual_or_advice", COUNTERFACTUAL_PATTERNS,
+                                      "counterfactual or advice")
+check_hedging = _pattern_check("no_hedging", HEDGING_PATTERNS, "hedged")
+check_blame = _pattern_check("no_blame_or_sales", BLAME_AND_SALES_PATTERNS, "blame or sales language")
 
 
 def check_internal(decision: Decision, text: str) -> CheckResult:
@@ -228,6 +569,12 @@ def check_internal(decision: Decision, text: str) -> CheckResult:
     return CheckResult("no_threshold_or_score", not hits, f"reveals {hits}" if hits else "nothing internal")
 
 
+def check_legal_basis(decision: Decision, text: str) -> CheckResult:
+    hits = _find(LEGAL_BASIS_PATTERNS, text)
+    return CheckResult("legal_basis", not hits, f"cites a sample form or commentary as the basis: {hits}" if hits
+                       else "no sample form or commentary cited as the basis")
+
+
 def check_decision_stated(decision: Decision, text: str) -> CheckResult:
     denial = bool(_find(DENIAL_PATTERNS, text))
     approval = bool(_find(APPROVAL_PATTERNS, text)) and not denial
@@ -236,8 +583,26 @@ def check_decision_stated(decision: Decision, text: str) -> CheckResult:
                        f"; decision is {decision.decision}")
 
 
-def sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+# ---------------------------------------------------------------------------- form
+
+def unfinished(text: str) -> str | None:
+    """Why the text ends mid-sentence, or None: no closing stop, or a last word that cannot end a sentence."""
+    stripped = text.strip().rstrip("\"')\u201d")
+    if not stripped:
+        return "empty"
+    if stripped[-1] not in ".!?":
+        return "unfinished last sentence"
+    last = re.findall(r"[\w.§]+", stripped[:-1].lower())
+    if last and last[-1].strip(".") in UNFINISHED_ENDINGS:
+        return f"ends mid-sentence ('{last[-1]}.')"
+    if last and len(sentences(text)[-1].split()) < 3:
+        return "last sentence is a fragment"
+    return None
+
+
+def check_complete(decision: Decision, text: str) -> CheckResult:
+    problem = unfinished(text)
+    return CheckResult("complete_text", problem is None, problem or "ends with a complete sentence")
 
 
 def check_readability(decision: Decision, text: str) -> CheckResult:
@@ -252,8 +617,6 @@ def check_readability(decision: Decision, text: str) -> CheckResult:
         problems.append(f"sentences too long (max {max(lengths)} words)")
     if len(set(parts)) < len(parts):
         problems.append("repeated sentence")
-    if text.strip() and text.strip()[-1] not in ".!?":
-        problems.append("unfinished last sentence")
     if any(not (ch.isprintable() or ch in "\n") for ch in text):
         problems.append("unprintable characters")
     return CheckResult("length_and_readability", not problems, "; ".join(problems) or
@@ -272,8 +635,13 @@ def check_citations(decision: Decision, text: str) -> CheckResult:
                        else f"{len(cited)} citation(s), all retrieved")
 
 
-CHECKS = (check_decision_stated, check_reasons_stated, check_no_other_factors, check_reason_order, check_numbers,
-          check_protected, check_forbidden, check_internal, check_readability, check_citations)
+CHECKS = (check_decision_stated, check_reasons_stated, check_no_other_factors, check_reason_order,
+          check_repeated_reason, check_numbers, check_meaning, check_missing, check_direction, check_open_world,
+          check_protected, check_forbidden, check_counterfactual, check_hedging, check_blame, check_internal, check_legal_basis,
+          check_complete, check_readability, check_citations)
+# The checks whose failure means the text says something untrue of the applicant (the "meaning errors").
+TRUTH_CHECKS = ("meaning_matches_value", "missing_not_fact", "adverse_direction", "no_other_factors",
+                "numbers_match", "complete_text", "legal_basis")
 
 
 def verify(decision: Decision, text: str) -> VerificationReport:
@@ -285,4 +653,5 @@ def report_dict(report: VerificationReport) -> dict[str, Any]:
     return report.to_dict()
 
 
-__all__ = ["CHECKS", "CheckResult", "VerificationReport", "verify", "mentioned_factors", "asdict"]
+__all__ = ["CHECKS", "TRUTH_CHECKS", "CheckResult", "VerificationReport", "verify", "mentioned_factors",
+           "FORBIDDEN_PATTERNS", "INTERNAL_PATTERNS", "MODEL_NAME_PATTERNS", "PROTECTED_PATTERNS"]
