@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "lendsafe.commands.risk",
     "lendsafe.commands.knowledge",
     "lendsafe.commands.explain",
+    "lendsafe.commands.verify",
     "lendsafe.commands.finetune",
     "lendsafe.commands.notices",
     "lendsafe.commands.evaluate",

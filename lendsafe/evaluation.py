@@ -237,6 +237,9 @@ NOTES = (
     "Unrelated-pairs floor: each writer's first attempt scored against the reference of another applicant of the "
     "same dataset and decision.",
     "BERTScore: all-MiniLM-L6-v2 (local), layer 6, raw values without baseline rescaling.",
+    "Meaning errors count texts the verifier's truth checks reject: a coded value described with another level's "
+    "meaning or a false yes/no fact, a factor that is not a principal reason, a reason described as favourable, a "
+    "missing value stated as fact, a wrong figure, a truncated text or a sample form cited as the legal basis.",
     "Approvals are not in the held-out sample: an approval prompt names only the product, so every approval "
     "prompt also occurs in the training data.",
 )
@@ -302,7 +305,7 @@ def _writer_seconds(run: Run, writer: str, examples: list[dict[str, Any]]) -> fl
 def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[dict[str, Any]],
                             sample: dict[str, Any]) -> None:
     """Per-writer summaries (text similarity too, except in the gate) and the notices summary."""
-    from lendsafe.evaluation_explain import notices_summary, summarize_writer
+    from lendsafe.evaluation_explain import notices_summary, summarize_writer, verifier_labelled_set
 
     ids = {e["id"] for e in examples}
     records = {w: run.store.select("decision", w, ids) for w in writers}
@@ -313,7 +316,8 @@ def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[d
                          "text_similarity": similarity.get(w)} for w in writers}
         composer = records.get("template", [])
         sample["composer_reproduces_reference"] = sum(r["final"]["text"] == references[r["id"]] for r in composer)
-        run.store.put("explanations", {"sample": sample, "notes": list(NOTES), "writers": summaries})
+        run.store.put("explanations", {"sample": sample, "notes": list(NOTES), "writers": summaries,
+                                       "verifier_labelled_set": verifier_labelled_set()})
     if "notices" in run.config.sections:
         run.store.put("notices", notices_summary(records[writers[0]]))
 

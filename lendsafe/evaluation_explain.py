@@ -324,6 +324,46 @@ def faithfulness(records: list[dict[str, Any]], which: str) -> dict[str, Any]:
     }
 
 
+# The untrue statements an explanation can make, each caught by one verifier check.
+UNTRUE_STATEMENTS = {
+    "wrong_level_meaning_or_false_fact": "meaning_matches_value",
+    "favourable_direction": "adverse_direction",
+    "factor_not_a_reason": "no_other_factors",
+    "missing_value_as_fact": "missing_not_fact",
+    "wrong_figure": "numbers_match",
+    "truncated": "complete_text",
+    "wrong_legal_basis": "legal_basis",
+    "unsupported_content": "only_decision_content",
+}
+
+
+def meaning_errors(records: list[dict[str, Any]], which: str) -> dict[str, Any]:
+    """Texts that state something untrue of the applicant, by kind (the verifier's truth checks)."""
+    by_kind = {kind: sum(check in r[which]["failures"] for r in records) for kind, check in UNTRUE_STATEMENTS.items()}
+    untrue = sum(any(check in r[which]["failures"] for check in UNTRUE_STATEMENTS.values()) for r in records)
+    return {"texts": len(records), "untrue_texts": untrue, "rate": ratio(untrue, len(records)), "by_kind": by_kind}
+
+
+def verifier_labelled_set(path: Path | None = None) -> dict[str, Any]:
+    """Precision and recall of the verifier on its labelled set (known-bad texts must fail, correct
+    paraphrases must pass); a bad text counts as caught only when the check named for it fails."""
+    from lendsafe.config import PROJECT_ROOT
+    from lendsafe.decision import Decision
+    from lendsafe.verify import verify
+
+    cases = [json.loads(line) for line in (path or PROJECT_ROOT / "tests" / "verifier_cases.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    flagged = {c["id"]: verify(Decision.from_dict(c["decision"]), c["text"]) for c in cases}
+    bad = [c for c in cases if c["label"] == "bad"]
+    caught = [c for c in bad if c["check"] in flagged[c["id"]].failures]
+    alarms = [c for c in cases if c["label"] == "good" and not flagged[c["id"]].passed]
+    rejected = len([c for c in bad if not flagged[c["id"]].passed]) + len(alarms)
+    return {"bad": len(bad), "good": len(cases) - len(bad), "caught": len(caught), "false_alarms": len(alarms),
+            "recall": ratio(len(caught), len(bad)), "precision": ratio(rejected - len(alarms), rejected),
+            "missed": [c["id"] for c in bad if c not in caught], "false_alarm_ids": [c["id"] for c in alarms],
+            "kinds": dict(sorted(Counter(c["kind"] for c in bad).items()))}
+
+
 def percentiles(values: list[float]) -> dict[str, Any]:
     values = [v for v in values if v is not None]
     if not values:
@@ -347,10 +387,17 @@ def pass_rates(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def writer_name(writer: str) -> str:
+    """The ``Decision.writer`` value a writer's own texts carry (the composer's fallback says 'template')."""
+    return "template" if writer == "template" else "lora"
+
+
 def summarize_writer(writer: str, records: list[dict[str, Any]], batch1: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "label": WRITERS[writer].label, **pass_rates(records),
         "faithfulness": {"first_attempt": faithfulness(records, "first"), "final": faithfulness(records, "final")},
+        "meaning_errors": {"first_attempt": meaning_errors(records, "first"), "final": meaning_errors(records, "final")},
+        "writer_share": rate([r["final_writer"] == writer_name(writer) for r in records]),
         "latency_ms": {**percentiles([r["latency_ms"] for r in records]),
                        "definition": "wall time per decision when deciding chunks with run_many (batched "
                                      "generation), amortized over the chunk, retries and fallback included"},

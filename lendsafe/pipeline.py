@@ -22,6 +22,7 @@ from lendsafe.scoring import Scorer
 from lendsafe.verify import verify
 
 WRITERS = ("auto", "lora", "template")
+WARM_UP_QUERY = "statement of specific reasons for adverse action"
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Pipeline:
         self._generator_error: str | None = None
         self._lock = threading.Lock()
         self._citations: dict[tuple, tuple] = {}
+        self._warm = False
 
     # ------------------------------------------------------------------ parts
     @property
@@ -106,7 +108,10 @@ class Pipeline:
     def load(self) -> float:
         """Load every part a decision needs (risk model, index, writer); milliseconds spent, 0 when warm."""
         started = time.perf_counter()
-        _ = self.scorer, self.knowledge
+        _ = self.scorer
+        if not self._warm and hasattr(self.knowledge, "search"):
+            self.knowledge.search(WARM_UP_QUERY, k=1)     # opens the index and loads the embedding model
+        self._warm = True
         self.generator()
         return (time.perf_counter() - started) * 1000
 

@@ -183,20 +183,24 @@ class Selection:
 
 def select_reasons(spec: DatasetSpec, values: dict[str, Any], feature_contributions: dict[str, float],
                    typical: dict[str, Any], limit: int = MAX_REASONS) -> Selection:
-    """Principal reasons from per-feature contributions: only features that raised risk *and* whose
-    value is adverse; summed per code; largest first, ties by code; at most ``limit``."""
-    by_code: dict[str, float] = {}
+    """Principal reasons from per-feature contributions: features summed per code, and a code is a reason
+    only when its total raised risk and one of its features raised risk with a value that is adverse;
+    largest first, ties by code; at most ``limit``."""
+    totals: dict[str, float] = {}
+    eligible: set[str] = set()
     dropped: list[dict[str, Any]] = []
     for feature in spec.model_features:
         contribution = float(feature_contributions.get(feature.name, 0.0))
+        totals[feature.reason] = totals.get(feature.reason, 0.0) + contribution
         if contribution <= ADVERSE_EPSILON:
             continue
         why = ineligibility(feature, values.get(feature.name), typical.get(feature.name))
         if why:
             dropped.append(_dropped(feature, values.get(feature.name), contribution, why))
         else:
-            by_code[feature.reason] = by_code.get(feature.reason, 0.0) + contribution
-    ranked = sorted(by_code.items(), key=lambda item: (-round(item[1], 9), item[0]))
+            eligible.add(feature.reason)
+    adverse = {code: total for code, total in totals.items() if code in eligible and total > ADVERSE_EPSILON}
+    ranked = sorted(adverse.items(), key=lambda item: (-round(item[1], 9), item[0]))
     for code, contribution in ranked[limit:]:
         dropped.append({"code": code, "feature": None, "value": None, "display_value": "",
                         "contribution": round(contribution, 6), "why": f"beyond the {limit} principal reasons"})

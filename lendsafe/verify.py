@@ -33,7 +33,7 @@ REASON_PATTERNS: dict[str, tuple[str, ...]] = {
     "SELF_EMPLOYMENT": (r"self[- ]employ\w*", r"type of (?:your )?employment"),
     "PROPERTY_TYPE": (r"condominium", r"type of collateral"),
     "LENGTH_OF_EMPLOYMENT": (r"length of (?:your )?employment", r"(?:years?|time) with your (?:current )?employer"),
-    "RESIDENCE_STATUS": (r"type of residence", r"housing status"),
+    "RESIDENCE_STATUS": (r"type of residence", r"housing status", r"housing type", r"type of housing"),
     "LOAN_TERM": (r"loan term", r"term of the loan", r"repayment term"),
     "HOUSEHOLD_EXPENSES": (r"household expenses", r"monthly expenses"),
     "INCOME_INSUFFICIENT": (r"monthly income", r"stated income", r"income (?:is )?insufficient",

@@ -53,7 +53,7 @@ def test_no_command_prints_help_and_fails(capsys):
 def test_score_prints_the_issue_json(capsys, reference):
     assert main(["score", str(EXAMPLES / "hmda_denial.json"), "--reference", reference]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["decision", "risk", "threshold", "reasons", "reference", "model"]
+    assert list(out) == ["decision", "risk", "threshold", "reasons", "reference", "dropped_candidates", "model"]
     assert out["decision"] == "deny" and out["reference"] == reference and 0 < len(out["reasons"]) <= 4
     assert all(list(r) == ["code", "statement", "feature", "value", "contribution"] for r in out["reasons"])
     meta = json.loads((model_dir("hmda") / "metadata.json").read_text())
@@ -160,3 +160,53 @@ def test_notice_rejects_bad_lender_settings_with_exit_2(tmp_path, capsys):
     assert main(["notice", str(EXAMPLES / "credit_denial.json"), "--dataset", "credit", "--out", str(out),
                  "--notice-settings", str(settings)]) == 2
     assert "agency must be one of" in capsys.readouterr().err and not out.exists()
+
+
+# ------------------------------------------------------------------ lendsafe verify
+
+def _verify(tmp_path, capsys, *args):
+    code = main(["verify", str(EXAMPLES / "hmda_denial.json"), *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_verify_passes_the_composers_text_and_fails_a_wrong_meaning(tmp_path, capsys):
+    from lendsafe.composer import compose
+    from lendsafe.scoring import Scorer
+
+    decision = Scorer.load("hmda").score(json.loads((EXAMPLES / "hmda_denial.json").read_text()))
+    good = tmp_path / "good.txt"
+    good.write_text(compose(decision))
+    code, out, _ = _verify(tmp_path, capsys, "--text", str(good))
+    assert code == 0 and json.loads(out)["passed"]
+    lines = [{"id": "good", "text": compose(decision)},
+             {"id": "bad", "text": compose(decision) + " Your income comes from self-employment."}]
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("\n".join(json.dumps(line) for line in lines))
+    code, out, _ = _verify(tmp_path, capsys, "--texts", str(texts))
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [(r["id"], r["passed"]) for r in reports] == [("good", True), ("bad", False)]
+    assert not reports[1]["checks"]["meaning_matches_value"]["passed"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "--texts line 1: expected a JSON object"),
+    ('{"id": 1}', "--texts line 1: expected"),
+    ("", "holds no texts"),
+])
+def test_verify_refuses_bad_texts_files_with_exit_2(tmp_path, capsys, content, message):
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(content)
+    code, _, err = _verify(tmp_path, capsys, "--texts", str(texts))
+    assert code == 2 and message in err
+
+
+def test_verify_refuses_a_missing_text_file_and_a_bad_application(tmp_path, capsys):
+    code, _, err = _verify(tmp_path, capsys, "--text", str(tmp_path / "none.txt"))
+    assert code == 2 and "--text: expected a readable text file" in err
+    bad = tmp_path / "app.json"
+    bad.write_text('{"debt_to_income": "high"}')
+    (tmp_path / "t.txt").write_text("We cannot approve your mortgage application.")
+    assert main(["verify", str(bad), "--text", str(tmp_path / "t.txt")]) == 2
+    assert "debt_to_income" in capsys.readouterr().err

@@ -263,7 +263,8 @@ def test_user_model_is_saved_with_its_spec_and_loads_anywhere(user_model, monkey
 
 
 def test_user_model_scores_and_names_the_feature_that_raised_risk_most(user_model):
-    """debt_ratio and payment_ratio share DEBT_TO_INCOME: summed into one reason naming the larger."""
+    """debt_ratio and payment_ratio share DEBT_TO_INCOME: summed into one reason naming the larger of those
+    whose value is adverse."""
     _, out, _ = user_model
     scorer = Scorer(RiskModel.load(out))
     applications = [{"debt_ratio": float(x), "payment_ratio": 0.98, "late_payments": 6, "public_record": True}
@@ -275,8 +276,11 @@ def test_user_model_scores_and_names_the_feature_that_raised_risk_most(user_mode
         assert len(shared) == (1 if decision.denied and total > 1e-6 else 0)
         for reason in shared:
             assert reason.contribution == pytest.approx(total, abs=2e-6)
+            dropped = {d["feature"] for d in decision.dropped}
+            assert reason.feature not in dropped             # the named feature's own value is adverse
             assert decision.contributions[reason.feature] == max(decision.contributions[f]
-                                                                 for f in ("debt_ratio", "payment_ratio")) > 0
+                                                                 for f in ("debt_ratio", "payment_ratio")
+                                                                 if f not in dropped) > 0
             assert reason.value == application[reason.feature]
             named.add(reason.feature)
     assert named == {"debt_ratio", "payment_ratio"}

@@ -23,7 +23,7 @@ def _decision(decision: str = "deny", **changes) -> Decision:
 
 def test_score_dict_has_exactly_the_issue_shape():
     out = _decision().score_dict()
-    assert list(out) == ["decision", "risk", "threshold", "reasons", "reference", "model"]
+    assert list(out) == ["decision", "risk", "threshold", "reasons", "reference", "dropped_candidates", "model"]
     assert out["risk"] == 0.986442 and out["threshold"] == 0.3 and out["reference"] == "population"
     assert out["reasons"] == [{"code": "DEBT_TO_INCOME", "statement": "Excessive obligations in relation to income",
                                "feature": "debt_to_income", "value": 0.52, "contribution": 1.6442351}]

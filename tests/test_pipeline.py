@@ -153,3 +153,40 @@ def test_bad_writer_and_bad_application_are_refused(knowledge):
     with pytest.raises(InvalidApplicationError) as error:
         Pipeline(Settings(use_llm=False), knowledge=knowledge).run({**example("hmda_denial"), "debt_to_income": -1})
     assert any("debt_to_income" in p for p in error.value.problems)
+
+
+def test_the_public_entry_runs_an_application_dict(knowledge):
+    from lendsafe import Decision, Pipeline as PublicPipeline
+
+    assert PublicPipeline is Pipeline
+    decision = PublicPipeline(Settings(use_llm=False), dataset="credit", reference="cutoff", knowledge=knowledge).run(
+        example("credit_denial"))
+    assert isinstance(decision, Decision) and decision.dataset == "credit" and decision.reference == "cutoff"
+    assert decision.denied and decision.verification["passed"]
+
+
+def test_latency_is_the_decisions_own_time_and_loading_is_reported_apart(knowledge):
+    pipeline = Pipeline(Settings(use_llm=False), knowledge=knowledge)
+    first, second = pipeline.run(example("hmda_denial")), pipeline.run(example("hmda_denial"))
+    assert first.load_ms is not None and second.load_ms is not None and second.load_ms < 50
+    assert 0 < second.latency_ms
+
+
+def test_a_cold_explain_states_its_own_time_and_the_loading_apart(tmp_path):
+    """A fresh process pays for opening the index and loading the embedding model: reported as load_ms."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "lendsafe.cli", "explain", str(EXAMPLES / "hmda_denial.json"),
+                          "--writer", "template"], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "LENDSAFE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["load_ms"] > out["latency_ms"] > 0
+
+
+def test_favourable_values_are_kept_as_dropped_candidates_with_why(knowledge):
+    decision = Pipeline(Settings(use_llm=False), reference="cutoff", knowledge=knowledge).run(example("hmda_denial"))
+    assert all(d["why"] for d in decision.dropped)
+    assert not {d["feature"] for d in decision.dropped} & {r.feature for r in decision.reasons}
+    assert decision.score_dict()["dropped_candidates"] == [dict(d) for d in decision.dropped]

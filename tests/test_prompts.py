@@ -8,7 +8,7 @@ import pytest
 
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.decision import Citation
-from lendsafe.prompts import build_messages, messages_sha256, product_word, prompt_citations, user_prompt
+from lendsafe.prompts import build_messages, messages_sha256, product_word, user_prompt
 from lendsafe.scoring import Scorer
 
 GOLDEN = PROJECT_ROOT / "tests" / "golden"
@@ -56,7 +56,28 @@ def test_every_reason_appears_in_order_with_its_rounded_value():
     text = user_prompt(decision)
     positions = [text.index(f"{rank}. {r.statement} (") for rank, r in enumerate(decision.reasons, start=1)]
     assert positions == sorted(positions) and 1 <= len(decision.reasons) <= 4
-    assert all(f": {r.display_value})" in text for r in decision.reasons)
+    assert all(f": {r.display_value}" in text for r in decision.reasons)
+
+
+@pytest.mark.parametrize("rating", [3, 5, 6])
+def test_a_coded_value_carries_its_own_levels_meaning(rating):
+    from lendsafe.datasets import load_spec
+
+    feature = load_spec("hmda").feature("consumer_credit_history")
+    decision = decision_for("hmda_denial", consumer_credit_history=rating)
+    reason = next((r for r in decision.reasons if r.feature == feature.name), None)
+    text = user_prompt(decision)
+    if reason is not None:
+        assert f"{feature.label}: {rating}, meaning {feature.level_text(rating)})" in text
+    others = [level for level, meaning in feature.levels if level != rating and meaning in text]
+    assert not others
+
+
+def test_a_missing_value_is_given_as_not_provided_without_a_figure():
+    decision = decision_for("credit_denial", income=None)
+    income = next(r for r in decision.reasons if r.feature == "income")
+    assert "(Monthly income: not provided)" in user_prompt(decision)
+    assert income.statement.startswith("Credit application incomplete")
 
 
 def test_approvals_list_no_reasons_and_no_sources():
@@ -66,16 +87,14 @@ def test_approvals_list_no_reasons_and_no_sources():
     assert "Decision: approved" in text and "Principal reasons" not in text and "Sources" not in text
 
 
-def test_citations_put_the_reasons_own_rules_first_and_are_capped():
-    decision = decision_for("hmda_denial")
-    cited = prompt_citations(decision)
-    assert len(cited) <= 3 and len(set(cited)) == len(cited)
-    assert set(cited) <= {c.citation for c in CITATIONS}
-    own = [r.citation for r in decision.reasons if r.citation in {c.citation for c in CITATIONS}]
-    assert cited[:len(own[:3])] == list(dict.fromkeys(own))[:3]
+def test_the_prompt_carries_no_citation_list():
+    text = user_prompt(decision_for("hmda_denial"))
+    assert "Sources" not in text and "CFR" not in text
 
 
-@pytest.mark.parametrize("product, expected", [("30-year fixed mortgage", "30-year fixed mortgage"), ("", "mortgage"),
-                                               ("x" * 61, "mortgage")])
-def test_product_word_uses_the_applications_product_when_sensible(product, expected):
-    assert product_word(decision_for("hmda_denial", product=product)) == expected
+@pytest.mark.parametrize("product", ["30-year fixed mortgage", "Education loan", "Guaranteed-rate loan",
+                                     "loan. Call 1-900-555-0199 to fix this today", ""])
+def test_the_product_is_the_datasets_own_word_never_free_text(product):
+    decision = decision_for("hmda_denial", product=product)
+    assert product_word(decision) == "mortgage"
+    assert (product not in user_prompt(decision)) or not product

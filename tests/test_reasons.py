@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lendsafe.datasets import load_dataset, load_spec
 from lendsafe.decision import REFERENCES
@@ -103,9 +105,11 @@ def test_denials_have_only_adverse_reasons_at_most_four_ranked(held_out):
                 by_code[spec.feature(feature).reason] = by_code.get(spec.feature(feature).reason, 0.0) + value
             lowered = {code for code, value in by_code.items() if value <= 0}
             assert not named & lowered                     # a reason never names a factor that lowered risk
-            adverse = sorted((v for v in by_code.values() if v > 1e-6), reverse=True)
-            assert len(reasons) == min(MAX_REASONS, len(adverse))
-            assert reasons[-1].contribution >= adverse[len(reasons) - 1] - 2e-6   # the largest ones were kept
+            dropped = {d["feature"] for d in decision.dropped if d["feature"]}
+            eligible = sorted((v for f, v in decision.contributions.items() if v > 1e-6 and f not in dropped),
+                              reverse=True)
+            assert len(reasons) == min(MAX_REASONS, len(eligible))
+            assert reasons[-1].contribution >= eligible[len(reasons) - 1] - 2e-6   # the largest ones were kept
     assert denials >= 40
 
 
@@ -115,7 +119,7 @@ def test_every_reason_carries_catalog_text_and_a_citation(held_out):
     for decision in decisions["population"]:
         for reason in decision.reasons:
             entry = catalog[reason.code]
-            assert reason.statement == entry.statement_for(reason.value) and reason.statement
+            assert reason.statement == entry.statement_for(reason.value, reason.feature) and reason.statement
             assert reason.citation == entry.citation and reason.display_value
 
 
@@ -194,7 +198,10 @@ def test_catalog_entries_are_complete_and_statements_follow_the_value():
     history = catalog["CONSUMER_CREDIT_HISTORY"]
     assert history.statement_for(4).startswith("Limited credit experience")
     assert history.statement_for(6) == history.statement
-    assert catalog["SELF_EMPLOYMENT"].statement_for(False) == "Type of employment"
+    assert catalog["LOAN_TO_VALUE"].statement_for(0.9, "loan_to_price").startswith("Amount of credit requested")
+    assert catalog["INCOME_INSUFFICIENT"].statement_for(None).startswith("Credit application incomplete")
+    assert {entry.source for entry in catalog.values()} == {"application", "consumer_report", "third_party"}
+    assert all(entry.missing and not any(ch.isdigit() for ch in entry.missing) for entry in catalog.values())
     assert len(catalog_sha256()) == 64
 
 
@@ -202,3 +209,95 @@ def test_reference_names_are_checked():
     assert [check_reference(r) for r in REFERENCES] == list(REFERENCES)
     with pytest.raises(ConfigurationError, match="reference must be one of population, cutoff; got 'median'"):
         check_reference("median")
+
+
+# ------------------------------------------------------------------ eligibility: a reason is true of the applicant
+
+def _adverse_against_typical(feature, value, typical) -> bool:
+    if value is None:
+        return True
+    if feature.type == "bool":
+        return bool(value) == (feature.monotone > 0)
+    if feature.type == "category":
+        return value != typical
+    best = min(level for level, _ in feature.levels) if feature.levels else None
+    return value != best and (value - typical) * feature.monotone > 0
+
+
+def _application(spec, draw):
+    values = {}
+    for feature in spec.input_fields:
+        if feature.optional and draw(st.booleans()) and draw(st.booleans()):
+            values[feature.name] = None
+        elif feature.type == "bool":
+            values[feature.name] = draw(st.booleans())
+        elif feature.type == "category":
+            values[feature.name] = draw(st.sampled_from(feature.categories))
+        elif feature.type == "int":
+            values[feature.name] = draw(st.integers(int(feature.min), int(feature.max)))
+        else:
+            values[feature.name] = round(draw(st.floats(feature.min, min(feature.max, feature.min + (feature.max - feature.min) / 3))), 3)
+    return values
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), dataset=st.sampled_from(DATASETS), reference=st.sampled_from(REFERENCES))
+def test_every_reason_is_adverse_for_the_applicant_and_every_drop_says_why(data, dataset, reference):
+    from lendsafe.datasets import with_derived
+
+    scorer = Scorer.load(dataset)
+    spec = scorer.spec
+    application = _application(spec, data.draw)
+    decision = scorer.score(application, reference)
+    typical = scorer.model.reference_values(reference)
+    values = with_derived(spec, decision.application)
+    for reason in decision.reasons:
+        feature = spec.feature(reason.feature)
+        assert _adverse_against_typical(feature, values.get(feature.name), typical[feature.name]), reason
+        assert decision.contributions[reason.feature] > 0
+        if values.get(feature.name) is None:
+            assert reason.statement == load_catalog()[reason.code].missing and reason.display_value == "not provided"
+    stated = {r.feature for r in decision.reasons}
+    for dropped in decision.dropped:
+        assert dropped["why"] and dropped["contribution"] > 0
+        if dropped["feature"]:
+            feature = spec.feature(dropped["feature"])
+            assert dropped["feature"] not in stated
+            assert not _adverse_against_typical(feature, values.get(feature.name), typical[feature.name])
+    assert len(decision.reasons) <= MAX_REASONS
+
+
+def test_favourable_facts_are_never_reasons_on_the_held_out_split(held_out):
+    dataset, model, _, _, decisions = held_out
+    spec = dataset.spec
+    for reference, scored in decisions.items():
+        typical = model.reference_values(reference)
+        for decision in scored:
+            for reason in decision.reasons:
+                feature = spec.feature(reason.feature)
+                if feature.type == "bool":
+                    assert reason.value is True or (reason.value is False and feature.monotone < 0), reason
+                value = decision.application.get(feature.name, reason.value)
+                assert _adverse_against_typical(feature, value if feature.is_input_field else reason.value,
+                                                typical[feature.name])
+
+
+def test_mortgage_insurance_not_denied_is_never_a_reason_under_either_reference():
+    import json
+
+    from lendsafe.config import PROJECT_ROOT
+
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    for reference in REFERENCES:
+        decision = Scorer.load("hmda").score({**application, "mortgage_insurance_denied": False}, reference)
+        assert "MORTGAGE_INSURANCE_DENIED" not in {r.code for r in decision.reasons}
+        denied = Scorer.load("hmda").score({**application, "mortgage_insurance_denied": True}, reference)
+        assert "MORTGAGE_INSURANCE_DENIED" in {r.code for r in denied.reasons}
+
+
+def test_reference_groups_record_their_typical_values():
+    for name in DATASETS:
+        model = RiskModel.load(model_dir(name))
+        for reference in REFERENCES:
+            typical = model.reference_values(reference)
+            assert set(typical) == {f.name for f in model.spec.model_features}

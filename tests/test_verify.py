@@ -91,7 +91,7 @@ def test_the_decision_must_be_stated_correctly(denial, faithful):
 def test_length_and_readability_bounds(denial, faithful):
     assert "length_and_readability" in failures(denial, "We cannot approve it.")
     assert "length_and_readability" in failures(denial, faithful + " " + faithful.split(". ")[1] + ".")
-    assert "length_and_readability" in failures(denial, faithful.rstrip(".") + " and")
+    assert "complete_text" in failures(denial, faithful.rstrip(".") + " and")
 
 
 def test_catalog_statements_and_paraphrases_are_recognised(denial):
@@ -118,3 +118,124 @@ def test_figures_may_be_rounded_or_written_as_percentages(denial, faithful):
     reason = next(r for r in denial.reasons if r.feature == "debt_to_income")
     for written in ("0.5", "52%", "52.0%"):
         assert "numbers_match" not in failures(denial, faithful.replace(reason.display_value, written)), written
+
+
+# ---------------------------------------------------------------- the labelled set
+
+CASES = [json.loads(line) for line in (PROJECT_ROOT / "tests" / "verifier_cases.jsonl").read_text().splitlines()]
+
+
+def test_the_labelled_set_is_large_and_covers_every_failure_kind():
+    bad = [c for c in CASES if c["label"] == "bad"]
+    assert len(bad) >= 40 and len(CASES) - len(bad) >= 40
+    kinds = {c["kind"] for c in bad}
+    assert {"wrong level meaning", "favourable fact as reason", "false yes/no fact", "missing value as fact",
+            "wrong legal basis", "truncated text", "invented factor", "favourable direction", "hedging",
+            "counterfactual or promise", "indirect protected basis", "number in words", "repeated reason",
+            "blame or sales", "earlier adapter output"} <= kinds
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["label"] == "bad"], ids=lambda c: c["id"])
+def test_every_known_bad_text_fails_the_check_named_for_it(case):
+    from lendsafe.decision import Decision
+
+    report = verify(Decision.from_dict(case["decision"]), case["text"])
+    assert case["check"] in report.failures, (case["kind"], report.failures)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["label"] == "good"], ids=lambda c: c["id"])
+def test_every_correct_paraphrase_passes(case):
+    from lendsafe.decision import Decision
+
+    report = verify(Decision.from_dict(case["decision"]), case["text"])
+    assert report.passed, {k: v["detail"] for k, v in report.to_dict()["checks"].items() if not v["passed"]}
+
+
+def test_precision_and_recall_on_the_labelled_set_are_reported_as_measured():
+    from lendsafe.evaluation_explain import verifier_labelled_set
+
+    measured = verifier_labelled_set()
+    assert measured["bad"] == sum(c["label"] == "bad" for c in CASES)
+    assert (measured["recall"], measured["precision"], measured["false_alarms"]) == (1.0, 1.0, 0)
+
+
+# ---------------------------------------------------------------- meaning, numbers, form
+
+@pytest.fixture(scope="module")
+def rated():
+    """A denial whose reasons include the consumer credit history rating, for each adverse rating."""
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    out = {}
+    for rating in (4, 5, 6):
+        decision = Scorer.load("hmda").score({**application, "consumer_credit_history": rating}, "population")
+        if any(r.feature == "consumer_credit_history" for r in decision.reasons):
+            out[rating] = decision
+    assert out
+    return out
+
+
+def test_every_other_levels_meaning_fails_and_the_own_passes(rated):
+    from lendsafe.datasets import load_spec
+
+    feature = load_spec("hmda").feature("consumer_credit_history")
+    for rating, decision in rated.items():
+        text = compose(decision)
+        assert verify(decision, text).passed
+        own = feature.level_text(rating)
+        for level, meaning in feature.levels:
+            if level != rating:
+                assert "meaning_matches_value" in failures(decision, text.replace(own, meaning)), (rating, level)
+
+
+def test_a_boolean_fact_must_be_true_of_the_applicant(denial, faithful):
+    assert not denial.application["self_employed"]
+    assert "meaning_matches_value" in failures(denial, faithful + " Your income comes from self-employment.")
+
+
+def test_a_missing_value_never_carries_a_figure_or_the_value_statement():
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "credit_denial.json").read_text())
+    decision = Scorer.load("credit").score({**application, "income": None, "debt": None})
+    income = next(r for r in decision.reasons if r.feature == "income")
+    text = compose(decision)
+    assert verify(decision, text).passed and "absence of a stated monthly income" in text
+    assert income.statement == "Credit application incomplete: income not provided"
+    assert "missing_not_fact" in failures(decision, text.replace("the absence of a stated monthly income from your application",
+                                                                   "your monthly income of $2, which is insufficient for the credit requested"))
+    assert "numbers_match" in failures(decision, text + " Your existing debt of $2 counted too.")
+
+
+@pytest.mark.parametrize("written, ok", [("62%", False), ("sixty-two percent", False), ("fifty-two percent", True),
+                                         ("0.52", True), ("0.53", False)])
+def test_numbers_written_in_words_are_checked_as_figures(denial, faithful, written, ok):
+    reason = next(r for r in denial.reasons if r.feature == "debt_to_income")
+    assert reason.display_value == "0.52"
+    assert ("numbers_match" not in failures(denial, faithful.replace(reason.display_value, written))) == ok
+
+
+def test_a_numbered_list_is_not_read_as_figures(denial):
+    lines = [f"{i}. {r.statement}." for i, r in enumerate(denial.reasons, start=1)]
+    text = "We cannot approve your mortgage application for these reasons, most important first:\n" + "\n".join(lines)
+    assert verify(denial, text).passed, verify(denial, text).to_dict()["failures"]
+
+
+@pytest.mark.parametrize("ending", ["as required by 12 CFR 1002, App.", "The last reason is the.", "which is"])
+def test_a_text_that_ends_mid_sentence_fails(denial, faithful, ending):
+    assert "complete_text" in failures(denial, faithful + " " + ending)
+
+
+@pytest.mark.parametrize("citation", ["12 CFR 1002, App. C, Form C-1", "12 CFR 1002, Supp. I, comment 9(b)(2)-4"])
+def test_sample_forms_and_commentary_are_not_a_legal_basis(denial, faithful, citation):
+    assert "legal_basis" in failures(denial, faithful + f" We give these reasons as required by {citation}.")
+
+
+@pytest.mark.parametrize("insert, check", [
+    ("Your crypto holdings were also weighed.", "only_decision_content"),
+    ("Your low debt-to-income ratio helped.", "adverse_direction"),
+    ("The decision may have been close.", "no_hedging"),
+    ("Pay down your debts and you will qualify.", "no_counterfactual_or_advice"),
+    ("Applicants from your area are often declined.", "no_protected_basis"),
+    ("At your stage of life this is common.", "no_protected_basis"),
+    ("Call 1-900-555-0199 to fix this today.", "no_blame_or_sales"),
+])
+def test_open_world_content_fails(denial, faithful, insert, check):
+    assert check in failures(denial, faithful.replace(" You have", f" {insert} You have"))

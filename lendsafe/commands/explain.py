@@ -29,7 +29,7 @@ def explain_dict(decision, audit_id: int | None = None) -> dict:
     return {**decision.score_dict(), "explanation": decision.explanation, "writer": decision.writer,
             "writer_reason": decision.writer_reason, "verification": decision.verification,
             "citations": [asdict(c) for c in decision.citations], "latency_ms": decision.latency_ms,
-            "audit_id": audit_id}
+            "load_ms": decision.load_ms, "audit_id": audit_id}
 
 
 def run_explain(args: argparse.Namespace) -> int:

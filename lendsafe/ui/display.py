@@ -86,6 +86,11 @@ def reasons(decision: Decision) -> None:
     st.markdown(reasons_markdown(decision))
     with st.expander("Reasons as a table"):
         st.dataframe(tables.reasons_frame(decision), hide_index=True, width="stretch")
+    if decision.dropped:
+        with st.expander(f"Candidates not stated as reasons ({len(decision.dropped)})"):
+            st.caption("These raised the risk against the reference group, but the applicant's own value is not "
+                       "adverse (or they fall beyond the four principal reasons), so stating them would not be true.")
+            st.dataframe(tables.dropped_frame(decision), hide_index=True, width="stretch")
 
 
 def reasons_markdown(decision: Decision) -> str:
@@ -117,7 +122,8 @@ def explanation(decision: Decision) -> None:
         st.markdown(tables.md_escape(decision.explanation) if decision.explanation else "_no explanation_")
     writer = WRITER_NAMES.get(decision.writer or "", decision.writer or "unknown")
     st.caption(f"Written by: **{decision.writer}** — {writer}. Why: {tables.md_escape(decision.writer_reason)}."
-               + (f" {decision.latency_ms:.0f} ms." if decision.latency_ms is not None else ""))
+               + (f" {decision.latency_ms:.0f} ms" if decision.latency_ms is not None else "")
+               + (f" (plus {decision.load_ms:.0f} ms loading)." if decision.load_ms else "."))
     verification = decision.verification or {}
     passed = verification.get("passed")
     st.markdown(f"**Verification checklist** — {'all checks passed' if passed else 'failed: ' + ', '.join(verification.get('failures', []))}")

@@ -69,6 +69,12 @@ WRITER_METRICS = (
     Metric("final faithfulness", ("final_pass_rate",), "share of issued explanations passing verification after "
            "retry and fallback (must be 1: nothing unverified is issued)", "0", "1"),
     Metric("fallback rate", ("fallback_rate",), "share where the deterministic writer took over", "1", "0"),
+    Metric("meaning errors, first attempt", ("meaning_errors", "first_attempt", "rate"),
+           "drafts stating something untrue of the applicant (wrong level meaning, false yes/no fact, favourable "
+           "fact as reason, missing value as fact, wrong figure, truncation, wrong legal basis)", "1", "0"),
+    Metric("meaning errors, final", ("meaning_errors", "final", "rate"),
+           "issued texts stating something untrue of the applicant (must be 0)", "1", "0"),
+    Metric("writer's own share", ("writer_share",), "share of issued texts written by this writer itself", "0", "1"),
     Metric("factor precision", ("faithfulness", "first_attempt", "factor_precision"),
            "stated factors that are real principal reasons", "0", "1"),
     Metric("factor recall", ("faithfulness", "first_attempt", "factor_recall"),
@@ -222,6 +228,11 @@ def explanations_section(section: dict[str, Any]) -> None:
                f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
     writers = section.get("writers", {})
     show_table(metric_rows(WRITER_METRICS, writers))
+    labelled = section.get("verifier_labelled_set")
+    if labelled:
+        st.caption(f"Verifier on its labelled set ({labelled['bad']} known-bad texts, {labelled['good']} correct "
+                   f"paraphrases): recall {labelled['recall']}, precision {labelled['precision']}, "
+                   f"{labelled['false_alarms']} false alarm(s).")
     for note in section.get("notes", []):
         st.caption("• " + note)
 

@@ -205,6 +205,14 @@ def reasons_frame(decision: Decision) -> pd.DataFrame:
                         columns=["rank", "code", "statement", "your value", "contribution", "citation"])
 
 
+def dropped_frame(decision: Decision) -> pd.DataFrame:
+    """Factors that raised the risk but are not stated as reasons, with why (favourable value, beyond four)."""
+    return pd.DataFrame([{"code": d["code"], "feature": d.get("feature") or "", "your value": d.get("display_value", ""),
+                          "contribution": round(float(d["contribution"]), 4), "why not a reason": d["why"]}
+                         for d in decision.dropped],
+                        columns=["code", "feature", "your value", "contribution", "why not a reason"])
+
+
 def checklist_frame(verification: dict[str, Any] | None) -> pd.DataFrame:
     """The verifier's checks as rows: check, result, detail."""
     checks = (verification or {}).get("checks") or {}
