@@ -26,6 +26,7 @@ import calendar
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 RECORD_FORMAT = 1
+ISSUE_KEY_PATTERN = re.compile(r"^[0-9a-f]{16,64}$")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "audit_alembic_version"
 ADVISORY_LOCK_KEY = 0x1E5D_A0D1          # PostgreSQL advisory lock guarding the chain head
@@ -133,6 +135,7 @@ class AuditEntry(NamedTuple):
     decision: Decision
     notice: Any | None = None
     notice_pdf: bytes | None = None
+    issue_key: str | None = None     # what the issue is keyed by (batches: application or row + content hash)
 
 
 @dataclass(frozen=True)
@@ -424,20 +427,25 @@ def _entry_bodies(entries: Sequence[Any], actor: str, notice_settings: Any) -> l
     bodies = []
     for index, item in enumerate(entries):
         try:
-            bodies.append(record_body(*_as_entry(item), actor, notice_settings))
+            entry = _as_entry(item)
+            bodies.append(record_body(entry.decision, entry.notice, entry.notice_pdf, actor, notice_settings,
+                                      issue_key=entry.issue_key))
         except AuditIntegrityError as exc:
             raise AuditIntegrityError(f"entry {index + 1} of {len(entries)}: {exc}") from exc
     return bodies
 
 
 def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor: str,
-                notice_settings: Any = None) -> dict[str, Any]:
+                notice_settings: Any = None, *, issue_key: str | None = None) -> dict[str, Any]:
     """Everything recorded for one decision except its place in the chain (id, created_at)."""
     _check_actor(actor)
     if not isinstance(decision, Decision):
         raise AuditIntegrityError(f"expected a lendsafe.decision.Decision; got {type(decision).__name__}")
+    if issue_key is not None and not ISSUE_KEY_PATTERN.match(str(issue_key)):
+        raise AuditIntegrityError(f"issue_key must be 16-64 hex digits; got {str(issue_key)[:80]!r}")
     body = {"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
-            "versions": _library_versions(), **_notice_fields(notice, notice_pdf, notice_settings)}
+            "versions": _library_versions(), **_notice_fields(notice, notice_pdf, notice_settings),
+            **({"issue_key": issue_key} if issue_key is not None else {})}
     return json.loads(canonical_json(body))          # exactly what will be stored and hashed
 
 
@@ -678,6 +686,16 @@ class AuditStore:
             query = query.where(records.c.created_at < _as_timestamp(until))
         with self._reading() as conn:
             return [self._to_record(row) for row in conn.execute(query)]
+
+    def issued(self) -> dict[str, AuditRecord]:
+        """Issue key -> record, for every record made with an issue key (batches look here before issuing)."""
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        query = select(records).where(records.c.content.like('%"issue_key":%')).order_by(records.c.id)
+        with self._reading() as conn:
+            found = (self._to_record(row) for row in conn.execute(query))
+            return {record.content["issue_key"]: record for record in found if record.content.get("issue_key")}
 
     def count(self) -> int:
         from sqlalchemy import func, select
@@ -935,7 +953,7 @@ def _advanced(before: ChainState, head_id: int, head_hash: str, *, added: int) -
 
 def _as_entry(item: Any) -> AuditEntry:
     """An ``AuditEntry`` from an entry or a (decision, notice, notice_pdf) tuple; else a clear error."""
-    if isinstance(item, tuple) and len(item) == len(AuditEntry._fields):
+    if isinstance(item, tuple) and 3 <= len(item) <= len(AuditEntry._fields):
         return AuditEntry(*item)
     raise AuditIntegrityError(f"expected an AuditEntry or a (decision, notice, notice_pdf) tuple; "
                               f"got {type(item).__name__}")

@@ -1,32 +1,53 @@
 """Notices for a whole CSV of applications: one PDF per denial, a notice of incompleteness per row that
 lacks required fields, a manifest, and the rows that failed.
 
-Shared by `lendsafe notices` and the dashboard's batch page. Invalid rows (a wrong value, or an
-explanation that fails verification at issue time) are reported with their problems and the rest
-are processed.
+Shared by `lendsafe notices` and the dashboard's batch page. A row that cannot be decided or issued
+(a wrong value, an explanation that fails verification at issue time, a notice that fails its own
+completeness check) goes to errors.csv with the reason and the rest are processed.
+
+A batch is resumable and idempotent. Every row's issue is keyed by its application id (or its row
+number when it has none), its content hash and the dataset; the key also names the notice's document
+id, so identical rows get distinct documents. A group of rows is issued in this order: PDFs written
+atomically (temporary file, fsync, rename), then the group's audit records committed (each naming its
+key and its PDF's sha256), then its manifest.csv and errors.csv lines appended and fsynced. A rerun
+into the same folder reads the manifest, the error list and the audit store's keys and issues exactly
+the rows that are missing; a record whose manifest line was lost is listed again (its PDF regenerated
+from the record when it is missing).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import io
+import os
+import re
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lendsafe.errors import InvalidApplicationError
-from lendsafe.issuance import Issued, IssuedIncomplete, Issuer, default_actor, explanation_failures
-from lendsafe.notice import NoticeSettings
+from lendsafe.errors import ConfigurationError, InvalidApplicationError, LendSafeError
+from lendsafe.issuance import Issuer, default_actor
+from lendsafe.notice import NoticeSettings, canonical_json
+from lendsafe.redaction import printable
 
 INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness
 
-MANIFEST_COLUMNS = ("row", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
-ERROR_COLUMNS = ("row", "problems")
+MANIFEST_COLUMNS = ("row", "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
+ERROR_COLUMNS = ("row", "key", "problems")
 MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
+LOCK_NAME = ".lendsafe-batch.lock"
+BATCH_ID_NAME = ".lendsafe-batch-id"
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+# Document id prefix and PDF file name prefix per kind of notice.
+DOCUMENTS = {"deny": ("AAN", "notice"), INCOMPLETE: ("NOI", "incomplete")}
+# A CSV cell starting with one of these is a formula to a spreadsheet: it is written with a leading '.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -34,22 +55,31 @@ class ManifestRow:
     """One processed application: its notice (denials only) and the notice's sha256."""
 
     row: int
+    key: str           # issue key: application id (or row) + content hash + dataset
     id: str            # notice document id ("" for approvals)
     decision: str      # "deny" | "approve" | "incomplete"
     reasons: str       # reason codes, most important first (missing fields for "incomplete"), ";"-separated
     sha256: str        # sha256 of the PDF bytes
     path: str          # PDF file name inside the output folder
-    check: str         # "pass" | "fail: <checks>" | "" (no notice)
+    check: str         # "pass" (a notice that fails its check is not issued) | "" (no notice)
     audit_id: str = ""  # audit record id ("" when no audit store was given)
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> "ManifestRow":
+        return cls(**{**{name: row.get(name) or "" for name in MANIFEST_COLUMNS}, "row": int(row["row"])})
 
 
 @dataclass(frozen=True)
 class BatchError:
     row: int
     problems: tuple[str, ...]
+    key: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return {"row": self.row, "key": self.key, "problems": "; ".join(self.problems)}
 
 
 @dataclass
@@ -57,6 +87,7 @@ class BatchResult:
     out_dir: Path
     rows: list[ManifestRow] = field(default_factory=list)
     errors: list[BatchError] = field(default_factory=list)
+    resumed: int = 0               # rows found done by an earlier run into the same folder (or audit store)
 
     @property
     def processed(self) -> int:
@@ -89,33 +120,149 @@ class BatchResult:
         return self.out_dir / ERRORS_NAME
 
 
+# ----------------------------------------------------------------------------- keys and names
+
+def issue_key(row: Any, dataset: str, batch: str = "") -> str:
+    """The key of one row's issue: its application id (else its row number), content hash, dataset and the
+    batch (the output folder's id: a rerun into the folder finds its keys, another folder is another issue)."""
+    who = f"application_id {row.application_id}" if row.application_id else f"row {row.row}"
+    text = canonical_json({"batch": batch, "dataset": dataset, "who": who, "content": row.content_sha256})
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def document_id(kind: str, notice_date: dt.date, key: str) -> str:
+    return f"{DOCUMENTS[kind][0]}-{notice_date:%Y%m%d}-{key[:16]}"
+
+
+def pdf_name(kind: str, row: int, doc_id: str) -> str:
+    return f"{DOCUMENTS[kind][1]}_row{row:05d}_{doc_id}.pdf"
+
+
 def _problems(error: Any) -> tuple[str, ...]:
     problems = getattr(error, "problems", None) or error
     return tuple(str(p) for p in problems) if isinstance(problems, (list, tuple)) else (str(problems),)
 
 
-def _notice_row(row: int, issued: Issued, out_dir: Path) -> ManifestRow:
-    """The manifest row of one issued decision; writes its notice PDF (denials only) into `out_dir`."""
-    decision = issued.decision
-    codes = ";".join(r.code for r in decision.reasons)
-    audit_id = "" if issued.record_id is None else str(issued.record_id)
-    if issued.notice is None:
-        return ManifestRow(row, "", decision.decision, codes, "", "", "", audit_id)
-    name = f"notice_row{row:05d}_{issued.notice.document_id}.pdf"
-    (out_dir / name).write_bytes(issued.pdf)
-    verdict = "pass" if issued.check.passed else "fail: " + ", ".join(issued.check.failures())
-    return ManifestRow(row, issued.notice.document_id, decision.decision, codes,
-                       hashlib.sha256(issued.pdf).hexdigest(), name, verdict, audit_id)
+# ----------------------------------------------------------------------------- files that survive a kill
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves the old file or the new one, never a part."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
 
 
-def _incomplete_row(row: int, issued: IssuedIncomplete, out_dir: Path) -> ManifestRow:
-    """The manifest row of a notice of incompleteness; writes its PDF into `out_dir`."""
-    name = f"incomplete_row{row:05d}_{issued.notice.document_id}.pdf"
-    (out_dir / name).write_bytes(issued.pdf)
-    verdict = "pass" if issued.check.passed else "fail: " + ", ".join(issued.check.failures())
-    return ManifestRow(row, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
-                       hashlib.sha256(issued.pdf).hexdigest(), name, verdict, "")
+def _fsync_dir(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: control characters escaped, formulas (= + - @) quoted."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]], header: bool = True) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows([{name: safe_cell(row[name]) for name in columns} for row in rows])
+    return buffer.getvalue()
+
+
+class CsvLog:
+    """A CSV file appended group by group (flushed and fsynced), readable again after a kill."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]):
+        self.path, self.columns = path, columns
+
+    def load(self) -> list[dict[str, str]]:
+        """The complete lines already written (a line torn by a kill is cut off); a new file gets its header."""
+        data = self.path.read_bytes() if self.path.is_file() else b""
+        complete = data[: data.rfind(b"\n") + 1]
+        if not complete:
+            write_atomic(self.path, _csv_text(self.columns, []).encode("utf-8"))
+            return []
+        if len(complete) != len(data):
+            write_atomic(self.path, complete)
+        reader = csv.DictReader(io.StringIO(complete.decode("utf-8", "replace")))
+        if tuple(reader.fieldnames or ()) != self.columns:
+            raise ConfigurationError(f"{printable(self.path)} has columns {reader.fieldnames}; expected "
+                                     f"{list(self.columns)} (written by another version): choose an empty --out folder")
+        return [row for row in reader if KEY_PATTERN.match(row.get("key") or "") and (row.get("row") or "").isdigit()]
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with open(self.path, "a", encoding="utf-8", newline="") as handle:
+            handle.write(_csv_text(self.columns, rows, header=False))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class BatchFolder:
+    """The output folder of one batch: locked against a second run, its manifest and error list."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigurationError(f"--out must be a folder; {printable(self.path)} is a file")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.manifest = CsvLog(self.path / MANIFEST_NAME, MANIFEST_COLUMNS)
+        self.errors = CsvLog(self.path / ERRORS_NAME, ERROR_COLUMNS)
+        self._lock = None
+
+    def __enter__(self) -> "BatchFolder":
+        self._lock = open(self.path / LOCK_NAME, "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ConfigurationError(f"output folder {printable(self.path)} is in use by another batch; "
+                                     "wait for it or choose another --out folder") from None
+        for leftover in self.path.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self._lock.close()
+
+    def batch_id(self) -> str:
+        """The folder's batch id (made on its first run): part of every issue key of the batch."""
+        path = self.path / BATCH_ID_NAME
+        text = path.read_text(encoding="utf-8", errors="replace").strip() if path.is_file() else ""
+        if not KEY_PATTERN.match(text):
+            text = uuid.uuid4().hex
+            write_atomic(path, text.encode("ascii"))
+        return text
+
+    def has_pdf(self, row: dict[str, str]) -> bool:
+        """True when a manifest row names no PDF, or its PDF is there with the recorded sha256."""
+        if not row.get("path"):
+            return True
+        path = self.path / Path(row["path"]).name
+        return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row.get("sha256")
+
+    def finish(self, result: BatchResult) -> None:
+        """Rewrite the manifest and error list in row order, one line per key (atomically)."""
+        result.rows = sorted({r.key: r for r in result.rows}.values(), key=lambda r: r.row)
+        result.errors = sorted({(e.key, e.row): e for e in result.errors}.values(), key=lambda e: e.row)
+        write_atomic(result.manifest_path, manifest_csv(result).encode("utf-8"))
+        write_atomic(result.errors_path, errors_csv(result).encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------- the run
 
 def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
@@ -126,9 +273,8 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
     `progress(done, total)` is called after each chunk. Every decision is recorded in `audit` (an
     ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
-    fields gets a notice of incompleteness (``incomplete=False``: an error instead). A denial whose
-    explanation fails verification at issue time is not issued and is listed as an error. The
-    manifest and error list are written as CSV files in `out_dir`.
+    fields gets a notice of incompleteness (``incomplete=False``: an error instead). Rows done by an
+    earlier run into `out_dir` (or recorded in `audit` under their issue key) are not issued again.
     """
     from lendsafe.incomplete import read_csv
 
@@ -136,87 +282,167 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
     notice_date = notice_date or dt.date.today()
     dataset = dataset or getattr(pipeline, "dataset", None) or getattr(getattr(pipeline, "settings", None),
                                                                         "dataset", "hmda")
+    rows = read_csv(Path(csv_path), dataset)        # a refused file writes nothing
     issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
-    result = BatchResult(Path(out_dir))
-    result.out_dir.mkdir(parents=True, exist_ok=True)
-    rows = read_csv(Path(csv_path), dataset)
-    step = max(chunk_size, 1)
-    for start in range(0, len(rows), step):
-        _run_chunk(rows[start:start + step], pipeline, issuer, result, dataset, notice_date, incomplete)
-        if progress:
-            progress(min(start + step, len(rows)), len(rows))
-    result.rows.sort(key=lambda r: r.row)
-    result.errors.sort(key=lambda e: e.row)
-    write_manifest(result)
-    return result
+    with BatchFolder(out_dir) as folder:
+        job = _Batch(issuer, folder, dataset, notice_date, incomplete)
+        todo = job.resume(rows)
+        step = max(chunk_size, 1)
+        for start in range(0, len(todo), step):
+            job.run_chunk(todo[start:start + step])
+            if progress:
+                progress(len(rows) - len(todo) + min(start + step, len(todo)), len(rows))
+        folder.finish(job.result)
+    return job.result
 
 
-def _run_chunk(chunk: list, pipeline, issuer: Issuer, result: BatchResult, dataset: str,
-               notice_date: dt.date, incomplete: bool) -> None:
-    """Decide, verify, issue and record one chunk of rows, adding to `result`."""
-    result.errors += [BatchError(r.row, _problems(r.error)) for r in chunk if r.error is not None]
-    lacking = [r for r in chunk if r.triage is not None and r.triage.incomplete]
-    if incomplete:
-        result.rows += [_incomplete_row(r.row, issuer.issue_incomplete(r.triage, dataset, notice_date=notice_date),
-                                        result.out_dir) for r in lacking]
-    else:
-        result.errors += [BatchError(r.row, tuple(f"{name} is required; it is missing" for name in r.triage.missing))
-                          for r in lacking]
-    valid = [(r.row, r.triage.application) for r in chunk if r.triage is not None and not r.triage.incomplete]
-    judged = [(row, outcome, _refusal(outcome)) for row, outcome in _decide(pipeline, valid)]
-    result.errors += [BatchError(row, refusal) for row, _, refusal in judged if refusal]
-    decided = [(row, outcome) for row, outcome, refusal in judged if not refusal]
-    issued = issuer.issue_decisions([decision for _, decision in decided], notice_date=notice_date)
-    result.rows += [_notice_row(row, one, result.out_dir) for (row, _), one in zip(decided, issued)]
+@dataclass
+class _Batch:
+    issuer: Issuer
+    folder: BatchFolder
+    dataset: str
+    notice_date: dt.date
+    incomplete: bool
+    result: BatchResult = None
+
+    def __post_init__(self) -> None:
+        self.result = BatchResult(self.folder.path)
+
+    # -- what an earlier run did
+    def resume(self, rows: list) -> list[tuple[Any, str]]:
+        """The (row, key) pairs still to issue. Rows an earlier run listed in the manifest (with their PDF)
+        or recorded in the audit store under their key are taken as done; rows it listed as errors are
+        tried again; a row repeating an earlier one (same application id and content) is an error."""
+        done = {r["key"]: ManifestRow.from_row(r) for r in self.folder.manifest.load() if self.folder.has_pdf(r)}
+        self.folder.errors.load()
+        issued = self.issuer.audit.issued() if self.issuer.audit is not None else {}
+        batch = self.folder.batch_id()
+        todo, first, found = [], {}, []
+        for row in rows:
+            key = issue_key(row, self.dataset, batch)
+            if key in first:
+                found.append(BatchError(row.row, (f"repeats row {first[key]} (same application_id and content); "
+                                                  f"issued once, for row {first[key]}",), key))
+                continue
+            first[key] = row.row
+            if key in done:
+                self.result.rows.append(done[key])
+                self.result.resumed += 1
+            elif key in issued:
+                found.append(self._recover(row.row, key, issued[key]))
+                self.result.resumed += 1
+            else:
+                todo.append((row, key))
+        self._append(found)
+        return todo
+
+    def _recover(self, row: int, key: str, record: Any) -> ManifestRow | BatchError:
+        """The manifest row of a decision recorded under `key` whose manifest line was lost; its PDF is
+        written again from the record when it is not in the folder."""
+        content = record.content
+        decision = content["decision"]
+        codes = ";".join(r["code"] for r in decision.get("reasons") or ())
+        if not content.get("notice"):
+            return ManifestRow(row, key, "", decision["decision"], codes, "", "", "", str(record.id))
+        name = pdf_name("deny", row, content["document_id"])
+        manifest_row = ManifestRow(row, key, content["document_id"], decision["decision"], codes,
+                                   record.notice_sha256, name, "pass", str(record.id))
+        if not self.folder.has_pdf(manifest_row.as_row()):
+            replayed = self.issuer.audit.replay(record.id)
+            if not replayed.identical:
+                return BatchError(row, (f"issued earlier as audit record {record.id}, but its notice PDF is not in "
+                                        "the folder and does not regenerate identically; export it with "
+                                        f"`lendsafe audit export {record.id}`",), key)
+            write_atomic(self.folder.path / name, replayed.pdf)
+        return manifest_row
+
+    # -- one group of rows
+    def run_chunk(self, chunk: list[tuple[Any, str]]) -> None:
+        """Decide, verify, render, write, record and list one group of rows."""
+        errors = [BatchError(row.row, _problems(row.error), key) for row, key in chunk if row.error is not None]
+        lacking = [(row, key) for row, key in chunk if row.triage is not None and row.triage.incomplete]
+        valid = [(row, key) for row, key in chunk if row.triage is not None and not row.triage.incomplete]
+        items = [self._incomplete(row, key) for row, key in lacking] + self._decided(valid)
+        self._append(errors + items)
+
+    def _append(self, items: list) -> None:
+        rows = [item for item in items if isinstance(item, ManifestRow)]
+        errors = [item for item in items if isinstance(item, BatchError)]
+        self.folder.manifest.append([r.as_row() for r in rows])
+        self.folder.errors.append([e.as_row() for e in errors])
+        self.result.rows += rows
+        self.result.errors += errors
+
+    def _incomplete(self, row: Any, key: str) -> ManifestRow | BatchError:
+        if not self.incomplete:
+            return BatchError(row.row, tuple(f"{name} is required; it is missing" for name in row.triage.missing), key)
+        try:
+            issued = self.issuer.issue_incomplete(row.triage, self.dataset, notice_date=self.notice_date,
+                                                  document_id=document_id(INCOMPLETE, self.notice_date, key))
+        except LendSafeError as exc:
+            return BatchError(row.row, _problems(exc), key)
+        name = pdf_name(INCOMPLETE, row.row, issued.notice.document_id)
+        write_atomic(self.folder.path / name, issued.pdf)
+        return ManifestRow(row.row, key, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
+                           hashlib.sha256(issued.pdf).hexdigest(), name, "pass", "")
+
+    def _decided(self, valid: list[tuple[Any, str]]) -> list[ManifestRow | BatchError]:
+        """Decide and render every valid row; write the PDFs, then record the group in one transaction."""
+        rendered, refused = [], []
+        for (row, key), outcome in zip(valid, _decide(self.issuer.pipeline, [r.triage.application for r, _ in valid])):
+            try:
+                if isinstance(outcome, LendSafeError):
+                    raise outcome
+                doc_id = document_id("deny", self.notice_date, key)
+                rendered.append((row.row, key, outcome,
+                                 *self.issuer.render(outcome, notice_date=self.notice_date, document_id=doc_id)))
+            except LendSafeError as exc:
+                refused.append(BatchError(row.row, _problems(exc), key))
+        for row, _, _, notice, pdf, _ in rendered:
+            if pdf is not None:
+                write_atomic(self.folder.path / pdf_name("deny", row, notice.document_id), pdf)
+        record_ids = self.issuer.record_many([(d, n, p) for _, _, d, n, p, _ in rendered],
+                                             keys=[key for _, key, *_ in rendered])
+        return refused + [_notice_row(*item, record_id) for item, record_id in zip(rendered, record_ids)]
 
 
-def _refusal(outcome: Any) -> tuple[str, ...]:
-    """Why an outcome cannot be issued: the pipeline refused the row, or its explanation fails the verifier."""
-    if isinstance(outcome, InvalidApplicationError):
-        return tuple(outcome.problems)
-    failures = explanation_failures(outcome)
-    return tuple(f"explanation fails verification at issue time ({name}: {detail}); not issued"
-                 for name, detail in failures.items())
+def _notice_row(row: int, key: str, decision: Any, notice: Any, pdf: bytes | None, _check: Any,
+                record_id: int | None) -> ManifestRow:
+    codes = ";".join(r.code for r in decision.reasons)
+    audit_id = "" if record_id is None else str(record_id)
+    if notice is None:
+        return ManifestRow(row, key, "", decision.decision, codes, "", "", "", audit_id)
+    return ManifestRow(row, key, notice.document_id, decision.decision, codes, hashlib.sha256(pdf).hexdigest(),
+                       pdf_name("deny", row, notice.document_id), "pass", audit_id)
 
 
-def _decide(pipeline, valid: list[tuple[int, dict]]) -> list[tuple[int, Any]]:
-    """(row, Decision or InvalidApplicationError) per application: batched when the pipeline can,
-    one by one when the batch is refused, so one bad row does not sink the others."""
-    if not valid:
+def _decide(pipeline, applications: list[dict]) -> list[Any]:
+    """A Decision or InvalidApplicationError per application: batched when the pipeline can, one by one
+    when the batch is refused, so one bad row does not sink the others."""
+    if not applications:
         return []
     if hasattr(pipeline, "run_many"):
         try:
-            return list(zip((row for row, _ in valid), pipeline.run_many([app for _, app in valid])))
+            return list(pipeline.run_many(applications))
         except InvalidApplicationError:
             pass
     outcomes = []
-    for row, application in valid:
+    for application in applications:
         try:
-            outcomes.append((row, pipeline.run(application)))
+            outcomes.append(pipeline.run(application))
         except InvalidApplicationError as exc:
-            outcomes.append((row, exc))
+            outcomes.append(exc)
     return outcomes
 
 
-def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
+# ----------------------------------------------------------------------------- what is handed over
 
 def manifest_csv(result: BatchResult) -> str:
     return _csv_text(MANIFEST_COLUMNS, [r.as_row() for r in result.rows])
 
 
 def errors_csv(result: BatchResult) -> str:
-    return _csv_text(ERROR_COLUMNS, [{"row": e.row, "problems": "; ".join(e.problems)} for e in result.errors])
-
-
-def write_manifest(result: BatchResult) -> None:
-    result.manifest_path.write_text(manifest_csv(result), encoding="utf-8")
-    result.errors_path.write_text(errors_csv(result), encoding="utf-8")
+    return _csv_text(ERROR_COLUMNS, [e.as_row() for e in result.errors])
 
 
 def zip_batch(result: BatchResult) -> bytes:

@@ -13,18 +13,21 @@ import csv
 import datetime as dt
 import hashlib
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lendsafe.application import parse_application, row_to_application
 from lendsafe.datasets import DatasetSpec, FeatureSpec, load_spec
-from lendsafe.errors import InvalidApplicationError, LendSafeError
+from lendsafe.errors import ArtifactNotFoundError, InvalidApplicationError, LendSafeError
 from lendsafe.notice import (CHECKS, DOCUMENT_ID_PATTERN, SHARED_CHECKS, TEXT_LIMITS, CheckResult, NoticeCheck,
                              NoticeSettings, _Context, _para, _parties_story, _result, _section, _ecoa_section,
-                             _specimen_header, canonical_json, clean_address, clean_text, creditor_contact,
+                             _specimen_header, applicant_text, canonical_json, checked_date, clean_address,
+                             clean_text, creditor_contact, date_problems,
                              format_date, load_wording, render_story, run_checks)
 from lendsafe.reasons import load_catalog
+from lendsafe.redaction import printable
 
 KIND = "incomplete"
 # A stand-in value per type: lets the rest of an incomplete application be validated as usual.
@@ -79,26 +82,88 @@ class CsvRow:
     row: int                                   # line number in the file (header = 1)
     triage: Triage | None = None
     error: InvalidApplicationError | None = None
+    cells: tuple[tuple[str, str], ...] = ()    # the row as read: (column, text) in header order
+
+    @property
+    def content_sha256(self) -> str:
+        """sha256 of the row's cells (canonical JSON of the (column, text) pairs)."""
+        return hashlib.sha256(canonical_json(self.cells).encode("utf-8", "surrogateescape")).hexdigest()
+
+    @property
+    def application_id(self) -> str:
+        return next((text.strip() for name, text in self.cells if name.strip() == "application_id"), "")
+
+
+MAX_CELL_CHARS = 10_000          # far above any real field; longer cells make the row an error
+MAX_FIELD_CHARS = 10_000_000     # the csv module's own limit per field (a longer one refuses the file)
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def read_csv(path: str | Path, dataset: str | DatasetSpec) -> list[CsvRow]:
     """Each data row triaged. A blank cell of a required column is missing information; a required
-    column absent from the header is a file problem, reported as a field-named error on every row."""
+    column absent from the header is a file problem, reported as a field-named error on every row.
+    A file that is missing, not a file, has no header or repeats a column is refused
+    (InvalidApplicationError naming the column); a row with bytes that are not UTF-8, too long a cell
+    or more cells than the header is an error of that row only."""
     spec = _spec(dataset)
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = {(name or "").strip() for name in reader.fieldnames or ()}
-        rows = list(reader)
+    header, records = _csv_records(Path(path))
     absent_columns = any(not f.optional and f.name not in header for f in spec.input_fields)
-    return [_read_row(number, row_to_application(row, spec), spec, absent_columns)
-            for number, row in enumerate(rows, start=2)]
+    return [_read_row(number, header, cells, spec, absent_columns) for number, cells in records]
 
 
-def _read_row(number: int, data: dict[str, Any], spec: DatasetSpec, strict: bool) -> CsvRow:
+def _csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, cells)]) of a CSV file; bytes that are not UTF-8 kept as surrogates."""
+    shown = printable(path)
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"applications CSV not found: expected a file at {shown}")
+    csv.field_size_limit(MAX_FIELD_CHARS)
     try:
-        return CsvRow(number, Triage(parse_application(data, spec)) if strict else triage(data, spec))
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            records = [(number, cells) for number, cells in enumerate(reader, start=2) if cells]
+    except csv.Error as exc:
+        raise InvalidApplicationError([f"{shown} is not a readable CSV file: {printable(exc)} (line "
+                                       f"{reader.line_num})"]) from None
+    _check_header(header, shown)
+    return header, records
+
+
+def _check_header(header: list[str], shown: str) -> None:
+    if not any(header):
+        raise InvalidApplicationError([f"{shown} has no header row; expected column names on the first line"])
+    if any(NOT_UTF8.search(name) for name in header):
+        raise InvalidApplicationError([f"{shown}: the header row is not UTF-8 text"])
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise InvalidApplicationError([f"column {printable(repr(name))} appears {header.count(name)} times in the "
+                                       "header; expected each column once" for name in repeated])
+
+
+def _cell_problems(header: list[str], cells: list[str]) -> list[str]:
+    problems = [f"the row has {len(cells)} cells; the header has {len(header)} columns"] if len(cells) > len(header) else []
+    for name, text in zip(header, cells):
+        if NOT_UTF8.search(text):
+            problems.append(f"{printable(name)} is not UTF-8 text; got bytes that are not")
+        elif len(text) > MAX_CELL_CHARS:
+            problems.append(f"{printable(name)} must be at most {MAX_CELL_CHARS:,} characters; got {len(text):,}")
+    return problems
+
+
+def _read_row(number: int, header: list[str], cells: list[str], spec: DatasetSpec, strict: bool) -> CsvRow:
+    pairs = tuple(zip(header, cells + [""] * (len(header) - len(cells))))
+    problems = _cell_problems(header, cells)
+    try:
+        if problems:
+            raise InvalidApplicationError(problems)
+        data = row_to_application(dict(pairs), spec)
+        triaged = Triage(parse_application(data, spec)) if strict else triage(data, spec)
+        problems = date_problems(triaged.application)
+        if problems:
+            raise InvalidApplicationError(problems)
+        return CsvRow(number, triaged, cells=pairs)
     except InvalidApplicationError as exc:
-        return CsvRow(number, error=exc)
+        return CsvRow(number, error=exc, cells=pairs)
 
 
 # ------------------------------------------------------------------------------- the notice
@@ -147,19 +212,20 @@ def build_incomplete_notice(record: dict[str, Any], settings: NoticeSettings, *,
     if not record.get("missing"):
         raise LendSafeError("a notice of incompleteness needs at least one missing field; got none")
     spec, wording = load_spec(record["dataset"]), load_wording(settings.template_path)
-    day = dt.date.fromisoformat(str(notice_date)) if notice_date else dt.date.today()
+    day = checked_date("notice_date", notice_date) if notice_date else dt.date.today()
     sha = hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
     app = record["application"]
     applicant = app.get("applicant") or {}
     return IncompleteNotice(
         document_id=_document_id(document_id, day, sha), notice_date=day.isoformat(),
-        application_date=app.get("application_date"),
+        application_date=checked_date("application_date", app["application_date"]).isoformat()
+        if app.get("application_date") else None,
         deadline=(day + dt.timedelta(days=settings.incomplete_days)).isoformat(), days=settings.incomplete_days,
         creditor_name=clean_text(settings.creditor_name, TEXT_LIMITS["name"]),
         creditor_address=clean_address(settings.creditor_address),
         creditor_phone=clean_text(settings.creditor_phone, TEXT_LIMITS["phone"]),
-        applicant_name=clean_text(applicant.get("name"), TEXT_LIMITS["name"]),
-        applicant_address=clean_address(applicant.get("address")),
+        applicant_name=applicant_text("name", applicant.get("name")),
+        applicant_address=applicant_text("address", applicant.get("address")),
         missing=tuple(missing_item(spec.feature(name), wording) for name in record["missing"]),
         agencies=tuple((clean_text(n, 200), clean_address(a)) for n, a in settings.agencies()),
         evidence_sha256=sha, wording=wording, specimen=settings.is_specimen)

@@ -30,6 +30,32 @@ class UnverifiedExplanationError(LendSafeError, ValueError):
                          + "; ".join(f"{name}: {detail}" for name, detail in failures.items()))
 
 
+class NoticeCheckError(LendSafeError, ValueError):
+    """A notice fails its own completeness check: it is not issued, nothing is recorded as issued."""
+
+    def __init__(self, document_id: str, failures: dict[str, str]):
+        self.failures = dict(failures)
+        self.problems = [f"notice {document_id} not issued: it fails its completeness check ({name}: {detail})"
+                         for name, detail in self.failures.items()]
+        super().__init__("; ".join(self.problems))
+
+
+def refuse_failed(notice: Any, check: Any) -> None:
+    """Raise NoticeCheckError when the rendered notice failed its completeness check."""
+    if not check.passed:
+        raise NoticeCheckError(notice.document_id, check.failures())
+
+
+def check_dates(decision: Decision) -> None:
+    """Refuse (InvalidApplicationError naming the field) a decision whose dates no notice may print."""
+    from lendsafe.errors import InvalidApplicationError
+    from lendsafe.notice import date_problems
+
+    problems = date_problems(decision.application or {})
+    if problems:
+        raise InvalidApplicationError(problems)
+
+
 def explanation_failures(decision: Decision) -> dict[str, str]:
     """Check name -> detail for every verifier check the decision's explanation fails now (none: {})."""
     from lendsafe.verify import verify
@@ -125,17 +151,19 @@ class Issuer:
         record_id = self.record(decision, notice, pdf)
         return Issued(decision, notice, pdf, check, record_id)
 
-    def issue_incomplete(self, triaged: Any, dataset: str, *,
-                         notice_date: dt.date | str | None = None) -> IssuedIncomplete:
+    def issue_incomplete(self, triaged: Any, dataset: str, *, notice_date: dt.date | str | None = None,
+                         document_id: str | None = None) -> IssuedIncomplete:
         """The notice of incompleteness of a triaged application (``lendsafe.incomplete.triage``)."""
         from lendsafe.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
                                          render_incomplete_pdf)
 
         record = incompleteness_record(triaged, dataset)
-        notice = build_incomplete_notice(record, self.notice_settings, notice_date=notice_date)
+        notice = build_incomplete_notice(record, self.notice_settings, notice_date=notice_date,
+                                         document_id=document_id)
         pdf = render_incomplete_pdf(notice)
         check = check_incomplete_pdf(pdf, record, self.notice_settings, notice_date=notice.notice_date,
                                      document_id=notice.document_id)
+        refuse_failed(notice, check)
         return IssuedIncomplete({**record, "notice_date": notice.notice_date, "document_id": notice.document_id},
                                 notice, pdf, check)
 
@@ -146,24 +174,33 @@ class Issuer:
             raise UnverifiedExplanationError(decision, failures)
 
     def render(self, decision: Decision, *, notice_date: dt.date | str | None = None,
-               counteroffer: str | None = None) -> tuple[Any, bytes | None, Any]:
-        """(notice, PDF, check) of a denial, its explanation verified again first; (None, None, None) otherwise."""
+               counteroffer: str | None = None, document_id: str | None = None) -> tuple[Any, bytes | None, Any]:
+        """(notice, PDF, check) of a denial, its explanation verified again first and the notice refused
+        (NoticeCheckError) when it fails its completeness check; (None, None, None) for an approval."""
         from lendsafe.notice import build_notice, check_pdf, render_pdf
 
+        check_dates(decision)
         if not decision.denied:
             return None, None, None
         self.verify_explanation(decision)
-        notice = build_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer)
+        notice = build_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer,
+                              document_id=document_id)
         pdf = render_pdf(notice)
-        return notice, pdf, check_pdf(pdf, decision, self.notice_settings)
+        check = check_pdf(pdf, decision, self.notice_settings)
+        refuse_failed(notice, check)
+        return notice, pdf, check
 
     def record(self, decision: Decision, notice: Any, pdf: bytes | None) -> int | None:
         [record_id] = self.record_many([(decision, notice, pdf)])
         return record_id
 
-    def record_many(self, entries: list[tuple[Decision, Any, bytes | None]]) -> list[int | None]:
-        """Audit ids of (decision, notice, pdf) entries recorded in one transaction (None without a store)."""
+    def record_many(self, entries: list[tuple[Decision, Any, bytes | None]],
+                    keys: list[str] | None = None) -> list[int | None]:
+        """Audit ids of (decision, notice, pdf) entries recorded in one transaction (None without a store);
+        `keys` are the entries' issue keys (what a batch finds them by when it resumes)."""
         if self.audit is None:
             return [None] * len(entries)
-        stored = self.audit.record_many(entries, actor=self.actor, notice_settings=self.notice_settings)
+        keys = keys or [None] * len(entries)
+        stored = self.audit.record_many([(*entry, key) for entry, key in zip(entries, keys)], actor=self.actor,
+                                        notice_settings=self.notice_settings)
         return [record.id for record in stored]

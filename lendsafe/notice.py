@@ -29,8 +29,9 @@ from typing import Any, Callable
 
 from lendsafe.datasets import load_spec
 from lendsafe.decision import Decision
-from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
+from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, InvalidApplicationError, LendSafeError
 from lendsafe.reasons import load_catalog
+from lendsafe.redaction import printable
 from lendsafe.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 
 MAX_REASONS = 4
@@ -157,6 +158,8 @@ class NoticeSettings:
         "longest explanation narrative printed; longer text is cut with an ellipsis"))
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            object.__setattr__(self, item.name, _typed(item.name, getattr(self, item.name)))
         object.__setattr__(self, "template_path", Path(self.template_path))
         object.__setattr__(self, "score_range", tuple(self.score_range))
         object.__setattr__(self, "score_factors", tuple(self.score_factors))
@@ -232,28 +235,116 @@ class NoticeSettings:
 
     @classmethod
     def from_file(cls, path: Path | str) -> "NoticeSettings":
-        """Settings from a TOML or JSON file of field = value pairs."""
+        """Settings from a TOML or JSON file of field = value pairs (at most SETTINGS_MAX_BYTES)."""
         path = Path(path)
         if not path.is_file():
-            raise ArtifactNotFoundError(f"notice settings file not found: {path}")
-        if path.suffix.lower() == ".json":
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        try:
-            with path.open("rb") as handle:
-                return cls.from_dict(tomllib.load(handle))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"notice settings file {path} is not valid TOML: {exc}") from None
+            raise ArtifactNotFoundError(f"notice settings file not found: expected a TOML or JSON file at {path}")
+        with path.open("rb") as handle:
+            data = handle.read(SETTINGS_MAX_BYTES + 1)
+        return cls.from_bytes(path.name, data)
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> "NoticeSettings":
+        """Settings from the bytes of a file called `name` (.json is JSON, anything else TOML)."""
+        return cls.from_dict(read_settings_bytes(name, data))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NoticeSettings":
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"notice settings must be a table of field = value pairs; "
+                                     f"got {type(data).__name__}")
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigurationError(f"unknown notice settings {unknown}; expected some of "
-                                     f"{[f.name for f in fields(cls)]}")
-        try:
-            return cls(**data)
-        except TypeError as exc:        # e.g. a list where a number is expected
-            raise ConfigurationError(f"notice settings have a value of the wrong type: {exc}") from None
+            raise ConfigurationError(f"unknown notice settings {[printable(k) for k in unknown][:10]}; expected "
+                                     f"some of {[f.name for f in fields(cls)]}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a settings file: every value's type checked against a table, no silent coercion
+# --------------------------------------------------------------------------------------------
+
+SETTINGS_MAX_BYTES = 256_000
+TEXT_MAX_CHARS = 100_000
+BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def read_settings_bytes(name: str, data: bytes) -> dict[str, Any]:
+    """The field = value table of a settings file's bytes; ConfigurationError naming what is wrong."""
+    shown = printable(name)
+    if len(data) > SETTINGS_MAX_BYTES:
+        raise ConfigurationError(f"notice settings file {shown} is larger than {SETTINGS_MAX_BYTES:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"notice settings file {shown} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                                 f"at offset {exc.start})") from None
+    kind = "JSON" if name.lower().endswith(".json") else "TOML"
+    try:
+        return SETTINGS_READERS[kind](text)
+    except (ValueError, RecursionError) as exc:      # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigurationError(f"notice settings file {shown} is not valid {kind}: {printable(exc)[:200]}") from None
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"gives {printable(twice[0])!r} more than once; expected each setting once")
+    return dict(pairs)
+
+
+def _read_json(text: str) -> Any:
+    """JSON refusing duplicate keys and NaN/Infinity (too deep or too long numbers fail in json itself)."""
+    return json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"contains {name}; expected finite numbers")
+
+
+SETTINGS_READERS = {"JSON": _read_json, "TOML": tomllib.loads}
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= TEXT_MAX_CHARS
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) <= 20 and all(_is_text(v) for v in value)
+
+
+def _as_bool(value: Any) -> Any:
+    return BOOL_WORDS.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+
+# Field type -> (check of the value after `convert`, what is expected, convert)
+SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    "str": (_is_text, f"text of at most {TEXT_MAX_CHARS} characters", lambda v: v),
+    "bool": (lambda v: isinstance(v, bool), "true or false (or yes / no)", _as_bool),
+    "int": (_is_int, "a whole number", lambda v: v),
+    "int | None": (lambda v: v is None or _is_int(v), "a whole number (or nothing)", lambda v: v),
+    "tuple[str, ...]": (_texts, "a list of texts", lambda v: v),
+    "agency": (lambda v: _is_text(v) or _texts(v), "a text or a list of texts", lambda v: v),
+    "tuple[int, int]": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_int, v)),
+                        "a list of two whole numbers [low, high]", lambda v: v),
+    "Path": (lambda v: isinstance(v, Path) or (_is_text(v) and "\x00" not in v), "a file path", lambda v: v),
+}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """`value` for the setting `name`, converted where that is unambiguous; ConfigurationError otherwise."""
+    kind = "agency" if name == "agency" else NoticeSettings.__dataclass_fields__[name].type
+    check, expected, convert = SETTING_TYPES[kind]
+    converted = convert(value)
+    if not check(converted):
+        raise ConfigurationError(f"{name} must be {expected}; got {printable(repr(value))[:120]} "
+                                 f"({type(value).__name__})")
+    return converted
 
 
 def is_phone(value: str) -> bool:
@@ -285,6 +376,33 @@ def _require_choice(name: str, value: str, choices) -> None:
         raise ConfigurationError(f"{name} must be one of {tuple(choices)}; got {value!r}")
 
 
+# Dates a notice may print: none before 1900, none more than a year ahead of today.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_AHEAD = dt.timedelta(days=366)
+# The error a date outside that range raises, by the field it is in (the rest: ConfigurationError).
+DATE_ERRORS = {"application_date": lambda message: InvalidApplicationError([message])}
+
+
+def checked_date(name: str, value: Any, *, today: dt.date | None = None) -> dt.date:
+    """`value` as a date between EARLIEST_DATE and a year from today; a field-named error otherwise."""
+    day = _parse_date(name, value)
+    latest = (today or dt.date.today()) + LATEST_AHEAD
+    if not EARLIEST_DATE <= day <= latest:
+        message = f"{name} must be a date from {EARLIEST_DATE} to {latest}; got {day.isoformat()}"
+        raise DATE_ERRORS.get(name, ConfigurationError)(message)
+    return day
+
+
+def date_problems(application: dict[str, Any]) -> list[str]:
+    """The application's dates outside the range a notice may print (empty when all are fine)."""
+    try:
+        if application.get("application_date"):
+            checked_date("application_date", application["application_date"])
+    except LendSafeError as exc:
+        return [str(exc).removeprefix("invalid application: ")]
+    return []
+
+
 def _parse_date(name: str, value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
@@ -307,20 +425,48 @@ def load_wording(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, dict[str, str
 
 @lru_cache(maxsize=8)
 def _load_wording_cached(path: str, _mtime: int) -> dict[str, dict[str, str]]:
-    if not Path(path).is_file():
-        raise ArtifactNotFoundError(f"notice template not found: expected a TOML file at {path}")
+    if not path.lower().endswith(".toml") or not Path(path).is_file():
+        raise ArtifactNotFoundError(f"template_path must name a notice wording TOML file (.toml); got {path}")
     with open(path, "rb") as handle:
-        wording = tomllib.load(handle)
+        data = handle.read(SETTINGS_MAX_BYTES + 1)
+    wording = read_settings_bytes(path, data)
     if Path(path) != DEFAULT_TEMPLATE.resolve():
-        _check_wording_keys(wording, load_wording(DEFAULT_TEMPLATE), path)
+        _check_wording(wording, load_wording(DEFAULT_TEMPLATE), path)
     return {section: dict(wording[section]) for section in ("headings", "text")}
 
 
-def _check_wording_keys(wording: dict, reference: dict, path: str) -> None:
-    for section, keys in reference.items():
-        missing = sorted(set(keys) - set(wording.get(section, {})))
+def placeholders_of(template: str) -> set[str]:
+    """The `{names}` a wording text fills in (ValueError when its braces are malformed)."""
+    import string
+
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _check_wording(wording: dict, reference: dict, path: str) -> None:
+    """Every key of the default wording present as text, using only the placeholders the default uses."""
+    for section, texts in reference.items():
+        given = wording.get(section)
+        if not isinstance(given, dict):
+            raise ConfigurationError(f"template_path {path}: expected a [{section}] table; got {type(given).__name__}")
+        missing = sorted(set(texts) - set(given))
         if missing:
-            raise ConfigurationError(f"notice template {path} lacks [{section}] keys {missing}")
+            raise ConfigurationError(f"template_path {path}: [{section}] lacks keys {missing}")
+        for key, default in texts.items():
+            _check_wording_text(f"[{section}] {key}", given[key], placeholders_of(default), path)
+
+
+def _check_wording_text(name: str, text: Any, allowed: set[str], path: str) -> None:
+    if not _is_text(text):
+        raise ConfigurationError(f"template_path {path}: {name} must be text of at most {TEXT_MAX_CHARS} "
+                                 f"characters; got {type(text).__name__}")
+    try:
+        unknown = sorted(placeholders_of(text) - allowed)
+    except ValueError as exc:
+        raise ConfigurationError(f"template_path {path}: {name} has malformed braces ({exc}); write {{{{ and }}}} "
+                                 "for literal braces") from None
+    if unknown:
+        raise ConfigurationError(f"template_path {path}: {name} uses unknown placeholder(s) "
+                                 f"{[printable(u) for u in unknown]}; expected only {sorted(allowed) or 'none'}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +533,7 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
     (``name``, ``address``) and the date from ``application_date``, when present.
     """
     reasons = _notice_reasons(decision, settings)
-    notice_date = _parse_date("notice_date", notice_date) if notice_date else dt.date.today()
+    notice_date = checked_date("notice_date", notice_date) if notice_date else dt.date.today()
     sha = evidence_sha256(decision)
     app = decision.application or {}
     applicant = app.get("applicant") or {}
@@ -396,12 +542,12 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
     return Notice(
         document_id=_document_id(document_id, notice_date, sha),
         notice_date=notice_date.isoformat(),
-        application_date=_parse_date("application_date", applied).isoformat() if applied else None,
+        application_date=checked_date("application_date", applied).isoformat() if applied else None,
         creditor_name=clean_text(settings.creditor_name, TEXT_LIMITS["name"]),
         creditor_address=clean_address(settings.creditor_address),
         creditor_phone=clean_text(settings.creditor_phone, TEXT_LIMITS["phone"]),
-        applicant_name=clean_text(applicant.get("name"), TEXT_LIMITS["name"]),
-        applicant_address=clean_address(applicant.get("address")),
+        applicant_name=applicant_text("name", applicant.get("name")),
+        applicant_address=applicant_text("address", applicant.get("address")),
         action="counteroffer" if counteroffer else "deny",
         counteroffer_terms=clean_text(counteroffer or "", TEXT_LIMITS["terms"]),
         reasons_mode=settings.reasons_mode,
@@ -499,7 +645,26 @@ def _credit_score(settings: NoticeSettings) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------------------------
 
 _BIDI_CONTROLS = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_DROPPED_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+_DROPPED_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Cf"}
+# Format characters that shape a script (joiners in Arabic, Indic and emoji sequences): kept.
+_KEPT_FORMAT = {"\u200c", "\u200d"}
+
+
+def _dropped(ch: str) -> bool:
+    """Invisible characters cleaning removes: controls, bidi overrides, soft hyphen and other format marks."""
+    return ch in _BIDI_CONTROLS or (unicodedata.category(ch) in _DROPPED_CATEGORIES and ch not in _KEPT_FORMAT)
+
+
+def applicant_text(name: str, text: Any) -> str:
+    """The applicant's name or address as printed; InvalidApplicationError naming the field when it holds
+    characters no notice font can draw (emoji, unassigned code points), which would print as boxes."""
+    text = "" if text is None else str(text)
+    unprintable = sorted({ch for ch in text if not ch.isspace() and not _dropped(ch) and not font_for_char(ch)})
+    if unprintable:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in unprintable[:5])
+        raise InvalidApplicationError([f"applicant.{name} must be text the notice fonts can print; got characters "
+                                       f"they cannot ({shown}{', ...' if len(unprintable) > 5 else ''})"])
+    return clean_address(text) if name == "address" else clean_text(text, TEXT_LIMITS["name"])
 
 
 def clean_text(text: str | None, limit: int, *, keep_newlines: bool = False) -> str:
@@ -521,7 +686,7 @@ def clean_address(text: str | None) -> str:
 
 
 def _clean_line(line: str) -> str:
-    kept = (ch for ch in line if ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROPPED_CATEGORIES)
+    kept = (ch for ch in line if not _dropped(ch))
     drawable = "".join(ch if font_for_char(ch) else "\ufffd" for ch in kept)
     return " ".join(drawable.split())
 

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from lendsafe.redaction import printable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     one = subparsers.add_parser("notice", help="decide one application (JSON) and write its adverse-action notice PDF")
@@ -170,11 +172,11 @@ def run_notices(args: argparse.Namespace) -> int:
                            notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
                            incomplete=args.incomplete)
     for error in result.errors:
-        print(f"row {error.row}: {'; '.join(error.problems)}", file=sys.stderr)
+        print(f"row {error.row}: {printable('; '.join(error.problems))}", file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
                       "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
-                      "errors": len(result.errors), "specimen": settings.is_specimen,
-                      "manifest": str(result.manifest_path)}, indent=2))
+                      "errors": len(result.errors), "resumed": result.resumed, "specimen": settings.is_specimen,
+                      "manifest": printable(result.manifest_path)}, indent=2))
     return 0 if result.processed else 1
 
 
