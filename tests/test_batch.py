@@ -401,3 +401,186 @@ def test_notices_command_on_a_credit_csv_with_the_real_pipeline(tmp_path, capsys
         if row["path"]:
             assert row["check"] == "pass"
             assert subprocess.run(["qpdf", "--check", str(out / row["path"])], capture_output=True).returncode == 0
+
+
+# -------------------------------------------------------------- resumable, idempotent, safe where it lands
+
+def test_identical_rows_get_distinct_document_ids_and_one_record_each(tmp_path):
+    path = tmp_path / "apps.csv"
+    write_csv(path, [DENIED, DENIED, DENIED])
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
+        assert len({r.id for r in result.notices}) == 3 and len({r.key for r in result.rows}) == 3
+        assert sorted(store.issued()) == sorted(r.key for r in result.rows) and store.count() == 3
+
+
+def test_a_repeated_application_id_with_the_same_content_is_issued_once(tmp_path):
+    path = tmp_path / "apps.csv"
+    rows = [{**DENIED, "application_id": "A-1"}, {**DENIED, "application_id": "A-1"},
+            {**DENIED, "application_id": "A-2"}]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert [r.row for r in result.rows] == [2, 4] and [e.row for e in result.errors] == [3]
+    assert "repeats row 2" in result.errors[0].problems[0]
+
+
+def test_a_rerun_issues_nothing_twice(applications, tmp_path):
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        first = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
+        pipeline = FakePipeline()
+        again = run_batch(applications, tmp_path / "out", pipeline, notice_date=NOTICE_DATE, audit=store)
+        assert store.count() == 3 and again.resumed == 3 and again.rows == first.rows
+        assert [a["debt_to_income"] for a in pipeline.seen] == [], "the invalid row is read again, nothing decided"
+        assert [e.row for e in again.errors] == [4]
+        other = run_batch(applications, tmp_path / "other", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
+        assert other.resumed == 0 and store.count() == 6, "another folder is another batch"
+        assert not {r.id for r in other.notices} & {r.id for r in first.notices}
+
+
+def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issued_again(applications, tmp_path,
+                                                                                           monkeypatch):
+    import lendsafe.batch as batch
+
+    real_append = batch.CsvLog.append
+    calls = []
+
+    def crash_after_first_group(log, rows):
+        if log.path.name == "manifest.csv" and rows:
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt("killed between the audit commit and the manifest line")
+        return real_append(log, rows)
+
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        monkeypatch.setattr(batch.CsvLog, "append", crash_after_first_group)
+        with pytest.raises(KeyboardInterrupt):
+            run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
+                      chunk_size=2)
+        assert store.count() == 3 and len(read_manifest(tmp_path / "out" / "manifest.csv")) == 2
+        monkeypatch.setattr(batch.CsvLog, "append", real_append)
+        (tmp_path / "out" / next(p.name for p in (tmp_path / "out").glob("notice_row00005_*.pdf"))).unlink()
+        pipeline = FakePipeline()
+        result = run_batch(applications, tmp_path / "out", pipeline, notice_date=NOTICE_DATE, audit=store,
+                           chunk_size=2)
+        assert store.count() == 3 and not pipeline.seen and result.resumed == 3
+        manifest = read_manifest(result.manifest_path)
+        assert [m["row"] for m in manifest] == ["2", "3", "5"] and [m["audit_id"] for m in manifest] == ["1", "2", "3"]
+        for row in manifest[::2]:
+            assert hashlib.sha256((result.out_dir / row["path"]).read_bytes()).hexdigest() == row["sha256"]
+        assert store.verify().ok
+
+
+def test_a_line_torn_by_a_kill_and_a_pdf_that_does_not_match_are_redone(applications, tmp_path):
+    out = tmp_path / "out"
+    first = run_batch(applications, out, FakePipeline(), notice_date=NOTICE_DATE)
+    text = (out / "manifest.csv").read_text()
+    (out / "manifest.csv").write_text(text[: text.rindex("\n", 0, len(text) - 1) + 10])   # last line cut short
+    (out / first.rows[0].path).write_bytes(b"%PDF-1.4 truncated")
+    (out / ".notice.pdf.123.tmp").write_bytes(b"left by a kill")
+    pipeline = FakePipeline()
+    again = run_batch(applications, out, pipeline, notice_date=NOTICE_DATE)
+    assert again.rows == first.rows and len(pipeline.seen) == 2 and again.resumed == 1
+    assert not list(out.glob(".*.tmp"))
+    assert all(hashlib.sha256((out / r.path).read_bytes()).hexdigest() == r.sha256 for r in again.documents)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(applications, tmp_path):
+    import fcntl
+
+    from lendsafe.batch import LOCK_NAME
+    from lendsafe.errors import ConfigurationError
+
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out" / LOCK_NAME, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigurationError, match="in use by another batch"):
+            run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+
+
+def test_formula_cells_and_control_characters_are_neutralised_in_the_csv_files(tmp_path):
+    path = tmp_path / "apps.csv"
+    hostile = {"=cmd|' /C calc'!A0": "1", **APPROVED, "application_id": "@SUM(A1)", "\x1b]8;;http://x\x07": "2"}
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(hostile))
+        writer.writeheader()
+        writer.writerow(hostile)
+        writer.writerow({**APPROVED, "debt_to_income": "-2+3", "application_id": "\x1b[31mred",
+                         "=cmd|' /C calc'!A0": ""})
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert len(result.errors) == 2
+    for line in read_manifest(result.errors_path):
+        assert all(not str(cell).startswith(("=", "+", "-", "@", "\t", "\r")) for cell in line.values()), line
+        assert "\x1b" not in line["problems"]
+    text = result.errors_path.read_text()
+    assert "'=cmd" in text and "\x1b" not in text and "\n=" not in text and ",=" not in text
+
+
+def test_cells_from_hostile_text_are_quoted():
+    from lendsafe.batch import safe_cell
+
+    assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "ok", 7)] == \
+        ["'=1+1", "'+1", "'-1", "'@x", "\\x09x", "\\x0dx", "ok", 7]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("debt_to_income,debt_to_income,loan_to_value\n1,2,3\n", ["'debt_to_income' appears 2 times"]),
+    ("\n\n", ["no header row"]),
+    ('a,b\n"unclosed\n', []),
+])
+def test_a_csv_that_cannot_be_read_as_a_whole_is_refused_with_exit_2(content, words, tmp_path, capsys, monkeypatch):
+    import lendsafe.commands.notices as commands
+
+    monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
+    path = tmp_path / "apps.csv"
+    path.write_text(content)
+    code = main(["notices", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "Traceback" not in err
+    for word in words:
+        assert code == 2 and word in err, err
+
+
+@pytest.mark.parametrize("target", ["missing.csv", "."])
+def test_a_missing_csv_or_a_folder_is_refused(target, tmp_path, capsys, monkeypatch):
+    import lendsafe.commands.notices as commands
+
+    monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
+    assert main(["notices", str(tmp_path / target), "--out", str(tmp_path / "out")]) == 2
+    assert "applications CSV not found" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_bad_byte_long_cell_or_extra_cell_is_an_error_of_that_row_only(tmp_path):
+    path = tmp_path / "apps.csv"
+    header = ",".join(FEATURES) + ",applicant_name"
+    good = ",".join(DENIED[f] for f in FEATURES)
+    path.write_bytes("\n".join([header, good + ",Ann", good + ",B\xffob", good + "," + "x" * 200_000,
+                                good + ",Ann,extra"]).encode("utf-8").replace(b"\xc3\xbf", b"\xff") + b"\n")
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert [r.row for r in result.rows] == [2] and [e.row for e in result.errors] == [3, 4, 5]
+    problems = [e.problems[0] for e in result.errors]
+    assert "applicant_name is not UTF-8" in problems[0] and "at most 10,000 characters; got 200,000" in problems[1]
+    assert "5 cells" not in problems[2] and "the header has 10 columns" in problems[2]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"application_date": "9999-12-31"}, "application_date must be a date from 1900-01-01"),
+    ({"application_date": "0001-01-01"}, "application_date must be a date from 1900-01-01"),
+    ({"applicant_name": "Jordan \U0001F600"}, "not issued"),
+])
+def test_rows_no_notice_may_print_go_to_errors_and_nothing_is_recorded(change, words, tmp_path):
+    path = tmp_path / "apps.csv"
+    write_csv(path, [{**DENIED, **change}, DENIED])
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
+        assert [e.row for e in result.errors] == [2] and words in result.errors[0].problems[0]
+        assert [r.row for r in result.rows] == [3] and store.count() == 1
+
+
+def test_a_soft_hyphen_in_the_name_is_removed_and_the_notice_issued(tmp_path):
+    path = tmp_path / "apps.csv"
+    write_csv(path, [{**DENIED, "applicant_name": "Jor\u00addan Avery\u200b"}])
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert not result.errors and "Jordan Avery" in " ".join(pdf_text((result.out_dir / result.rows[0].path).read_bytes()))
