@@ -17,7 +17,7 @@ import streamlit as st
 
 from lendsafe.config import Settings
 from lendsafe.errors import LendSafeError
-from lendsafe.ui import tables
+from lendsafe.redaction import printable, redact_url
 
 LOG = logging.getLogger("lendsafe.ui")
 DATASET_KEY = "ls_dataset"
@@ -93,11 +93,13 @@ def _audit_store(url: str, _settings: Settings) -> Any:
 
 def audit_store() -> Any:
     """The audit store at ``settings.database_url``, shared by every session."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     settings = app_settings()
     try:
         return _audit_store(settings.database_url, settings)
-    except (LendSafeError, OSError) as exc:
-        stop_with(f"The audit store at {settings.database_url} cannot be opened: {exc}", kind="error")
+    except (LendSafeError, OSError, SQLAlchemyError) as exc:
+        stop_with(redact_url(f"The audit store at {settings.database_url} cannot be opened: {exc}"), kind="error")
 
 
 @st.cache_resource(show_spinner=False)
@@ -187,7 +189,8 @@ def issue_current(reference: str) -> Any | None:
         with st.spinner(f"Deciding and explaining ({reference} reference)…"):
             issued = issuer(state["dataset"]).issue(state["application"], reference=reference)
     except LendSafeError as exc:
-        st.error(f"Nothing was issued: {tables.md_escape(exc)}")
+        st.error("Nothing was issued:")
+        st.text(printable(exc, keep_newlines=True))
         return None
     state["issued"][reference] = issued
     return issued

@@ -4,9 +4,7 @@ batch a CSV of applications into a zip of notices with a manifest, listing the r
 be read and writing a notice of incompleteness for rows that lack required fields."""
 from __future__ import annotations
 
-import json
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +12,20 @@ import streamlit as st
 
 from lendsafe.datasets import load_spec
 from lendsafe.errors import LendSafeError
+from lendsafe.redaction import printable
 from lendsafe.ui import common, display, tables
+
+
+class BatchRefused(LendSafeError):
+    """The uploaded batch could not run; the message names the upload, not the server's files."""
 
 BATCH_KEY = "ls_batch"
 SETTINGS_KEY = "ls_notice_settings"        # (file name, NoticeSettings) uploaded in this session
 ERRORS_LISTED = 50
-SETTINGS_READERS = {".toml": lambda data: tomllib.loads(data.decode("utf-8")), ".json": json.loads}
+SETTINGS_SUFFIXES = (".toml", ".json")
+# The largest batch CSV the page takes: about 200,000 rows of a built-in dataset (a row is ~150-250 bytes).
+# .streamlit/config.toml sets server.maxUploadSize to the same number of megabytes.
+BATCH_MAX_MB = 50
 
 
 def parse_settings_upload(name: str, data: bytes) -> Any:
@@ -27,13 +33,14 @@ def parse_settings_upload(name: str, data: bytes) -> Any:
     from lendsafe.errors import ConfigurationError
     from lendsafe.notice import NoticeSettings
 
-    reader = SETTINGS_READERS.get(Path(name).suffix.lower())
-    if reader is None:
-        raise ConfigurationError(f"settings file must be .toml or .json; got {name!r}")
-    try:
-        return NoticeSettings.from_dict(reader(data))
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{name} is not a readable settings file: {exc}") from None
+    if Path(name).suffix.lower() not in SETTINGS_SUFFIXES:
+        raise ConfigurationError(f"settings file must be .toml or .json; got {printable(name)!r}")
+    return NoticeSettings.from_bytes(name, data)
+
+
+def plain(label: str, text: Any) -> None:
+    """User data (names, file names, messages that echo them) as plain text: never markdown, links or HTML."""
+    st.text(f"{label}{printable(text, keep_newlines=True)}")
 
 
 def notice_settings() -> Any:
@@ -60,17 +67,19 @@ def lender_settings() -> None:
     st.file_uploader("Lender settings file (TOML or JSON, like data/examples/lender.toml)", type=["toml", "json"],
                      key="ls_settings_upload", on_change=_settings_uploaded)
     if problem := st.session_state.get("ls_settings_problem"):
-        st.error(tables.md_escape(problem))
+        st.error("The uploaded settings file was not used:")
+        plain("", problem)
     settings = notice_settings()
     uploaded = st.session_state.get(SETTINGS_KEY)
-    source = f"the uploaded file {uploaded[0]}" if uploaded else f"${common.NOTICE_SETTINGS_ENV} or the demo values"
+    source = f"the uploaded file {uploaded[0]}" if uploaded else f"{common.NOTICE_SETTINGS_ENV} or the demo values"
     if settings.is_specimen:
         st.warning("**SPECIMEN**: the lender settings are not configured "
                    f"({', '.join(settings.placeholders) or 'specimen = true'}), so every notice is stamped "
                    "SPECIMEN and must not be sent. Upload the lender's settings file above.")
     else:
-        st.success(f"Notices are made for **{tables.md_escape(settings.creditor_name)}** (settings from "
-                   f"{tables.md_escape(source)}).")
+        st.success("Notices are made for the creditor below, with the lender's own settings.")
+        plain("Creditor: ", settings.creditor_name)
+        plain("Settings from: ", source)
 
 
 def single_notice() -> None:
@@ -90,10 +99,10 @@ def single_notice() -> None:
         st.warning("This notice is a **SPECIMEN** (made with demonstration lender settings): do not send it.")
     if not _made_with(notice, notice_settings()):
         _offer_reissue(decision)
-    st.write(f"Notice **{notice.document_id}** dated {notice.notice_date} for "
-             f"{tables.md_escape(notice.applicant_name or 'an unnamed applicant')} — {len(notice.reasons)} principal reason(s), "
-             f"{decision.reference} reference, explanation by the {decision.writer} writer"
+    st.write(f"Notice **{notice.document_id}** dated {notice.notice_date}: {len(notice.reasons)} principal "
+             f"reason(s), {decision.reference} reference, explanation by the {decision.writer} writer"
              + (f"; audit record #{issued.record_id}." if issued.record_id is not None else "."))
+    plain("Applicant: ", notice.applicant_name or "(unnamed)")
     st.download_button("Download the notice PDF", issued.pdf, file_name=f"{notice.document_id}.pdf",
                        mime="application/pdf", type="primary", on_click="ignore", key="ls_notice_download")
     preview, check = st.columns([3, 2])
@@ -126,7 +135,8 @@ def _offer_reissue(decision: Any) -> None:
     try:
         common.current()["issued"][decision.reference] = issuer.issue_decision(decision)
     except LendSafeError as exc:
-        st.error(f"Nothing was issued: {tables.md_escape(exc)}")
+        st.error("Nothing was issued:")
+        plain("", exc)
         return
     st.rerun()
 
@@ -144,8 +154,11 @@ def run_uploaded_batch(upload: Any, dataset: str) -> dict[str, Any]:
         source = Path(folder) / "applications.csv"
         source.write_bytes(upload.getvalue())
         settings = notice_settings()
-        result = run_batch(source, Path(folder) / "out", common.pipeline(dataset), settings,
-                           progress, dataset=dataset, audit=common.audit_store(), actor=common.actor())
+        try:
+            result = run_batch(source, Path(folder) / "out", common.pipeline(dataset), settings,
+                               progress, dataset=dataset, audit=common.audit_store(), actor=common.actor())
+        except (LendSafeError, OSError) as exc:     # said without the server's temporary paths
+            raise BatchRefused(str(exc).replace(str(source), upload.name).replace(folder, "")) from None
         archive = zip_batch(result)
     bar.progress(1.0, text=f"Done: {result.processed} decided, {len(result.errors)} invalid row(s)")
     return {"file": upload.name, "dataset": dataset, "zip": archive,
@@ -166,12 +179,17 @@ def batch() -> None:
              "incompleteness (Reg B 1002.9(c)) naming what is missing.")
     st.download_button("Download a sample CSV", tables.sample_csv(spec), file_name=f"{dataset}_sample.csv",
                        mime="text/csv", on_click="ignore", key="ls_sample_csv")
-    upload = st.file_uploader("Applications CSV", type=["csv"], key="ls_batch_upload")
-    if st.button("Run the batch", type="primary", disabled=upload is None, key="ls_batch_run"):
+    upload = st.file_uploader(f"Applications CSV (at most {BATCH_MAX_MB} MB)", type=["csv"], key="ls_batch_upload")
+    too_big = upload is not None and upload.size > BATCH_MAX_MB * 1024 * 1024
+    if too_big:
+        st.error(f"This file is {upload.size / 1024 / 1024:,.1f} MB; the batch page takes CSV files of at most "
+                 f"{BATCH_MAX_MB} MB. Split it, or run `lendsafe notices` on the command line.")
+    if st.button("Run the batch", type="primary", disabled=upload is None or too_big, key="ls_batch_run"):
         try:
             st.session_state[BATCH_KEY] = run_uploaded_batch(upload, dataset)
-        except (LendSafeError, UnicodeDecodeError, OSError) as exc:
-            st.error(f"The batch could not run: {tables.md_escape(exc)}")
+        except BatchRefused as exc:
+            st.error("The batch could not run:")
+            plain("", exc)
     outcome = st.session_state.get(BATCH_KEY)
     if outcome:
         batch_outcome(outcome)
@@ -180,7 +198,8 @@ def batch() -> None:
 def batch_outcome(outcome: dict[str, Any]) -> None:
     import pandas as pd
 
-    st.subheader(f"Batch of {outcome['file']}")
+    st.subheader("Batch outcome")
+    plain("File: ", outcome["file"])
     if outcome.get("specimen"):
         st.warning("These notices are stamped **SPECIMEN** (demonstration lender settings): do not send them.")
     cols = st.columns(5)
@@ -194,9 +213,10 @@ def batch_outcome(outcome: dict[str, Any]) -> None:
                        type="primary", on_click="ignore", key="ls_batch_zip")
     if outcome["errors"]:
         listed = outcome["errors"][:ERRORS_LISTED]
-        st.error(f"{len(outcome['errors'])} row(s) were not decided:\n"
-                 + "\n".join(f"- row {e['row']}: {tables.md_escape(e['problems'])}" for e in listed)
-                 + ("\n- … (all of them in errors.csv inside the zip)" if len(outcome["errors"]) > len(listed) else ""))
+        st.error(f"{len(outcome['errors'])} row(s) were not decided; "
+                 + (f"the first {len(listed)} are listed below, " if len(outcome["errors"]) > len(listed) else "")
+                 + "all of them are in errors.csv inside the zip.")
+        st.dataframe(pd.DataFrame(listed, columns=["row", "problems"]), hide_index=True, width="stretch")
     st.dataframe(pd.DataFrame(outcome["rows"]), hide_index=True, width="stretch")
 
 
