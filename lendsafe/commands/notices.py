@@ -79,17 +79,18 @@ def _pipeline(args: argparse.Namespace):
 
 
 def _read_json(path: str) -> dict:
+    """The application file's JSON, read within the application boundary's limits (size, UTF-8, depth,
+    integer length, NaN, duplicate keys); validated later, so that missing fields can be triaged."""
+    from lendsafe.application import _read_limited, parse_application_text
     from lendsafe.errors import InvalidApplicationError
 
+    shown = printable(path)
+    raw = _read_limited(path, shown)
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        return json.loads(text)
-    except FileNotFoundError:
-        raise InvalidApplicationError([f"application file not found: {path}"]) from None
-    except (IsADirectoryError, UnicodeDecodeError):
-        raise InvalidApplicationError([f"application file {path} is not a UTF-8 JSON file"]) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidApplicationError([f"application is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
+        return parse_application_text(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InvalidApplicationError([f"application file {shown} is not UTF-8 text (expected JSON): byte "
+                                       f"0x{raw[exc.start]:02x} at offset {exc.start}"]) from None
 
 
 def _issuer(args: argparse.Namespace):
@@ -182,20 +183,30 @@ def run_notices(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from lendsafe.decision import Decision
-    from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
+    from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
     from lendsafe.incomplete import KIND
     from lendsafe.notice import NoticeSettings, check_pdf
 
     for path in (args.pdf, args.decision):
         if not path.is_file():
-            raise ArtifactNotFoundError(f"file not found: {path}")
+            raise ArtifactNotFoundError(f"file not found: {printable(path)}")
     try:
         data = json.loads(args.decision.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"--decision must be a JSON file; {args.decision} is not ({exc})") from None
+    except (ValueError, RecursionError) as exc:          # JSONDecodeError and UnicodeDecodeError included
+        raise ConfigurationError(f"--decision must be a JSON file; {printable(args.decision)} is not "
+                                 f"({printable(exc)[:200]})") from None
     settings = NoticeSettings.from_file(args.notice_settings) if args.notice_settings else NoticeSettings()
-    check = (_check_incomplete(args.pdf.read_bytes(), data, settings) if data.get("kind") == KIND
-             else check_pdf(args.pdf.read_bytes(), Decision.from_dict(data), settings))
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"--decision must hold a JSON object; got {type(data).__name__}")
+    pdf = args.pdf.read_bytes()
+    try:
+        check = (_check_incomplete(pdf, data, settings) if data.get("kind") == KIND
+                 else check_pdf(pdf, Decision.from_dict(data), settings))
+    except LendSafeError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(f"--decision {printable(args.decision)} is not the JSON `lendsafe notice "
+                                 f"--decision-out` writes: {type(exc).__name__} {printable(exc)[:200]}") from None
     print(json.dumps(check.to_dict(), indent=2))
     return 0 if check.passed else 1
 
