@@ -133,3 +133,41 @@ def test_an_incomplete_application_gets_a_checked_notice_of_incompleteness(pipel
     issued = Issuer(pipeline).issue_incomplete(triage(application, "hmda"), "hmda", notice_date=NOTICE_DATE)
     assert issued.passed and issued.record["missing"] == ["condominium"] and issued.pdf.startswith(b"%PDF")
     assert issued.notice.deadline == "2026-04-01" and issued.record_id is None
+
+
+def test_a_notice_that_fails_its_completeness_check_is_refused_and_not_recorded(pipeline, store, monkeypatch):
+    import lendsafe.notice as notice_module
+    from lendsafe.issuance import NoticeCheckError
+
+    denial = pipeline.run(example("hmda_denial"))
+    real = notice_module.check_pdf
+
+    def failing(pdf, decision, settings=None):
+        check = real(pdf, decision, settings)
+        return dataclasses.replace(check, checks={**check.checks, "applicant": notice_module.CheckResult(
+            False, "missing: applicant name")})
+
+    monkeypatch.setattr(notice_module, "check_pdf", failing)
+    with pytest.raises(NoticeCheckError, match=r"fails its completeness check \(applicant: missing") as caught:
+        Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE)
+    assert caught.value.failures == {"applicant": "missing: applicant name"} and store.count() == 0
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "1899-12-31", "9999-12-31"])
+def test_dates_no_notice_may_print_are_refused_for_approvals_too(pipeline, store, date):
+    from lendsafe.errors import InvalidApplicationError
+
+    for name in ("hmda_denial", "hmda_approval"):
+        application = {**example(name), "application_date": date}
+        with pytest.raises(InvalidApplicationError, match=f"application_date must be a date from 1900-01-01 .* got {date}"):
+            Issuer(pipeline, audit=store).issue(application, notice_date=NOTICE_DATE)
+    assert store.count() == 0
+
+
+def test_issue_keys_are_recorded_and_found(pipeline, store):
+    issuer = Issuer(pipeline, audit=store)
+    decision = pipeline.run(example("hmda_approval"))
+    [record_id] = issuer.record_many([(decision, None, None)], keys=["ab" * 16])
+    assert store.issued()["ab" * 16].id == record_id and store.verify().ok
+    with pytest.raises(AuditIntegrityError, match="issue_key must be 16-64 hex digits"):
+        issuer.record_many([(decision, None, None)], keys=["not a key"])

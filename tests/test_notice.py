@@ -567,3 +567,69 @@ def test_notice_wording_and_catalog_statements_pass_the_shared_list():
     settings = NoticeSettings(**SCORE_SETTINGS | {"reasons_mode": "specific"})
     check = check_pdf(rendered(decision, settings), decision, settings)
     assert check.checks["forbidden_phrases"].passed and check.checks["internal_terms"].passed, check.failures()
+
+
+# -------------------------------------------------------------- settings: every value's type checked
+
+@pytest.mark.parametrize("data, words", [
+    ({"score_factors": "abc"}, "score_factors must be a list of texts; got 'abc' (str)"),
+    ({"credit_score": 700.5}, "credit_score must be a whole number (or nothing); got 700.5"),
+    ({"credit_score": True}, "credit_score must be a whole number"),
+    ({"consumer_report_used": "maybe"}, "consumer_report_used must be true or false"),
+    ({"consumer_report_used": 0}, "consumer_report_used must be true or false"),
+    ({"creditor_name": ["a"]}, "creditor_name must be text"),
+    ({"score_range": [300]}, "score_range must be a list of two whole numbers"),
+    ({"incomplete_days": "30"}, "incomplete_days must be a whole number"),
+    ({"template_path": "/etc/passwd"}, "template_path must name a notice wording TOML file"),
+    ({"template_path": 5}, "template_path must be a file path"),
+])
+def test_settings_of_the_wrong_type_are_refused_with_the_field_named(data, words):
+    from lendsafe.errors import LendSafeError
+
+    with pytest.raises(LendSafeError) as caught:
+        NoticeSettings.from_dict(data)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("word, value", [("no", False), ("No", False), ("false", False), ("yes", True), (True, True)])
+def test_yes_and_no_are_read_as_booleans(word, value):
+    assert NoticeSettings.from_dict({"consumer_report_used": word, "specimen": word}).consumer_report_used is value
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("a.json", b"{bad", "is not valid JSON"), ("a.json", b'{"specimen": true, "specimen": false}', "more than once"),
+    ("a.json", b'{"credit_score": NaN}', "contains NaN"), ("a.json", b"[" * 100_000, "is not valid JSON"),
+    ("a.json", b"[1]", "must be a table"), ("a.toml", b"x = = 1", "is not valid TOML"),
+    ("a.toml", b"\xff\xfe", "is not UTF-8 text"), ("a.toml", b"#" * 300_000, "larger than 256,000 bytes"),
+])
+def test_unreadable_settings_files_are_refused(name, data, words):
+    from lendsafe.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=re.escape(words)):
+        NoticeSettings.from_bytes(name, data)
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("Page {page}", "Page {page} {secret}", "[text] footer_page uses unknown placeholder(s) ['secret']"),
+    ("Page {page}", "Page {page.__class__}", "unknown placeholder(s) ['page.__class__']"),
+    ("Page {page}", "Page {page", "[text] footer_page has malformed braces"),
+    ('title = "Notice of Action', 'title = 5\nx = "', "[headings] title must be text"),
+])
+def test_a_wording_template_with_unknown_placeholders_is_refused(old, new, words, tmp_path):
+    from lendsafe.errors import ConfigurationError
+    from lendsafe.notice import DEFAULT_TEMPLATE
+
+    wording = tmp_path / "wording.toml"
+    wording.write_text(DEFAULT_TEMPLATE.read_text().replace(old, new, 1))
+    with pytest.raises(ConfigurationError, match=re.escape(words)):
+        NoticeSettings(template_path=wording)
+
+
+def test_invisible_format_characters_are_cleaned_and_unprintable_names_refused():
+    from lendsafe.errors import InvalidApplicationError
+    from lendsafe.notice import applicant_text, clean_text
+
+    assert clean_text("Jor\u00addan\u200b Avery\ufeff", 100) == "Jordan Avery"
+    assert clean_text("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", 100).count("\u200c") == 1, "ZWNJ kept"
+    with pytest.raises(InvalidApplicationError, match=r"applicant.name must be text the notice fonts can print.*U\+13000"):
+        applicant_text("name", "Ann \U00013000")
