@@ -10,9 +10,9 @@ number when it has none), its content hash and the dataset; the key also names t
 id, so identical rows get distinct documents. A group of rows is issued in this order: PDFs written
 atomically (temporary file, fsync, rename), then the group's audit records committed (each naming its
 key and its PDF's sha256), then its manifest.csv and errors.csv lines appended and fsynced. A rerun
-into the same folder reads the manifest, the error list and the audit store's keys and issues exactly
-the rows that are missing; a record whose manifest line was lost is listed again (its PDF regenerated
-from the record when it is missing).
+into the same folder reads the manifest and the audit store's keys and issues exactly the rows that are
+missing (rows listed as errors are tried again); a record whose manifest line was lost is listed again
+(its PDF regenerated from the record when it is missing). Another folder is another batch.
 """
 from __future__ import annotations
 
