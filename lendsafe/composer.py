@@ -11,8 +11,8 @@ from __future__ import annotations
 from lendsafe.datasets import is_missing, load_spec
 from lendsafe.decision import Decision, Reason
 from lendsafe.errors import LendSafeError
+from lendsafe.grounding import rights_sentences
 from lendsafe.prompts import product_word
-from lendsafe.reasons import load_catalog
 
 # How each feature is named in a sentence: {v} is the rounded value with its unit, {level} what it means.
 FEATURE_PHRASES = {
@@ -39,10 +39,6 @@ FEATURE_PHRASES = {
 MISSING_PHRASE = "the absence of a stated {label} from your application"
 COUNT_WORDS = {2: "Two", 3: "Three", 4: "Four"}
 CONNECTIVES = {2: "Next is {p}.", 3: "A further reason is {p}."}
-CLOSINGS = {
-    "consumer_report": "You have the right to dispute inaccurate information in your credit report.",
-    "other": "You can contact us with any questions about these reasons.",
-}
 
 
 def reason_phrase(dataset: str, reason: Reason) -> str:
@@ -74,10 +70,8 @@ def reason_sentences(decision: Decision) -> list[str]:
 
 
 def closing(decision: Decision) -> str:
-    """The dispute right when a reason rests on a consumer report; otherwise an invitation to ask."""
-    catalog = load_catalog()
-    sources = {catalog[r.code].source for r in decision.reasons}
-    return CLOSINGS["consumer_report" if "consumer_report" in sources else "other"]
+    """The rights that apply to the decision, each written from its passage (see ``lendsafe.grounding``)."""
+    return " ".join(rights_sentences(decision))
 
 
 def compose(decision: Decision) -> str:

@@ -28,6 +28,7 @@ class Citation:
     title: str
     text: str
     score: float = 0.0
+    passage_id: str = ""     # the corpus passage's id, so a sentence can name the passage it rests on
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Decision:
     artifacts: dict[str, str] = field(default_factory=dict)   # adapter, corpus, catalog hashes
     dropped: tuple[dict[str, Any], ...] = ()   # candidates that raised risk but are not reasons, with why
     load_ms: float | None = None         # one-time loading (models, index) paid by this call, apart from latency
+    grounding: tuple[dict[str, Any], ...] = ()   # per legal sentence of the explanation: the passage it rests on
 
     @property
     def denied(self) -> bool:
@@ -85,4 +87,5 @@ class Decision:
         data["reasons"] = tuple(Reason(**r) for r in data.get("reasons", ()))
         data["citations"] = tuple(Citation(**c) for c in data.get("citations", ()))
         data["dropped"] = tuple(dict(d) for d in data.get("dropped", ()))
+        data["grounding"] = tuple(dict(g) for g in data.get("grounding", ()))
         return cls(**data)

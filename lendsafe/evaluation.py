@@ -35,7 +35,7 @@ DEFAULT_OUT = EVAL_DIR / "results.json"
 GATE_BASELINE = EVAL_DIR / "gate_baseline.json"
 DEFAULT_LIMIT = None                      # every held-out denial of the SFT test split (see EvaluationConfig.limit)
 DEFAULT_COMPARISON_LIMIT = 60             # of which the base without adapter writes the first 60 (the comparison)
-COMPARISON_WRITERS = ("base",)            # writers that only serve as a comparison, never issue a notice
+COMPARISON_WRITERS = ("base", "lora_no_passages")   # writers that only serve as a comparison, never issue a notice
 GATE_MAX_DROP = 0.03                      # first-pass LoRA faithfulness may fall at most 3 points
 NOT_IDENTITY = ("out", "fresh", "plots")  # config fields that do not change what is measured
 
@@ -59,8 +59,9 @@ class EvaluationConfig:
         "help": "of those, how many the comparison writer (base, no adapter) writes: the first N of the same order "
                 f"(None = all). Default {DEFAULT_COMPARISON_LIMIT}: it writes about 6 s per decision on 2 cores, "
                 "and the full evaluation then fits 20 min"})
-    writers: tuple[str, ...] = field(default=("lora", "base", "template"), metadata={
-        "help": "explanation writers: lora (adapter), base (no adapter), template (composer)"})
+    writers: tuple[str, ...] = field(default=("lora", "base", "lora_no_passages", "template"), metadata={
+        "help": "explanation writers: lora (adapter), base (no adapter), lora_no_passages (the adapter with the "
+                "retrieved passages left out of the prompt: the retrieval ablation), template (composer)"})
     sections: tuple[str, ...] = field(default=SECTIONS, metadata={"help": "sections to run: " + ", ".join(SECTIONS)})
     datasets: tuple[str, ...] = field(default=("hmda", "credit"), metadata={"help": "risk models evaluated"})
     sample: str = field(default="limit", metadata={"help": "'limit' (first N by a stable hash) or 'gate' (fixed 34)"})
@@ -239,7 +240,11 @@ NOTES = (
     "BERTScore: all-MiniLM-L6-v2 (local), layer 6, raw values without baseline rescaling.",
     "Meaning errors count texts the verifier's truth checks reject: a coded value described with another level's "
     "meaning or a false yes/no fact, a factor that is not a principal reason, a reason described as favourable, a "
-    "missing value stated as fact, a wrong figure, a truncated text or a sample form cited as the legal basis.",
+    "missing value stated as fact, a wrong figure, a truncated text, a sample form cited as the legal basis or a "
+    "legal sentence that no retrieved passage supports.",
+    "Grounding: every legal or rights sentence must rest on a retrieved passage that applies to the decision (its "
+    "numbers and periods equal the passage's, its content words the passage's own or accepted paraphrases). The "
+    "lora_no_passages writer is the same adapter with the passages left out of its prompt: what retrieval adds.",
     "Approvals are not in the held-out sample: an approval prompt names only the product, so every approval "
     "prompt also occurs in the training data.",
 )
@@ -252,7 +257,7 @@ def _make_generator(run: Run) -> Callable[[Any], Any]:
 
         generator = LoraGenerator(run.settings, use_adapter=spec.use_adapter, batch_size=run.config.batch_size,
                                   threads=run.config.threads)
-        uncached = Uncached if spec.name in COMPARISON_WRITERS else UncachedWithDrafts
+        uncached = UncachedWithDrafts if spec.use_adapter else Uncached
         return generator if run.config.use_cache else uncached(generator)
     return make
 
@@ -305,7 +310,9 @@ def _writer_seconds(run: Run, writer: str, examples: list[dict[str, Any]]) -> fl
 def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[dict[str, Any]],
                             sample: dict[str, Any]) -> None:
     """Per-writer summaries (text similarity too, except in the gate) and the notices summary."""
-    from lendsafe.evaluation_explain import notices_summary, summarize_writer, verifier_labelled_set
+    from lendsafe.evaluation_explain import (
+        needed_passages_recall, notices_summary, summarize_writer, verifier_labelled_set,
+    )
 
     ids = {e["id"] for e in examples}
     records = {w: run.store.select("decision", w, ids) for w in writers}
@@ -317,7 +324,8 @@ def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[d
         composer = records.get("template", [])
         sample["composer_reproduces_reference"] = sum(r["final"]["text"] == references[r["id"]] for r in composer)
         run.store.put("explanations", {"sample": sample, "notes": list(NOTES), "writers": summaries,
-                                       "verifier_labelled_set": verifier_labelled_set()})
+                                       "verifier_labelled_set": verifier_labelled_set(),
+                                       "passages_needed": needed_passages_recall(examples, run.kb(), run.settings)})
     if "notices" in run.config.sections:
         run.store.put("notices", notices_summary(records[writers[0]]))
 

@@ -36,12 +36,15 @@ class WriterSpec:
     pipeline_writer: str          # the Pipeline's writer argument
     use_adapter: bool | None      # None: no language model
     timed_singly: bool            # also time single decisions (the writers the app issues with)
+    passages: bool = True         # False: the retrieved passages are left out of the prompt (the ablation)
 
 
 WRITERS = {
     "lora": WriterSpec("lora", "SmolLM2-135M with the LoRA adapter (verified, retry, composer fallback)", "lora",
                        True, True),
     "base": WriterSpec("base", "SmolLM2-135M without adapter (same pipeline)", "lora", False, False),
+    "lora_no_passages": WriterSpec("lora_no_passages", "the LoRA writer with the retrieved passages left out of its "
+                                   "prompt (retrieval ablation)", "lora", True, False, passages=False),
     "template": WriterSpec("template", "deterministic composer", "template", None, True),
 }
 
@@ -122,13 +125,17 @@ def text_facts(decision: Any, text: str | None) -> dict[str, Any]:
     """Verification of one text plus the counts behind factor precision/recall and number accuracy."""
     from lendsafe.verify import NUMBER_RE, _matches, allowed_numbers, mentioned_factors, strip_citations, verify
 
+    from lendsafe.grounding import grounding
+
     text = text or ""
     report = verify(decision, text)
     written = [n.rstrip(".,") for n in NUMBER_RE.findall(strip_citations(text))]
     values = allowed_numbers(decision)
+    legal = grounding(decision, text)
     return {"text": text, "passed": report.passed, "failures": report.failures,
             "factors": sorted({code for _, code in mentioned_factors(text)}),
-            "numbers": len(written), "numbers_correct": sum(_matches(n, values) for n in written)}
+            "numbers": len(written), "numbers_correct": sum(_matches(n, values) for n in written),
+            "legal_sentences": len(legal), "supported_sentences": sum(bool(r["passage_id"]) for r in legal)}
 
 
 def decision_record(example: dict[str, Any], writer: str, decision: Any, wall_ms: float) -> dict[str, Any]:
@@ -146,7 +153,8 @@ def decision_record(example: dict[str, Any], writer: str, decision: Any, wall_ms
 
 def failed_record(example: dict[str, Any], writer: str, error: str, wall_ms: float) -> dict[str, Any]:
     """A decision for which nothing could be issued (the pipeline refused its final text)."""
-    empty = {"text": "", "passed": False, "failures": ["not_issued"], "factors": [], "numbers": 0, "numbers_correct": 0}
+    empty = {"text": "", "passed": False, "failures": ["not_issued"], "factors": [], "numbers": 0, "numbers_correct": 0,
+             "legal_sentences": 0, "supported_sentences": 0}
     return {"kind": "decision", "writer": writer, **_identity(example), "first": empty, "final": empty,
             "final_writer": None, "attempts": 0, "passed_on_retry": False, "fell_back": False,
             "latency_ms": None, "wall_ms": round(wall_ms, 1), "generation_ms": [], "error": error}
@@ -220,7 +228,7 @@ class ExplainRun:
         key = (spec.name, dataset)
         if fresh or key not in self.pipelines:
             pipeline = Pipeline(self.settings, dataset=dataset, writer=spec.pipeline_writer,
-                                generator=self.generator(spec), knowledge=self.knowledge)
+                                generator=self.generator(spec), knowledge=self.knowledge, passages=spec.passages)
             if fresh:
                 return pipeline
             self.pipelines[key] = pipeline
@@ -333,6 +341,7 @@ UNTRUE_STATEMENTS = {
     "wrong_figure": "numbers_match",
     "truncated": "complete_text",
     "wrong_legal_basis": "legal_basis",
+    "unsupported_legal_sentence": "legal_sentences_supported",
     "unsupported_content": "only_decision_content",
 }
 
@@ -342,6 +351,39 @@ def meaning_errors(records: list[dict[str, Any]], which: str) -> dict[str, Any]:
     by_kind = {kind: sum(check in r[which]["failures"] for r in records) for kind, check in UNTRUE_STATEMENTS.items()}
     untrue = sum(any(check in r[which]["failures"] for check in UNTRUE_STATEMENTS.values()) for r in records)
     return {"texts": len(records), "untrue_texts": untrue, "rate": ratio(untrue, len(records)), "by_kind": by_kind}
+
+
+def grounding_rate(records: list[dict[str, Any]], which: str) -> dict[str, Any]:
+    """Legal and rights sentences resting on a retrieved passage that applies, and texts stating every right."""
+    legal = sum(r[which].get("legal_sentences", 0) for r in records)
+    supported = sum(r[which].get("supported_sentences", 0) for r in records)
+    return {"legal_sentences": legal, "supported": supported, "supported_rate": ratio(supported, legal),
+            "texts_missing_a_right": sum("rights_stated" in r[which]["failures"] for r in records)}
+
+
+def needed_passages_recall(examples: list[dict[str, Any]], knowledge: Any, settings: Settings) -> dict[str, Any]:
+    """Of the passages each held-out denial needs (a rule passage for every reason, the passage of every
+    right that applies), the share that retrieval returned for it."""
+    from lendsafe.grounding import applicable_rights, retrieve
+    from lendsafe.scoring import Scorer
+
+    tagged: dict[str, set[str]] = {}
+    for passage in knowledge.passages:
+        for code in passage.reason_codes:
+            tagged.setdefault(code, set()).add(passage.id)
+    needed = found = 0
+    misses: Counter = Counter()
+    for example in examples:
+        decision = Scorer.load(example["dataset"], settings).score(example["application"], example["reference"])
+        retrieved = {c.passage_id for c in retrieve(knowledge, decision)}
+        wants = [(f"rule:{r.code}", tagged.get(r.code, set())) for r in decision.reasons]
+        wants += [(f"right:{right.key}", {right.passage_id}) for right in applicable_rights(decision)]
+        for name, ids in wants:
+            needed += 1
+            found += bool(ids & retrieved)
+            misses[name] += not (ids & retrieved)
+    return {"decisions": len(examples), "needed": needed, "retrieved": found, "recall": ratio(found, needed),
+            "misses": {k: v for k, v in sorted(misses.items()) if v}}
 
 
 def verifier_labelled_set(path: Path | None = None) -> dict[str, Any]:
@@ -398,6 +440,7 @@ def summarize_writer(writer: str, records: list[dict[str, Any]], batch1: list[di
         "faithfulness": {"first_attempt": faithfulness(records, "first"), "final": faithfulness(records, "final")},
         "meaning_errors": {"first_attempt": meaning_errors(records, "first"), "final": meaning_errors(records, "final")},
         "writer_share": rate([r["final_writer"] == writer_name(writer) for r in records]),
+        "grounding": {"first_attempt": grounding_rate(records, "first"), "final": grounding_rate(records, "final")},
         "latency_ms": {**percentiles([r["latency_ms"] for r in records]),
                        "definition": "wall time per decision when deciding chunks with run_many (batched "
                                      "generation), amortized over the chunk, retries and fallback included"},

@@ -13,7 +13,8 @@ from typing import Any, Callable
 from lendsafe.config import PACKAGE_DIR, Settings
 from lendsafe.errors import ArtifactNotFoundError, LendSafeError
 
-CODE_FILES = ("pipeline.py", "verify.py", "composer.py", "prompts.py", "generation.py", "reasons.py")
+CODE_FILES = ("pipeline.py", "verify.py", "composer.py", "prompts.py", "generation.py", "reasons.py", "grounding.py",
+              "sentences.py")
 Progress = Callable[[int, int, str], None]
 
 

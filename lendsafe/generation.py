@@ -175,7 +175,7 @@ class LoraGenerator:
                     "prompt": messages, "params": params}
         return sha256_text(json.dumps(identity, sort_keys=True, ensure_ascii=False))
 
-    def generate(self, prompts: list[list[dict]], max_new_tokens: int = 160, repetition_penalty: float = 1.0,
+    def generate(self, prompts: list[list[dict]], max_new_tokens: int = 360, repetition_penalty: float = 1.0,
                  use_cache: bool = True, drafts: list[str | None] | None = None) -> list[GenerationResult]:
         """One result per prompt, in order; cached prompts are answered without running the model
         (``use_cache=False`` always runs the model and leaves the cache untouched).

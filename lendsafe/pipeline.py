@@ -16,6 +16,7 @@ from lendsafe.composer import compose
 from lendsafe.config import Settings
 from lendsafe.decision import Decision
 from lendsafe.errors import LendSafeError
+from lendsafe.grounding import grounding, retrieval_key, retrieve
 from lendsafe.prompts import build_messages, messages_sha256
 from lendsafe.reasons import catalog_sha256
 from lendsafe.scoring import Scorer
@@ -50,7 +51,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings | None = None, *, dataset: str | None = None,
                  reference: str | None = None, writer: str = "auto", generator: Any = None,
-                 knowledge: Any = None):
+                 knowledge: Any = None, passages: bool = True):
         if writer not in WRITERS:
             raise LendSafeError(f"writer must be one of {WRITERS}; got {writer!r}")
         self.settings = settings or Settings()
@@ -62,6 +63,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._citations: dict[tuple, tuple] = {}
         self._warm = False
+        self.passages = passages        # False only for the evaluation's ablation: the writer without retrieval
 
     # ------------------------------------------------------------------ parts
     @property
@@ -132,10 +134,9 @@ class Pipeline:
                 for draft in drafts]
 
     def citations_for(self, decision: Decision) -> tuple:
-        key = (decision.dataset, decision.decision, tuple(r.code for r in decision.reasons),
-               tuple(r.statement for r in decision.reasons))
+        key = retrieval_key(decision)
         if key not in self._citations:
-            self._citations[key] = tuple(self.knowledge.retrieve_for_decision(decision))
+            self._citations[key] = retrieve(self.knowledge, decision)
         return self._citations[key]
 
     def _write(self, drafts: list[Draft]) -> None:
@@ -150,7 +151,7 @@ class Pipeline:
     def _attempt(self, generator: Any, drafts: list[Draft], strict: bool) -> None:
         if not drafts:
             return
-        prompts = [build_messages(d.decision, strict=strict) for d in drafts]
+        prompts = [build_messages(d.decision, strict=strict, passages=self.passages) for d in drafts]
         if _accepts_drafts(generator):   # the composer's text as a guess: faster, same text
             results = generator.generate(prompts, drafts=[compose(d.decision) for d in drafts])
         else:
@@ -172,7 +173,7 @@ class Pipeline:
             draft.reason = f"language model text failed verification twice ({', '.join(failures)})"
         else:
             draft.reason = self._generator_error or "deterministic writer selected"
-        draft.prompt_sha256 = messages_sha256(build_messages(draft.decision))
+        draft.prompt_sha256 = messages_sha256(build_messages(draft.decision, passages=self.passages))
 
     def _finish(self, draft: Draft, latency_ms: float, artifacts: dict[str, str]) -> Decision:
         report = verify(draft.decision, draft.text or "")
@@ -181,4 +182,5 @@ class Pipeline:
         verification = {**report.to_dict(), "attempts": draft.attempts or []}
         return draft.decision.with_updates(
             explanation=draft.text, writer=draft.writer, writer_reason=draft.reason, verification=verification,
+            grounding=tuple(grounding(draft.decision, draft.text or "")),
             prompt_sha256=draft.prompt_sha256, latency_ms=round(latency_ms, 1), artifacts=dict(artifacts))

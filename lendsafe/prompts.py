@@ -1,7 +1,7 @@
 """Pure prompt building: a decision's facts -> chat messages (golden-file tested).
 
-The prompt holds the decision and the principal reasons with their statements, rounded values and,
-for coded values, their meanings. It never holds the threshold, the raw risk, any protected attribute
+The prompt holds the decision, the principal reasons with their statements, rounded values and, for
+coded values, their meanings, and the retrieved passages the applicant's rights rest on (trimmed). It never holds the threshold, the raw risk, any protected attribute
 or free text from the application.
 """
 from __future__ import annotations
@@ -12,11 +12,13 @@ from typing import Any
 
 from lendsafe.datasets import FeatureSpec, is_missing, load_spec
 from lendsafe.decision import Decision, Reason
+from lendsafe.grounding import prompt_passages
 
 SYSTEM_PROMPT = (
     "You write the explanation paragraph of a credit decision notice for a lender. "
     "Use only the facts given. State every listed reason, in the order given, with its figure and "
-    "its meaning exactly as given. Do not mention any other factor, any score or any promise. Write plain English."
+    "its meaning exactly as given, then the applicant's rights, written only from the passages given. "
+    "Do not mention any other factor, any score or any promise. Write plain English."
 )
 
 STRICT_SUFFIX = (
@@ -47,21 +49,32 @@ def reason_lines(decision: Decision) -> list[str]:
             for rank, reason in enumerate(decision.reasons, start=1)]
 
 
-def user_prompt(decision: Decision, strict: bool = False) -> str:
+def passage_lines(decision: Decision) -> list[str]:
+    """The retrieved passages the applicant's rights rest on, trimmed, each with a short id."""
+    found = prompt_passages(decision)
+    if not found:
+        return []
+    return ["Passages (write the applicant's rights only from these):",
+            *[f"[{pid}] {c.citation}: {text}" for pid, c, text in found]]
+
+
+def user_prompt(decision: Decision, strict: bool = False, passages: bool = True) -> str:
     parts = [f"Decision: {'denied' if decision.denied else 'approved'}", f"Product: {product_word(decision)}"]
     if decision.denied:
         parts.append("Principal reasons, most important first:")
         parts.extend(reason_lines(decision))
+        parts.extend(passage_lines(decision) if passages else [])
     if strict:
         parts.append(STRICT_SUFFIX.format(count=len(decision.reasons)))
     parts.append("Write the explanation.")
     return "\n".join(parts)
 
 
-def build_messages(decision: Decision, strict: bool = False) -> list[dict[str, str]]:
-    """Chat messages for the explanation writer (system + user)."""
+def build_messages(decision: Decision, strict: bool = False, passages: bool = True) -> list[dict[str, str]]:
+    """Chat messages for the explanation writer (system + user); ``passages=False`` leaves the retrieved
+    passages out (the evaluation's ablation)."""
     return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": user_prompt(decision, strict)}]
+            {"role": "user", "content": user_prompt(decision, strict, passages)}]
 
 
 def messages_sha256(messages: list[dict[str, Any]]) -> str:

@@ -276,7 +276,8 @@ class KnowledgeBase:
 
     def _citation(self, passage_id: str, score: float) -> Citation:
         passage = self._by_id()[passage_id]
-        return Citation(citation=passage.citation, title=passage.title, text=passage.text, score=round(score, 4))
+        return Citation(citation=passage.citation, title=passage.title, text=passage.text, score=round(score, 4),
+                        passage_id=passage.id)
 
     def _by_id(self) -> dict[str, Passage]:
         if self._passage_map is None:
@@ -317,6 +318,10 @@ class KnowledgeBase:
         tagged = self.search(query, k=1, where={REASON_FLAG.format(reason.code): True})
         return (tagged or self.search(query, k=1) or [None])[0]
 
+    def retrieve_requirement(self, query: str, citation: str) -> Citation | None:
+        """The passage with ``citation`` among the best hits for ``query`` (else the best hit)."""
+        return self._requirement(query, citation)
+
     def _requirement(self, query: str, citation: str) -> Citation | None:
         hits = self.search(query, k=4)
         return next((hit for hit in hits if hit.citation == citation), hits[0] if hits else None)
@@ -347,7 +352,7 @@ class Bm25Baseline:
         scores = self.scores(query)
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
         return [Citation(self.passages[i].citation, self.passages[i].title, self.passages[i].text,
-                         round(float(scores[i]), 4)) for i in order]
+                         round(float(scores[i]), 4), self.passages[i].id) for i in order]
 
 
 def load_eval_queries(path: Path | str | None = None) -> list[dict[str, Any]]:

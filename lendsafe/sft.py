@@ -19,6 +19,7 @@ from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import DatasetSpec, FeatureSpec, load_dataset
 from lendsafe.decision import Decision
 from lendsafe.errors import ConfigurationError
+from lendsafe.grounding import retrieval_key, retrieve
 from lendsafe.prompts import build_messages
 from lendsafe.risk import RiskModel, model_dir
 from lendsafe.scoring import Scorer
@@ -135,11 +136,10 @@ _CITATION_CACHE: dict[tuple, tuple] = {}
 
 
 def cached_citations(knowledge: Any, decision: Decision) -> tuple:
-    """Retrieval depends only on the dataset, decision and reason codes: query once per combination."""
-    key = (decision.dataset, decision.decision, tuple(r.code for r in decision.reasons),
-           tuple(r.statement for r in decision.reasons))
+    """Retrieval depends only on the dataset, decision, reasons and rights: query once per combination."""
+    key = retrieval_key(decision)
     if key not in _CITATION_CACHE:
-        _CITATION_CACHE[key] = tuple(knowledge.retrieve_for_decision(decision))
+        _CITATION_CACHE[key] = retrieve(knowledge, decision)
     return _CITATION_CACHE[key]
 
 

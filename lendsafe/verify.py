@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-from lendsafe.datasets import DatasetSpec, FeatureSpec, is_missing, load_spec, with_derived
+from lendsafe.composer import FEATURE_PHRASES, MISSING_PHRASE
+from lendsafe.datasets import FeatureSpec, builtin_dataset_names, is_missing, load_spec, with_derived
 from lendsafe.decision import Decision
+from lendsafe.grounding import LEGAL_CUES, applicable_rights, grounding, prose
+from lendsafe.prompts import product_word
 from lendsafe.reasons import load_catalog
+from lendsafe.sentences import sentences, spelled_numbers, without_list_markers
 
 # Phrases that show a factor is being presented, per reason code (catalog statements are added too).
 REASON_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -101,8 +106,7 @@ CITATION_RE = re.compile(
     r"|comment\s+\d+\([a-z]\)(?:\(\d+\))*-\d+|§+\s*\d+(?:\.\d+)?(?:\([a-z0-9]+\))*",
     re.IGNORECASE)
 NUMBER_RE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?%?")
-LIST_MARKER_RE = re.compile(r"(?m)(?:^|(?<=[.!?:;]\s)|(?<=[.!?:;]\s\s))\s*(?:\d{1,2}[.)]|[-*\u2022])\s+(?=\S)")
-LIMITS = {"deny": (25, 230), "approve": (8, 120)}
+LIMITS = {"deny": (25, 300), "approve": (8, 120)}
 MAX_SENTENCE_WORDS = 50
 MAX_MEAN_SENTENCE_WORDS = 32
 UNFINISHED_ENDINGS = {"app", "supp", "no", "form", "comment", "cfr", "u.s.c", "usc", "by", "to", "of", "the", "a",
@@ -110,16 +114,6 @@ UNFINISHED_ENDINGS = {"app", "supp", "no", "form", "comment", "cfr", "u.s.c", "u
                       "etc", "which", "that", "because", "than"}
 MONEY_RELATIVE_TOLERANCE = 0.005     # "$245,000" for 244,900: rounded to the figure's own precision
 
-# ---------------------------------------------------------------------------- words
-NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-TENS_WORDS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
-SCALE_WORDS = {"hundred": 100, "thousand": 1000}
-NUMBER_WORD_RE = re.compile(
-    r"\b(?:(?:%s)(?:[- ](?:%s))*)\b(?:\s+(percent|per cent))?" % (
-        "|".join([*NUMBER_WORDS, *TENS_WORDS, *SCALE_WORDS]), "|".join([*NUMBER_WORDS, *TENS_WORDS, *SCALE_WORDS])),
-    re.IGNORECASE)
 # Words any notice paragraph may use: function words, the framing of a decision, ordering, plain links.
 CONNECTIVE_WORDS = frozenset("""
 a an the this that these those it its is are was were be been being has have had do does did not no
@@ -187,11 +181,6 @@ def _find(patterns: tuple[str, ...], text: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- text preparation
 
-def without_list_markers(text: str) -> str:
-    """'1. Debt ... 2. Income ...' read as sentences: list numbering and bullets are not figures."""
-    return LIST_MARKER_RE.sub(" ", text)
-
-
 def strip_citations(text: str) -> str:
     return CITATION_RE.sub(" ", text)
 
@@ -203,37 +192,6 @@ def cited_sections(text: str) -> list[str]:
 def _masked_citations(text: str) -> str:
     """The text with citations blanked out, positions kept."""
     return CITATION_RE.sub(lambda m: " " * len(m.group(0)), text)
-
-
-def _number_word_value(phrase: str) -> int | None:
-    total, current = 0, 0
-    for word in re.split(r"[- ]+", phrase.lower()):
-        if word in NUMBER_WORDS:
-            current += NUMBER_WORDS[word]
-        elif word in TENS_WORDS:
-            current += TENS_WORDS[word]
-        elif word in SCALE_WORDS:
-            current = max(current, 1) * SCALE_WORDS[word]
-            if SCALE_WORDS[word] >= 1000:
-                total, current = total + current, 0
-    return total + current
-
-
-COUNT_NOUNS = re.compile(r"\s+(?:\w+\s+)?(?:factors?|reasons?|things?|items?|points?|of (?:them|these))\b", re.I)
-
-
-def spelled_numbers(text: str) -> str:
-    """Numbers written in words become digits ('sixty-two percent' -> '62%'), except counts of reasons."""
-    def replace(match: re.Match) -> str:
-        if COUNT_NOUNS.match(text, match.end()) and not match.group(1):
-            return match.group(0)
-        value = _number_word_value(match.group(0).rsplit(" per", 1)[0].replace(" percent", ""))
-        return f"{value}%" if match.group(1) else str(value)
-    return NUMBER_WORD_RE.sub(replace, text)
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", without_list_markers(text).strip()) if s.strip()]
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -342,8 +300,6 @@ def _matches(written: str, values: list[float], money: bool = False) -> bool:
 
 
 def _half_up(value: float, decimals: int) -> float:
-    from decimal import ROUND_HALF_UP, Decimal
-
     return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
@@ -361,7 +317,7 @@ def _number_text(text: str) -> str:
 def wrong_numbers(decision: Decision, text: str) -> list[str]:
     """Figures that match no application value, or not the value of the factor they are written beside;
     a factor whose value is missing takes no figure at all."""
-    masked = _number_text(text)
+    masked = _number_text(prose(decision, text))          # a supported legal sentence's periods are its passage's
     factors, by_code, anywhere = mentioned_factors(masked), numbers_by_reason(decision), allowed_numbers(decision)
     money_codes = _money_codes(decision.dataset)
     wrong = []
@@ -381,7 +337,7 @@ def _money_codes(dataset: str) -> frozenset[str]:
 
 
 def check_numbers(decision: Decision, text: str) -> CheckResult:
-    written = NUMBER_RE.findall(_number_text(text))
+    written = NUMBER_RE.findall(_number_text(prose(decision, text)))
     wrong = wrong_numbers(decision, text)
     return CheckResult("numbers_match", not wrong, f"not in the application: {wrong}" if wrong else
                        f"{len(written)} figure(s), all match the application")
@@ -411,8 +367,6 @@ def _masked_markers(text: str, dataset: str | None = None) -> str:
 
 @lru_cache(maxsize=1)
 def _known_datasets() -> tuple[str, ...]:
-    from lendsafe.datasets import builtin_dataset_names
-
     return tuple(builtin_dataset_names())
 
 
@@ -438,7 +392,7 @@ def misdescribed_values(decision: Decision, text: str) -> list[str]:
 
 
 def check_meaning(decision: Decision, text: str) -> CheckResult:
-    wrong = misdescribed_values(decision, text)
+    wrong = misdescribed_values(decision, prose(decision, text))
     return CheckResult("meaning_matches_value", not wrong, "; ".join(wrong) if wrong else
                        "every coded value described with its own meaning")
 
@@ -507,8 +461,6 @@ def check_direction(decision: Decision, text: str) -> CheckResult:
 def _reason_vocabulary(dataset: str, codes_features: tuple[tuple[str, str], ...]) -> frozenset[str]:
     """Words the decision's own reasons may be described with: catalog statements and factor text,
     the spec's label, help, unit and level meanings, and the composer's phrase for the feature."""
-    from lendsafe.composer import FEATURE_PHRASES, MISSING_PHRASE
-
     spec, catalog = load_spec(dataset), load_catalog()
     texts: list[str] = [MISSING_PHRASE]
     for code, name in codes_features:
@@ -525,15 +477,9 @@ _CONNECTIVES = frozenset(_stem(w) for w in CONNECTIVE_WORDS)
 def unsupported_words(decision: Decision, text: str) -> list[str]:
     """Words that belong to no reason of this decision, no framing and no plain connective."""
     allowed = _CONNECTIVES | _reason_vocabulary(decision.dataset, tuple((r.code, r.feature) for r in decision.reasons))
-    allowed |= {_stem(w) for w in _words(product_words(decision))}
-    words = _words(strip_citations(text))
-    return sorted({w for w in words if w not in allowed})
-
-
-def product_words(decision: Decision) -> str:
-    from lendsafe.prompts import product_word
-
-    return product_word(decision)
+    allowed |= {_stem(w) for w in _words(product_word(decision))}
+    prose = " ".join(s for s in sentences(strip_citations(text)) if not LEGAL_CUES.search(s))
+    return sorted({w for w in _words(prose) if w not in allowed})
 
 
 def check_open_world(decision: Decision, text: str) -> CheckResult:
@@ -544,9 +490,10 @@ def check_open_world(decision: Decision, text: str) -> CheckResult:
 
 # ---------------------------------------------------------------------------- forbidden content
 
-def _pattern_check(name: str, patterns: tuple[str, ...], what: str) -> Any:
+def _pattern_check(name: str, patterns: tuple[str, ...], what: str, in_prose: bool = False) -> Any:
+    """A check that fails on any pattern; ``in_prose`` leaves out legal sentences a passage supports."""
     def check(decision: Decision, text: str) -> CheckResult:
-        hits = _find(patterns, strip_citations(text))
+        hits = _find(patterns, strip_citations(prose(decision, text) if in_prose else text))
         return CheckResult(name, not hits, f"{what}: {hits}" if hits else "none found")
     check.__name__ = f"check_{name}"
     return check
@@ -555,8 +502,8 @@ def _pattern_check(name: str, patterns: tuple[str, ...], what: str) -> Any:
 check_protected = _pattern_check("no_protected_basis", PROTECTED_PATTERNS, "mentions")
 check_forbidden = _pattern_check("no_forbidden_phrase", FORBIDDEN_PATTERNS, "promise")
 check_counterfactual = _pattern_check("no_counterfactual_or_advice", COUNTERFACTUAL_PATTERNS,
-                                      "counterfactual or advice")
-check_hedging = _pattern_check("no_hedging", HEDGING_PATTERNS, "hedged")
+                                      "counterfactual or advice", in_prose=True)
+check_hedging = _pattern_check("no_hedging", HEDGING_PATTERNS, "hedged", in_prose=True)
 check_blame = _pattern_check("no_blame_or_sales", BLAME_AND_SALES_PATTERNS, "blame or sales language")
 
 
@@ -567,6 +514,24 @@ def check_internal(decision: Decision, text: str) -> CheckResult:
     hits += [n for n in NUMBER_RE.findall(strip_citations(text)) if n in risk_numbers
              and not _matches(n, allowed_numbers(decision))]
     return CheckResult("no_threshold_or_score", not hits, f"reveals {hits}" if hits else "nothing internal")
+
+
+def check_supported(decision: Decision, text: str) -> CheckResult:
+    """Every legal or rights sentence rests on a retrieved passage that applies to the decision."""
+    rows = grounding(decision, text)
+    unsupported = [f"'{r['sentence']}' ({r['why_unsupported']})" for r in rows if not r["passage_id"]]
+    return CheckResult("legal_sentences_supported", not unsupported, "; ".join(unsupported) if unsupported else
+                       f"{len(rows)} legal sentence(s), each resting on a retrieved passage")
+
+
+def check_rights_stated(decision: Decision, text: str) -> CheckResult:
+    """A denial tells the applicant the rights that apply to it (each right's passage supports a sentence)."""
+    grounded = {r["passage_id"] for r in grounding(decision, text) if r["passage_id"]}
+    retrieved = {c.passage_id for c in decision.citations}
+    missing = [right.key for right in applicable_rights(decision)
+               if right.passage_id in retrieved and right.passage_id not in grounded]
+    return CheckResult("rights_stated", not missing, f"rights that apply but are not stated: {missing}" if missing
+                       else "every right that applies is stated")
 
 
 def check_legal_basis(decision: Decision, text: str) -> CheckResult:
@@ -638,10 +603,10 @@ def check_citations(decision: Decision, text: str) -> CheckResult:
 CHECKS = (check_decision_stated, check_reasons_stated, check_no_other_factors, check_reason_order,
           check_repeated_reason, check_numbers, check_meaning, check_missing, check_direction, check_open_world,
           check_protected, check_forbidden, check_counterfactual, check_hedging, check_blame, check_internal, check_legal_basis,
-          check_complete, check_readability, check_citations)
+          check_supported, check_rights_stated, check_complete, check_readability, check_citations)
 # The checks whose failure means the text says something untrue of the applicant (the "meaning errors").
 TRUTH_CHECKS = ("meaning_matches_value", "missing_not_fact", "adverse_direction", "no_other_factors",
-                "numbers_match", "complete_text", "legal_basis")
+                "numbers_match", "complete_text", "legal_basis", "legal_sentences_supported")
 
 
 def verify(decision: Decision, text: str) -> VerificationReport:

@@ -14,23 +14,35 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.composer import compose, reason_phrase
 from lendsafe.datasets import load_spec
 from lendsafe.decision import Decision
+from lendsafe.grounding import applicable_rights, retrieve
 from lendsafe.scoring import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "verifier_cases.jsonl"
-OLD_RECORDS = ROOT / "data" / "eval" / "results.records.jsonl"   # as committed before this set was built
+# first attempts of the adapter shipped before explanations were checked for meaning (held-out evaluation)
+OLD_OUTPUTS = ROOT / "scripts" / "earlier_adapter_outputs.json"
+
+
+@lru_cache(maxsize=1)
+def knowledge() -> Any:
+    from lendsafe.retrieval import KnowledgeBase
+
+    return KnowledgeBase()
 
 
 def decision_for(example_id: str, **changes: Any) -> Decision:
+    """The held-out decision as the pipeline makes it: scored, with its retrieved passages attached."""
     example = next(json.loads(line) for line in (ROOT / "data/sft/test.jsonl").open() if json.loads(line)["id"] == example_id)
     application = {**example["application"], **changes}
-    return Scorer.load(example["dataset"]).score(application, example["reference"])
+    decision = Scorer.load(example["dataset"]).score(application, example["reference"])
+    return decision.with_updates(citations=retrieve(knowledge(), decision))
 
 
 def replace_once(text: str, old: str, new: str) -> str:
@@ -51,7 +63,21 @@ def statements_list(decision: Decision, opening: str = "We cannot approve your {
             lines.append(f"{rank}. {reason.statement}.")
         else:
             lines.append(f"{rank}. {reason.statement}: your {fact}.")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + rights_part(decision, reworded=True)
+
+
+# Rights as a careful writer might reword them (each still resting on its passage's words).
+RIGHTS_REWORDED = {
+    "free_report": "You can get a free copy of your consumer report from the agency if you ask within 60 days.",
+    "dispute": "You can dispute the accuracy of anything in your report with the agency.",
+    "third_party": "You can request in writing, within 60 days, the nature of the third party information.",
+    "ecoa": "The Equal Credit Opportunity Act prohibits creditors from discriminating against credit applicants.",
+}
+
+
+def rights_part(decision: Decision, reworded: bool = False) -> str:
+    rights = applicable_rights(decision)
+    return " ".join(RIGHTS_REWORDED[r.key] if reworded else r.sentence for r in rights)
 
 
 def sentences_style(decision: Decision) -> str:
@@ -60,7 +86,7 @@ def sentences_style(decision: Decision) -> str:
     product = {"hmda": "mortgage", "credit": "loan"}[decision.dataset]
     parts = [f"We are unable to approve your {product} application."]
     parts += [f"{ordinals[i]}, {reason_phrase(decision.dataset, r)}." for i, r in enumerate(decision.reasons)]
-    return " ".join(parts)
+    return " ".join(parts) + " " + rights_part(decision)
 
 
 def declined_style(decision: Decision) -> str:
@@ -87,12 +113,8 @@ def good(kind: str):
 
 
 def old_output(example_id: str) -> tuple[Decision, str]:
-    """The earlier adapter's first held-out attempt for this example, verbatim."""
-    for line in OLD_RECORDS.open():
-        record = json.loads(line)
-        if record.get("kind") == "decision" and record["writer"] == "lora" and record["id"] == example_id:
-            return decision_for(example_id), record["first"]["text"]
-    raise KeyError(example_id)
+    """The earlier adapter's first held-out attempt for this example, verbatim (kept beside this script)."""
+    return decision_for(example_id), json.loads(OLD_OUTPUTS.read_text(encoding="utf-8"))[example_id]
 
 
 def with_phrase(example_id: str, old: str, new: str, **changes: Any) -> tuple[Decision, str]:
@@ -187,6 +209,12 @@ bad("blame or sales", "no_blame_or_sales", "adversarial")(lambda: (lambda d: (d,
 bad("wrong figure", "numbers_match")(lambda: (lambda d: (d, re.sub(r"debt-to-income ratio of [0-9.]+", "debt-to-income ratio of 0.99", compose(d))))(decision_for("hmda-1104")))
 bad("figure for a factor without one", "numbers_match")(lambda: (lambda d: (d, compose(d).replace("the derogatory credit record on file for you", "your existing debt of 2, which is high", 1)))(decision_for("credit-1334-p2")))
 bad("internal detail", "no_threshold_or_score", "adversarial")(lambda: (lambda d: (d, compose(d) + " Your risk score was above our threshold."))(decision_for("hmda-1104")))
+bad("unsupported legal sentence", "legal_sentences_supported", "adversarial")(lambda: with_phrase(
+    "hmda-1104", "if you ask for it within 60 days", "if you ask for it within 90 days"))
+bad("unsupported legal sentence", "legal_sentences_supported", "adversarial")(lambda: (lambda d: (d, compose(d) + " You have the right to appeal this decision to a loan officer."))(decision_for("credit-1461")))
+bad("right that does not apply", "legal_sentences_supported", "adversarial")(lambda: (lambda d: (d, compose(d) + " Because information from a third party was used, you have the right to ask us in writing, within 60 days, for the nature of that information."))(decision_for("credit-1461")))
+bad("right left out", "rights_stated", "adversarial")(lambda: with_phrase(
+    "hmda-1008-p1", " Because information from a third party was used, you have the right to ask us in writing, within 60 days, for the nature of that information.", ""))
 bad("reason left out", "reasons_stated")(lambda: (lambda d: (d, replace_once(compose(d), f"Next is {reason_phrase(d.dataset, d.reasons[1])}. ", "")))(decision_for("hmda-1406-p1")))
 
 
@@ -205,7 +233,7 @@ good("money rounded to its precision")(lambda: (lambda d: (d, compose(d).replace
 good("plain rewording")(lambda: (lambda d: (d, "We cannot approve your mortgage application. "
      + " ".join(f"{s}." for s in (
          f"Your {load_spec(d.dataset).feature(r.feature).label.lower()} is {r.display_value}" if r.value is not None and not isinstance(r.value, bool) and not load_spec(d.dataset).feature(r.feature).levels
-         else r.statement for r in d.reasons)) + " You can contact us with any questions about these reasons."))(decision_for("hmda-1104")))
+         else r.statement for r in d.reasons)) + " " + rights_part(d, reworded=True)))(decision_for("hmda-1104")))
 good("plain rewording")(lambda: (lambda d: (d, compose(d).replace("We cannot approve your mortgage application.", "We have decided not to approve your mortgage application.")))(decision_for("hmda-1406-p1")))
 good("plain rewording")(lambda: (lambda d: (d, compose(d).replace(" You have the right", " As the law provides, you have the right")))(decision_for("hmda-1097")))
 good("plain rewording")(lambda: (lambda d: (d, compose(d).replace("Next is", "The second reason is").replace("A further reason is", "The third reason is")))(decision_for("credit-1461")))

@@ -10,5 +10,5 @@ EPOCHS=${EPOCHS:-1}
 mkdir -p "$(dirname "$OUT")"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nohup .venv/bin/python -m lendsafe.commands.finetune --base-model smollm2-135m --data-dir data/sft --out "$OUT" \
-    --epochs "$EPOCHS" --batch-size 4 --lr 2e-4 --max-length 384 --seed 0 "$@" > "$LOG" 2>&1 &
+    --epochs "$EPOCHS" --batch-size 4 --lr 2e-4 --max-length 720 --seed 0 "$@" > "$LOG" 2>&1 &
 echo "training in the background: pid $! , log $LOG"

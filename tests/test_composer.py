@@ -8,13 +8,12 @@ import pytest
 from lendsafe.composer import FEATURE_PHRASES, TemplateGenerator, compose, opening, reason_phrase, reason_sentences
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import load_dataset, load_spec
-from lendsafe.decision import Citation
 from lendsafe.risk import RiskModel, model_dir
 from lendsafe.scoring import Scorer
+from passages import citations
 from lendsafe.verify import verify
 
-CITATIONS = (Citation("12 CFR 1002.9(b)(2)", "Statement of specific reasons", "..."),
-             Citation("15 U.S.C. 1681m(a)", "Duties of users taking adverse action", "..."))
+CITATIONS = citations()
 
 
 def held_out_applications(dataset: str, limit: int) -> list[dict]:
@@ -76,13 +75,15 @@ def test_approval_text_and_template_generator():
     assert TemplateGenerator().write([decision, decision]) == [text, text]
 
 
-def test_consumer_report_reasons_mention_the_right_to_dispute(decisions):
-    from lendsafe.reasons import load_catalog
+def test_the_rights_part_follows_the_decisions_information_sources(decisions):
+    from lendsafe.grounding import RIGHTS, information_sources
 
-    catalog = load_catalog()
+    dispute = next(r.sentence for r in RIGHTS if r.key == "dispute")
+    third_party = next(r.sentence for r in RIGHTS if r.key == "third_party")
     for decision in (d for d in decisions if d.denied):
-        from_report = any(catalog[r.code].source == "consumer_report" for r in decision.reasons)
-        assert ("dispute" in compose(decision)) == from_report
+        sources = information_sources(decision)
+        assert (dispute in compose(decision)) == ("consumer_report" in sources)
+        assert (third_party in compose(decision)) == ("third_party" in sources)
 
 
 def test_no_text_cites_a_sample_form_or_says_what_requires_it(decisions):

@@ -7,16 +7,13 @@ import os
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Citation
 from lendsafe.prompts import build_messages, messages_sha256, product_word, user_prompt
 from lendsafe.scoring import Scorer
+from passages import citations
 
 GOLDEN = PROJECT_ROOT / "tests" / "golden"
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
-CITATIONS = (Citation("12 CFR 1002.9(b)(2)", "Statement of specific reasons", "..."),
-             Citation("12 CFR 1002, App. C", "Sample notification forms", "..."),
-             Citation("15 U.S.C. 1681m(a)", "Duties of users taking adverse action", "..."),
-             Citation("12 CFR 1002.9(a)(2)", "Content of notifications", "..."))
+CITATIONS = citations()
 
 
 def decision_for(name: str, **changes):
@@ -87,9 +84,13 @@ def test_approvals_list_no_reasons_and_no_sources():
     assert "Decision: approved" in text and "Principal reasons" not in text and "Sources" not in text
 
 
-def test_the_prompt_carries_no_citation_list():
-    text = user_prompt(decision_for("hmda_denial"))
-    assert "Sources" not in text and "CFR" not in text
+def test_the_prompt_carries_the_rights_passages_and_no_citation_list():
+    decision = decision_for("hmda_denial")
+    text = user_prompt(decision)
+    assert "Sources" not in text and "Passages (write the applicant's rights only from these):" in text
+    assert "[R1] 15 U.S.C. 1681m(a)(4): The consumer must be told of the right to obtain a free copy" in text
+    assert "12 CFR 1002.9(b)(2)" not in text              # a requirement passage, not a right: not in the prompt
+    assert "Passages" not in user_prompt(decision, passages=False)
 
 
 @pytest.mark.parametrize("product", ["30-year fixed mortgage", "Education loan", "Guaranteed-rate loan",

@@ -9,12 +9,11 @@ from hypothesis import strategies as st
 
 from lendsafe.composer import compose
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Citation
 from lendsafe.scoring import Scorer
+from passages import citations
 from lendsafe.verify import CHECKS, mentioned_factors, verify
 
-CITATIONS = (Citation("12 CFR 1002.9(b)(2)", "Statement of specific reasons", "..."),
-             Citation("15 U.S.C. 1681m(a)", "Duties of users taking adverse action", "..."))
+CITATIONS = citations()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,8 @@ def test_the_labelled_set_is_large_and_covers_every_failure_kind():
     assert {"wrong level meaning", "favourable fact as reason", "false yes/no fact", "missing value as fact",
             "wrong legal basis", "truncated text", "invented factor", "favourable direction", "hedging",
             "counterfactual or promise", "indirect protected basis", "number in words", "repeated reason",
-            "blame or sales", "earlier adapter output"} <= kinds
+            "blame or sales", "earlier adapter output", "unsupported legal sentence", "right that does not apply",
+            "right left out"} <= kinds
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["label"] == "bad"], ids=lambda c: c["id"])
@@ -168,6 +168,7 @@ def rated():
     out = {}
     for rating in (4, 5, 6):
         decision = Scorer.load("hmda").score({**application, "consumer_credit_history": rating}, "population")
+        decision = decision.with_updates(citations=CITATIONS)
         if any(r.feature == "consumer_credit_history" for r in decision.reasons):
             out[rating] = decision
     assert out
@@ -194,7 +195,7 @@ def test_a_boolean_fact_must_be_true_of_the_applicant(denial, faithful):
 
 def test_a_missing_value_never_carries_a_figure_or_the_value_statement():
     application = json.loads((PROJECT_ROOT / "data" / "examples" / "credit_denial.json").read_text())
-    decision = Scorer.load("credit").score({**application, "income": None, "debt": None})
+    decision = Scorer.load("credit").score({**application, "income": None, "debt": None}).with_updates(citations=CITATIONS)
     income = next(r for r in decision.reasons if r.feature == "income")
     text = compose(decision)
     assert verify(decision, text).passed and "absence of a stated monthly income" in text
@@ -214,7 +215,10 @@ def test_numbers_written_in_words_are_checked_as_figures(denial, faithful, writt
 
 def test_a_numbered_list_is_not_read_as_figures(denial):
     lines = [f"{i}. {r.statement}." for i, r in enumerate(denial.reasons, start=1)]
-    text = "We cannot approve your mortgage application for these reasons, most important first:\n" + "\n".join(lines)
+    from lendsafe.grounding import rights_sentences
+
+    text = ("We cannot approve your mortgage application for these reasons, most important first:\n" + "\n".join(lines)
+            + "\n" + " ".join(rights_sentences(denial)))
     assert verify(denial, text).passed, verify(denial, text).to_dict()["failures"]
 
 

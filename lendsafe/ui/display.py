@@ -106,6 +106,22 @@ def checklist_markdown(verification: dict) -> str:
                      for row in frame.itertuples())
 
 
+def grounding(decision: Decision) -> None:
+    """Each legal or rights sentence of the explanation with the retrieved passage it rests on."""
+    if not decision.grounding:
+        return
+    passages = {c.passage_id: c for c in decision.citations}
+    st.markdown("**Rights and the passages they rest on**")
+    for row in decision.grounding:
+        passage = passages.get(row.get("passage_id") or "")
+        with st.expander(tables.md_escape(row["sentence"])):
+            if passage is None:
+                st.warning(f"No retrieved passage supports this sentence: {row.get('why_unsupported')}")
+            else:
+                st.caption(tables.md_escape(f"{passage.citation} — {passage.title}"))
+                st.text(passage.text)
+
+
 def citations(decision: Decision) -> None:
     st.subheader("Retrieved citations")
     if not decision.citations:
@@ -142,6 +158,7 @@ def full_decision(decision: Decision, record_id: int | None = None) -> None:
         contributions(decision)
     with right:
         explanation(decision)
+        grounding(decision)
         citations(decision)
 
 

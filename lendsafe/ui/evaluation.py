@@ -75,6 +75,10 @@ WRITER_METRICS = (
     Metric("meaning errors, final", ("meaning_errors", "final", "rate"),
            "issued texts stating something untrue of the applicant (must be 0)", "1", "0"),
     Metric("writer's own share", ("writer_share",), "share of issued texts written by this writer itself", "0", "1"),
+    Metric("supported legal sentences, first attempt", ("grounding", "first_attempt", "supported_rate"),
+           "legal and rights sentences resting on a retrieved passage that applies to the decision", "0", "1"),
+    Metric("supported legal sentences, final", ("grounding", "final", "supported_rate"),
+           "the same for issued texts (must be 1)", "0", "1"),
     Metric("factor precision", ("faithfulness", "first_attempt", "factor_precision"),
            "stated factors that are real principal reasons", "0", "1"),
     Metric("factor recall", ("faithfulness", "first_attempt", "factor_recall"),
@@ -228,6 +232,10 @@ def explanations_section(section: dict[str, Any]) -> None:
                f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
     writers = section.get("writers", {})
     show_table(metric_rows(WRITER_METRICS, writers))
+    needed = section.get("passages_needed")
+    if needed:
+        st.caption(f"Retrieval of the passages each decision needs (a rule for every reason, every right that "
+                   f"applies): recall {needed['recall']} ({needed['retrieved']} of {needed['needed']}).")
     labelled = section.get("verifier_labelled_set")
     if labelled:
         st.caption(f"Verifier on its labelled set ({labelled['bad']} known-bad texts, {labelled['good']} correct "
