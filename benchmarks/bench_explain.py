@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from lendsafe.config import Settings  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
-MAX_NEW_TOKENS = 160
+MAX_NEW_TOKENS = 360          # the longest explanation with its rights part is about 300 tokens
 FALLBACK_PROMPT = [{"role": "system", "content": "You write the explanation paragraph of a credit decision notice."},
                    {"role": "user", "content": "Decision: denied\nPrincipal reasons, most important first:\n"
                                                "1. Debt-to-income ratio too high (0.45)\n2. Delinquent credit obligations\n"

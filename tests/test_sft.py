@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import lru_cache
 
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Citation
 from lendsafe.prompts import build_messages
 from lendsafe.risk import RiskModel, model_dir
 from lendsafe.scoring import Scorer
-from lendsafe.sft import SPLITS, SftConfig, load_examples, perturb, split_of, training_applications
+from lendsafe.sft import SPLITS, SftConfig, cached_citations, load_examples, perturb, split_of, training_applications
 from lendsafe.verify import verify
 
 SFT_DIR = PROJECT_ROOT / "data" / "sft"
@@ -56,8 +56,16 @@ def rescored_all(batch: list[dict]) -> list:
         indexes = [i for i, e in enumerate(batch) if (e["dataset"], e["reference"]) == key]
         scored = Scorer.load(key[0]).score_many([batch[i]["application"] for i in indexes], key[1])
         decisions.update(zip(indexes, scored))
-    return [decisions[i].with_updates(citations=tuple(Citation(c, "", "") for c in e["citations"]))
-            for i, e in enumerate(batch)]
+    knowledge = _knowledge()
+    return [decisions[i].with_updates(citations=cached_citations(knowledge, decisions[i])) for i in range(len(batch))]
+
+
+@lru_cache(maxsize=1)
+def _knowledge():
+    """The retrieval the data was built with: the decision's passages come back the same way."""
+    from lendsafe.retrieval import KnowledgeBase
+
+    return KnowledgeBase()
 
 
 def test_every_target_states_only_what_its_rescored_decision_supports(examples):
