@@ -146,13 +146,13 @@ def test_batch_with_one_bad_row_returns_the_zip_and_the_error_list(page, server)
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    page.locator("input[type=file]").set_input_files(str(path))
+    page.locator("input[type=file][accept*='.csv']").set_input_files(str(path))
     page.get_by_text("applications.csv").first.wait_for()
     page.get_by_role("button", name="Run the batch").click()
     download_button = page.get_by_role("button", name="Download the notices (zip with manifest)")
     download_button.wait_for(timeout=DECISION_TIMEOUT_MS)
     wait_idle(page)
-    assert page.get_by_text("row 3: loan_to_value must be between 0 and 3").first.is_visible()
+    assert page.get_by_text("1 row(s) were not decided; all of them are in errors.csv inside the zip.").first.is_visible()
     screenshot(page, "notices_batch")
     with page.expect_download() as download:
         download_button.click()
@@ -160,6 +160,7 @@ def test_batch_with_one_bad_row_returns_the_zip_and_the_error_list(page, server)
     manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
     errors = list(csv.DictReader(io.StringIO(archive.read("errors.csv").decode())))
     assert [e["row"] for e in errors] == ["3"] and len(manifest) == len(rows) - 1
+    assert "loan_to_value must be between 0 and 3" in errors[0]["problems"]
     pdfs = [name for name in archive.namelist() if name.endswith(".pdf")]
     assert sorted(pdfs) == sorted(m["path"] for m in manifest if m["path"]) and pdfs
     assert all(m["check"] == "pass" for m in manifest if m["path"])

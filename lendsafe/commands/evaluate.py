@@ -46,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"of those, how many the base model without adapter writes (the comparison), or 'all'; "
                              f"default {DEFAULT_COMPARISON_LIMIT}, which keeps the full evaluation within 20 min on 2 cores")
     parser.add_argument("--out", type=Path, help=f"results JSON (default {DEFAULT_OUT}; gate: under LENDSAFE_HOME/eval)")
-    parser.add_argument("--writers", type=_names, default=("lora", "base", "template"),
-                        help="comma-separated writers: lora, base, template (default all three)")
+    parser.add_argument("--writers", type=_names, default=("lora", "base", "lora_no_passages", "template"),
+                        help="comma-separated writers: lora, base, lora_no_passages (the retrieval ablation), "
+                             "template (default all four)")
     parser.add_argument("--sections", type=_names, default=SECTIONS, help="comma-separated: " + ", ".join(SECTIONS))
     parser.add_argument("--fresh", action="store_true", help="discard existing results at --out instead of resuming")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
