@@ -125,11 +125,11 @@ def text_facts(decision: Any, text: str | None) -> dict[str, Any]:
     """Verification of one text plus the counts behind factor precision/recall and number accuracy."""
     from lendsafe.verify import NUMBER_RE, _matches, allowed_numbers, mentioned_factors, strip_citations, verify
 
-    from lendsafe.grounding import grounding
+    from lendsafe.grounding import grounding, prose
 
     text = text or ""
     report = verify(decision, text)
-    written = [n.rstrip(".,") for n in NUMBER_RE.findall(strip_citations(text))]
+    written = [n.rstrip(".,") for n in NUMBER_RE.findall(strip_citations(prose(decision, text)))]
     values = allowed_numbers(decision)
     legal = grounding(decision, text)
     return {"text": text, "passed": report.passed, "failures": report.failures,

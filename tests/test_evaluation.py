@@ -170,7 +170,10 @@ def test_faithfulness_counts_factors_numbers_and_flags():
     from lendsafe.composer import compose
     from lendsafe.scoring import Scorer
 
+    from passages import citations
+
     decision = Scorer.load("hmda").score(json.loads((SETTINGS.data_dir / "examples" / "hmda_denial.json").read_text()))
+    decision = decision.with_updates(citations=citations())
     assert decision.denied and decision.reasons
     good = text_facts(decision, compose(decision))
     first = decision.reasons[0]
@@ -252,7 +255,8 @@ def test_the_comparison_writer_writes_the_first_decisions_of_the_same_order(smal
     written = {w: [r["id"] for r in load_records(config.out) if r["kind"] == "decision" and r["writer"] == w]
                for w in ("lora", "base")}
     assert sorted(written["lora"]) == sorted(order) and sorted(written["base"]) == sorted(order[:config.comparison_limit])
-    assert section["writers"]["base"]["decisions"] == section["sample"]["comparison_evaluated"] == 4
+    assert section["writers"]["base"]["decisions"] == section["writers"]["lora_no_passages"]["decisions"] == 4
+    assert section["sample"]["comparison_evaluated"] == 8          # both comparison writers, 4 decisions each
     assert section["writers"]["lora"]["decisions"] == config.limit == 6
 
 
