@@ -384,3 +384,16 @@ def test_pdf_pages_render_as_png():
     pdf = render_pdf(build_notice(Scorer.load("hmda").score(DENIAL), NoticeSettings(), notice_date="2026-03-02"))
     pages = tables.pdf_page_images(pdf)
     assert 1 <= len(pages) <= 2 and all(p.startswith(b"\x89PNG") for p in pages)
+
+
+def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_dropped_candidates(decided):
+    decision = decided.session_state["ls_current"]["issued"]["population"].decision
+    assert decision.grounding and all(row["passage_id"] for row in decision.grounding)
+    labels = [e.label for e in decided.expander]
+    for row in decision.grounding:
+        assert tables.md_escape(row["sentence"]) in labels
+    passages = {c.passage_id: c for c in decision.citations}
+    shown = [t.value for t in decided.text]
+    assert all(passages[row["passage_id"]].text in shown for row in decision.grounding)
+    if decision.dropped:
+        assert any(label.startswith("Candidates not stated as reasons") for label in labels)
