@@ -48,3 +48,15 @@ def no_network():
     patch.setenv("HF_HUB_OFFLINE", "1")
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the run (each test makes its own database on it)."""
+    from pg_server import PostgresUnavailable, running_postgres
+
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")

@@ -22,7 +22,6 @@ from lendsafe.audit import (GENESIS_HASH, run_pragmas, REBUILT, RERENDERED, VERS
 from lendsafe.cli import main as cli_main
 from lendsafe.decision import Citation, Decision, Reason
 from lendsafe.errors import AuditIntegrityError, ConfigurationError
-from pg_server import PostgresUnavailable, running_postgres
 
 FORK = multiprocessing.get_context("fork")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -78,15 +77,6 @@ class Clock:
 
 
 # ----------------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def postgres():
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")
-
 
 @pytest.fixture(autouse=True)
 def checkpoints_in_tmp(tmp_path, monkeypatch):

@@ -18,7 +18,6 @@ import pytest
 from lendsafe.audit import GENESIS_HASH, AuditStore, canonical_json, chain_hash, format_timestamp, months_before
 from lendsafe.audit_anchor import KEY_ENV, AuditKey
 from lendsafe.cli import main as cli_main
-from pg_server import PostgresUnavailable, running_postgres
 from test_audit import Clock, execute_raw, fill
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -30,15 +29,6 @@ DROP_GUARDS = {
     "postgresql": ("DROP TRIGGER audit_records_append_only ON audit_records",
                    "ALTER TABLE audit_purges DROP CONSTRAINT audit_purges_lawful_period"),
 }
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")
 
 
 @pytest.fixture(params=BACKENDS)
