@@ -386,7 +386,8 @@ def test_pdf_pages_render_as_png():
     assert 1 <= len(pages) <= 2 and all(p.startswith(b"\x89PNG") for p in pages)
 
 
-def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_dropped_candidates(decided):
+def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_dropped_candidates(audit_url):
+    decided = denied_app()  # its own app: the module's shared one has moved to other pages by now
     decision = decided.session_state["ls_current"]["issued"]["population"].decision
     assert decision.grounding and all(row["passage_id"] for row in decision.grounding)
     labels = [e.label for e in decided.expander]
