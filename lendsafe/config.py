@@ -9,6 +9,7 @@ from lendsafe.errors import ConfigurationError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
+SPECS_DIR = PROJECT_ROOT / "data" / "specs"
 
 
 def _default_home() -> Path:

@@ -17,18 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lendsafe.config import PROJECT_ROOT
+from lendsafe.catalog import is_missing, load_catalog
+from lendsafe.config import SPECS_DIR
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 
-SPECS_DIR = PROJECT_ROOT / "data" / "specs"
 FEATURE_TYPES = ("float", "int", "bool", "category")
 TRUE_WORDS = {"yes", "true", "1", "y", "t"}
 FALSE_WORDS = {"no", "false", "0", "n", "f"}
-
-
-def is_missing(value: Any) -> bool:
-    """True when the applicant gave no value (None or NaN)."""
-    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 @dataclass(frozen=True)
@@ -236,8 +231,6 @@ def _load_spec_file(path: Path) -> DatasetSpec:
 
 
 def _check_spec(spec: DatasetSpec) -> None:
-    from lendsafe.reasons import load_catalog
-
     by_name = {f.name: f for f in spec.features}
     excluded = {e.column for e in spec.excluded} | {spec.target}
     catalog = load_catalog()
