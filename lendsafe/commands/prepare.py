@@ -5,6 +5,8 @@ import argparse
 import json
 import time
 
+from lendsafe.commands.users import first_admin
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = subparsers.add_parser("prepare", help="train missing risk models, build the index, convert the base model")
@@ -48,5 +50,6 @@ def run_prepare(args: argparse.Namespace) -> int:
         result = step()
         report[name] = {"result": result, "seconds": round(time.perf_counter() - started, 1)}
         print(f"prepare: {name} ready in {report[name]['seconds']} s", flush=True)
+    report["users"] = first_admin()      # the dashboard's first user, its password printed once
     print(json.dumps(report, indent=2, default=str))
     return 0
