@@ -5,8 +5,13 @@ Shared by `lendsafe notices` and the dashboard's batch page. A row that cannot b
 (a wrong value, an explanation that fails verification at issue time, a notice that fails its own
 completeness check) goes to errors.csv with the reason and the rest are processed.
 
-A batch is resumable and idempotent. Every row's issue is keyed by its application id (or its row
-number when it has none), its content hash and the dataset; the key also names the notice's document
+Rows are numbered by ``data_row``: 1 is the first CSV record after the header (a blank line counts as a
+record, a quoted cell spanning lines does not add one), the same number in manifest.csv, errors.csv, the
+PDF file names and ``BatchResult``. Every manifest and error line also names the row's application_id and
+applicant_name as the CSV gives them (blank when the file has no such column).
+
+A batch is resumable and idempotent. Every row's issue is keyed by its application id (or its data row
+when it has none), its content hash and the dataset; the key also names the notice's document
 id, so identical rows get distinct documents. A group of rows is issued in this order: PDFs written
 atomically (temporary file, fsync, rename), then the group's audit records committed (each naming its
 key and its PDF's sha256), then its manifest.csv and errors.csv lines appended and fsynced. A rerun
@@ -21,8 +26,10 @@ import datetime as dt
 import fcntl
 import hashlib
 import io
+import math
 import os
 import re
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -36,13 +43,15 @@ from lendsafe.redaction import printable
 
 INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness
 
-MANIFEST_COLUMNS = ("row", "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
-ERROR_COLUMNS = ("row", "key", "problems")
+ROW_COLUMNS = ("data_row", "application_id", "applicant_name")     # who a manifest or error line is about
+MANIFEST_COLUMNS = (*ROW_COLUMNS, "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
+ERROR_COLUMNS = (*ROW_COLUMNS, "key", "problems")
 MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
 LOCK_NAME = ".lendsafe-batch.lock"
 BATCH_ID_NAME = ".lendsafe-batch-id"
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+LISTED_CHARS = 200                 # application id and applicant name in the manifest: longer text is cut
 KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 # Document id prefix and PDF file name prefix per kind of notice.
 DOCUMENTS = {"deny": ("AAN", "notice"), INCOMPLETE: ("NOI", "incomplete")}
@@ -51,10 +60,32 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
+class RowId:
+    """Which application a line is about: its data row (1 = first row after the header), application id and
+    applicant name as the CSV gives them ("" when absent)."""
+
+    data_row: int
+    application_id: str = ""
+    applicant_name: str = ""
+
+    @classmethod
+    def of(cls, row: Any) -> "RowId":
+        """The id of a ``lendsafe.incomplete.CsvRow`` (bytes that are not UTF-8 shown as U+FFFD, long text cut)."""
+        return cls(row.data_row, _listed(row.application_id), _listed(row.applicant_name))
+
+
+def _listed(text: str) -> str:
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text if len(text) <= LISTED_CHARS else text[:LISTED_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
 class ManifestRow:
     """One processed application: its notice (denials only) and the notice's sha256."""
 
-    row: int
+    data_row: int       # 1 = the first CSV row after the header
+    application_id: str
+    applicant_name: str
     key: str           # issue key: application id (or row) + content hash + dataset
     id: str            # notice document id ("" for approvals)
     decision: str      # "deny" | "approve" | "incomplete"
@@ -69,17 +100,30 @@ class ManifestRow:
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> "ManifestRow":
-        return cls(**{**{name: row.get(name) or "" for name in MANIFEST_COLUMNS}, "row": int(row["row"])})
+        return cls(**{**{name: row.get(name) or "" for name in MANIFEST_COLUMNS}, "data_row": int(row["data_row"])})
+
+    @classmethod
+    def listing(cls, who: RowId, key: str, *values: Any) -> "ManifestRow":
+        """The row of `who` under `key`, followed by id, decision, reasons, sha256, path, check, audit_id."""
+        return cls(who.data_row, who.application_id, who.applicant_name, key, *values)
 
 
 @dataclass(frozen=True)
 class BatchError:
-    row: int
+    """A row that was not issued: the problems, or the reason its notice was refused."""
+
+    data_row: int       # 1 = the first CSV row after the header
     problems: tuple[str, ...]
     key: str = ""
+    application_id: str = ""
+    applicant_name: str = ""
+
+    @classmethod
+    def of(cls, who: RowId, problems: tuple[str, ...], key: str = "") -> "BatchError":
+        return cls(who.data_row, problems, key, who.application_id, who.applicant_name)
 
     def as_row(self) -> dict[str, Any]:
-        return {"row": self.row, "key": self.key, "problems": "; ".join(self.problems)}
+        return {**{name: getattr(self, name) for name in ERROR_COLUMNS}, "problems": "; ".join(self.problems)}
 
 
 @dataclass
@@ -125,7 +169,7 @@ class BatchResult:
 def issue_key(row: Any, dataset: str, batch: str = "") -> str:
     """The key of one row's issue: its application id (else its row number), content hash, dataset and the
     batch (the output folder's id: a rerun into the folder finds its keys, another folder is another issue)."""
-    who = f"application_id {row.application_id}" if row.application_id else f"row {row.row}"
+    who = f"application_id {row.application_id}" if row.application_id else f"data_row {row.data_row}"
     text = canonical_json({"batch": batch, "dataset": dataset, "who": who, "content": row.content_sha256})
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
@@ -134,8 +178,8 @@ def document_id(kind: str, notice_date: dt.date, key: str) -> str:
     return f"{DOCUMENTS[kind][0]}-{notice_date:%Y%m%d}-{key[:16]}"
 
 
-def pdf_name(kind: str, row: int, doc_id: str) -> str:
-    return f"{DOCUMENTS[kind][1]}_row{row:05d}_{doc_id}.pdf"
+def pdf_name(kind: str, data_row: int, doc_id: str) -> str:
+    return f"{DOCUMENTS[kind][1]}_row{data_row:05d}_{doc_id}.pdf"
 
 
 def _problems(error: Any) -> tuple[str, ...]:
@@ -200,7 +244,8 @@ class CsvLog:
         if tuple(reader.fieldnames or ()) != self.columns:
             raise ConfigurationError(f"{printable(self.path)} has columns {reader.fieldnames}; expected "
                                      f"{list(self.columns)} (written by another version): choose an empty --out folder")
-        return [row for row in reader if KEY_PATTERN.match(row.get("key") or "") and (row.get("row") or "").isdigit()]
+        return [row for row in reader
+                if KEY_PATTERN.match(row.get("key") or "") and (row.get("data_row") or "").isdigit()]
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -256,22 +301,53 @@ class BatchFolder:
 
     def finish(self, result: BatchResult) -> None:
         """Rewrite the manifest and error list in row order, one line per key (atomically)."""
-        result.rows = sorted({r.key: r for r in result.rows}.values(), key=lambda r: r.row)
-        result.errors = sorted({(e.key, e.row): e for e in result.errors}.values(), key=lambda e: e.row)
+        result.rows = sorted({r.key: r for r in result.rows}.values(), key=lambda r: r.data_row)
+        result.errors = sorted({(e.key, e.data_row): e for e in result.errors}.values(), key=lambda e: e.data_row)
         write_atomic(result.manifest_path, manifest_csv(result).encode("utf-8"))
         write_atomic(result.errors_path, errors_csv(result).encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------- the run
 
+Progress = Callable[[int, int, float, float], None]   # (done, total, rows per second, ETA in seconds)
+
+
+class ProgressMeter:
+    """Calls `progress(done, total, rows_per_s, eta_s)` once per finished row. The rate counts only the rows
+    this run processed (rows an earlier run finished are done at the start); the ETA is the remaining rows
+    at that rate (``math.inf`` until a row has been processed)."""
+
+    def __init__(self, progress: Progress | None, total: int, clock: Callable[[], float] = time.monotonic):
+        self.progress, self.total, self.clock = progress, total, clock
+        self.started, self.done, self.resumed = clock(), 0, 0
+
+    def start(self, resumed: int) -> None:
+        self.done = self.resumed = resumed
+        self._report()
+
+    def advance(self, rows: int = 1) -> None:
+        for _ in range(rows):
+            self.done += 1
+            self._report()
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        elapsed = max(self.clock() - self.started, 1e-9)
+        rate = (self.done - self.resumed) / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else (0.0 if self.done >= self.total else math.inf)
+        self.progress(self.done, self.total, rate, eta)
+
+
 def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
-              progress: Callable[[int, int], None] | None = None, *, dataset: str | None = None,
+              progress: Progress | None = None, *, dataset: str | None = None,
               notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
               actor: str | None = None, incomplete: bool = True) -> BatchResult:
     """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
 
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
-    `progress(done, total)` is called after each chunk. Every decision is recorded in `audit` (an
+    `progress(done, total, rows_per_s, eta_s)` is called once at the start (rows an earlier run finished)
+    and after every finished row (see ``ProgressMeter``). Every decision is recorded in `audit` (an
     ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
     fields gets a notice of incompleteness (``incomplete=False``: an error instead). Rows done by an
     earlier run into `out_dir` (or recorded in `audit` under their issue key) are not issued again.
@@ -284,14 +360,14 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
                                                                         "dataset", "hmda")
     rows = read_csv(Path(csv_path), dataset)        # a refused file writes nothing
     issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
+    meter = ProgressMeter(progress, len(rows))
     with BatchFolder(out_dir) as folder:
-        job = _Batch(issuer, folder, dataset, notice_date, incomplete)
+        job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter)
         todo = job.resume(rows)
+        meter.start(len(rows) - len(todo))
         step = max(chunk_size, 1)
         for start in range(0, len(todo), step):
             job.run_chunk(todo[start:start + step])
-            if progress:
-                progress(len(rows) - len(todo) + min(start + step, len(todo)), len(rows))
         folder.finish(job.result)
     return job.result
 
@@ -303,6 +379,7 @@ class _Batch:
     dataset: str
     notice_date: dt.date
     incomplete: bool
+    meter: ProgressMeter
     result: BatchResult = None
 
     def __post_init__(self) -> None:
@@ -319,51 +396,53 @@ class _Batch:
         batch = self.folder.batch_id()
         todo, first, found = [], {}, []
         for row in rows:
-            key = issue_key(row, self.dataset, batch)
+            key, who = issue_key(row, self.dataset, batch), RowId.of(row)
             if key in first:
-                found.append(BatchError(row.row, (f"repeats row {first[key]} (same application_id and content); "
-                                                  f"issued once, for row {first[key]}",), key))
+                found.append(BatchError.of(who, (f"repeats data_row {first[key]} (same application_id and "
+                                                 f"content); issued once, for data_row {first[key]}",), key))
                 continue
-            first[key] = row.row
+            first[key] = row.data_row
             if key in done:
                 self.result.rows.append(done[key])
                 self.result.resumed += 1
             elif key in issued:
-                found.append(self._recover(row.row, key, issued[key]))
+                found.append(self._recover(who, key, issued[key]))
                 self.result.resumed += 1
             else:
                 todo.append((row, key))
         self._append(found)
         return todo
 
-    def _recover(self, row: int, key: str, record: Any) -> ManifestRow | BatchError:
+    def _recover(self, who: RowId, key: str, record: Any) -> ManifestRow | BatchError:
         """The manifest row of a decision recorded under `key` whose manifest line was lost; its PDF is
         written again from the record when it is not in the folder."""
         content = record.content
         decision = content["decision"]
         codes = ";".join(r["code"] for r in decision.get("reasons") or ())
         if not content.get("notice"):
-            return ManifestRow(row, key, "", decision["decision"], codes, "", "", "", str(record.id))
-        name = pdf_name("deny", row, content["document_id"])
-        manifest_row = ManifestRow(row, key, content["document_id"], decision["decision"], codes,
-                                   record.notice_sha256, name, "pass", str(record.id))
+            return ManifestRow.listing(who, key, "", decision["decision"], codes, "", "", "", str(record.id))
+        name = pdf_name("deny", who.data_row, content["document_id"])
+        manifest_row = ManifestRow.listing(who, key, content["document_id"], decision["decision"], codes,
+                                           record.notice_sha256, name, "pass", str(record.id))
         if not self.folder.has_pdf(manifest_row.as_row()):
             replayed = self.issuer.audit.replay(record.id)
             if not replayed.identical:
-                return BatchError(row, (f"issued earlier as audit record {record.id}, but its notice PDF is not in "
-                                        "the folder and does not regenerate identically; export it with "
-                                        f"`lendsafe audit export {record.id}`",), key)
+                return BatchError.of(who, (f"issued earlier as audit record {record.id}, but its notice PDF is not "
+                                           "in the folder and does not regenerate identically; export it with "
+                                           f"`lendsafe audit export {record.id}`",), key)
             write_atomic(self.folder.path / name, replayed.pdf)
         return manifest_row
 
     # -- one group of rows
     def run_chunk(self, chunk: list[tuple[Any, str]]) -> None:
         """Decide, verify, render, write, record and list one group of rows."""
-        errors = [BatchError(row.row, _problems(row.error), key) for row, key in chunk if row.error is not None]
+        errors = [BatchError.of(RowId.of(row), _problems(row.error), key) for row, key in chunk
+                  if row.error is not None]
         lacking = [(row, key) for row, key in chunk if row.triage is not None and row.triage.incomplete]
         valid = [(row, key) for row, key in chunk if row.triage is not None and not row.triage.incomplete]
         items = [self._incomplete(row, key) for row, key in lacking] + self._decided(valid)
         self._append(errors + items)
+        self.meter.advance(len(errors) + len(items))
 
     def _append(self, items: list) -> None:
         rows = [item for item in items if isinstance(item, ManifestRow)]
@@ -374,46 +453,49 @@ class _Batch:
         self.result.errors += errors
 
     def _incomplete(self, row: Any, key: str) -> ManifestRow | BatchError:
+        who = RowId.of(row)
         if not self.incomplete:
-            return BatchError(row.row, tuple(f"{name} is required; it is missing" for name in row.triage.missing), key)
+            return BatchError.of(who, tuple(f"{name} is required; it is missing" for name in row.triage.missing), key)
         try:
             issued = self.issuer.issue_incomplete(row.triage, self.dataset, notice_date=self.notice_date,
                                                   document_id=document_id(INCOMPLETE, self.notice_date, key))
         except LendSafeError as exc:
-            return BatchError(row.row, _problems(exc), key)
-        name = pdf_name(INCOMPLETE, row.row, issued.notice.document_id)
+            return BatchError.of(who, _problems(exc), key)
+        name = pdf_name(INCOMPLETE, who.data_row, issued.notice.document_id)
         write_atomic(self.folder.path / name, issued.pdf)
-        return ManifestRow(row.row, key, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
-                           hashlib.sha256(issued.pdf).hexdigest(), name, "pass", "")
+        return ManifestRow.listing(who, key, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
+                                   hashlib.sha256(issued.pdf).hexdigest(), name, "pass", "")
 
     def _decided(self, valid: list[tuple[Any, str]]) -> list[ManifestRow | BatchError]:
         """Decide and render every valid row; write the PDFs, then record the group in one transaction."""
         rendered, refused = [], []
         for (row, key), outcome in zip(valid, _decide(self.issuer.pipeline, [r.triage.application for r, _ in valid])):
+            who = RowId.of(row)
             try:
                 if isinstance(outcome, LendSafeError):
                     raise outcome
                 doc_id = document_id("deny", self.notice_date, key)
-                rendered.append((row.row, key, outcome,
+                rendered.append((who, key, outcome,
                                  *self.issuer.render(outcome, notice_date=self.notice_date, document_id=doc_id)))
             except LendSafeError as exc:
-                refused.append(BatchError(row.row, _problems(exc), key))
-        for row, _, _, notice, pdf, _ in rendered:
+                refused.append(BatchError.of(who, _problems(exc), key))
+        for who, _, _, notice, pdf, _ in rendered:
             if pdf is not None:
-                write_atomic(self.folder.path / pdf_name("deny", row, notice.document_id), pdf)
+                write_atomic(self.folder.path / pdf_name("deny", who.data_row, notice.document_id), pdf)
         record_ids = self.issuer.record_many([(d, n, p) for _, _, d, n, p, _ in rendered],
                                              keys=[key for _, key, *_ in rendered])
         return refused + [_notice_row(*item, record_id) for item, record_id in zip(rendered, record_ids)]
 
 
-def _notice_row(row: int, key: str, decision: Any, notice: Any, pdf: bytes | None, _check: Any,
+def _notice_row(who: RowId, key: str, decision: Any, notice: Any, pdf: bytes | None, _check: Any,
                 record_id: int | None) -> ManifestRow:
     codes = ";".join(r.code for r in decision.reasons)
     audit_id = "" if record_id is None else str(record_id)
     if notice is None:
-        return ManifestRow(row, key, "", decision.decision, codes, "", "", "", audit_id)
-    return ManifestRow(row, key, notice.document_id, decision.decision, codes, hashlib.sha256(pdf).hexdigest(),
-                       pdf_name("deny", row, notice.document_id), "pass", audit_id)
+        return ManifestRow.listing(who, key, "", decision.decision, codes, "", "", "", audit_id)
+    return ManifestRow.listing(who, key, notice.document_id, decision.decision, codes,
+                               hashlib.sha256(pdf).hexdigest(), pdf_name("deny", who.data_row, notice.document_id),
+                               "pass", audit_id)
 
 
 def _decide(pipeline, applications: list[dict]) -> list[Any]:

@@ -79,7 +79,7 @@ def triage(data: Any, dataset: str | DatasetSpec) -> Triage:
 
 @dataclass(frozen=True)
 class CsvRow:
-    row: int                                   # line number in the file (header = 1)
+    data_row: int                              # CSV record after the header: 1 = the first row under it
     triage: Triage | None = None
     error: InvalidApplicationError | None = None
     cells: tuple[tuple[str, str], ...] = ()    # the row as read: (column, text) in header order
@@ -89,9 +89,17 @@ class CsvRow:
         """sha256 of the row's cells (canonical JSON of the (column, text) pairs)."""
         return hashlib.sha256(canonical_json(self.cells).encode("utf-8", "surrogateescape")).hexdigest()
 
+    def cell(self, column: str) -> str:
+        """The row's text in `column`, stripped ("" when the file has no such column)."""
+        return next((text.strip() for name, text in self.cells if name.strip() == column), "")
+
     @property
     def application_id(self) -> str:
-        return next((text.strip() for name, text in self.cells if name.strip() == "application_id"), "")
+        return self.cell("application_id")
+
+    @property
+    def applicant_name(self) -> str:
+        return self.cell("applicant_name")
 
 
 MAX_CELL_CHARS = 10_000          # far above any real field; longer cells make the row an error
@@ -112,7 +120,9 @@ def read_csv(path: str | Path, dataset: str | DatasetSpec) -> list[CsvRow]:
 
 
 def _csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(header, [(line number, cells)]) of a CSV file; bytes that are not UTF-8 kept as surrogates."""
+    """(header, [(data row, cells)]) of a CSV file (data row 1 = the first record after the header; blank
+    lines count, so the numbers match a spreadsheet's rows minus the header); bytes that are not UTF-8 kept
+    as surrogates."""
     shown = printable(path)
     if not path.is_file():
         raise ArtifactNotFoundError(f"applications CSV not found: expected a file at {shown}")
@@ -121,7 +131,7 @@ def _csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
             reader = csv.reader(handle)
             header = [name.strip() for name in next(reader, [])]
-            records = [(number, cells) for number, cells in enumerate(reader, start=2) if cells]
+            records = [(number, cells) for number, cells in enumerate(reader, start=1) if cells]
     except csv.Error as exc:
         raise InvalidApplicationError([f"{shown} is not a readable CSV file: {printable(exc)} (line "
                                        f"{reader.line_num})"]) from None

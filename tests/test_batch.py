@@ -108,10 +108,10 @@ def read_manifest(path) -> list[dict]:
 def test_batch_writes_one_checked_pdf_per_denial_and_a_manifest(applications, tmp_path):
     pipeline, calls = FakePipeline(), []
     result = run_batch(applications, tmp_path / "out", pipeline, NoticeSettings(),
-                       progress=lambda done, total: calls.append((done, total)), notice_date=NOTICE_DATE,
+                       progress=lambda done, total, *_: calls.append((done, total)), notice_date=NOTICE_DATE,
                        chunk_size=2)
-    assert calls == [(2, 4), (4, 4)] and pipeline.batches == [2, 1]
-    assert [r.row for r in result.rows] == [2, 3, 5] and [e.row for e in result.errors] == [4]
+    assert calls == [(done, 4) for done in range(5)] and pipeline.batches == [2, 1]
+    assert [r.data_row for r in result.rows] == [1, 2, 4] and [e.data_row for e in result.errors] == [3]
     assert "debt_to_income must be between 0 and 3" in result.errors[0].problems[0]
     manifest = read_manifest(result.manifest_path)
     assert tuple(manifest[0]) == MANIFEST_COLUMNS
@@ -123,13 +123,52 @@ def test_batch_writes_one_checked_pdf_per_denial_and_a_manifest(applications, tm
         assert check_pdf(pdf, pipeline.run(app)).passed
 
 
+def test_manifest_and_errors_name_the_data_row_application_id_and_applicant(tmp_path):
+    path = tmp_path / "apps.csv"
+    rows = [{**DENIED, "application_id": "A-1", "applicant_name": "Ann Lee"}, {**INVALID, "application_id": "A-2"},
+            {**DENIED, "application_id": "A-3", "loan_to_value": ""}]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES) + ["application_id", "applicant_name"])
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    manifest, errors = read_manifest(result.manifest_path), read_manifest(result.errors_path)
+    assert [(m["data_row"], m["application_id"], m["applicant_name"], m["decision"]) for m in manifest] == \
+        [("1", "A-1", "Ann Lee", "deny"), ("3", "A-3", "", "incomplete")]
+    assert [(e["data_row"], e["application_id"], e["applicant_name"]) for e in errors] == [("2", "A-2", "")]
+    assert [(r.application_id, r.applicant_name) for r in result.rows] == [("A-1", "Ann Lee"), ("A-3", "")]
+    assert (result.errors[0].data_row, result.errors[0].application_id) == (2, "A-2")
+    assert manifest[0]["path"].startswith("notice_row00001_")
+
+
+def test_without_id_or_name_columns_those_cells_are_blank(applications, tmp_path):
+    result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
+    assert {m["application_id"] for m in read_manifest(result.manifest_path)} == {""}
+    assert [m["applicant_name"] for m in read_manifest(result.manifest_path)] == ["Zoë <&> O'Brien", "", "李小龙"]
+
+
+def test_progress_reports_rows_per_second_and_eta_per_row():
+    from lendsafe.batch import ProgressMeter
+
+    now, calls = [0.0], []
+    meter = ProgressMeter(lambda *args: calls.append(args), total=5, clock=lambda: now[0])
+    meter.start(1)
+    now[0] = 2.0
+    meter.advance(2)
+    assert calls[0][:2] == (1, 5) and calls[0][3] == float("inf"), "no rate before a row is processed"
+    assert calls[1:] == [(2, 5, 0.5, 6.0), (3, 5, 1.0, 2.0)], "the rate counts this run's rows only"
+    now[0] = 4.0
+    meter.advance(2)
+    assert calls[-1] == (5, 5, 1.0, 0.0)
+
+
 def test_rows_the_pipeline_rejects_are_reported_and_the_rest_processed(applications, tmp_path):
     result = run_batch(applications, tmp_path / "out", FakePipeline(refuse_rows_with_dti=1.2),
                        notice_date=NOTICE_DATE)
-    assert [e.row for e in result.errors] == [2, 4] and result.processed == 2
-    assert [r.row for r in result.rows] == [3, 5]
+    assert [e.data_row for e in result.errors] == [1, 3] and result.processed == 2
+    assert [r.data_row for r in result.rows] == [2, 4]
     assert "not plausible" in result.errors[0].problems[0]
-    assert result.errors_path.read_text().startswith("row,key,problems\n")
+    assert result.errors_path.read_text().startswith("data_row,application_id,applicant_name,key,problems\n")
 
 
 def test_every_decision_of_a_batch_is_recorded_with_the_notice_it_produced(applications, tmp_path):
@@ -170,7 +209,7 @@ def test_each_chunk_is_recorded_in_one_transaction_and_the_manifest_names_each_r
         result = run_batch(applications, tmp_path / "out", FakePipeline(refuse_rows_with_dti=0.8),
                            notice_date=NOTICE_DATE, audit=store, chunk_size=2, actor="batch:test")
         manifest = read_manifest(result.manifest_path)
-        assert [e.row for e in result.errors] == [4, 5] and [m["row"] for m in manifest] == ["2", "3"]
+        assert [e.data_row for e in result.errors] == [3, 4] and [m["data_row"] for m in manifest] == ["1", "2"]
         assert len(commits) == 1 and [m["audit_id"] for m in manifest] == ["1", "2"]
         for row, debt_to_income in zip(manifest, (1.2, 0.2)):
             record = store.get(int(row["audit_id"]))
@@ -201,7 +240,7 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
     with AuditStore() as store:
         assert [store.get(i).actor for i in audit_ids] == [f"cli:{getpass.getuser()}"] * 3
-    assert "row 4: debt_to_income must be between 0 and 3" in captured.err
+    assert "data_row 3: debt_to_income must be between 0 and 3" in captured.err
 
 
 def test_notices_command_exits_one_when_nothing_was_processed(tmp_path, capsys, monkeypatch):
@@ -265,10 +304,10 @@ def test_a_row_with_a_blank_required_cell_gets_a_notice_of_incompleteness(tmp_pa
     pipeline = FakePipeline()
     result = run_batch(path, tmp_path / "out", pipeline, NoticeSettings.from_file(LENDER), notice_date=NOTICE_DATE)
     manifest = read_manifest(result.manifest_path)
-    assert [(m["row"], m["decision"]) for m in manifest] == [("2", "deny"), ("3", "incomplete")]
+    assert [(m["data_row"], m["decision"]) for m in manifest] == [("1", "deny"), ("2", "incomplete")]
     assert manifest[1]["reasons"] == "loan_to_value;condominium" and manifest[1]["check"] == "pass"
     assert len(pipeline.seen) == 1, "an incomplete application is not scored"
-    assert [e.row for e in result.errors] == [4] and "debt_to_income must be" in result.errors[0].problems[0]
+    assert [e.data_row for e in result.errors] == [3] and "debt_to_income must be" in result.errors[0].problems[0]
     assert len(result.notices) == 1 and len(result.incomplete) == 1 and len(result.documents) == 2
     pdf = (result.out_dir / manifest[1]["path"]).read_bytes()
     record = {"kind": "incomplete", "dataset": "hmda", "missing": ["loan_to_value", "condominium"],
@@ -297,7 +336,7 @@ def test_a_missing_required_column_is_an_error_on_every_row_not_incompleteness(t
         writer.writeheader()
         writer.writerows(rows)
     result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
-    assert not result.rows and [e.row for e in result.errors] == [2, 3]
+    assert not result.rows and [e.data_row for e in result.errors] == [1, 2]
     assert "condominium is required" in result.errors[0].problems[0]
 
 
@@ -306,7 +345,7 @@ def test_a_denial_whose_explanation_fails_verification_is_not_issued(application
         result = run_batch(applications, tmp_path / "out", FakePipeline(explanation="You may apply again soon."),
                            notice_date=NOTICE_DATE, audit=store)
         assert [r.decision for r in result.rows] == ["approve"] and store.count() == 1
-    assert [e.row for e in result.errors] == [2, 4, 5] and not list(result.out_dir.glob("*.pdf"))
+    assert [e.data_row for e in result.errors] == [1, 3, 4] and not list(result.out_dir.glob("*.pdf"))
     assert "fails verification at issue time" in result.errors[0].problems[0]
 
 
@@ -423,8 +462,8 @@ def test_a_repeated_application_id_with_the_same_content_is_issued_once(tmp_path
         writer.writeheader()
         writer.writerows(rows)
     result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
-    assert [r.row for r in result.rows] == [2, 4] and [e.row for e in result.errors] == [3]
-    assert "repeats row 2" in result.errors[0].problems[0]
+    assert [r.data_row for r in result.rows] == [1, 3] and [e.data_row for e in result.errors] == [2]
+    assert "repeats data_row 1" in result.errors[0].problems[0]
 
 
 def test_a_rerun_issues_nothing_twice(applications, tmp_path):
@@ -434,7 +473,7 @@ def test_a_rerun_issues_nothing_twice(applications, tmp_path):
         again = run_batch(applications, tmp_path / "out", pipeline, notice_date=NOTICE_DATE, audit=store)
         assert store.count() == 3 and again.resumed == 3 and again.rows == first.rows
         assert [a["debt_to_income"] for a in pipeline.seen] == [], "the invalid row is read again, nothing decided"
-        assert [e.row for e in again.errors] == [4]
+        assert [e.data_row for e in again.errors] == [3]
         other = run_batch(applications, tmp_path / "other", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
         assert other.resumed == 0 and store.count() == 6, "another folder is another batch"
         assert not {r.id for r in other.notices} & {r.id for r in first.notices}
@@ -461,13 +500,13 @@ def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issu
                       chunk_size=2)
         assert store.count() == 3 and len(read_manifest(tmp_path / "out" / "manifest.csv")) == 2
         monkeypatch.setattr(batch.CsvLog, "append", real_append)
-        (tmp_path / "out" / next(p.name for p in (tmp_path / "out").glob("notice_row00005_*.pdf"))).unlink()
+        (tmp_path / "out" / next(p.name for p in (tmp_path / "out").glob("notice_row00004_*.pdf"))).unlink()
         pipeline = FakePipeline()
         result = run_batch(applications, tmp_path / "out", pipeline, notice_date=NOTICE_DATE, audit=store,
                            chunk_size=2)
         assert store.count() == 3 and not pipeline.seen and result.resumed == 3
         manifest = read_manifest(result.manifest_path)
-        assert [m["row"] for m in manifest] == ["2", "3", "5"] and [m["audit_id"] for m in manifest] == ["1", "2", "3"]
+        assert [m["data_row"] for m in manifest] == ["1", "2", "4"] and [m["audit_id"] for m in manifest] == ["1", "2", "3"]
         for row in manifest[::2]:
             assert hashlib.sha256((result.out_dir / row["path"]).read_bytes()).hexdigest() == row["sha256"]
         assert store.verify().ok
@@ -559,7 +598,7 @@ def test_a_bad_byte_long_cell_or_extra_cell_is_an_error_of_that_row_only(tmp_pat
     path.write_bytes("\n".join([header, good + ",Ann", good + ",B\xffob", good + "," + "x" * 200_000,
                                 good + ",Ann,extra"]).encode("utf-8").replace(b"\xc3\xbf", b"\xff") + b"\n")
     result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
-    assert [r.row for r in result.rows] == [2] and [e.row for e in result.errors] == [3, 4, 5]
+    assert [r.data_row for r in result.rows] == [1] and [e.data_row for e in result.errors] == [2, 3, 4]
     problems = [e.problems[0] for e in result.errors]
     assert "applicant_name is not UTF-8" in problems[0] and "at most 10,000 characters; got 200,000" in problems[1]
     assert "5 cells" not in problems[2] and "the header has 10 columns" in problems[2]
@@ -575,8 +614,8 @@ def test_rows_no_notice_may_print_go_to_errors_and_nothing_is_recorded(change, w
     write_csv(path, [{**DENIED, **change}, DENIED])
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
         result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
-        assert [e.row for e in result.errors] == [2] and words in result.errors[0].problems[0]
-        assert [r.row for r in result.rows] == [3] and store.count() == 1
+        assert [e.data_row for e in result.errors] == [1] and words in result.errors[0].problems[0]
+        assert [r.data_row for r in result.rows] == [2] and store.count() == 1
 
 
 def test_a_soft_hyphen_in_the_name_is_removed_and_the_notice_issued(tmp_path):

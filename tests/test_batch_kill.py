@@ -86,8 +86,8 @@ def check_consistent(folder: Path, out: Path, expected: dict) -> dict:
         records = [r for r in store.list(limit=None)]
         keys = Counter(r.content.get("issue_key") for r in records)
         by_id = {str(r.id): r for r in records}
-    rows = Counter(m["row"] for m in manifest)
-    lost = len(set(expected["rows"]) - set(rows)) + len(set(expected["errors"]) - {e["row"] for e in errors})
+    rows = Counter(m["data_row"] for m in manifest)
+    lost = len(set(expected["rows"]) - set(rows)) + len(set(expected["errors"]) - {e["data_row"] for e in errors})
     doubled = sum(n - 1 for n in rows.values()) + sum(n - 1 for n in keys.values())
     doubled += len(records) - sum(1 for m in manifest if m["audit_id"])
     for row in manifest:
@@ -98,7 +98,7 @@ def check_consistent(folder: Path, out: Path, expected: dict) -> dict:
             assert record.content["issue_key"] == row["key"] and (record.notice_sha256 or "") == row["sha256"]
     ids = [m["id"] for m in manifest if m["id"]]
     assert len(ids) == len(set(ids)), "document ids are unique per issue"
-    assert sorted(rows) == sorted(expected["rows"]) and {e["row"] for e in errors} == set(expected["errors"])
+    assert sorted(rows) == sorted(expected["rows"]) and {e["data_row"] for e in errors} == set(expected["errors"])
     verify = subprocess.run([sys.executable, "-m", "lendsafe.cli", "audit", "verify"], env=environment(folder),
                             capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -116,8 +116,8 @@ def batch(tmp_path_factory):
     seconds = time.monotonic() - started
     manifest, errors = read_csv_rows(folder / "out" / "manifest.csv"), read_csv_rows(folder / "out" / "errors.csv")
     assert summary["processed"] == len(manifest) and summary["notices"] > 10 and summary["incomplete"] >= 2
-    return {"csv": csv_path, "seconds": seconds, "rows": [m["row"] for m in manifest],
-            "errors": [e["row"] for e in errors]}
+    return {"csv": csv_path, "seconds": seconds, "rows": [m["data_row"] for m in manifest],
+            "errors": [e["data_row"] for e in errors]}
 
 
 def read_lines(path: Path) -> list[bytes]:

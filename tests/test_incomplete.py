@@ -112,6 +112,6 @@ def test_read_csv_triages_each_row(tmp_path):
                     ",rent,60,yes,75,90,0,0,1400,1500\n"
                     ",rent,sixty,yes,75,90,0,0,1400,1500\n")
     rows = read_csv(path, "credit")
-    assert [r.row for r in rows] == [2, 3, 4]
+    assert [r.data_row for r in rows] == [1, 2, 3]
     assert not rows[0].triage.incomplete and rows[1].triage.missing == ("seniority",)
     assert rows[2].error is not None and "loan_term_months" in rows[2].error.problems[0]

@@ -165,7 +165,7 @@ def run_notices(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     audit = open_audit_store(getattr(pipeline, "settings", None))
     with tqdm(total=0, unit="application", file=sys.stderr, disable=None) as bar:
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, _rows_per_s: float, _eta_s: float) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
@@ -173,7 +173,7 @@ def run_notices(args: argparse.Namespace) -> int:
                            notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
                            incomplete=args.incomplete)
     for error in result.errors:
-        print(f"row {error.row}: {printable('; '.join(error.problems))}", file=sys.stderr)
+        print(f"data_row {error.data_row}: {printable('; '.join(error.problems))}", file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
                       "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
                       "errors": len(result.errors), "resumed": result.resumed, "specimen": settings.is_specimen,

@@ -147,7 +147,7 @@ def run_uploaded_batch(upload: Any, dataset: str) -> dict[str, Any]:
 
     bar = st.progress(0.0, text="Reading the CSV…")
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, *_rate_and_eta: float) -> None:
         bar.progress(done / max(total, 1), text=f"Decided {done} of {total} rows")
 
     with tempfile.TemporaryDirectory(prefix="lendsafe-batch-") as folder:
@@ -163,7 +163,7 @@ def run_uploaded_batch(upload: Any, dataset: str) -> dict[str, Any]:
     bar.progress(1.0, text=f"Done: {result.processed} decided, {len(result.errors)} invalid row(s)")
     return {"file": upload.name, "dataset": dataset, "zip": archive,
             "rows": [r.as_row() for r in result.rows],
-            "errors": [{"row": e.row, "problems": "; ".join(e.problems)} for e in result.errors],
+            "errors": [{"row": e.data_row, "problems": "; ".join(e.problems)} for e in result.errors],
             "notices": len(result.notices), "incomplete": len(result.incomplete),
             "failed_checks": len(result.failed_checks), "specimen": settings.is_specimen}
 
