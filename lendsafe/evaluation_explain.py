@@ -123,7 +123,7 @@ def choose(examples: list[dict[str, Any]], limit: int | None, sample: str) -> li
 
 def text_facts(decision: Any, text: str | None) -> dict[str, Any]:
     """Verification of one text plus the counts behind factor precision/recall and number accuracy."""
-    from lendsafe.verify import NUMBER_RE, _matches, allowed_numbers, mentioned_factors, strip_citations, verify
+    from lendsafe.verify import NUMBER_RE, allowed_numbers, matches_figure, mentioned_factors, strip_citations, verify
 
     from lendsafe.grounding import grounding, prose
 
@@ -134,7 +134,7 @@ def text_facts(decision: Any, text: str | None) -> dict[str, Any]:
     legal = grounding(decision, text)
     return {"text": text, "passed": report.passed, "failures": report.failures,
             "factors": sorted({code for _, code in mentioned_factors(text)}),
-            "numbers": len(written), "numbers_correct": sum(_matches(n, values) for n in written),
+            "numbers": len(written), "numbers_correct": sum(matches_figure(n, values) for n in written),
             "legal_sentences": len(legal), "supported_sentences": sum(bool(r["passage_id"]) for r in legal)}
 
 

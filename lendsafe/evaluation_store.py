@@ -13,8 +13,8 @@ from typing import Any, Callable
 from lendsafe.config import PACKAGE_DIR, Settings
 from lendsafe.errors import ArtifactNotFoundError, LendSafeError
 
-CODE_FILES = ("pipeline.py", "verify.py", "composer.py", "prompts.py", "generation.py", "reasons.py", "grounding.py",
-              "sentences.py")
+CODE_FILES = ("pipeline.py", "verify", "composer.py", "prompts.py", "generation.py", "catalog.py", "reasons.py",
+              "grounding.py", "sentences.py")
 Progress = Callable[[int, int, str], None]
 
 
@@ -28,6 +28,16 @@ def file_sha256(path: Path) -> str:
     if not Path(path).is_file():
         raise ArtifactNotFoundError(f"expected a file at {path}; got nothing")
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_sha256(path: Path) -> str:
+    """sha256 of a module, or of a package's modules (relative path and bytes, in path order)."""
+    if not Path(path).is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for module in sorted(Path(path).rglob("*.py")):
+        digest.update(f"{module.relative_to(path).as_posix()}\n".encode() + module.read_bytes())
+    return digest.hexdigest()
 
 
 def writer_hashes(writer: str, settings: Settings, generators: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +75,7 @@ def artifact_hashes(config: Any, settings: Settings, generators: dict[str, Any])
         "catalog_sha256": catalog_sha256(),
         "sft_sha256": {name: file_sha256(sft_dir / f"{name}.jsonl") for name in ("train", "validation", config.split)},
         "retrieval_queries_sha256": file_sha256(settings.data_dir / "eval" / "retrieval_queries.jsonl"),
-        "code_sha256": {name: file_sha256(PACKAGE_DIR / name) for name in CODE_FILES},
+        "code_sha256": {name: code_sha256(PACKAGE_DIR / name) for name in CODE_FILES},
     }
 
 

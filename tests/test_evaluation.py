@@ -2,6 +2,7 @@
 artifacts, plots, gate logic and the `lendsafe evaluate` command (stand-in generators, small limits)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -23,6 +24,7 @@ from lendsafe.evaluation_explain import (
 from lendsafe.evaluation_model import agreement, load_held_out, nudge, split_overlap
 from lendsafe.evaluation_text import similarity, unrelated_pairs
 from lendsafe.generation import GenerationResult
+from lendsafe.evaluation_store import CODE_FILES, code_sha256
 
 SETTINGS = Settings()
 SFT_DIR = SETTINGS.data_dir / "sft"
@@ -384,3 +386,17 @@ def test_cli_runs_a_small_evaluation_and_rejects_bad_flags(tmp_path, capsys):
     assert "writers" in capsys.readouterr().err
     assert main(["evaluate", "--write-baseline", "--out", str(out)]) == 2
     assert "--gate" in capsys.readouterr().err
+
+
+def test_code_hashes_cover_every_module_of_a_package(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("A = 1\n")
+    (package / "sub" / "b.py").write_text("B = 2\n")
+    first = code_sha256(package)
+    (package / "sub" / "b.py").write_text("B = 3\n")
+    second = code_sha256(package)
+    (package / "c.py").write_text("")
+    assert len({first, second, code_sha256(package)}) == 3
+    assert code_sha256(package / "a.py") == hashlib.sha256(b"A = 1\n").hexdigest()
+    assert "verify" in CODE_FILES and "catalog.py" in CODE_FILES
