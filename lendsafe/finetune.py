@@ -10,7 +10,6 @@ hashes, hyperparameters, throughput and losses; ``check_adapter_compatible`` ref
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -19,13 +18,13 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from lendsafe.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, adapter_sha256,  # noqa: F401 (re-exported)
+                               apply_adapter, check_adapter_compatible, file_sha256, prompt_text,
+                               read_adapter_manifest)
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, IncompatibleAdapterError
-from lendsafe.loading import MODEL_LOADING
+from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 from lendsafe.trainstep import IGNORE_INDEX, MasterWeightOptimizer, keep_freed_memory, training_step
 
-ADAPTER_MANIFEST = "lendsafe_adapter.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DATA_FILES = ("train.jsonl", "validation.jsonl")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LENGTH_GROUP_BATCHES = 32   # batches per length-sorted pool: little padding, order still shuffled
@@ -91,19 +90,6 @@ def read_examples(path: Path, limit: int = 0) -> list[dict]:
         if limit and len(examples) >= limit:
             break
     return examples
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def prompt_text(tokenizer, messages: list[dict]) -> str:
-    """The chat template over ``messages`` ending with the assistant's generation prompt."""
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def encode_example(tokenizer, example: dict, max_length: int) -> dict | None:
@@ -352,42 +338,6 @@ def library_versions() -> dict[str, str]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
-
-
-# ---------------------------------------------------------------- adapters
-
-def adapter_sha256(adapter_dir: Path | str) -> str:
-    path = Path(adapter_dir) / ADAPTER_WEIGHTS
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"expected LoRA weights at {path}; got no file (run `lendsafe finetune`)")
-    return file_sha256(path)
-
-
-def read_adapter_manifest(adapter_dir: Path | str) -> dict:
-    path = Path(adapter_dir) / ADAPTER_MANIFEST
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"expected an adapter record at {path}; got no file (run `lendsafe finetune`)")
-    return json.loads(path.read_text())
-
-
-def check_adapter_compatible(adapter_dir: Path | str, base_sha256: str) -> dict:
-    """The adapter's manifest, or IncompatibleAdapterError when it was trained on another base."""
-    manifest = read_adapter_manifest(adapter_dir)
-    if manifest.get("base_sha256") != base_sha256:
-        raise IncompatibleAdapterError(
-            f"adapter {adapter_dir} was trained on base sha256 {manifest.get('base_sha256')}; "
-            f"the loaded base model has sha256 {base_sha256}")
-    return manifest
-
-
-def apply_adapter(model, adapter_dir: Path | str, base_sha256: str, merge: bool = True):
-    """Base ``model`` with the checked adapter applied (merged into the weights by default)."""
-    from peft import PeftModel
-
-    check_adapter_compatible(adapter_dir, base_sha256)
-    with MODEL_LOADING:
-        adapted = PeftModel.from_pretrained(model, str(adapter_dir))
-    return adapted.merge_and_unload() if merge else adapted
 
 
 def init_adapter(out: Path | str, settings: FinetuneSettings | None = None) -> dict:

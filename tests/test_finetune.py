@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from lendsafe.errors import ConfigurationError, IncompatibleAdapterError
-from lendsafe.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, check_adapter_compatible, encode_example,
+from lendsafe.errors import ConfigurationError
+from lendsafe.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, encode_example,
                                finetune, length_grouped_batches)
 
 REASONS = ["your debt-to-income ratio of 0.45 is too high", "your credit history shows late payments",
@@ -48,13 +48,6 @@ def test_length_grouping_keeps_every_example_and_cuts_padding():
     shuffled = [items[i:i + 4] for i in range(0, len(items), 4)]
     baseline = sum(max(len(i["input_ids"]) for i in b) * len(b) - sum(len(i["input_ids"]) for i in b) for b in shuffled)
     assert padding < baseline / 3
-
-
-def test_adapter_trained_on_another_base_is_refused(tmp_path):
-    (tmp_path / ADAPTER_MANIFEST).write_text(json.dumps({"base_sha256": "a" * 64}))
-    with pytest.raises(IncompatibleAdapterError) as error:
-        check_adapter_compatible(tmp_path, "b" * 64)
-    assert "a" * 64 in str(error.value) and "b" * 64 in str(error.value)
 
 
 @pytest.mark.slow
