@@ -25,6 +25,7 @@ class PageSpec:
 
 
 PAGES = (
+    PageSpec("home", "Start", ":material/home:", "start"),
     PageSpec("explorer", "Decision explorer", ":material/search:", "explorer"),
     PageSpec("notices", "Notices", ":material/description:", "notices"),
     PageSpec("evaluation", "Evaluation", ":material/analytics:", "evaluation"),

@@ -5,7 +5,12 @@ Everything that came from users or the database (actors, names, reasons, problem
 shown as plain text (``st.text``, ``st.code``, dataframe cells), never as markdown; URLs are redacted."""
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -29,24 +34,43 @@ def verify_chain(store: Any) -> None:
         st.code(printable(report.summary()), language=None, wrap_lines=True)
 
 
-def filters() -> dict[str, Any]:
-    """The list filters the store indexes (dataset, decision, writer, first reason, actor)."""
+def filters() -> tuple[dict[str, Any], dict[str, str]]:
+    """(store filters on indexed columns, text searches over the records' content)."""
     from lendsafe.datasets import builtin_dataset_names
 
     any_text = lambda v: v or "any"  # noqa: E731
-    cols = st.columns(5)
+    top = st.columns([2, 2, 2])
+    text = {"who": top[0].text_input("Applicant or application id", key="ls_audit_who",
+                                     placeholder="e.g. Ann Lee or HMDA-ROW-12", help="case-insensitive; part of it is enough"),
+            "reason": top[1].text_input("Reason", key="ls_audit_reason", placeholder="e.g. debt or DEBT_TO_INCOME",
+                                        help="any principal reason whose code or statement contains this "
+                                             "(case-insensitive)")}
+    dates = top[2].date_input("Decided between", value=(), key="ls_audit_dates", format="YYYY-MM-DD",
+                              help="first and last day (UTC); leave empty for any date")
+    cols = st.columns(4)
     chosen = {
         "dataset": cols[0].selectbox("Dataset", [""] + builtin_dataset_names(), format_func=any_text,
                                      key="ls_audit_dataset"),
         "decision": cols[1].selectbox("Decision", ["", "deny", "approve"], format_func=any_text,
                                       key="ls_audit_decision"),
-        "writer": cols[2].selectbox("Writer", ["", "lora", "template"], format_func=any_text, key="ls_audit_writer"),
-        "reason": cols[3].text_input("First reason code", key="ls_audit_reason", placeholder="e.g. DEBT_TO_INCOME"),
-        "actor": cols[4].text_input("Actor", key="ls_audit_actor", placeholder="e.g. cli:analyst"),
+        "writer": cols[2].selectbox("Writer", ["", "lora", "template"], key="ls_audit_writer",
+                                    format_func=lambda v: tables.WRITER_LABELS.get(v, "any")),
+        "actor": cols[3].text_input("Issued by", key="ls_audit_actor", placeholder="e.g. local:alice"),
     }
-    if st.checkbox("Only this session's decisions", key="ls_audit_mine"):
+    if common.actor() and st.checkbox("Only what I issued", key="ls_audit_mine"):
         chosen["actor"] = common.actor()
-    return {k: (v.strip() if isinstance(v, str) else v) or None for k, v in chosen.items()}
+    chosen.update(date_range(dates))
+    return {k: (v.strip() if isinstance(v, str) else v) or None for k, v in chosen.items()}, text
+
+
+def date_range(dates: Any) -> dict[str, Any]:
+    """since/until (UTC, until exclusive) of a picked date range; one date picked = that day."""
+    picked = list(dates or ())
+    if not picked:
+        return {}
+    first, last = picked[0], picked[-1]
+    start = datetime.combine(first, time.min, tzinfo=timezone.utc)
+    return {"since": start, "until": datetime.combine(last, time.min, tzinfo=timezone.utc) + timedelta(days=1)}
 
 
 def record_view(store: Any, record: Any) -> None:
@@ -102,28 +126,102 @@ def replay_view(replay: Any) -> None:
 
 
 def record_label(record: Any) -> str:
-    return printable(f"#{record.id} · {record.created_at} · {record.dataset} · {record.decision} · "
-                     f"{record.first_reason or '-'} · {record.actor}")
+    name, application_id = tables.record_applicant(record)
+    return printable(f"#{record.id} · {record.created_at[:19].replace('T', ' ')} · {name or 'unnamed'} · "
+                     f"{application_id or '-'} · {record.decision} · {record.first_reason or '-'} · {record.actor}")
+
+
+def evidence_pack(store: Any, record: Any) -> None:
+    """Export the record's evidence pack (canonical record, chain proof, replay, PDF) as a zip."""
+    key = f"ls_evidence_{record.id}"
+    if st.button("Prepare the evidence pack", key=f"{key}_make", help="the same pack as `lendsafe audit export`"):
+        try:
+            st.session_state[key] = evidence_zip(store, record.id)
+        except LendSafeError as exc:
+            st.error("The evidence pack could not be made.")
+            st.code(printable(exc, keep_newlines=True), language=None, wrap_lines=True)
+            return
+        st.toast(f"Evidence pack for record #{record.id} ready", icon=":material/inventory_2:")
+    if key in st.session_state:
+        st.download_button("Download the evidence pack (zip)", st.session_state[key],
+                           file_name=f"evidence-record-{record.id}.zip", mime="application/zip", type="primary",
+                           key=f"{key}_download", on_click=lambda: st.toast("Evidence pack downloaded"))
+
+
+def evidence_zip(store: Any, record_id: int) -> bytes:
+    """The files ``AuditStore.export`` writes, zipped in memory."""
+    with tempfile.TemporaryDirectory(prefix="lendsafe-evidence-") as folder:
+        store.export(record_id, folder)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(folder).iterdir()):
+                archive.write(path, path.name)
+        return buffer.getvalue()
+
+
+LIST_COLUMNS = {"id": st.column_config.NumberColumn("record", format="#%d", width="small"),
+                "created": st.column_config.TextColumn("decided (UTC)", width="medium"),
+                "applicant": st.column_config.TextColumn(width="medium"),
+                "application id": st.column_config.TextColumn(width="medium"),
+                "first reason": st.column_config.TextColumn(width="medium"),
+                "actor": st.column_config.TextColumn("issued by", width="medium")}
+
+
+def matching(store: Any, chosen: dict[str, Any], text: dict[str, str]) -> list[Any]:
+    """Newest first: records passing the store filters and the text searches."""
+    head_id, _ = store.head()
+    found = store.list(after_id=max(0, head_id - SEARCH_WINDOW), limit=None, **chosen)
+    found = [r for r in found if r.kind != "decision" or (tables.record_matches(r, text["who"])
+                                                          and tables.reason_matches(r, text["reason"]))]
+    if text["who"] or text["reason"]:
+        found = [r for r in found if r.kind == "decision"]
+    return found[-LIST_LIMIT:][::-1]
+
+
+def linked_record(store: Any) -> Any | None:
+    """The record named in the URL (``?record=12``), or None."""
+    wanted = st.query_params.get("record")
+    if not wanted:
+        return None
+    try:
+        return store.get(int(wanted))
+    except (ValueError, LendSafeError):
+        st.warning(f"No audit record {printable(wanted)[:20]} (the link names a record that does not exist).")
+        return None
+
+
+def _open_changed() -> None:
+    st.query_params["record"] = str(st.session_state["ls_audit_open"])
 
 
 def render() -> None:
     st.title("Audit")
     store = common.audit_store()
-    st.caption("Retention per 12 CFR 1002.12(b): 25 months for consumer credit, 12 for business credit.")
+    st.caption("Every issued decision and its notice, hash-chained. Retention per 12 CFR 1002.12(b): 25 months "
+               "for consumer credit, 12 for business credit. Drafts from the explorer are never recorded.")
     st.text(f"Store: {redact_url(store.url)} · {store.count()} record(s)")
     verify_chain(store)
-    chosen = filters()
-    head_id, _ = store.head()
-    records = store.list(after_id=max(0, head_id - SEARCH_WINDOW), limit=None, **chosen)[-LIST_LIMIT:][::-1]
+    chosen, text = filters()
+    records = matching(store, chosen, text)
+    linked = linked_record(store)
     st.write(f"{len(records)} record(s) match (newest first; at most {LIST_LIMIT} of the newest "
              f"{SEARCH_WINDOW:,} records).")
-    if not records:
-        st.info("No decision matches. Decisions made in the explorer, the notices page and the CLI land here.")
+    if not records and linked is None:
+        st.info("No decision matches. Decisions issued in the explorer, the notices page and the CLI land here.")
         return
-    st.dataframe(tables.records_frame(records), hide_index=True, height=260, width="stretch")
+    st.dataframe(tables.records_frame(records), hide_index=True, height=260, width="stretch", column_config=LIST_COLUMNS)
     by_id = {r.id: r for r in records}
-    chosen_id = st.selectbox("Open record", list(by_id), key="ls_audit_open", format_func=lambda i: record_label(by_id[i]))
-    record_view(store, by_id[chosen_id])
+    if linked is not None:
+        by_id.setdefault(linked.id, linked)
+        st.session_state["ls_audit_open"] = linked.id
+    elif st.session_state.get("ls_audit_open") not in by_id:
+        st.session_state.pop("ls_audit_open", None)
+    chosen_id = st.selectbox("Open record", list(by_id), key="ls_audit_open", format_func=lambda i: record_label(by_id[i]),
+                             on_change=_open_changed)
+    record = by_id[chosen_id]
+    st.caption(f"Link to this record: add ?record={record.id} to this page's address.")
+    record_view(store, record)
+    evidence_pack(store, record)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,42 @@
-"""State every page shares: settings from the environment, heavy objects shared by all sessions
-(``st.cache_resource``), the session's actor and issuer, and how a page says what is missing.
+"""State every page shares: settings from the environment, the engine (models shared by all sessions,
+warmed in the background), who is signed in, this session's work per dataset, and issuing.
 
 Environment: ``LENDSAFE_HOME`` (runtime state), ``LENDSAFE_DATABASE_URL`` (audit store),
 ``LENDSAFE_USE_LLM=0`` (deterministic writer only), ``LENDSAFE_NOTICE_SETTINGS`` (TOML/JSON file of
-``NoticeSettings``; default: the demo lender).
+``NoticeSettings``; default: the demo lender), ``LENDSAFE_USERS_FILE`` (local users; default
+``<LENDSAFE_HOME>/users.json``). An ``[auth]`` section in ``.streamlit/secrets.toml`` turns on
+OIDC sign-in (``st.login``).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import threading
-import uuid
-from typing import Any, Callable
+import time
+from typing import Any
 
 import streamlit as st
 
 from lendsafe.config import Settings
+from lendsafe.decision import REFERENCES
 from lendsafe.errors import LendSafeError
+from lendsafe.identity import Identity, UsersFile, oidc_identity, users_path
 from lendsafe.redaction import printable, redact_url
+from lendsafe.ui import engine as engines
 
 LOG = logging.getLogger("lendsafe.ui")
 DATASET_KEY = "ls_dataset"
 REFERENCE_KEY = "ls_reference"
-CURRENT_KEY = "ls_current"
+WRITER_KEY = "ls_writer"
+WORK_KEY = "ls_work"                 # dataset -> {"current": entry or None, "issued": [entries], "batch": outcome}
+IDENTITY_KEY = "ls_identity"
+FAILURES_KEY = "ls_signin_failures"
 NOTICE_SETTINGS_ENV = "LENDSAFE_NOTICE_SETTINGS"
-WARM_UP_QUERY = "specific principal reasons for adverse action"
+SIGN_IN_LOCK_S = 30                  # after 5 wrong passwords in a session, wait this long
+WRITER_LABELS = {"auto": "Language model, verified", "template": "Template writer"}
+WRITER_HELP = ("Language model: the LoRA adapter writes, the verifier checks every sentence, and the template "
+               "writer takes over if the text fails twice. Template writer: deterministic catalog sentences.")
+_COUNTER = itertools.count(1)
 
 
 # ---------------------------------------------------------------------------- settings
@@ -63,6 +75,10 @@ def _notice_settings(path: str) -> Any:
 
 
 def notice_settings() -> Any:
+    """The notice settings this session issues with: an uploaded file (Notices page), else the environment's."""
+    uploaded = st.session_state.get("ls_notice_settings")
+    if uploaded:
+        return uploaded[1]
     try:
         return _notice_settings(os.environ.get(NOTICE_SETTINGS_ENV, ""))
     except LendSafeError as exc:
@@ -71,17 +87,14 @@ def notice_settings() -> Any:
 
 # ---------------------------------------------------------------------------- shared heavy objects
 
-@st.cache_resource(show_spinner=False)
-def _pipeline(key: str, _settings: Settings) -> Any:
-    from lendsafe.pipeline import Pipeline
-
-    return Pipeline(_settings)
+def engine() -> engines.Engine:
+    """The process's engine (knowledge base, language model, pipelines), loading in the background."""
+    return engines.engine(app_settings())
 
 
-def pipeline(dataset: str | None = None) -> Any:
-    """The pipeline of a dataset, shared by every session (its parts load once, on first use)."""
-    settings = app_settings(dataset)
-    return _pipeline(settings_key(settings), settings)
+def pipeline(dataset: str | None = None, reference: str | None = None, writer: str | None = None) -> Any:
+    """The shared pipeline for a dataset under this session's reference and writer."""
+    return engine().pipeline(dataset or current_dataset(), reference or current_reference(), writer or current_writer())
 
 
 @st.cache_resource(show_spinner=False)
@@ -102,97 +115,142 @@ def audit_store() -> Any:
         stop_with(redact_url(f"The audit store at {settings.database_url} cannot be opened: {exc}"), kind="error")
 
 
-@st.cache_resource(show_spinner=False)
-def _knowledge(key: str, _settings: Settings) -> Any:
-    from lendsafe.retrieval import KnowledgeBase
-
-    return KnowledgeBase(_settings)
-
-
 def knowledge() -> Any:
-    settings = app_settings()
-    return _knowledge(settings_key(settings), settings)
-
-
-@st.cache_resource(show_spinner=False)
-def _warm_up(key: str, _pipeline: Any) -> threading.Thread:
-    # not a daemon: a model half-loaded when the interpreter exits would abort it
-    thread = threading.Thread(target=warm_parts, args=(_pipeline,), name="lendsafe-warm-up", daemon=False)
-    thread.start()
-    return thread
-
-
-def warm_parts(shared: Any) -> None:
-    """Load the risk model, the index with its embedding model and the writer, so that the first
-    decision a user asks for does not wait for them. Failures are left for that decision to report."""
-    steps: tuple[Callable[[], Any], ...] = (
-        lambda: shared.scorer, lambda: shared.knowledge.search(WARM_UP_QUERY, k=1), shared.generator)
-    for step in steps:
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001 - the decision that needs the part reports it
-            LOG.info("warm-up step failed: %s", exc)
+    return engine().knowledge
 
 
 def warm_up() -> None:
-    """Start loading the current dataset's pipeline in the background (once per process)."""
-    settings = app_settings()
-    _warm_up(settings_key(settings), pipeline())
+    """Start loading the models in the background (once per server process)."""
+    engine()
 
 
-# ---------------------------------------------------------------------------- the session
+# ---------------------------------------------------------------------------- identity
 
-def session_id() -> str:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    if ctx is not None and ctx.session_id:
-        return ctx.session_id
-    return st.session_state.setdefault("ls_session_id", uuid.uuid4().hex)
-
-
-def actor() -> str:
-    """Who made a decision in the audit store: ``app:<session id>``."""
-    return f"app:{session_id()}"
+def oidc_configured() -> bool:
+    """True when ``[auth]`` is configured in Streamlit secrets (then ``st.login`` signs people in)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
 
 
-def issuer(dataset: str | None = None) -> Any:
-    """Issues (decides, renders, checks, records) for this session; every app decision goes here."""
-    from lendsafe.issuance import Issuer
+def identity() -> Identity | None:
+    """Who is signed in: the OIDC user (when configured and signed in), else the local user, else None."""
+    if oidc_configured() and getattr(st.user, "is_logged_in", False):
+        return oidc_identity(st.user.get("email"), UsersFile(users_path(app_settings())))
+    return st.session_state.get(IDENTITY_KEY)
 
-    return Issuer(pipeline(dataset), notice_settings=notice_settings(), audit=audit_store(), actor=actor())
+
+def can_issue() -> bool:
+    who = identity()
+    return bool(who and who.can_issue)
+
+
+def actor() -> str | None:
+    """The audit actor of this session (``local:alice``, ``oidc:alice@example.com``); None when anonymous."""
+    who = identity()
+    return who.actor if who else None
+
+
+def _sign_in() -> None:
+    name, password = st.session_state.get("ls_signin_name", ""), st.session_state.get("ls_signin_password", "")
+    st.session_state["ls_signin_password"] = ""
+    failures, since = st.session_state.get(FAILURES_KEY, (0, 0.0))
+    if failures >= 5 and time.monotonic() - since < SIGN_IN_LOCK_S:
+        st.session_state["ls_signin_problem"] = f"Too many wrong passwords: wait {SIGN_IN_LOCK_S} s and try again."
+        return
+    try:
+        who = UsersFile(users_path(app_settings())).authenticate(name, password)
+    except LendSafeError as exc:
+        st.session_state["ls_signin_problem"] = str(exc)
+        return
+    if who is None:
+        st.session_state[FAILURES_KEY] = (failures + 1, time.monotonic())
+        st.session_state["ls_signin_problem"] = "User name or password is wrong."
+        return
+    st.session_state.pop(FAILURES_KEY, None)
+    st.session_state.pop("ls_signin_problem", None)
+    st.session_state[IDENTITY_KEY] = who
+
+
+def _sign_out() -> None:
+    st.session_state.pop(IDENTITY_KEY, None)
+
+
+def account_box() -> None:
+    """Sign in (OIDC or the local users file), or who is signed in with a sign-out button."""
+    who = identity()
+    if who is not None:
+        role = who.role or "no role: may explore, not issue"
+        st.text(f"Signed in: {printable(who.actor)}\nRole: {role}")
+        if who.provider == "oidc":
+            st.button("Sign out", on_click=st.logout, key="ls_signout")
+        else:
+            st.button("Sign out", on_click=_sign_out, key="ls_signout")
+        return
+    st.caption("Not signed in: you can explore decisions; issuing needs an analyst's sign-in.")
+    if oidc_configured():
+        st.button("Sign in", on_click=st.login, key="ls_oidc_login", type="primary")
+        return
+    with st.popover("Sign in", width="stretch"):
+        st.text_input("User name", key="ls_signin_name", autocomplete="username")
+        st.text_input("Password", key="ls_signin_password", type="password", autocomplete="current-password")
+        st.button("Sign in", on_click=_sign_in, key="ls_signin_button", type="primary")
+        if problem := st.session_state.get("ls_signin_problem"):
+            st.error(problem)
+
+
+# ---------------------------------------------------------------------------- this session's work
+
+def work(dataset: str | None = None) -> dict[str, Any]:
+    """This session's work on a dataset (kept when the dataset is switched and back)."""
+    return st.session_state.setdefault(WORK_KEY, {}).setdefault(dataset or current_dataset(),
+                                                                 {"current": None, "issued": [], "batch": None})
 
 
 def current() -> dict[str, Any] | None:
-    """The application being explored: {dataset, application, source, issued: {reference: Issued}}."""
-    return st.session_state.get(CURRENT_KEY)
+    """The application being explored on this dataset: {id, dataset, application, source, inputs, drafts, issued}."""
+    return work()["current"]
+
+
+def start_entry(dataset: str, application: dict[str, Any], source: str, inputs: Any) -> dict[str, Any]:
+    """Make an application the current one; ``inputs`` is what it was made from (to notice edits)."""
+    entry = {"id": next(_COUNTER), "dataset": dataset, "application": application, "source": source,
+             "inputs": inputs, "drafts": {}, "issued": {}}
+    work(dataset)["current"] = entry
+    return entry
 
 
 def current_reference() -> str:
     return st.session_state.get(REFERENCE_KEY) or app_settings().reference
 
 
-def current_issued() -> Any | None:
-    """The Issued of the current application under the selected reference (else any reference)."""
-    state = current()
-    if not state or not state["issued"]:
+def current_writer() -> str:
+    return st.session_state.get(WRITER_KEY) or "auto"
+
+
+def issue(entry: dict[str, Any], reference: str) -> Any | None:
+    """Issue the draft shown (exactly that decision) as the signed-in user: notice and audit record."""
+    from lendsafe.issuance import Issuer
+
+    draft = entry["drafts"].get(reference)
+    who = identity()
+    if draft is None or who is None or not who.can_issue:
+        st.error("Only a signed-in analyst, reviewer or admin can issue a notice.")
         return None
-    return state["issued"].get(current_reference()) or next(iter(state["issued"].values()))
-
-
-def issue_current(reference: str) -> Any | None:
-    """Issue the current application under ``reference`` (once); errors are shown, never raised."""
-    state = current()
-    if not state or reference in state["issued"]:
-        return state["issued"].get(reference) if state else None
+    issuer = Issuer(pipeline(entry["dataset"], reference), notice_settings=notice_settings(), audit=audit_store(),
+                    actor=who.actor)
     try:
-        with st.spinner(f"Deciding and explaining ({reference} reference)…"):
-            issued = issuer(state["dataset"]).issue(state["application"], reference=reference)
+        issued = issuer.issue_decision(draft.decision)
     except LendSafeError as exc:
         st.error("Nothing was issued:")
         st.text(printable(exc, keep_newlines=True))
         return None
-    state["issued"][reference] = issued
+    entry["issued"][reference] = issued
+    work(entry["dataset"])["issued"].append({"entry": entry, "reference": reference, "issued": issued,
+                                             "actor": who.actor})
+    what = f"notice {issued.notice.document_id}" if issued.notice is not None else "approval"
+    st.toast(f"Issued {what}: audit record #{issued.record_id} by {who.actor}", icon=":material/verified:")
     return issued
 
 
@@ -205,7 +263,7 @@ def stop_with(message: str, kind: str = "info") -> None:
 
 
 def sidebar() -> None:
-    """Dataset choice and what writes explanations, shown on every page."""
+    """Dataset, reason reference and writer of this session; the models' loading state; who is signed in."""
     datasets = available_datasets()
     if not datasets:
         stop_with("No risk model found under models/risk: run `lendsafe prepare` (or `make artifacts`).")
@@ -213,15 +271,35 @@ def sidebar() -> None:
         if st.session_state.get(DATASET_KEY) not in datasets:
             default = current_dataset()
             st.session_state[DATASET_KEY] = default if default in datasets else datasets[0]
-        st.selectbox("Dataset", datasets, key=DATASET_KEY, on_change=_dataset_changed,
-                     help="the built-in dataset whose risk model decides applications")
-        settings = app_settings()
-        writer = "LoRA language model, verified (template fallback)" if settings.use_llm else \
-            "deterministic template writer (LENDSAFE_USE_LLM=0)"
-        st.caption(f"Explanations: {writer}")
-        st.caption(f"Audit actor: `{actor()}`")
+        st.selectbox("Dataset", datasets, key=DATASET_KEY, format_func=dataset_title,
+                     help="the built-in dataset whose risk model decides applications; each keeps its own work")
+        st.session_state.setdefault(REFERENCE_KEY, app_settings().reference)
+        st.radio("Reason reference", REFERENCES, key=REFERENCE_KEY, horizontal=True,
+                 help="Reg B comment 9(b)(2)-5: compare the applicant with the average of all applicants "
+                      "(population) or with applicants at or just above the passing cutoff (cutoff).")
+        st.session_state.setdefault(WRITER_KEY, "auto" if app_settings().use_llm else "template")
+        options = list(WRITER_LABELS) if app_settings().use_llm else ["template"]
+        st.radio("Explanation writer", options, key=WRITER_KEY, format_func=WRITER_LABELS.get, help=WRITER_HELP)
+        models_state()
+        st.divider()
+        account_box()
 
 
-def _dataset_changed() -> None:
-    for key in (CURRENT_KEY, "ls_form_problems", "ls_batch"):
-        st.session_state.pop(key, None)
+def models_state() -> None:
+    """One line while the language model loads; nothing once all is ready."""
+    shared = engine()
+    if shared.llm_loading:
+        st.caption(f":material/hourglass_top: Language model loading "
+                   f"({shared.parts['language model'].seconds():.0f} s so far): drafts use the template writer "
+                   "until it is ready.")
+    elif shared.settings.use_llm and shared.parts["language model"].error:
+        st.caption(":material/warning: Language model unavailable: the template writer writes every explanation.")
+
+
+def dataset_title(name: str) -> str:
+    from lendsafe.datasets import load_spec
+
+    try:
+        return f"{name} - {load_spec(name).title}"
+    except LendSafeError:
+        return name

@@ -1,5 +1,7 @@
-"""Evaluation: run an evaluation (with a limit) under a progress bar or open the latest results; every
-metric is shown with what it means, its floor and its ceiling."""
+"""Evaluation: what an analyst needs first (are explanations true, do they state anything untrue of the
+applicant, are notices complete, how good is the risk model, in words), then the engineering detail
+(ROUGE/BERTScore, retrieval, latency) with what each figure means, its floor and ceiling. A run
+started here is shown as soon as it finishes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,9 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from lendsafe.errors import LendSafeError
-from lendsafe.ui import common
+from lendsafe.ui import common, tables
 
 APP_RESULTS = Path("eval") / "app_results.json"      # under LENDSAFE_HOME: runs started from the dashboard
+APP_LABEL = "last dashboard run"
+JUST_RUN_KEY = "ls_eval_just_run"
+ENGINEERING_PLOTS_SKIPPED = ("writer_metrics",)      # the per-writer table drawn as a picture: the table is shown
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def result_files() -> dict[str, Path]:
     from lendsafe.evaluation import DEFAULT_OUT
 
     candidates = {"committed evaluation (data/eval/results.json)": DEFAULT_OUT,
-                  "last dashboard run": common.app_settings().home / APP_RESULTS}
+                  APP_LABEL: common.app_settings().home / APP_RESULTS}
     return {label: path for label, path in candidates.items() if path.is_file()}
 
 
@@ -135,8 +140,11 @@ def open_results() -> dict[str, Any] | None:
         st.info("No results yet: run an evaluation below (or `lendsafe evaluate`, which writes "
                 "data/eval/results.json).")
         return None
-    newest = max(files, key=lambda label: files[label].stat().st_mtime)
-    label = st.selectbox("Results", list(files), index=list(files).index(newest), key="ls_eval_file")
+    if st.session_state.pop(JUST_RUN_KEY, False) and APP_LABEL in files:
+        st.session_state["ls_eval_file"] = APP_LABEL            # show the run that just finished
+    if st.session_state.get("ls_eval_file") not in files:
+        st.session_state["ls_eval_file"] = max(files, key=lambda label: files[label].stat().st_mtime)
+    label = st.selectbox("Results", list(files), key="ls_eval_file")
     try:
         return load_results(files[label])
     except LendSafeError as exc:
@@ -187,7 +195,8 @@ def run(config: Any, settings: Any) -> None:
         st.error(f"The evaluation stopped: {exc}")
         return
     bar.progress(1.0, text=f"Done in {results['timing']['this_run_seconds']} s")
-    st.success("Evaluation finished; its results are shown below.")
+    st.session_state[JUST_RUN_KEY] = True
+    st.toast("Evaluation finished: its results are shown below", icon=":material/analytics:")
 
 
 # ---------------------------------------------------------------------------- showing
@@ -268,13 +277,87 @@ def _evaluation_time(timing: dict[str, Any]) -> str:
     return f"{total_seconds(timing)} s of evaluation so far"
 
 
+def sample_words(config: dict[str, Any], sample: dict[str, Any]) -> str:
+    """'all 183 held-out denials' or 'the first 8 held-out denials' (never 'limit None')."""
+    evaluated = sample.get("evaluated")
+    return (f"all {evaluated} held-out denials" if config.get("limit") is None else
+            f"{evaluated} held-out denials (a sample limited to {config['limit']})")
+
+
+def main_writer(writers: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The writer the dashboard issues with: the language model when it was evaluated, else the first."""
+    for name in ("lora", "template", *writers):
+        if name in writers:
+            return name, writers[name]
+    return None
+
+
+def fraction(count: Any, total: Any) -> str:
+    return f"{count} of {total}" if count is not None and total is not None else "n/a"
+
+
+def analyst_summary(results: dict[str, Any]) -> None:
+    """Four answers in words: faithful explanations, untrue statements, complete notices, risk-model quality."""
+    sections, config = results.get("sections", {}), results.get("config", {})
+    st.subheader("For analysts")
+    cols = st.columns(3)
+    explanations = sections.get("explanations", {})
+    chosen = main_writer(explanations.get("writers", {}))
+    if chosen:
+        name, writer = chosen
+        final, first = dig(writer, ("final_pass_rate",)), dig(writer, ("first_pass_rate",))
+        errors = dig(writer, ("meaning_errors", "final")) or {}
+        first_errors = dig(writer, ("meaning_errors", "first_attempt")) or {}
+        cols[0].metric("Explanations that passed every check", f"{(final or 0):.1%}",
+                       help="issued explanations whose every sentence the verifier found true of the decision; "
+                            "must be 100%: nothing unverified is issued")
+        cols[0].caption(f"{engine_words(name)}: {(first or 0):.1%} passed on the first draft; the template writer "
+                        f"took over for {(dig(writer, ('fallback_rate',)) or 0):.1%}. Over "
+                        f"{sample_words(config, explanations.get('sample', {}))}.")
+        cols[1].metric("Issued explanations stating something untrue", fraction(errors.get("untrue_texts"), errors.get("texts")),
+                       help="a wrong level meaning, a false yes/no fact, a favourable fact given as a reason, a missing "
+                            "value stated as fact, a wrong figure, a cut-off text or a wrong legal basis")
+        cols[1].caption(f"First drafts before verification: {fraction(first_errors.get('untrue_texts'), first_errors.get('texts'))} "
+                        "stated something untrue; the verifier stopped every one.")
+    notices = sections.get("notices")
+    if notices:
+        rate = notices.get("completeness_pass_rate")
+        cols[2].metric("Notices complete", f"{rate:.0%}" if rate is not None else "n/a",
+                       help="notices whose PDF contains every element Reg B and the FCRA require")
+        cols[2].caption(f"{notices.get('notices')} notices rendered and checked.")
+    risk_words(sections.get("risk", {}))
+
+
+def engine_words(writer: str) -> str:
+    return {"lora": "Language model", "template": "Template writer", "base": "Base model without the adapter"}.get(writer, writer)
+
+
+def risk_words(section: dict[str, Any]) -> None:
+    """Each risk model's quality in a sentence."""
+    for name, data in section.get("datasets", {}).items():
+        model, baseline = data.get("model", {}), data.get("logistic_baseline", {})
+        if model.get("auc") is None:
+            continue
+        st.markdown(tables.md_escape(
+            f"Risk model ({name}): given one applicant with {data.get('outcome', 'the adverse outcome')} and one "
+            f"without, it gives the first a higher risk {model['auc']:.0%} of the time (chance: 50%; a plain "
+            f"logistic regression: {baseline.get('auc', 0):.0%}). Its predicted risks are off by "
+            f"{model.get('brier', 0) ** 0.5:.0%} on average (root of the Brier score), on "
+            f"{data.get('held_out', {}).get('test_rows')} held-out applications."))
+
+
 def show(results: dict[str, Any]) -> None:
     status = "complete" if results.get("complete") else "incomplete (resume with `lendsafe evaluate`)"
     st.caption(f"Results {status}; updated {results.get('updated')}; {_evaluation_time(results.get('timing', {}))}.")
+    analyst_summary(results)
+    st.divider()
+    st.subheader("Detail for engineers")
+    st.caption("ROUGE and BERTScore measure imitation of the template writer's text, not truth: read them beside "
+               "their unrelated-pairs floor and the faithfulness figures above.")
     for name, view in SECTION_VIEWS.items():
         if name in results.get("sections", {}):
             view(results["sections"][name])
-    plots = results.get("plots", {})
+    plots = {key: entry for key, entry in results.get("plots", {}).items() if key not in ENGINEERING_PLOTS_SKIPPED}
     if plots:
         st.subheader("Plots")
     for entry in plots.values():

@@ -1,5 +1,9 @@
-"""Decision explorer: pick a held-out application or fill the form, see the decision and its evidence,
-switch the reason reference and see what changes."""
+"""Decision explorer: try an application (held-out or typed) as a draft, see the decision and its
+evidence, compare the two reason references, preview the notice, and issue it when it is right.
+
+Drafts are what-ifs: nothing is issued or recorded until a signed-in analyst presses "Issue notice",
+which records exactly the draft shown. A result whose inputs have changed since is marked stale.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -9,26 +13,12 @@ import streamlit as st
 from lendsafe.decision import REFERENCES
 from lendsafe.ui import common, display, form, tables
 
-REFERENCE_WIDGET = "ls_reference_choice"
 SOURCE_WIDGET = "ls_source"
 SOURCES = ("Fill the form", "Held-out application")
-REFERENCE_HELP = ("Reg B comment 9(b)(2)-5: compare the applicant with the average of all applicants "
-                  "(population) or with applicants at or just above the passing cutoff (cutoff).")
+HELD_OUT_ROW = "ls_held_out_row"
 
 
-def start(dataset: str, application: dict[str, Any], source: str) -> None:
-    """Make an application the current one; it is issued for the selected reference on this run."""
-    st.session_state[common.CURRENT_KEY] = {"dataset": dataset, "application": application, "source": source,
-                                            "issued": {}}
-
-
-def reference_switch() -> str:
-    chosen = common.current_reference()
-    st.radio("Reason reference", REFERENCES, index=REFERENCES.index(chosen), key=REFERENCE_WIDGET,
-             horizontal=True, help=REFERENCE_HELP)
-    st.session_state[common.REFERENCE_KEY] = st.session_state[REFERENCE_WIDGET]
-    return st.session_state[REFERENCE_WIDGET]
-
+# ---------------------------------------------------------------------------- inputs
 
 @st.cache_data(show_spinner="Scoring the held-out applications…", max_entries=8)
 def _held_out(dataset: str, reference: str, settings_key: str, _scorer: Any) -> tuple[Any, dict[int, dict]]:
@@ -43,29 +33,39 @@ def _drop_unless_in(key: str, options: list[Any]) -> None:
         del st.session_state[key]
 
 
+HELD_OUT_COLUMNS = {"row": st.column_config.NumberColumn("data row", help="row of the dataset (0 = its first row)",
+                                                         format="%d", width="small"),
+                    "risk": st.column_config.NumberColumn("risk", format="%.1f%%", width="small"),
+                    "reasons": st.column_config.TextColumn("reason codes", width="large"),
+                    "first_reason": None}
+
+
 def held_out_picker(dataset: str, reference: str) -> None:
     pipeline = common.pipeline(dataset)
     frame, applications = _held_out(dataset, reference, common.settings_key(pipeline.settings), pipeline.scorer)
+    statements = tables.reason_statements(dataset)
     left, right = st.columns(2)
     decision = left.selectbox("Decision", ["", "deny", "approve"], key="ls_filter_decision",
                               format_func=lambda v: v or "any")
     codes = sorted({c for reasons in frame["reasons"] for c in reasons.split(", ") if c})
     _drop_unless_in("ls_filter_reason", [""] + codes)
-    reason = right.selectbox("Reason", [""] + codes, key="ls_filter_reason", format_func=lambda v: v or "any")
+    reason = right.selectbox("Reason", [""] + codes, key="ls_filter_reason",
+                             format_func=lambda v: statements.get(v, v) if v else "any")
     shown = tables.filter_held_out(frame, decision or None, reason or None)
-    st.caption(f"{len(shown)} of {len(frame)} held-out applications (the model's test rows). Decision and "
-               f"reasons are the model's under the {reference} reference; nothing is issued until you decide one.")
-    st.dataframe(shown, hide_index=True, height=230, width="stretch")
+    st.caption(f"{len(shown)} of {len(frame)} held-out applications (the model's test rows). Decision, risk and "
+               f"reasons are the model's under the {reference} reference.")
+    st.dataframe(shown, hide_index=True, height=230, width="stretch", column_config=HELD_OUT_COLUMNS)
     if shown.empty:
         st.info("No held-out application matches these filters.")
         return
-    labels = {int(r.row): f"row {r.row} · {r.decision} · risk {r.risk:.1%} · {r.reasons or 'no reasons'}"
+    labels = {int(r.row): f"row {r.row} · {r.decision} · risk {r.risk:.1f}% · {r.reasons or 'no reasons'}"
               for r in shown.itertuples()}
-    _drop_unless_in("ls_held_out_row", list(labels))
-    row = st.selectbox("Application", list(labels), format_func=labels.get, key="ls_held_out_row")
+    _drop_unless_in(HELD_OUT_ROW, list(labels))
+    row = st.selectbox("Application", list(labels), format_func=labels.get, key=HELD_OUT_ROW)
     left, right = st.columns(2)
-    left.button("Decide this application", type="primary", on_click=start,
-                args=(dataset, applications[row], f"held-out row {row}"))
+    left.button("Decide this application", type="primary", on_click=common.start_entry,
+                args=(dataset, applications[row], f"held-out row {row}", ("held-out", row)),
+                help="a draft decision: nothing is issued or recorded until you press Issue notice")
     right.button("Copy into the form", on_click=copy_into_form, args=(dataset, applications[row]),
                  help="edit its values on the form")
 
@@ -75,51 +75,134 @@ def copy_into_form(dataset: str, application: dict[str, Any]) -> None:
     st.session_state[SOURCE_WIDGET] = SOURCES[0]
 
 
-def comparison(state: dict[str, Any], reference: str) -> None:
-    """What changes in the reasons between the two references (once both were issued)."""
-    other = next(r for r in REFERENCES if r != reference)
-    st.subheader("What changes with the reference")
-    if other not in state["issued"]:
-        st.caption(f"Switch the reason reference to {other!r} (above) to issue this application against it "
-                   "and compare the reasons.")
-        return
-    first, second = state["issued"][other].decision, state["issued"][reference].decision
-    changes = tables.reference_changes(first, second)
-    moved = changes[changes["change"] != "same rank"]
-    st.write(f"The risk ({second.risk:.1%}) and the decision do not depend on the reference; the reasons do. "
-             + ("Same reasons in the same order." if moved.empty else
-                f"{len(moved)} reason(s) differ from {other} to {reference}."))
-    st.dataframe(changes, hide_index=True, width="stretch")
+def current_inputs(dataset: str) -> Any:
+    """What the inputs say now, comparable with an entry's ``inputs``."""
+    if st.session_state.get(SOURCE_WIDGET) == SOURCES[1]:
+        return ("held-out", st.session_state.get(HELD_OUT_ROW))
+    return ("form", form.cells(dataset))
 
 
-def result(state: dict[str, Any], reference: str) -> None:
-    issued = common.issue_current(reference)
-    if issued is None:
-        return
-    st.divider()
-    st.header(f"Result ({state['source']})")
-    display.full_decision(issued.decision, issued.record_id)
-    comparison(state, reference)
-    if issued.decision.denied:
-        check = "passed" if issued.passed else "FAILED"
-        st.success(f"Adverse-action notice {issued.notice.document_id} rendered; completeness check {check}.")
-        st.page_link("lendsafe/ui/notices.py", label="Preview and download the notice", icon=":material/description:")
-
-
-def render() -> None:
-    st.title("Decision explorer")
-    dataset = common.current_dataset()
-    reference = reference_switch()
+def inputs(dataset: str, reference: str) -> None:
     source = st.radio("Application", SOURCES, key=SOURCE_WIDGET, horizontal=True, label_visibility="collapsed")
     if source == SOURCES[1]:
         held_out_picker(dataset, reference)
     else:
-        form.application_form(dataset, on_valid=lambda application: start(dataset, application, "from the form"))
-    state = common.current()
-    if state is None or state["dataset"] != dataset:
-        st.info("Pick a held-out application or fill the form, then press Decide.")
+        form.application_form(dataset, on_valid=lambda application: common.start_entry(
+            dataset, application, "from the form", ("form", form.cells(dataset))))
+
+
+# ---------------------------------------------------------------------------- the result
+
+def stale_reason(entry: dict[str, Any], dataset: str) -> str | None:
+    """Why the shown result no longer matches the inputs (None when it does)."""
+    if entry["inputs"][0] == "form" and form.has_problems(dataset):
+        return "a value on the form is not valid"
+    if current_inputs(dataset) != entry["inputs"]:
+        return "the inputs changed since this decision"
+    return None
+
+
+def issue_bar(entry: dict[str, Any], reference: str, draft: Any) -> None:
+    """Issue the draft (signed-in analysts), or say who issued it; download the draft or issued PDF."""
+    issued = entry["issued"].get(reference)
+    left, right = st.columns([1, 1])
+    if issued is not None:
+        left.success(f"Issued: audit record #{issued.record_id}"
+                     + (f", notice {issued.notice.document_id}" if issued.notice is not None else ""))
+        if issued.pdf:
+            right.download_button("Download the issued notice", issued.pdf, file_name=f"{issued.notice.document_id}.pdf",
+                                  mime="application/pdf", on_click="ignore", key=f"ls_issued_pdf_{entry['id']}")
         return
-    result(state, reference)
+    allowed = common.can_issue()
+    what = "Issue notice" if draft.decision.denied else "Record approval"
+    left.button(what, type="primary", disabled=not allowed, key=f"ls_issue_{entry['id']}_{reference}",
+                on_click=common.issue, args=(entry, reference),
+                help="records this exact decision in the audit store with its notice, as you" if allowed else
+                "sign in (sidebar) as an analyst, reviewer or admin to issue")
+    if draft.pdf:
+        right.download_button("Download the draft PDF", draft.pdf, file_name=f"draft-{entry['id']}.pdf",
+                              mime="application/pdf", on_click="ignore", key=f"ls_draft_pdf_{entry['id']}")
+    if not allowed:
+        st.caption("Draft only: not issued, not recorded. Sign in as an analyst to issue it.")
+
+
+def comparison(entry: dict[str, Any], reference: str) -> None:
+    """What changes in the reasons between the two references (drafts, nothing recorded)."""
+    other = next(r for r in REFERENCES if r != reference)
+    if other not in entry["drafts"]:
+        st.caption(f"Decide this application against the {other} reference too, as a draft, to see which "
+                   "reasons change. Nothing is recorded.")
+        if st.button(f"Compare with the {other} reference", key=f"ls_compare_{entry['id']}_{other}"):
+            entry["drafts"][other] = display.decide_in_stages(entry, other)
+            st.rerun()
+        return
+    first, second = entry["drafts"][other].decision, entry["drafts"][reference].decision
+    changes = tables.reference_changes(first, second)
+    moved = changes[changes["change"] != "same rank"]
+    st.write(f"The risk ({tables.risk_text(second.risk)}) and the decision do not depend on the reference; the "
+             "reasons do. " + ("Same reasons in the same order." if moved.empty else
+                               f"{len(moved)} reason(s) differ from {other} to {reference}."))
+    st.dataframe(changes, hide_index=True, width="stretch",
+                 column_config={"reason": display.WIDE, "change": st.column_config.TextColumn(width="medium"),
+                                **{c: st.column_config.NumberColumn(format="%+.1f pp") for c in changes.columns
+                                   if c.startswith("effect")}})
+
+
+def result(entry: dict[str, Any], dataset: str, reference: str) -> None:
+    draft = entry["drafts"].get(reference) or display.decide_in_stages(entry, reference)
+    if draft is None:
+        return
+    entry["drafts"][reference] = draft
+    stale = stale_reason(entry, dataset)
+    st.header(f"Result ({entry['source']})" + (" - stale" if stale else ""), anchor="result")
+    if stale:
+        st.warning(f"Stale: {stale}. This result is for the earlier values; press Decide to update it.",
+                   icon=":material/history:")
+    decision = draft.decision
+    display.decision_headline(decision)
+    issue_bar(entry, reference, draft)
+    issued = entry["issued"].get(reference)
+    display.model_caption(decision, issued.record_id if issued is not None else None)
+    why, notice, passages, compare = st.tabs(["Reasons and explanation", "Notice preview", "Regulation passages",
+                                              "Compare references"])
+    with why:
+        display.reasons(decision)
+        display.explanation(decision)
+        display.grounding(decision)
+        display.contributions(decision)
+    with notice:
+        notice_preview(entry, reference, draft)
+    with passages:
+        display.citations(decision)
+    with compare:
+        comparison(entry, reference)
+
+
+def notice_preview(entry: dict[str, Any], reference: str, draft: Any) -> None:
+    issued = entry["issued"].get(reference)
+    if issued is not None and issued.pdf:
+        display.pdf_preview(issued.pdf, f"issued notice {issued.notice.document_id}", pages=1)
+    elif draft.pdf:
+        st.caption("DRAFT: this is the notice the decision would get, stamped DRAFT. Nothing was sent or recorded.")
+        display.pdf_preview(draft.pdf, "draft notice", pages=1)
+    else:
+        st.write("Approved: no adverse-action notice is sent for an approval.")
+
+
+def render() -> None:
+    st.title("Decision explorer")
+    dataset, reference = common.current_dataset(), common.current_reference()
+    st.caption(f"Reason reference: {reference} · writer: {common.WRITER_LABELS[common.current_writer()].lower()} "
+               "(change both in the sidebar). Decisions here are drafts until you issue them.")
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        inputs(dataset, reference)
+    with right:
+        entry = common.current()
+        if entry is None:
+            st.info("Pick a held-out application or fill the form, then press Decide. The result appears here.")
+            return
+        result(entry, dataset, reference)
 
 
 if __name__ == "__main__":

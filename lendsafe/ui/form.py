@@ -1,7 +1,9 @@
-"""The application form: one widget per field of the dataset's spec, checked by the library.
+"""The application form: one widget per field of the dataset's spec, checked by the library as it is edited.
 
 Typed fields are text cells read exactly like a CSV row (``row_to_application``), so whatever the
-analyst types reaches ``parse_application`` and its per-field message is shown under the field.
+analyst types reaches ``parse_application``; its per-field message shows under the field as soon as
+the value changes and goes as soon as the value is valid. Ratings, yes/no facts and categories are
+select boxes labelled with each level's meaning from the spec; units come from the spec.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from lendsafe.datasets import DatasetSpec, FeatureSpec, load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.ui import tables
 
-PROBLEMS_KEY = "ls_form_problems"
-SAVED_KEY = "ls_form_saved"          # last submitted cells per dataset (widget state ends with the page)
+PROBLEMS_KEY = "ls_form_problems"    # dataset -> (by field, general), from the last check
+SAVED_KEY = "ls_form_saved"          # dataset -> last cells (widget state ends with the page)
 
 
 def widget_key(dataset: str, name: str) -> str:
@@ -32,11 +34,11 @@ def fill(dataset: str, application: dict[str, Any]) -> None:
     for name, text in values.items():
         st.session_state[widget_key(dataset, name)] = text
     st.session_state.setdefault(SAVED_KEY, {})[dataset] = values
-    st.session_state.pop(PROBLEMS_KEY, None)
+    st.session_state.setdefault(PROBLEMS_KEY, {}).pop(dataset, None)
 
 
 def _ensure_defaults(dataset: str, spec: DatasetSpec) -> None:
-    """Cells of the last submission (kept across pages), else the dataset's example denial."""
+    """Cells of the last edit (kept across pages and datasets), else the dataset's example denial."""
     if widget_key(dataset, spec.input_fields[0].name) in st.session_state:
         return
     saved = st.session_state.get(SAVED_KEY, {}).get(dataset)
@@ -47,9 +49,13 @@ def _ensure_defaults(dataset: str, spec: DatasetSpec) -> None:
         fill(dataset, tables.example_application(dataset))
 
 
+def _help(feature: FeatureSpec) -> str:
+    return f"{feature.help} (field `{feature.name}`)"
+
+
 def _text_widget(dataset: str, feature: FeatureSpec) -> None:
-    st.text_input(feature.label, key=widget_key(dataset, feature.name), help=f"{feature.name}: {feature.help}",
-                  placeholder=tables.expected_text(feature))
+    st.text_input(tables.field_label(feature), key=widget_key(dataset, feature.name), help=_help(feature),
+                  placeholder=tables.expected_text(feature), on_change=check, args=(dataset,))
 
 
 def _choice_widget(dataset: str, feature: FeatureSpec) -> None:
@@ -57,17 +63,17 @@ def _choice_widget(dataset: str, feature: FeatureSpec) -> None:
     key = widget_key(dataset, feature.name)
     if st.session_state.get(key) not in options:
         st.session_state[key] = options[0]
-    st.selectbox(feature.label, options, key=key, help=f"{feature.name}: {feature.help}",
-                 format_func=lambda v: v or "not stated")
+    st.selectbox(tables.field_label(feature), options, key=key, help=_help(feature),
+                 format_func=lambda option: tables.choice_label(feature, option), on_change=check, args=(dataset,))
 
 
-WIDGETS: dict[str, Callable[[str, FeatureSpec], None]] = {
-    "float": _text_widget, "int": _text_widget, "bool": _choice_widget, "category": _choice_widget}
+def _draw(dataset: str, feature: FeatureSpec) -> None:
+    (_choice_widget if tables.is_choice(feature) else _text_widget)(dataset, feature)
 
 
 def _extra_widget(dataset: str, extra: tables.ExtraField) -> None:
     draw = st.text_area if extra.multiline else st.text_input
-    draw(extra.label, key=widget_key(dataset, extra.name), help=extra.help)
+    draw(extra.label, key=widget_key(dataset, extra.name), help=extra.help, on_change=check, args=(dataset,))
 
 
 def _problems_under(name: str, by_field: dict[str, list[str]]) -> None:
@@ -87,32 +93,44 @@ def read(dataset: str) -> dict[str, Any]:
     return parse_application(row_to_application(cells(dataset), spec), spec)
 
 
-def application_form(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -> None:
-    """Draw the form; on submit, validate and either call ``on_valid`` or show each field's problem."""
-    spec = load_spec(dataset)
-    _ensure_defaults(dataset, spec)
-    by_field, general = st.session_state.get(PROBLEMS_KEY) or ({}, [])
-    with st.form(f"ls_application_form:{dataset}"):
-        for problem in general:
-            st.error(tables.md_escape(problem))
-        columns = st.columns(3)
-        for index, feature in enumerate(spec.input_fields):
-            with columns[index % 3]:
-                WIDGETS[feature.type](dataset, feature)
-                _problems_under(feature.name, by_field)
-        with st.expander("Applicant and loan (printed on the notice, never scored)"):
-            for extra in tables.EXTRA_FIELDS:
-                _extra_widget(dataset, extra)
-                _problems_under(extra.name, by_field)
-        st.form_submit_button("Decide", type="primary", on_click=_submit, args=(dataset, on_valid))
-
-
-def _submit(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -> None:
+def check(dataset: str) -> dict[str, Any] | None:
+    """Validate the form now: keep its problems (none when valid) and its cells; the application or None."""
     st.session_state.setdefault(SAVED_KEY, {})[dataset] = cells(dataset)
+    problems = st.session_state.setdefault(PROBLEMS_KEY, {})
     try:
         application = read(dataset)
     except InvalidApplicationError as exc:
-        st.session_state[PROBLEMS_KEY] = tables.problems_by_field(exc.problems, field_names(load_spec(dataset)))
-        return
-    st.session_state.pop(PROBLEMS_KEY, None)
-    on_valid(application)
+        problems[dataset] = tables.problems_by_field(exc.problems, field_names(load_spec(dataset)))
+        return None
+    problems.pop(dataset, None)
+    return application
+
+
+def has_problems(dataset: str) -> bool:
+    return dataset in st.session_state.get(PROBLEMS_KEY, {})
+
+
+def application_form(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -> None:
+    """Draw the form and its Decide button; each field's problem shows under it while it lasts."""
+    spec = load_spec(dataset)
+    _ensure_defaults(dataset, spec)
+    by_field, general = st.session_state.get(PROBLEMS_KEY, {}).get(dataset) or ({}, [])
+    for problem in general:
+        st.error(tables.md_escape(problem))
+    columns = st.columns(2)
+    for index, feature in enumerate(spec.input_fields):
+        with columns[index % 2]:
+            _draw(dataset, feature)
+            _problems_under(feature.name, by_field)
+    with st.expander("Applicant and loan (printed on the notice, never scored)"):
+        for extra in tables.EXTRA_FIELDS:
+            _extra_widget(dataset, extra)
+            _problems_under(extra.name, by_field)
+    st.button("Decide", type="primary", on_click=_submit, args=(dataset, on_valid), key=f"ls_decide:{dataset}",
+              help="a draft decision: nothing is issued or recorded until you press Issue notice")
+
+
+def _submit(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -> None:
+    application = check(dataset)
+    if application is not None:
+        on_valid(application)

@@ -1,7 +1,7 @@
 """Notices: the lender settings notices are made with (a settings file can be uploaded; without one,
-notices are stamped SPECIMEN); preview and download the current decision's adverse-action notice;
-batch a CSV of applications into a zip of notices with a manifest, listing the rows that could not
-be read and writing a notice of incompleteness for rows that lack required fields."""
+notices are stamped SPECIMEN); preview and download the notices issued in this session; batch a CSV
+of applications, after a confirmation, into a zip of notices with a manifest, listing the rows that
+were not issued and writing a notice of incompleteness for rows that lack required fields."""
 from __future__ import annotations
 
 import tempfile
@@ -13,7 +13,7 @@ import streamlit as st
 from lendsafe.datasets import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
-from lendsafe.ui import common, display, tables
+from lendsafe.ui import common, display, engine, tables
 
 
 class BatchRefused(LendSafeError):
@@ -45,8 +45,7 @@ def plain(label: str, text: Any) -> None:
 
 def notice_settings() -> Any:
     """The settings this session's notices are made with: the uploaded file, else the environment's."""
-    uploaded = st.session_state.get(SETTINGS_KEY)
-    return uploaded[1] if uploaded else common.notice_settings()
+    return common.notice_settings()
 
 
 def _settings_uploaded() -> None:
@@ -82,27 +81,43 @@ def lender_settings() -> None:
         plain("Settings from: ", source)
 
 
-def single_notice() -> None:
-    st.header("Current decision")
-    issued = common.current_issued()
-    if issued is None:
-        st.info("No decision yet: decide an application on the Decision explorer first.")
+def session_notices() -> None:
+    """The notices issued in this session (every dataset), one previewed; the current draft pointed to."""
+    st.header("Issued in this session")
+    issued = [item for work in st.session_state.get(common.WORK_KEY, {}).values() for item in work["issued"]]
+    if not issued:
+        st.info("Nothing issued yet in this session. Decide an application on the Decision explorer (a draft), "
+                "then press Issue notice there (signed-in analysts).")
         st.page_link("lendsafe/ui/explorer.py", label="Open the Decision explorer", icon=":material/search:")
         return
+    labels = {i: issued_label(item) for i, item in enumerate(issued)}
+    chosen = st.selectbox("Notice", list(labels)[::-1], format_func=labels.get, key="ls_session_notice")
+    item = issued[chosen]
+    one_notice(item["issued"], item["actor"])
+
+
+def issued_label(item: dict[str, Any]) -> str:
+    issued = item["issued"]
     decision = issued.decision
-    if not decision.denied:
-        st.info(f"The current application was approved (risk {decision.risk:.1%}): no adverse-action notice "
-                "is sent for an approval.")
+    name = (decision.application.get("applicant") or {}).get("name") or "unnamed applicant"
+    what = issued.notice.document_id if issued.notice is not None else "approval (no notice)"
+    return printable(f"#{issued.record_id} · {decision.dataset} · {name} · {what} · {decision.reference}")
+
+
+def one_notice(issued: Any, actor: str) -> None:
+    decision = issued.decision
+    if issued.notice is None:
+        st.write(f"Approved (risk {decision.risk:.1%}): recorded as audit record #{issued.record_id}; no "
+                 "adverse-action notice is sent for an approval.")
         return
     notice = issued.notice
     if notice.specimen:
         st.warning("This notice is a **SPECIMEN** (made with demonstration lender settings): do not send it.")
-    if not _made_with(notice, notice_settings()):
-        _offer_reissue(decision)
     st.write(f"Notice **{notice.document_id}** dated {notice.notice_date}: {len(notice.reasons)} principal "
-             f"reason(s), {decision.reference} reference, explanation by the {decision.writer} writer"
-             + (f"; audit record #{issued.record_id}." if issued.record_id is not None else "."))
+             f"reason(s), {decision.reference} reference, explanation by the {engine.writer_words(decision.writer)}; "
+             f"audit record #{issued.record_id}.")
     plain("Applicant: ", notice.applicant_name or "(unnamed)")
+    plain("Issued by: ", actor)
     st.download_button("Download the notice PDF", issued.pdf, file_name=f"{notice.document_id}.pdf",
                        mime="application/pdf", type="primary", on_click="ignore", key="ls_notice_download")
     preview, check = st.columns([3, 2])
@@ -113,86 +128,122 @@ def single_notice() -> None:
         st.write("All required elements are present." if issued.passed else
                  "The notice misses: " + ", ".join(issued.check.failures()))
         checks = tables.notice_check_frame(issued.check)
-        st.dataframe(checks, hide_index=True, width="stretch", height=35 * (len(checks) + 1) + 3)
+        st.dataframe(checks, hide_index=True, width="stretch", height=35 * (len(checks) + 1) + 3,
+                     column_config={"check": st.column_config.TextColumn(width="medium"), "detail": display.WIDE})
 
 
-def _made_with(notice: Any, settings: Any) -> bool:
-    """Whether `notice` was made with `settings` (same creditor, same specimen marking)."""
-    from lendsafe.notice import TEXT_LIMITS, clean_text
-
-    return (notice.specimen == settings.is_specimen
-            and notice.creditor_name == clean_text(settings.creditor_name, TEXT_LIMITS["name"]))
-
-
-def _offer_reissue(decision: Any) -> None:
-    """The current notice was made with other settings: offer to issue it again with this page's settings."""
-    if not st.button("Issue this notice again with the lender settings above", key="ls_reissue"):
-        return
-    from lendsafe.issuance import Issuer
-
-    issuer = Issuer(common.pipeline(decision.dataset), notice_settings=notice_settings(), audit=common.audit_store(),
-                    actor=common.actor())
-    try:
-        common.current()["issued"][decision.reference] = issuer.issue_decision(decision)
-    except LendSafeError as exc:
-        st.error("Nothing was issued:")
-        plain("", exc)
-        return
-    st.rerun()
+def eta_text(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "estimating"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-def run_uploaded_batch(upload: Any, dataset: str) -> dict[str, Any]:
-    """Decide every row of an uploaded CSV under a progress bar; returns what the page shows."""
+def progress_text(done: int, total: int, rate: float, eta: float) -> str:
+    """'Issued 12 of 40 rows · 3.1 rows/s · about 9 s left'."""
+    pace = f" · {rate:.1f} rows/s · about {eta_text(eta)} left" if done < total else f" · {rate:.1f} rows/s"
+    return f"Issued {done} of {total} rows" + (pace if rate > 0 else " · estimating the time left")
+
+
+def run_uploaded_batch(upload: Any, choice: dict[str, str]) -> dict[str, Any]:
+    """Decide and issue every row of an uploaded CSV with the session's dataset, reference and writer,
+    under a per-row progress bar (rate and time left); returns what the page shows."""
     from lendsafe.batch import run_batch, zip_batch
 
     bar = st.progress(0.0, text="Reading the CSV…")
 
-    def progress(done: int, total: int, *_rate_and_eta: float) -> None:
-        bar.progress(done / max(total, 1), text=f"Decided {done} of {total} rows")
+    def progress(done: int, total: int, rate: float = 0.0, eta: float = float("inf")) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=progress_text(done, total, rate, eta))
 
+    dataset, reference, writer = choice["dataset"], choice["reference"], choice["writer"]
     with tempfile.TemporaryDirectory(prefix="lendsafe-batch-") as folder:
         source = Path(folder) / "applications.csv"
         source.write_bytes(upload.getvalue())
         settings = notice_settings()
         try:
-            result = run_batch(source, Path(folder) / "out", common.pipeline(dataset), settings,
+            result = run_batch(source, Path(folder) / "out", common.pipeline(dataset, reference, writer), settings,
                                progress, dataset=dataset, audit=common.audit_store(), actor=common.actor())
         except (LendSafeError, OSError) as exc:     # said without the server's temporary paths
             raise BatchRefused(str(exc).replace(str(source), upload.name).replace(folder, "")) from None
         archive = zip_batch(result)
-    bar.progress(1.0, text=f"Done: {result.processed} decided, {len(result.errors)} invalid row(s)")
-    return {"file": upload.name, "dataset": dataset, "zip": archive,
-            "rows": [r.as_row() for r in result.rows],
-            "errors": [{"row": e.data_row, "problems": "; ".join(e.problems)} for e in result.errors],
+    bar.progress(1.0, text=f"Done: {result.processed} decided, {len(result.errors)} not issued")
+    return {"file": upload.name, **choice, "zip": archive, "actor": common.actor(),
+            "rows": [r.as_row() for r in result.rows], "errors": [e.as_row() for e in result.errors],
             "notices": len(result.notices), "incomplete": len(result.incomplete),
             "failed_checks": len(result.failed_checks), "specimen": settings.is_specimen}
 
 
+def batch_choice() -> dict[str, str]:
+    """The session's dataset, reference and writer: what a batch runs with."""
+    return {"dataset": common.current_dataset(), "reference": common.current_reference(),
+            "writer": common.current_writer()}
+
+
+def choice_text(choice: dict[str, str]) -> str:
+    return (f"dataset {choice['dataset']} · reason reference {choice['reference']} · writer "
+            f"{common.WRITER_LABELS[choice['writer']].lower()}")
+
+
 def batch() -> None:
     st.header("Batch")
-    dataset = common.current_dataset()
-    spec = load_spec(dataset)
+    choice = batch_choice()
+    spec = load_spec(choice["dataset"])
     st.write(f"Upload a CSV of {spec.title} applications: one column per field "
              f"({', '.join(f.name for f in spec.input_fields)}), optionally applicant_name, applicant_address, "
              "application_id, application_date, loan_amount, product. Invalid rows are listed with their "
-             "problems while the valid ones are decided; a row with a blank required cell gets a notice of "
+             "problems while the valid ones are issued; a row with a blank required cell gets a notice of "
              "incompleteness (Reg B 1002.9(c)) naming what is missing.")
-    st.download_button("Download a sample CSV", tables.sample_csv(spec), file_name=f"{dataset}_sample.csv",
+    st.info(f"This batch runs with this session's {choice_text(choice)} (change them in the sidebar).",
+            icon=":material/tune:")
+    st.download_button("Download a sample CSV", tables.sample_csv(spec), file_name=f"{choice['dataset']}_sample.csv",
                        mime="text/csv", on_click="ignore", key="ls_sample_csv")
     upload = st.file_uploader(f"Applications CSV (at most {BATCH_MAX_MB} MB)", type=["csv"], key="ls_batch_upload")
     too_big = upload is not None and upload.size > BATCH_MAX_MB * 1024 * 1024
     if too_big:
         st.error(f"This file is {upload.size / 1024 / 1024:,.1f} MB; the batch page takes CSV files of at most "
                  f"{BATCH_MAX_MB} MB. Split it, or run `lendsafe notices` on the command line.")
-    if st.button("Run the batch", type="primary", disabled=upload is None or too_big, key="ls_batch_run"):
-        try:
-            st.session_state[BATCH_KEY] = run_uploaded_batch(upload, dataset)
-        except BatchRefused as exc:
-            st.error("The batch could not run:")
-            plain("", exc)
-    outcome = st.session_state.get(BATCH_KEY)
+    allowed = common.can_issue()
+    if not allowed:
+        st.caption("Running a batch issues notices and records them: sign in (sidebar) as an analyst to run one.")
+    if st.button("Run the batch", type="primary", disabled=upload is None or too_big or not allowed, key="ls_batch_run"):
+        st.session_state["ls_batch_confirm"] = True
+    if st.session_state.get("ls_batch_confirm") and upload is not None and allowed:
+        confirm(upload, choice)
+    outcome = common.work(choice["dataset"])["batch"]
     if outcome:
         batch_outcome(outcome)
+
+
+def confirm(upload: Any, choice: dict[str, str]) -> None:
+    """Issue only after an explicit confirmation naming what will happen and as whom."""
+    with st.container(border=True):
+        st.warning("Every valid row will be decided, its notice issued and recorded in the audit store as "
+                   f"{printable(common.actor())}, with the {choice_text(choice)}.", icon=":material/warning:")
+        plain("File: ", upload.name)
+        left, right = st.columns(2)
+        go = left.button("Confirm: issue the notices", type="primary", key="ls_batch_confirmed")
+        if right.button("Cancel", key="ls_batch_cancel"):
+            st.session_state.pop("ls_batch_confirm", None)
+            st.rerun()
+    if not go:
+        return
+    st.session_state.pop("ls_batch_confirm", None)
+    try:
+        common.work(choice["dataset"])["batch"] = run_uploaded_batch(upload, choice)
+    except BatchRefused as exc:
+        st.error("The batch could not run:")
+        plain("", exc)
+        return
+    st.toast(f"Batch issued: {common.work(choice['dataset'])['batch']['notices']} notice(s)",
+             icon=":material/verified:")
+
+
+ROW_COLUMNS = {"data_row": st.column_config.NumberColumn("data row", help="1 = the first row after the CSV header",
+                                                         format="%d", width="small"),
+               "application_id": st.column_config.TextColumn("application id", width="medium"),
+               "applicant_name": st.column_config.TextColumn("applicant", width="medium"),
+               "problems": st.column_config.TextColumn("problems", width="large"),
+               "key": None, "sha256": None}
 
 
 def batch_outcome(outcome: dict[str, Any]) -> None:
@@ -200,31 +251,32 @@ def batch_outcome(outcome: dict[str, Any]) -> None:
 
     st.subheader("Batch outcome")
     plain("File: ", outcome["file"])
+    st.caption(f"Ran with the {choice_text(outcome)}; issued as {printable(outcome.get('actor') or '')}.")
     if outcome.get("specimen"):
         st.warning("These notices are stamped **SPECIMEN** (demonstration lender settings): do not send them.")
     cols = st.columns(5)
     cols[0].metric("Decided", len(outcome["rows"]))
     cols[1].metric("Notices", outcome["notices"])
     cols[2].metric("Incomplete", outcome.get("incomplete", 0), help="notices of incompleteness (Reg B 1002.9(c))")
-    cols[3].metric("Invalid rows", len(outcome["errors"]))
+    cols[3].metric("Not issued", len(outcome["errors"]), help="invalid rows and refused notices")
     cols[4].metric("Failed notice checks", outcome["failed_checks"])
     st.download_button("Download the notices (zip with manifest)", outcome["zip"],
                        file_name=f"notices_{Path(outcome['file']).stem}.zip", mime="application/zip",
                        type="primary", on_click="ignore", key="ls_batch_zip")
     if outcome["errors"]:
         listed = outcome["errors"][:ERRORS_LISTED]
-        st.error(f"{len(outcome['errors'])} row(s) were not decided; "
+        st.error(f"{len(outcome['errors'])} row(s) were not issued; "
                  + (f"the first {len(listed)} are listed below, " if len(outcome["errors"]) > len(listed) else "")
                  + "all of them are in errors.csv inside the zip.")
-        st.dataframe(pd.DataFrame(listed, columns=["row", "problems"]), hide_index=True, width="stretch")
-    st.dataframe(pd.DataFrame(outcome["rows"]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(listed), hide_index=True, width="stretch", column_config=ROW_COLUMNS)
+    st.dataframe(pd.DataFrame(outcome["rows"]), hide_index=True, width="stretch", column_config=ROW_COLUMNS)
 
 
 def render() -> None:
     st.title("Notices")
     lender_settings()
     st.divider()
-    single_notice()
+    session_notices()
     st.divider()
     batch()
 

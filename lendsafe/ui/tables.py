@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from lendsafe.errors import ArtifactNotFoundError
 from lendsafe.reasons import ADVERSE_EPSILON
 
 EXAMPLES_DIR = PROJECT_ROOT / "data" / "examples"
-PREVIEW_DPI = 80
+PREVIEW_DPI = 110
 ROLE_PRINCIPAL = "adverse: principal reason"
 ROLE_ADVERSE = "adverse: not among the reasons"
 ROLE_LOWERED = "lowered risk"
@@ -64,9 +65,38 @@ EXTRA_FIELDS = (
 
 
 def choices(feature: FeatureSpec) -> list[str]:
-    """Options of a yes/no or category field; an empty choice when the field is optional."""
-    options = ["yes", "no"] if feature.type == "bool" else list(feature.categories)
+    """Options of a yes/no, category or rated (levels) field; an empty choice when the field is optional."""
+    if feature.type == "bool":
+        options = ["yes", "no"]
+    elif feature.categories:
+        options = list(feature.categories)
+    else:
+        options = [str(value) for value, _ in feature.levels]
     return ([""] if feature.optional else []) + options
+
+
+def choice_label(feature: FeatureSpec, option: str) -> str:
+    """What an option means, from the spec: '5 - delinquent payments sixty days past due', 'renting'."""
+    if option == "":
+        return "not given (left blank)"
+    levels = {("yes" if k else "no") if isinstance(k, bool) else str(k): v for k, v in feature.levels}
+    meaning = levels.get(option)
+    if meaning is None:
+        return option
+    if feature.type == "bool":
+        return f"{option} - {meaning}"
+    return f"{option} - {meaning}" if feature.type in ("int", "float") else meaning
+
+
+def is_choice(feature: FeatureSpec) -> bool:
+    """Fields drawn as a select box: yes/no, categories and whole-number ratings with a meaning per level."""
+    return feature.type in ("bool", "category") or (feature.type == "int" and bool(feature.levels))
+
+
+def field_label(feature: FeatureSpec) -> str:
+    """The label with its unit from the spec: 'Loan amount ($)', 'Employment (years)'."""
+    unit = feature.unit
+    return f"{feature.label} ({unit})" if unit and unit.lower() not in feature.label.lower() else feature.label
 
 
 def expected_text(feature: FeatureSpec) -> str:
@@ -155,11 +185,12 @@ def held_out_applications(dataset: str, settings: Settings | None = None) -> lis
 
 
 def held_out_frame(rows: list[tuple[int, dict[str, Any]]], decisions: list[Decision]) -> pd.DataFrame:
-    """One line per held-out application: model decision, risk and reason codes, then its values."""
+    """One line per held-out application: data row, model decision, risk (percent) and reason codes, then
+    its values."""
     lines = []
     for (row, application), decision in zip(rows, decisions):
         codes = [r.code for r in decision.reasons]
-        lines.append({"row": row, "decision": decision.decision, "risk": round(decision.risk, 4),
+        lines.append({"row": row, "decision": decision.decision, "risk": percent(decision.risk),
                       "reasons": ", ".join(codes), "first_reason": codes[0] if codes else "",
                       **{k: v for k, v in application.items() if k != "application_id"}})
     return pd.DataFrame(lines)
@@ -175,13 +206,95 @@ def filter_held_out(frame: pd.DataFrame, decision: str | None = None, reason: st
     return frame[keep]
 
 
+# ---------------------------------------------------------------------------- words and numbers
+
+def percent(probability: float) -> float:
+    """A probability as a percentage rounded to one decimal: the one format of risk everywhere."""
+    return round(float(probability) * 100, 1)
+
+
+def risk_text(probability: float) -> str:
+    return f"{float(probability):.1%}"
+
+
+def points(contribution: float, risk: float) -> float:
+    """A log-odds contribution as percentage points of this applicant's risk: the risk minus the risk
+    the applicant would have without this factor's push (the other factors unchanged)."""
+    risk = min(max(float(risk), 1e-9), 1 - 1e-9)
+    without = 1 / (1 + math.exp(-(math.log(risk / (1 - risk)) - float(contribution))))
+    return round((risk - without) * 100, 1)
+
+
+def points_text(value: float) -> str:
+    return f"{value:+.1f} pp"
+
+
+def reason_statements(dataset: str) -> dict[str, str]:
+    """Reason code -> the statement an applicant reads, for the dataset's model inputs."""
+    from lendsafe.catalog import load_catalog
+    from lendsafe.datasets import load_spec
+
+    catalog = load_catalog()
+    return {f.reason: catalog[f.reason].statement for f in load_spec(dataset).features if f.reason in catalog}
+
+
+POINTS_HELP = ("Percentage points (pp) of risk: how much higher this applicant's predicted risk is because of "
+               "the factor, compared with the reason reference. The model adds log-odds; the log-odds figure "
+               "is in the table's last column.")
+RELEVANCE_HELP = ("Relevance from 0 to 1: 75% meaning similarity (MiniLM embeddings) and 25% keyword match "
+                  "(BM25, scaled to the best passage) with the question asked for this decision. Higher is closer.")
+
+# check name -> (sentence when it passed, sentence when it failed)
+CHECK_SENTENCES: dict[str, tuple[str, str]] = {
+    "decision_stated": ("The text states the decision the model made.", "The text does not state the model's decision."),
+    "reasons_stated": ("Every principal reason is stated.", "A principal reason is missing from the text."),
+    "no_other_factors": ("No factor other than the principal reasons is presented as a reason.",
+                         "The text presents a factor that is not a principal reason."),
+    "reasons_in_order": ("The reasons appear in the model's order of importance.",
+                         "The reasons are not in the model's order of importance."),
+    "no_repeated_reason": ("Each reason is stated once.", "A reason is stated more than once."),
+    "numbers_match": ("Every figure in the text matches the application.", "A figure in the text does not match the application."),
+    "meaning_matches_value": ("Every coded value (a rating, a yes/no fact) is described with its own meaning.",
+                              "A coded value is described with another value's meaning."),
+    "missing_not_fact": ("No missing value is stated as a fact.", "A value the applicant did not give is stated as a fact."),
+    "adverse_direction": ("Every reason is described in the direction that hurt the application.",
+                          "A reason is described in the wrong direction."),
+    "only_decision_content": ("Every sentence is about this decision.", "A sentence is not about this decision."),
+    "no_protected_basis": ("No prohibited basis (race, sex, age, marital status, ...) is mentioned.",
+                           "A prohibited basis is mentioned."),
+    "no_forbidden_phrase": ("No promise or sales phrase ('guaranteed', 'reapply', ...).", "A forbidden phrase is used."),
+    "no_counterfactual_or_advice": ("No advice or 'if you had...' statements.", "The text gives advice or a counterfactual."),
+    "no_hedging": ("No hedging ('may', 'might') about the reasons.", "The text hedges about the reasons."),
+    "no_blame_or_sales": ("No blame and no sales language.", "The text blames the applicant or sells."),
+    "no_threshold_or_score": ("Nothing internal (threshold, raw score, model) is disclosed.",
+                              "The text discloses the threshold, the raw score or the model."),
+    "legal_basis": ("The legal basis cited is the regulation itself, not a sample form.",
+                    "A sample form or commentary is cited as the legal basis."),
+    "legal_sentences_supported": ("Every legal or rights sentence rests on a retrieved regulation passage.",
+                                  "A legal or rights sentence has no retrieved passage behind it."),
+    "rights_stated": ("Every right that applies to this decision is stated.", "A right that applies is not stated."),
+    "complete_text": ("The text ends with a complete sentence.", "The text is cut off."),
+    "length_and_readability": ("Length and sentence length are readable.", "The text is too long or hard to read."),
+    "citations_retrieved": ("Every citation in the text was retrieved for this decision.",
+                            "The text cites something that was not retrieved."),
+}
+
+
+def check_sentence(name: str, passed: bool) -> str:
+    words = CHECK_SENTENCES.get(name)
+    if words is None:
+        return f"{name.replace('_', ' ').capitalize()}: {'passed' if passed else 'failed'}."
+    return words[0 if passed else 1]
+
+
 # ---------------------------------------------------------------------------- one decision
 
 def contribution_frame(decision: Decision, spec: DatasetSpec) -> pd.DataFrame:
-    """Signed contribution of each feature against the reference, largest risk-raising first.
+    """Each feature's effect on this applicant's risk against the reference, largest risk-raising first.
 
-    ``role`` marks the adverse ones: features behind a principal reason, other risk-raising
-    features, and those that lowered the risk.
+    ``effect (pp)`` is percentage points of risk (``points``), ``log-odds`` the model's own figure;
+    ``role`` marks features behind a principal reason, other risk-raising features, and those that
+    lowered the risk.
     """
     reason_codes = {r.code for r in decision.reasons}
     lines = []
@@ -190,33 +303,35 @@ def contribution_frame(decision: Decision, spec: DatasetSpec) -> pd.DataFrame:
         adverse = value > ADVERSE_EPSILON
         role = ROLE_PRINCIPAL if adverse and feature.reason in reason_codes else ROLE_ADVERSE if adverse else ROLE_LOWERED
         shown = decision.application.get(name)
-        lines.append({"feature": name, "label": feature.label, "contribution": round(float(value), 4),
-                      "role": role, "adverse": adverse, "reason_code": feature.reason or "",
-                      "value": feature.display(shown) if name in decision.application else "derived"})
+        lines.append({"feature": name, "label": feature.label,
+                      "value": feature.display(shown) if name in decision.application else "derived",
+                      "effect (pp)": points(value, decision.risk), "role": role, "adverse": adverse,
+                      "reason_code": feature.reason or "", "log-odds": round(float(value), 4)})
     frame = pd.DataFrame(lines)
-    return frame.sort_values(["contribution", "feature"], ascending=[False, True]).reset_index(drop=True)
+    return frame.sort_values(["log-odds", "feature"], ascending=[False, True]).reset_index(drop=True)
 
 
 def reasons_frame(decision: Decision) -> pd.DataFrame:
-    """The principal reasons in order, with the applicant's value and the rule behind each."""
-    return pd.DataFrame([{"rank": i, "code": r.code, "statement": r.statement, "your value": r.display_value,
-                          "contribution": round(r.contribution, 4), "citation": r.citation}
-                         for i, r in enumerate(decision.reasons, start=1)],
-                        columns=["rank", "code", "statement", "your value", "contribution", "citation"])
+    """The principal reasons in order, with the applicant's value, the effect on risk and the rule behind each."""
+    columns = ["rank", "reason", "your value", "effect (pp)", "rule", "code", "log-odds"]
+    return pd.DataFrame([{"rank": i, "reason": r.statement, "your value": r.display_value,
+                          "effect (pp)": points(r.contribution, decision.risk), "rule": r.citation, "code": r.code,
+                          "log-odds": round(r.contribution, 4)}
+                         for i, r in enumerate(decision.reasons, start=1)], columns=columns)
 
 
 def dropped_frame(decision: Decision) -> pd.DataFrame:
     """Factors that raised the risk but are not stated as reasons, with why (favourable value, beyond four)."""
-    return pd.DataFrame([{"code": d["code"], "feature": d.get("feature") or "", "your value": d.get("display_value", ""),
-                          "contribution": round(float(d["contribution"]), 4), "why not a reason": d["why"]}
-                         for d in decision.dropped],
-                        columns=["code", "feature", "your value", "contribution", "why not a reason"])
+    columns = ["factor", "your value", "effect (pp)", "why not a reason", "code"]
+    return pd.DataFrame([{"factor": d.get("feature") or d["code"], "your value": d.get("display_value", ""),
+                          "effect (pp)": points(float(d["contribution"]), decision.risk),
+                          "why not a reason": d["why"], "code": d["code"]} for d in decision.dropped], columns=columns)
 
 
 def checklist_frame(verification: dict[str, Any] | None) -> pd.DataFrame:
-    """The verifier's checks as rows: check, result, detail."""
+    """The verifier's checks as rows: what was checked (a sentence), the result, the detail."""
     checks = (verification or {}).get("checks") or {}
-    return pd.DataFrame([{"check": name.replace("_", " "), "result": CHECK_MARKS[bool(c["passed"])],
+    return pd.DataFrame([{"check": check_sentence(name, bool(c["passed"])), "result": CHECK_MARKS[bool(c["passed"])],
                           "detail": c.get("detail", "")} for name, c in checks.items()],
                         columns=["check", "result", "detail"])
 
@@ -230,6 +345,13 @@ def attempts_frame(verification: dict[str, Any] | None) -> pd.DataFrame:
                          for i, a in enumerate(attempts, start=1)])
 
 
+def citations_frame(decision: Decision) -> pd.DataFrame:
+    """Retrieved passages, most relevant first."""
+    ordered = sorted(decision.citations, key=lambda c: (-c.score, c.citation))
+    return pd.DataFrame([{"relevance": round(c.score, 2), "citation": c.citation, "title": c.title}
+                         for c in ordered], columns=["relevance", "citation", "title"])
+
+
 def reference_changes(first: Decision, second: Decision) -> pd.DataFrame:
     """How the principal reasons differ between two references for the same application."""
     ranks = [{r.code: (i, r) for i, r in enumerate(d.reasons, start=1)} for d in (first, second)]
@@ -238,12 +360,12 @@ def reference_changes(first: Decision, second: Decision) -> pd.DataFrame:
     lines = []
     for code in codes:
         a, b = ranks[0].get(code), ranks[1].get(code)
-        lines.append({"code": code, "statement": (b or a)[1].statement,
+        lines.append({"reason": (b or a)[1].statement, "change": _rank_change(a[0] if a else None, b[0] if b else None),
                       f"rank ({first.reference})": a[0] if a else None,
                       f"rank ({second.reference})": b[0] if b else None,
-                      f"contribution ({first.reference})": round(a[1].contribution, 4) if a else None,
-                      f"contribution ({second.reference})": round(b[1].contribution, 4) if b else None,
-                      "change": _rank_change(a[0] if a else None, b[0] if b else None)})
+                      f"effect ({first.reference}, pp)": points(a[1].contribution, first.risk) if a else None,
+                      f"effect ({second.reference}, pp)": points(b[1].contribution, second.risk) if b else None,
+                      "code": code})
     return pd.DataFrame(lines)
 
 
@@ -280,12 +402,50 @@ def notice_check_frame(check: Any) -> pd.DataFrame:
                         columns=["check", "result", "detail"])
 
 
-RECORD_COLUMNS = ("id", "created_at", "dataset", "decision", "first_reason", "writer", "actor", "notice_sha256")
+RECORD_COLUMNS = ("id", "created", "applicant", "application id", "dataset", "decision", "first reason",
+                  "writer", "actor")
+
+
+def record_applicant(record: Any) -> tuple[str, str]:
+    """(applicant name, application id) of a decision record ("" when not given)."""
+    application = ((record.content or {}).get("decision") or {}).get("application") or {}
+    applicant = application.get("applicant") or {}
+    name = applicant.get("name", "") if isinstance(applicant, dict) else str(applicant)
+    return str(name or ""), str(application.get("application_id") or "")
 
 
 def records_frame(records: Iterable[Any]) -> pd.DataFrame:
-    """Audit records as rows of their indexed columns (the notice hash shortened)."""
-    lines = [{**{name: getattr(r, name) for name in RECORD_COLUMNS},
-              "notice_sha256": r.notice_sha256[:16] + "…" if r.notice_sha256 else "",
-              "first_reason": r.first_reason or "", "writer": r.writer or ""} for r in records]
+    """Audit records as rows an analyst reads: when, who applied, what was decided, who acted."""
+    lines = []
+    for r in records:
+        name, application_id = record_applicant(r)
+        lines.append({"id": r.id, "created": r.created_at[:19].replace("T", " "), "applicant": name,
+                      "application id": application_id, "dataset": r.dataset, "decision": r.decision,
+                      "first reason": r.first_reason or "", "writer": WRITER_LABELS.get(r.writer or "", r.writer or ""),
+                      "actor": r.actor})
     return pd.DataFrame(lines, columns=list(RECORD_COLUMNS))
+
+
+WRITER_LABELS = {"lora": "language model", "template": "template writer"}
+
+
+def record_matches(record: Any, text: str) -> bool:
+    """Whether a record's applicant name, application id, reason codes or statements contain ``text``
+    (case-insensitive); an empty text matches every record."""
+    wanted = text.strip().casefold()
+    if not wanted:
+        return True
+    decision = (record.content or {}).get("decision") or {}
+    reasons = decision.get("reasons") or ()
+    fields = [*record_applicant(record), *(r.get("code", "") for r in reasons), *(r.get("statement", "") for r in reasons)]
+    return any(wanted in str(value).casefold() for value in fields)
+
+
+def reason_matches(record: Any, text: str) -> bool:
+    """Whether any principal reason's code or statement contains ``text`` (case-insensitive)."""
+    wanted = text.strip().casefold().replace(" ", "_")
+    if not wanted:
+        return True
+    reasons = ((record.content or {}).get("decision") or {}).get("reasons") or ()
+    return any(wanted in r.get("code", "").casefold() or text.strip().casefold() in r.get("statement", "").casefold()
+               for r in reasons)

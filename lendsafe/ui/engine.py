@@ -1,0 +1,211 @@
+"""The dashboard's models, loaded once per server process in a background thread, and a draft decision
+made in named stages (scoring, retrieval, writing, verification, PDF) so a page can show each one.
+
+No Streamlit here: the engine is plain Python, shared by every session through a module-level
+registry, and tested on its own. While the language model loads, drafts are written by the
+deterministic template writer (verified like every text) and say so; nothing waits 20 s for it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lendsafe.config import Settings
+from lendsafe.errors import LendSafeError
+
+LOG = logging.getLogger("lendsafe.ui")
+WARM_UP_QUERY = "specific principal reasons for adverse action"
+STAGES = ("scoring", "retrieval", "writing", "verification", "PDF")
+WRITER_CHOICES = ("auto", "template")         # the session's writer: the language model (verified) or the template
+LOADING_REASON = "the language model was still loading; the deterministic writer wrote this draft"
+DRAFT_MARK = "DRAFT"
+DRAFT_HEADER = ("DRAFT - not issued. An analyst's what-if decision: nothing was recorded and this is not a "
+                "notice to an applicant.")
+
+Stage = Callable[[str, str], None]        # (stage name, what happened) reported as a decision advances
+
+
+@dataclass
+class Part:
+    """One part the engine loads: when it started and finished, and why it failed."""
+
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.finished is not None and self.error is None
+
+    def seconds(self, now: float | None = None) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or now or time.monotonic()) - self.started
+
+
+class Engine:
+    """The knowledge base, the language model and one pipeline per (dataset, reference, writer)."""
+
+    def __init__(self, settings: Settings):
+        from lendsafe.retrieval import KnowledgeBase
+
+        self.settings = settings
+        self.knowledge = KnowledgeBase(settings)
+        self.generator: Any = None
+        self.parts = {"risk model": Part(), "regulation index": Part(), "language model": Part()}
+        self._knowledge_ready = threading.Event()
+        self._pipelines: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._warm, name="lendsafe-warm-up", daemon=True)
+
+    # ------------------------------------------------------------------ loading
+    def start(self) -> "Engine":
+        if not self.thread.is_alive() and self.thread.ident is None:
+            self.thread.start()
+        return self
+
+    def _warm(self) -> None:
+        steps = (("risk model", self._load_scorers), ("regulation index", self._load_knowledge),
+                 ("language model", self._load_generator))
+        for name, step in steps:
+            part = self.parts[name]
+            if name == "language model":
+                self._knowledge_ready.set()
+            part.started = time.monotonic()
+            if name == "language model" and not self.settings.use_llm:
+                part.error, part.finished = "switched off (LENDSAFE_USE_LLM=0)", time.monotonic()
+                continue
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - kept and shown; the template writer stands in
+                part.error = f"{type(exc).__name__}: {exc}"
+                LOG.warning("warm-up of the %s failed: %s", name, exc)
+            part.finished = time.monotonic()
+            if name == "regulation index":
+                self._knowledge_ready.set()
+
+    def _load_scorers(self) -> None:
+        from lendsafe.scoring import Scorer
+
+        Scorer.load(self.settings.dataset, self.settings)
+
+    def _load_knowledge(self) -> None:
+        self.knowledge.search(WARM_UP_QUERY, k=1)
+
+    def _load_generator(self) -> None:
+        from lendsafe.generation import LoraGenerator
+
+        self.generator = LoraGenerator(self.settings)
+
+    @property
+    def llm_loading(self) -> bool:
+        """True while the language model is still being loaded (drafts use the template writer meanwhile)."""
+        part = self.parts["language model"]
+        return self.settings.use_llm and part.finished is None
+
+    def wait_for_knowledge(self, timeout_s: float = 120.0) -> bool:
+        return self._knowledge_ready.wait(timeout_s)
+
+    def status(self) -> dict[str, str]:
+        """Part -> 'ready (4.2 s)', 'loading (3 s so far)', 'waiting' or 'unavailable: ...'."""
+        now = time.monotonic()
+        words = {}
+        for name, part in self.parts.items():
+            if part.error:
+                words[name] = f"unavailable: {part.error}"
+            elif part.ready:
+                words[name] = f"ready (loaded in {part.seconds():.1f} s)"
+            elif part.started is not None:
+                words[name] = f"loading ({part.seconds(now):.0f} s so far)"
+            else:
+                words[name] = "waiting"
+        return words
+
+    # ------------------------------------------------------------------ pipelines
+    def pipeline(self, dataset: str, reference: str, writer: str = "auto") -> Any:
+        """The pipeline for a dataset, reference and the writer available now (shared by every session)."""
+        from lendsafe.pipeline import Pipeline
+
+        effective = "template" if writer == "template" or self.generator is None else "auto"
+        key = (dataset, reference, effective)
+        with self._lock:
+            if key not in self._pipelines:
+                settings = dataclasses.replace(self.settings, dataset=dataset, reference=reference)
+                self._pipelines[key] = Pipeline(settings, dataset=dataset, reference=reference, writer=effective,
+                                                generator=self.generator if effective == "auto" else None,
+                                                knowledge=self.knowledge)
+            return self._pipelines[key]
+
+    # ------------------------------------------------------------------ a draft decision in stages
+    def draft(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
+              notice_settings: Any, stage: Stage = lambda name, text: None) -> "Draft":
+        """Decide ``application`` without issuing or recording anything; ``stage`` hears each step."""
+        from lendsafe.verify import verify
+
+        loading = writer != "template" and self.llm_loading
+        pipeline = self.pipeline(dataset, reference, writer)
+        scored = pipeline.scorer.score(application, reference)
+        stage("scoring", f"risk {scored.risk:.1%} against a threshold of {scored.threshold:.1%}: "
+                         f"{'denied' if scored.denied else 'approved'}")
+        if not self._knowledge_ready.is_set():
+            stage("retrieval", "waiting for the regulation index to load")
+            self.wait_for_knowledge()
+        passages = pipeline.citations_for(scored)
+        stage("retrieval", f"{len(passages)} regulation passages retrieved")
+        if loading:
+            stage("writing", f"the language model is still loading ({self.parts['language model'].seconds():.0f} s "
+                             "so far): the template writer drafts this explanation")
+        decision = pipeline.run(application, reference)
+        if loading and decision.writer == "template":
+            decision = decision.with_updates(writer_reason=LOADING_REASON)
+        stage("writing", f"explanation written by the {writer_words(decision.writer)}")
+        report = verify(decision, decision.explanation or "")
+        stage("verification", f"{sum(c.passed for c in report.checks)} of {len(report.checks)} checks passed")
+        preview = draft_pdf(decision, notice_settings) if decision.denied else None
+        stage("PDF", "draft notice rendered (stamped DRAFT, not issued)" if preview else "approved: no notice")
+        return Draft(decision, preview, loading)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A what-if decision: nothing issued, nothing recorded."""
+
+    decision: Any
+    pdf: bytes | None
+    written_while_loading: bool = False
+
+
+WRITER_WORDS = {"lora": "language model (LoRA adapter), verified", "template": "template writer (deterministic)",
+                "auto": "language model, verified (template writer if its text fails)"}
+
+
+def writer_words(writer: str | None) -> str:
+    return WRITER_WORDS.get(writer or "", writer or "unknown writer")
+
+
+def draft_pdf(decision: Any, notice_settings: Any) -> bytes:
+    """The notice a decision would get, stamped DRAFT on every page: a preview, never sent or recorded."""
+    from lendsafe.notice import build_notice, render_pdf
+
+    notice = build_notice(decision, notice_settings)
+    text = {**notice.wording["text"], "specimen_mark": DRAFT_MARK, "specimen_header": DRAFT_HEADER}
+    return render_pdf(dataclasses.replace(notice, specimen=True, wording={**notice.wording, "text": text}))
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine(settings: Settings) -> Engine:
+    """The process's engine for these settings (the dataset aside), started on first use."""
+    base = dataclasses.replace(settings, dataset=Settings.__dataclass_fields__["dataset"].default,
+                               reference=Settings.__dataclass_fields__["reference"].default)
+    key = repr(base)
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = Engine(base).start()
+        return _ENGINES[key]
