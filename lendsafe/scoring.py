@@ -43,8 +43,7 @@ class Scorer:
         if not validated:
             return []
         X = self.matrix(validated)
-        contribs = self.model.contributions(X)
-        margin = self.model.predict_margin(X)      # the model's own output decides; reasons must add up to it
+        contribs, margin = self.model.contributions_and_margin(X)   # the model's own output decides
         check_additivity(contribs, margin)
         relative = relative_contributions(contribs, self.model.reference_vector(reference))
         features, by_feature = grouped_by_features(self.spec, relative)
