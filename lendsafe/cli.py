@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "lendsafe.commands.evaluate",
     "lendsafe.commands.audit",
     "lendsafe.commands.prepare",
+    "lendsafe.commands.fairness",
     "lendsafe.commands.users",
 )
 
