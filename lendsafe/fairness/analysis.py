@@ -22,7 +22,7 @@ from lendsafe.fairness.groups import attribute, check_groups, not_recorded, sele
 from lendsafe.fairness.lda import Split, search
 from lendsafe.fairness.outcomes import outcomes
 from lendsafe.fairness.proxies import proxies
-from lendsafe.fairness.results import artifact_hashes, write_outputs
+from lendsafe.fairness.results import artifact_hashes, prepare_folder, write_outputs
 
 SPLITS = {"test": "the risk model's recorded held-out test rows", "all": "every row of the dataset (training rows "
           "included: in-sample for the model)"}
@@ -151,6 +151,7 @@ def run_fairness(config: FairnessConfig | None = None, settings: Settings | None
     config, settings = config or FairnessConfig(), settings or Settings()
     report = progress or (lambda done, total, stage: None)
     timing, began = {}, time.perf_counter()
+    prepare_folder(config.out)
     model, dataset = load_inputs(config, settings)
     columns = select_attributes(dataset.spec, config.attributes)
     attrs = {c.column: attribute(dataset.spec, dataset.raw, c) for c in columns}

@@ -209,8 +209,10 @@ def candidates(rows: list[dict[str, Any]], tolerance: float) -> dict[str, list[d
 
 
 def frontier(rows: list[dict[str, Any]], attribute: str) -> list[str]:
-    """Names of the alternatives no other beats on both held-out AUC and worst AIR of ``attribute``."""
-    points = [(r["name"], r["auc"], r["air"][attribute]["worst"]) for r in rows if r["air"][attribute]["worst"] is not None]
+    """Names of the alternatives at the current approval rate (cutoff moves left out: they approve more) that
+    no other such alternative beats on both held-out AUC and worst AIR of ``attribute``."""
+    points = [(r["name"], r["auc"], r["air"][attribute]["worst"]) for r in rows
+              if r["air"][attribute]["worst"] is not None and r["family"] != "cutoff"]
     return [n for n, auc, a in points
             if not any((o_auc >= auc and o_a >= a) and (o_auc > auc or o_a > a) for _, o_auc, o_a in points)]
 

@@ -69,9 +69,10 @@ def frontier_plot(results: dict[str, Any], out: Path) -> str:
         points = [(r["auc"], r["air"][name]["worst"], r) for r in lda["alternatives"] if r["air"][name]["worst"] is not None]
         for family in sorted({r["family"] for _, _, r in points}):
             chosen = [(x, y) for x, y, r in points if r["family"] == family]
-            axis.scatter(*zip(*chosen), label=family, s=25)
+            axis.scatter(*zip(*chosen), label=family + (" (approves more)" if family == "cutoff" else ""), s=25)
         edge = sorted((x, y) for x, y, r in points if r["name"] in lda["frontier"][name])
-        axis.plot(*zip(*edge), color="black", linewidth=0.8, label="frontier")
+        if edge:
+            axis.plot(*zip(*edge), color="black", linewidth=0.8, label="frontier (at the current approval rate)")
         if current["air"][name]["worst"] is not None:
             axis.scatter([current["auc"]], [current["air"][name]["worst"]], marker="*", s=250, color="red",
                          label="current model", zorder=5)

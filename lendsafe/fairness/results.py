@@ -61,13 +61,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def write_outputs(results: dict[str, Any], out: Path, began: float) -> Path:
-    """fairness.json, the CSV tables, the plots and the report PDF under ``out``."""
+def prepare_folder(out: Path | str) -> Path:
+    """The output folder, created; refused with the field named when it cannot be."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"out: cannot create the folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigurationError(f"out: the folder {out} is not writable")
+    return out
+
+
+def write_outputs(results: dict[str, Any], out: Path, began: float) -> Path:
+    """fairness.json, the CSV tables, the plots and the report PDF under ``out``."""
+    out = prepare_folder(out)
     results["created"], results["results_sha256"] = now(), results_sha256(results)
     files = {"tables": {name: write_csv(out / f"{name}.csv", make(results)) for name, make in TABLES.items()}}
     files["plots"] = draw_all(results, out)
