@@ -47,6 +47,10 @@ class FeatureSpec:
     levels: tuple[tuple[Any, str], ...] = ()   # meaning of each value of a rating, yes/no or category
     markers: tuple[tuple[Any, tuple[str, ...]], ...] = ()   # phrases that can describe only that value
     unit: str = ""                     # "$" (written before the figure) or a word after it ("months")
+    actionable: bool = False           # recourse may change it (a loan amount); a past record cannot change
+    bounds: tuple[float, float] | None = None   # recourse keeps an actionable number within [lo, hi]
+    step: float | None = None          # recourse moves in this step (spec units); default: 1 or 10**-decimals
+    at_least: str | None = None        # recourse keeps it at or above this field (total debt includes housing)
 
     def __post_init__(self) -> None:
         if self.type not in FEATURE_TYPES:
@@ -55,6 +59,18 @@ class FeatureSpec:
             raise ConfigurationError(f"feature {self.name}: monotone must be -1, 0 or 1; got {self.monotone}")
         if self.model_input and not self.reason:
             raise ConfigurationError(f"feature {self.name}: a model input needs a reason code")
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", tuple(self.bounds))
+        problems = _recourse_problems(self)
+        if problems:
+            raise ConfigurationError(f"feature {self.name}: {problems[0]}")
+
+    @property
+    def recourse_step(self) -> float:
+        """The smallest change recourse proposes: the spec's step, else 1 (int) or 10**-decimals (float)."""
+        if self.step is not None:
+            return self.step
+        return 1 if self.type == "int" else 10.0 ** -self.decimals
 
     @property
     def is_input_field(self) -> bool:
@@ -95,6 +111,49 @@ class FeatureSpec:
             return f"${number}"
         unit = self.unit[:-1] if self.unit.endswith("s") and float(value) == 1 else self.unit
         return f"{number} {unit}"
+
+
+def _recourse_problems(feature: FeatureSpec) -> list[str]:
+    """What is wrong with a feature's recourse keys (actionable, bounds, step, at_least), field by field."""
+    if not isinstance(feature.actionable, bool):
+        return [f"actionable must be true or false; got {feature.actionable!r}"]
+    if not feature.actionable:
+        extra = [k for k in ("bounds", "step", "at_least") if getattr(feature, k) is not None]
+        return [f"{extra[0]} applies only to an actionable feature; set actionable = true or remove it"] if extra else []
+    if feature.derived:
+        return [f"actionable must be false for a derived feature; it changes only through {', '.join(feature.derived)}"]
+    if feature.type in ("int", "float"):
+        return _bounds_problems(feature) or _step_problems(feature)
+    extra = [k for k in ("bounds", "step", "at_least") if getattr(feature, k) is not None]
+    return [f"{extra[0]} applies only to a number; {feature.type} features move between their values"] if extra else []
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _bounds_problems(feature: FeatureSpec) -> list[str]:
+    bounds = feature.bounds
+    if bounds is None or len(bounds) != 2 or not all(map(_is_number, bounds)) or not bounds[0] < bounds[1]:
+        return [f"bounds must be [lo, hi], two numbers with lo < hi, for an actionable number; got {bounds!r}"]
+    low = -np.inf if feature.min is None else feature.min
+    high = np.inf if feature.max is None else feature.max
+    if bounds[0] < low or bounds[1] > high:
+        return [f"bounds must lie within the feature's min and max ({feature.min}, {feature.max}); got {list(bounds)}"]
+    return []
+
+
+def _step_problems(feature: FeatureSpec) -> list[str]:
+    step = feature.step
+    if step is None:
+        return []
+    if not _is_number(step) or step <= 0:
+        return [f"step must be a positive number; got {step!r}"]
+    unit = 1 if feature.type == "int" else 10.0 ** -feature.decimals
+    if abs(step / unit - round(step / unit)) > 1e-9:
+        return [f"step must be a whole multiple of {unit:g} (the feature's {'whole numbers' if unit == 1 else 'decimals'}); "
+                f"got {step!r}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -231,6 +290,7 @@ def _load_spec_file(path: Path) -> DatasetSpec:
 
 
 def _check_spec(spec: DatasetSpec) -> None:
+    _check_at_least(spec)
     by_name = {f.name: f for f in spec.features}
     excluded = {e.column for e in spec.excluded} | {spec.target}
     catalog = load_catalog()
@@ -244,6 +304,16 @@ def _check_spec(spec: DatasetSpec) -> None:
         if feature.reason not in catalog:
             raise ConfigurationError(f"spec {spec.name}: feature {feature.name} has reason code {feature.reason!r}, "
                                      f"which has no text in reasons.toml; known codes: {', '.join(sorted(catalog))}")
+
+
+def _check_at_least(spec: DatasetSpec) -> None:
+    """``at_least`` names another number field the applicant supplies."""
+    numbers = {f.name for f in spec.input_fields if f.type in ("int", "float")}
+    for feature in spec.features:
+        if feature.at_least is not None and (feature.at_least not in numbers or feature.at_least == feature.name):
+            raise ConfigurationError(f"spec {spec.name}: feature {feature.name}: at_least must name another number "
+                                     f"field of the spec ({', '.join(sorted(numbers - {feature.name}))}); "
+                                     f"got {feature.at_least!r}")
 
 
 def builtin_dataset_names() -> list[str]:

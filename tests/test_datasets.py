@@ -359,3 +359,88 @@ def test_spec_hash_is_computed_once_and_follows_the_content():
     assert same == spec and hash(same) == hash(spec)
     assert changed != spec and hash(changed) != hash(spec)
     assert spec.__dict__["_hash"] == hash(spec)      # cached on the instance: specs key the scoring caches
+
+
+# ------------------------------------------------------------------ recourse keys: what an applicant can change
+
+# Features an applicant can act on in each built-in spec; everything else (past records, ratings, protected or
+# excluded columns, derived ratios) must stay fixed.
+ACTIONABLE = {"hmda": {"debt_to_income", "housing_expense_to_income", "loan_to_value"},
+              "credit": {"loan_term_months", "debt", "amount"}}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_feature_is_classified_actionable_or_not(name):
+    import tomllib
+
+    raw = tomllib.loads((SPECS_DIR / f"{name}.toml").read_text())
+    unclassified = [f["name"] for f in raw["features"] if not isinstance(f.get("actionable"), bool)]
+    assert not unclassified, f"{name}: say actionable = true or false for {unclassified}"
+    spec = load_spec(name)
+    assert {f.name for f in spec.features if f.actionable} == ACTIONABLE[name]
+    for feature in spec.features:
+        if feature.actionable:
+            lo, hi = feature.bounds
+            assert feature.type in ("int", "float") and not feature.derived
+            assert feature.min <= lo < hi <= feature.max
+            assert feature.recourse_step > 0
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_past_records_derived_and_excluded_columns_are_never_actionable(name):
+    spec = load_spec(name)
+    fixed = {f.name for f in spec.features if f.reason in ("PUBLIC_RECORD", "CONSUMER_CREDIT_HISTORY",
+                                                             "MORTGAGE_PAYMENT_HISTORY") or f.derived}
+    assert fixed and not {f.name for f in spec.features if f.actionable} & fixed
+    excluded = {e.column for e in spec.excluded}
+    assert not {f.column or f.name for f in spec.features if f.actionable} & excluded
+
+
+def test_default_step_follows_the_spec_units():
+    spec = load_spec("credit")
+    assert spec.feature("amount").recourse_step == 1            # whole dollars (decimals = 0)
+    assert spec.feature("loan_term_months").recourse_step == 6  # the spec's own step
+    assert load_spec("hmda").feature("loan_to_value").recourse_step == pytest.approx(0.01)   # 2 decimals
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = "yes"',
+     r"feature debt_ratio: actionable must be true or false; got 'yes'"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true',
+     r"feature debt_ratio: bounds must be \[lo, hi\].*got None"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [2, 1]',
+     r"feature debt_ratio: bounds must be \[lo, hi\].*lo < hi"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 9]',
+     r"feature debt_ratio: bounds must lie within the feature's min and max"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 2]\nstep = 0.001',
+     r"feature debt_ratio: step must be a whole multiple of 0.01"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 2]\nstep = -1',
+     r"feature debt_ratio: step must be a positive number"),
+    ('label = "Late payments"', 'label = "Late payments"\nactionable = true\nbounds = [0, 20]\nstep = 1.5',
+     r"feature late_payments: step must be a whole multiple of 1"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nbounds = [0, 2]',
+     r"feature debt_ratio: bounds applies only to an actionable feature"),
+    ('label = "Public record"', 'label = "Public record"\nactionable = true\nbounds = [0, 1]',
+     r"feature public_record: bounds applies only to a number"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 2]\nat_least = "nope"',
+     r"feature debt_ratio: at_least must name another number field.*got 'nope'"),
+    ('label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 2]\nat_least = "public_record"',
+     r"feature debt_ratio: at_least must name another number field"),
+])
+def test_recourse_key_mistakes_name_the_feature_and_the_key(tmp_path, old, new, message):
+    with pytest.raises(ConfigurationError, match=message):
+        load_spec(_spec_with(tmp_path, old, new))
+
+
+def test_a_derived_feature_cannot_be_actionable():
+    price_ratio = load_spec("credit").feature("loan_to_price")
+    with pytest.raises(ConfigurationError, match="loan_to_price: actionable must be false for a derived feature; "
+                                                 "it changes only through amount, price"):
+        replace(price_ratio, actionable=True, bounds=(0.1, 1.0))
+
+
+def test_an_actionable_spec_loads_with_bounds_as_a_tuple(tmp_path):
+    path = _spec_with(tmp_path, 'label = "Debt ratio"', 'label = "Debt ratio"\nactionable = true\nbounds = [0, 2]\n'
+                                                          'at_least = "payment_ratio"')
+    feature = load_spec(path).feature("debt_ratio")
+    assert feature.bounds == (0, 2) and feature.at_least == "payment_ratio" and hash(load_spec(path))
