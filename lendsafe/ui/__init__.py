@@ -31,4 +31,5 @@ PAGES = (
     PageSpec("evaluation", "Evaluation", ":material/analytics:", "evaluation"),
     PageSpec("audit", "Audit", ":material/fact_check:", "audit"),
     PageSpec("models", "Models and data", ":material/model_training:", "models"),
+    PageSpec("fairness", "Fair lending", ":material/balance:", "fairness"),
 )
