@@ -1,6 +1,8 @@
-"""The dashboard in-process (Streamlit AppTest): every page draws, the form shows the library's
-per-field messages, decisions are issued and recorded, notices preview, batches run, the audit
-chain verifies and replays, the evaluation runs with a limit, the model cards read the artifacts."""
+"""The dashboard in-process (Streamlit AppTest): every page draws, the form checks values as they
+change, explorer decisions are drafts that record nothing until a signed-in analyst issues them, the
+result goes stale when the inputs change, each dataset keeps its work, notices preview, batches run
+after a confirmation with the session's reference, the audit page searches, verifies, replays and
+exports, the evaluation shows the run it just finished, the model cards read the artifacts."""
 from __future__ import annotations
 
 import csv
@@ -17,31 +19,38 @@ from lendsafe.audit import AuditStore
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import load_spec
 from lendsafe.errors import InvalidApplicationError
+from lendsafe.identity import UsersFile
 from lendsafe.scoring import Scorer
 from lendsafe.ui import PAGES, display, tables
-from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows
+from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows, sample_words
 from lendsafe.ui.form import widget_key
 from lendsafe.ui.models import adapter_status
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftoppm"), reason="needs poppler-utils (make test installs it)")
 APP = str(PROJECT_ROOT / "app.py")
+EXPLORER = "lendsafe/ui/explorer.py"
 TIMEOUT = 180
 DENIAL = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+ANALYST, PASSWORD = "alice", "a long analyst password"
 
 
 @pytest.fixture(scope="module")
 def audit_url(tmp_path_factory):
-    """A fresh audit store and the deterministic writer for the whole module."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('app-audit') / 'audit.db'}"
+    """A fresh audit store, a users file with one analyst and the deterministic writer for the module."""
+    folder = tmp_path_factory.mktemp("app-audit")
+    url = f"sqlite:///{folder / 'audit.db'}"
+    UsersFile(folder / "users.json").add(ANALYST, PASSWORD, "analyst")
     patch = pytest.MonkeyPatch()
     patch.setenv("LENDSAFE_DATABASE_URL", url)
     patch.setenv("LENDSAFE_USE_LLM", "0")
+    patch.setenv("LENDSAFE_USERS_FILE", str(folder / "users.json"))
     yield url
     patch.undo()
 
 
-def new_app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+def new_app(page: str = EXPLORER) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return at.switch_page(page).run() if page else at
 
 
 def no_failure(at: AppTest) -> AppTest:
@@ -57,23 +66,34 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def sign_in(at: AppTest, name: str = ANALYST, password: str = PASSWORD) -> AppTest:
+    at.text_input(key="ls_signin_name").input(name)
+    at.text_input(key="ls_signin_password").input(password)
+    button(at, "Sign in").click()
+    return no_failure(at.run())
+
+
 def denied_app() -> AppTest:
-    """The app after deciding the example denial from the form (its default values)."""
+    """The explorer after deciding the example denial from the form (its default values)."""
     at = new_app()
     button(at, "Decide").click()
     return no_failure(at.run())
 
 
-@pytest.fixture(scope="module")
-def decided(audit_url) -> AppTest:
-    return denied_app()
+def entry(at: AppTest) -> dict:
+    return at.session_state["ls_work"][at.session_state["ls_dataset"]]["current"]
+
+
+def issue(at: AppTest) -> AppTest:
+    button(at, "Issue notice").click()
+    return no_failure(at.run())
 
 
 # ---------------------------------------------------------------------------- routing
 
 def test_every_page_draws_with_its_title(audit_url):
-    at = no_failure(new_app())
-    assert at.title[0].value == PAGES[0].title
+    at = no_failure(new_app(page=""))
+    assert at.title[0].value == "LendSafe" and PAGES[0].module == "home"
     for page in PAGES[1:]:
         at.switch_page(page.path).run()
         no_failure(at)
@@ -81,82 +101,124 @@ def test_every_page_draws_with_its_title(audit_url):
     assert at.sidebar.selectbox[0].label == "Dataset" and at.sidebar.selectbox[0].value == "hmda"
 
 
-# ---------------------------------------------------------------------------- explorer
+# ---------------------------------------------------------------------------- explorer: the form
 
-def test_form_has_one_field_per_application_field_from_the_spec(audit_url):
+def test_form_has_one_field_per_application_field_from_the_spec_with_units_and_levels(audit_url):
     at = no_failure(new_app())
     spec = load_spec("hmda")
     labels = {w.label for w in [*at.text_input, *at.selectbox, *at.text_area]}
-    assert {f.label for f in spec.input_fields} <= labels
+    assert {tables.field_label(f) for f in spec.input_fields} <= labels
     assert {e.label for e in tables.EXTRA_FIELDS} <= labels
+    rating = at.selectbox(key=widget_key("hmda", "consumer_credit_history"))
+    assert rating.options == [f"{value} - {meaning}" for value, meaning in spec.feature("consumer_credit_history").levels]
+    credit = load_spec("credit")
+    assert tables.field_label(credit.feature("income")).endswith("($)")
 
 
-def test_bad_input_shows_the_library_message_under_each_field_and_issues_nothing(audit_url):
+def test_a_bad_value_shows_the_library_message_at_once_and_it_goes_when_valid(audit_url):
     at = no_failure(new_app())
     at.text_input(key=widget_key("hmda", "debt_to_income")).input("-1")
     at.text_input(key=widget_key("hmda", "loan_to_value")).input("lots")
     at.text_input(key=widget_key("hmda", "application_date")).input("yesterday")
-    before = AuditStore(audit_url).count()
-    button(at, "Decide").click()
     no_failure(at.run())
     row = {**tables.form_values(load_spec("hmda"), DENIAL), "debt_to_income": "-1", "loan_to_value": "lots",
            "application_date": "yesterday"}
     with pytest.raises(InvalidApplicationError) as expected:
         parse_application(row_to_application(row, load_spec("hmda")), "hmda")
-    shown = [e.value for e in at.error]
-    assert len(expected.value.problems) == 3
-    assert sorted(shown) == sorted(tables.md_escape(p) for p in expected.value.problems)
-    assert any(s.startswith(tables.md_escape("debt_to_income must be between 0 and 3")) for s in shown)
-    assert not at.metric and AuditStore(audit_url).count() == before
+    assert sorted(e.value for e in at.error) == sorted(tables.md_escape(p) for p in expected.value.problems)
+    button(at, "Decide").click()
+    no_failure(at.run())
+    assert not at.metric and AuditStore(audit_url).count() == 0
+    at.text_input(key=widget_key("hmda", "debt_to_income")).input("0.4").run()
+    assert not any("debt_to_income" in e.value for e in at.error), "the error goes as soon as the value is valid"
+    assert len(at.error) == 2
 
 
-def test_deciding_the_form_shows_decision_reasons_explanation_and_records_it(decided, audit_url):
+# ---------------------------------------------------------------------------- explorer: drafts
+
+def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_url):
+    before = AuditStore(audit_url).count()
+    at = denied_app()
     expected = Scorer.load("hmda").score(DENIAL)
-    assert metric(decided, "Decision") == "Denied" and metric(decided, "Reason reference") == "population"
-    assert metric(decided, "Risk") == f"{expected.risk:.1%}"
-    listed = next(m.value for m in decided.markdown if m.value.startswith("1. **"))
+    assert metric(at, "Decision") == "Denied" and metric(at, "Reason reference") == "population"
+    assert metric(at, "Risk") == f"{expected.risk:.1%}"
+    assert at.header[0].value == "Result (from the form)"
+    listed = next(m.value for m in at.markdown if m.value.startswith("1. **"))
     assert [line.split("**")[1] for line in listed.splitlines()] == [tables.md_escape(r.statement)
                                                                       for r in expected.reasons]
-    reasons = next(d.value for d in decided.dataframe if "statement" in d.value.columns)
-    assert list(reasons["code"]) == [r.code for r in expected.reasons]
-    explanation = decided.session_state["ls_current"]["issued"]["population"].decision.explanation
-    assert explanation and any(tables.md_escape(explanation) in m.value for m in decided.markdown)
-    checklist = next(m.value for m in decided.markdown if m.value.startswith("- :"))
-    assert len(checklist.splitlines()) == len(decided.session_state["ls_current"]["issued"]["population"]
-                                              .decision.verification["checks"])
-    assert all(line.startswith(f"- {display.CHECK_ICONS['pass']}") for line in checklist.splitlines())
-    records = AuditStore(audit_url).list(decision="deny", limit=None)
-    assert records and records[-1].actor.startswith("app:") and records[-1].notice_sha256
+    assert "pp" in listed and "log-odds" not in listed
+    draft = entry(at)["drafts"]["population"]
+    assert draft.pdf and tables.pdf_page_images(draft.pdf)
+    checklist = next(m.value for m in at.markdown if m.value.startswith("- :"))
+    checks = draft.decision.verification["checks"]
+    assert len(checklist.splitlines()) == len(checks) and not any(name in checklist for name in checks)
+    assert tables.md_escape(tables.CHECK_SENTENCES["numbers_match"][0]) in checklist
+    assert any(s.label.startswith("Draft decided") for s in at.get("status"))
+    assert button(at, "Issue notice").disabled, "anonymous users cannot issue"
+    assert AuditStore(audit_url).count() == before
 
 
-def test_switching_the_dataset_rebuilds_the_form_from_its_spec(audit_url):
-    at = no_failure(new_app())
+def test_the_draft_pdf_is_stamped_draft():
+    from pypdf import PdfReader
+
+    from lendsafe.notice import NoticeSettings
+    from lendsafe.ui.engine import draft_pdf
+
+    pdf = draft_pdf(Scorer.load("hmda").score(DENIAL).with_updates(explanation=None), NoticeSettings())
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "DRAFT - not issued" in text and "SPECIMEN" not in text
+
+
+def test_issuing_as_a_signed_in_analyst_records_the_draft_shown_with_her_identity(audit_url):
+    at = denied_app()
+    sign_in(at, ANALYST, "not the password")
+    assert any("wrong" in e.value for e in at.sidebar.error) and button(at, "Issue notice").disabled
+    sign_in(at)
+    issue(at)
+    record = AuditStore(audit_url).list(limit=None)[-1]
+    shown = entry(at)["drafts"]["population"].decision
+    assert record.actor == f"local:{ANALYST}" and record.to_decision() == shown
+    assert entry(at)["issued"]["population"].record_id == record.id
+    assert any(s.value.startswith(f"Issued: audit record #{record.id}") for s in at.success)
+
+
+def test_changing_the_inputs_marks_the_result_stale(audit_url):
+    at = denied_app()
+    at.text_input(key=widget_key("hmda", "debt_to_income")).input("0.2").run()
+    assert at.header[0].value == "Result (from the form) - stale"
+    assert any(w.value.startswith("Stale: the inputs changed") for w in at.warning)
+    at.text_input(key=widget_key("hmda", "debt_to_income")).input(tables.cell_text(None, DENIAL["debt_to_income"])).run()
+    assert at.header[0].value == "Result (from the form)"
+
+
+def test_switching_the_dataset_keeps_each_datasets_work(audit_url):
+    at = denied_app()
+    first = entry(at)["id"]
     at.sidebar.selectbox[0].set_value("credit").run()
     spec = load_spec("credit")
     labels = {w.label for w in [*at.text_input, *at.selectbox]}
-    assert {f.label for f in spec.input_fields} <= labels and "Debt-to-income ratio" not in labels
+    assert {tables.field_label(f) for f in spec.input_fields} <= labels and "Debt-to-income ratio" not in labels
     housing = at.selectbox(key=widget_key("credit", "home"))
-    assert housing.options == ["not stated", *spec.feature("home").categories], "optional: may be left unstated"
+    assert housing.options[0] == "not given (left blank)" and "ignore" not in housing.options
     button(at, "Decide").click()
     no_failure(at.run())
     expected = Scorer.load("credit").score(tables.example_application("credit"))
     assert metric(at, "Decision") == ("Denied" if expected.denied else "Approved")
-    assert at.session_state["ls_current"]["issued"]["population"].decision.dataset == "credit"
+    at.sidebar.selectbox[0].set_value("hmda").run()
+    assert entry(at)["id"] == first and metric(at, "Decision") == "Denied"
 
 
-def test_switching_the_reference_reissues_and_shows_what_changes(audit_url):
+def test_comparing_references_decides_drafts_and_shows_what_changes(audit_url):
+    before = AuditStore(audit_url).count()
     at = denied_app()
-    at.radio(key="ls_reference_choice").set_value("cutoff").run()
-    no_failure(at)
-    assert metric(at, "Reason reference") == "cutoff"
-    issued = at.session_state["ls_current"]["issued"]
-    assert set(issued) == {"population", "cutoff"}
+    button(at, "Compare with the cutoff reference").click()
+    no_failure(at.run())
+    drafts = entry(at)["drafts"]
     shown = next(d.value for d in at.dataframe if "change" in d.value.columns)
-    expected = tables.reference_changes(issued["population"].decision, issued["cutoff"].decision)
-    assert shown.equals(expected)
-    last_two = AuditStore(audit_url).list(limit=None)[-2:]
-    assert [r.content["decision"]["reference"] for r in last_two] == ["population", "cutoff"]
-    assert len({r.actor for r in last_two}) == 1
+    assert shown.equals(tables.reference_changes(drafts["cutoff"].decision, drafts["population"].decision))
+    at.sidebar.radio(key="ls_reference").set_value("cutoff").run()
+    assert metric(no_failure(at), "Reason reference") == "cutoff"
+    assert AuditStore(audit_url).count() == before, "comparisons are drafts"
 
 
 def test_held_out_filters_and_decides_a_matching_application(audit_url):
@@ -167,16 +229,18 @@ def test_held_out_filters_and_decides_a_matching_application(audit_url):
     shown = next(d.value for d in at.dataframe if "first_reason" in d.value.columns)
     assert len(shown) > 0 and set(shown["decision"]) == {"deny"}
     assert all("DEBT_TO_INCOME" in reasons.split(", ") for reasons in shown["reasons"])
+    assert shown["risk"].max() > 1, "risk in percent, as everywhere"
     button(at, "Decide this application").click()
     no_failure(at.run())
-    decision = at.session_state["ls_current"]["issued"]["population"].decision
+    decision = entry(at)["drafts"]["population"].decision
     assert metric(at, "Decision") == "Denied" and "DEBT_TO_INCOME" in [r.code for r in decision.reasons]
     at.selectbox(key="ls_filter_decision").set_value("approve").run()
     assert any("No held-out application matches" in i.value for i in no_failure(at).info)
     at.selectbox(key="ls_filter_reason").set_value("").run()
+    assert at.header[0].value.endswith("- stale"), "another application is picked: the result is stale"
     approvals = next(d.value for d in at.dataframe if "first_reason" in d.value.columns)
-    assert at.selectbox(key="ls_held_out_row").value in set(approvals["row"]), "a denial's row is not kept"
     selected = at.selectbox(key="ls_held_out_row").value
+    assert selected in set(approvals["row"])
     expected_dti = approvals.set_index("row").loc[selected, "debt_to_income"]
     button(at, "Copy into the form").click()
     no_failure(at.run())
@@ -187,42 +251,71 @@ def test_held_out_filters_and_decides_a_matching_application(audit_url):
 
 # ---------------------------------------------------------------------------- notices
 
-def test_notices_page_previews_and_offers_the_current_notice(decided):
-    at = no_failure(decided.switch_page("lendsafe/ui/notices.py").run())
-    issued = at.session_state["ls_current"]["issued"]["population"]
+@pytest.fixture(scope="module")
+def issued(audit_url) -> AppTest:
+    """An app where the analyst issued the example denial."""
+    at = denied_app()
+    sign_in(at)
+    return issue(at)
+
+
+def test_notices_page_previews_the_notices_issued_in_the_session(issued):
+    at = no_failure(issued.switch_page("lendsafe/ui/notices.py").run())
+    done = at.session_state["ls_work"]["hmda"]["issued"][-1]["issued"]
     assert len(at.image) >= 1
-    labels = [b.label for b in at.get("download_button")]
-    assert "Download the notice PDF" in labels
+    assert "Download the notice PDF" in [b.label for b in at.get("download_button")]
     check = next(d.value for d in at.dataframe if list(d.value.columns) == ["check", "result", "detail"])
-    assert issued.check.passed and set(check["result"]) == {tables.CHECK_MARKS[True]}
+    assert done.check.passed and set(check["result"]) == {tables.CHECK_MARKS[True]}
 
 
-def test_notices_page_without_a_decision_says_what_to_do(audit_url):
-    at = new_app().switch_page("lendsafe/ui/notices.py").run()
-    assert any("No decision yet" in i.value for i in no_failure(at).info)
+def test_notices_page_without_an_issued_notice_says_what_to_do(audit_url):
+    at = new_app("lendsafe/ui/notices.py")
+    assert any("Nothing issued yet" in i.value for i in no_failure(at).info)
 
 
-def test_batch_upload_lists_the_bad_row_and_builds_the_zip(audit_url):
-    spec = load_spec("hmda")
-    rows = list(csv.DictReader(io.StringIO(tables.sample_csv(spec))))
-    rows.append({**rows[0], "debt_to_income": "-5", "application_id": "BAD-1"})
+def batch_upload(at: AppTest, rows: list[dict]) -> AppTest:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    at = new_app().switch_page("lendsafe/ui/notices.py").run()
     at.file_uploader(key="ls_batch_upload").set_value(("apps.csv", buffer.getvalue().encode(), "text/csv"))
-    at.run()
+    return at.run()
+
+
+def test_batch_needs_a_sign_in_and_a_confirmation_and_uses_the_session_reference(audit_url):
+    spec = load_spec("hmda")
+    rows = list(csv.DictReader(io.StringIO(tables.sample_csv(spec))))
+    rows.append({**rows[0], "debt_to_income": "-5", "application_id": "BAD-1"})
+    at = new_app("lendsafe/ui/notices.py")
+    batch_upload(at, rows)
+    assert button(at, "Run the batch").disabled, "anonymous users cannot issue a batch"
+    sign_in(at)
+    at.sidebar.radio(key="ls_reference").set_value("cutoff").run()
+    before = AuditStore(audit_url).count()
     button(at, "Run the batch").click()
     no_failure(at.run())
-    outcome = at.session_state["ls_batch"]
-    assert [e["row"] for e in outcome["errors"]] == [len(rows) + 1]
+    assert AuditStore(audit_url).count() == before, "nothing issued before the confirmation"
+    assert any("reason reference cutoff" in w.value for w in at.warning)
+    button(at, "Confirm: issue the notices").click()
+    no_failure(at.run())
+    outcome = at.session_state["ls_work"]["hmda"]["batch"]
+    assert outcome["reference"] == "cutoff" and len(outcome["rows"]) == len(rows) - 1
     assert "debt_to_income must be between 0 and 3" in outcome["errors"][0]["problems"]
-    assert len(outcome["rows"]) == len(rows) - 1
+    made = AuditStore(audit_url).list(limit=None)[before:]
+    assert {r.content["decision"]["reference"] for r in made} == {"cutoff"}
+    assert {r.actor for r in made} == {f"local:{ANALYST}"}
     names = zipfile.ZipFile(io.BytesIO(outcome["zip"])).namelist()
     assert "manifest.csv" in names and sum(n.endswith(".pdf") for n in names) == outcome["notices"] >= 1
-    assert any("were not decided" in e.value for e in at.error)
+    assert any("were not issued" in e.value for e in at.error)
     assert at.get("progress"), "the batch shows a progress bar"
+
+
+def test_batch_progress_says_rate_and_time_left():
+    from lendsafe.ui.notices import progress_text
+
+    assert progress_text(12, 40, 3.0, 9.4) == "Issued 12 of 40 rows · 3.0 rows/s · about 9 s left"
+    assert progress_text(0, 40, 0.0, float("inf")) == "Issued 0 of 40 rows · estimating the time left"
+    assert progress_text(40, 40, 2.5, 0.0) == "Issued 40 of 40 rows · 2.5 rows/s"
 
 
 def test_sample_csv_reads_back_without_errors():
@@ -243,33 +336,63 @@ def read_applications_csv_text(text: str, dataset: str):
 
 # ---------------------------------------------------------------------------- audit
 
-def test_audit_page_opens_verifies_and_replays_a_record(decided, audit_url):
-    at = no_failure(decided.switch_page("lendsafe/ui/audit.py").run())
+def test_audit_page_opens_verifies_replays_and_exports_a_record(issued, audit_url):
+    at = no_failure(issued.switch_page("lendsafe/ui/audit.py").run())
     store = AuditStore(audit_url)
-    listed = next(d.value for d in at.dataframe if "record_hash" not in d.value.columns and "actor" in d.value.columns)
+    listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
     assert list(listed["id"]) == sorted((r.id for r in store.list(limit=None)), reverse=True)
+    assert {"applicant", "application id"} <= set(listed.columns)
     newest = store.list(limit=None)[-1]
     assert at.subheader[0].value == f"Record #{newest.id}"
     button(at, "Verify the audit chain").click()
     no_failure(at.run())
     assert any(store.verify().summary() == s.value for s in at.success)
-    at.selectbox(key="ls_audit_decision").set_value("deny").run()
     denial = store.list(decision="deny", limit=None)[-1]
     at.selectbox(key="ls_audit_open").set_value(denial.id).run()
     button(at, "Replay the notice from this record").click()
     no_failure(at.run())
     assert any("regenerated byte for byte" in s.value for s in at.success)
+    button(at, "Prepare the evidence pack").click()
+    no_failure(at.run())
+    pack = zipfile.ZipFile(io.BytesIO(at.session_state[f"ls_evidence_{denial.id}"]))
+    assert {f"record-{denial.id}.json", f"notice-{denial.id}.pdf"} <= set(pack.namelist())
 
 
-def test_audit_filters_narrow_the_list(decided, audit_url):
-    at = decided.switch_page("lendsafe/ui/audit.py").run()
-    at.selectbox(key="ls_audit_decision").set_value("approve").run()
-    expected = AuditStore(audit_url).list(decision="approve", limit=None)
-    if expected:
-        listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
-        assert set(listed["decision"]) == {"approve"} and len(listed) == len(expected)
-    else:
-        assert any("No decision matches" in i.value for i in no_failure(at).info)
+def test_audit_searches_by_applicant_id_reason_and_date(issued, audit_url):
+    store = AuditStore(audit_url)
+    record = next(r for r in store.list(limit=None) if tables.record_applicant(r)[0])
+    name, application_id = tables.record_applicant(record)
+    at = no_failure(issued.switch_page("lendsafe/ui/audit.py").run())
+    at.text_input(key="ls_audit_who").input(name.lower()[2:]).run()
+    listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
+    assert record.id in set(listed["id"]) and set(listed["applicant"]) == {name}
+    at.text_input(key="ls_audit_who").input(application_id.lower()).run()
+    assert record.id in set(next(d.value for d in at.dataframe if "actor" in d.value.columns)["id"])
+    at.text_input(key="ls_audit_who").input("").run()
+    at.text_input(key="ls_audit_reason").input(record.first_reason.lower().replace("_", " ")).run()
+    listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
+    assert record.id in set(listed["id"])
+    at.text_input(key="ls_audit_reason").input("no such reason anywhere").run()
+    assert any("No decision matches" in i.value for i in no_failure(at).info)
+
+
+def test_audit_link_opens_the_named_record(issued, audit_url):
+    first = AuditStore(audit_url).list(limit=None)[0]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["record"] = str(first.id)
+    at.run()
+    at.switch_page("lendsafe/ui/audit.py").run()
+    assert no_failure(at).subheader[0].value == f"Record #{first.id}"
+
+
+def test_audit_text_search_is_case_insensitive_over_codes_and_statements():
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(content={"decision": {"application": {"application_id": "HMDA-7", "applicant": {"name": "Ann Lee"}},
+                                                   "reasons": [{"code": "DEBT_TO_INCOME", "statement": "Excessive obligations"}]}})
+    assert tables.record_matches(record, "ann") and tables.record_matches(record, "hmda-7")
+    assert tables.reason_matches(record, "debt to income") and tables.reason_matches(record, "excessive")
+    assert not tables.reason_matches(record, "collateral") and tables.record_matches(record, "")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -277,7 +400,7 @@ def test_audit_filters_narrow_the_list(decided, audit_url):
 def test_evaluation_without_results_says_so_then_runs_with_a_limit(audit_url, tmp_path, monkeypatch):
     monkeypatch.setenv("LENDSAFE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr("lendsafe.evaluation.DEFAULT_OUT", tmp_path / "absent.json")
-    at = no_failure(new_app().switch_page("lendsafe/ui/evaluation.py").run())
+    at = no_failure(new_app("lendsafe/ui/evaluation.py"))
     assert any("No results yet" in i.value for i in at.info)
     at.multiselect[1].set_value(["risk", "reasons"])
     at.number_input[0].set_value(2)
@@ -290,6 +413,8 @@ def test_evaluation_without_results_says_so_then_runs_with_a_limit(audit_url, tm
     assert shown == {round(d["model"]["auc"], 4) for d in results["sections"]["risk"]["datasets"].values()}
     assert all({"what it means", "floor", "ceiling"} <= set(frame.columns) for frame in risk)
     assert len(at.image) >= 1, "the risk plots are shown"
+    assert at.selectbox(key="ls_eval_file").value == "last dashboard run", "the run just finished is shown"
+    assert any(m.value.startswith("Risk model (hmda): given one applicant") for m in at.markdown)
     timing = [c.value for c in at.caption if "s of evaluation" in c.value]
     assert timing and "None" not in timing[0] and str(results["timing"]["total_seconds"]) in timing[0]
 
@@ -308,7 +433,7 @@ def test_metric_rows_carry_meaning_floor_and_ceiling():
 # ---------------------------------------------------------------------------- models and data
 
 def test_models_page_shows_the_risk_card_from_the_artifacts(audit_url):
-    at = no_failure(new_app().switch_page("lendsafe/ui/models.py").run())
+    at = no_failure(new_app("lendsafe/ui/models.py"))
     meta = json.loads((PROJECT_ROOT / "models" / "risk" / "hmda" / "metadata.json").read_text())
     metrics = next(d.value for d in at.dataframe if "logistic baseline" in d.value.columns)
     assert metrics.loc[metrics["metric"] == "AUC", "XGBoost (monotone)"].iloc[0] == round(meta["metrics"]["test"]["auc"], 4)
@@ -362,10 +487,32 @@ def test_form_values_round_trip_to_the_same_application():
 def test_contributions_mark_the_adverse_ones_behind_the_reasons():
     decision = Scorer.load("hmda").score(DENIAL)
     frame = tables.contribution_frame(decision, load_spec("hmda"))
-    assert list(frame["contribution"]) == sorted(frame["contribution"], reverse=True)
+    assert list(frame["log-odds"]) == sorted(frame["log-odds"], reverse=True)
+    assert list(frame["effect (pp)"]) == [tables.points(v, decision.risk) for v in frame["log-odds"]]
     principal = frame[frame["role"] == tables.ROLE_PRINCIPAL]
     assert set(principal["reason_code"]) == {r.code for r in decision.reasons}
-    assert (frame[frame["adverse"]]["contribution"] > 0).all() and (frame[~frame["adverse"]]["contribution"] <= 1e-6).all()
+    assert (frame[frame["adverse"]]["log-odds"] > 0).all() and (frame[~frame["adverse"]]["log-odds"] <= 1e-6).all()
+
+
+def test_points_are_the_risk_the_factor_adds_in_percentage_points():
+    assert tables.points(0.0, 0.4) == 0.0
+    assert tables.points(1.0, 0.5) == pytest.approx(23.1, abs=0.05)       # 50% vs sigmoid(-1) = 26.9%
+    assert tables.points(-1.0, 0.5) == pytest.approx(-23.1, abs=0.05)
+    assert tables.points_text(3.14) == "+3.1 pp" and tables.risk_text(0.1196) == "12.0%"
+
+
+def test_every_verifier_check_has_a_sentence():
+    from lendsafe.composer import compose
+    from lendsafe.verify import verify
+
+    decision = Scorer.load("hmda").score(DENIAL)
+    names = {c.check for c in verify(decision, compose(decision)).checks}
+    assert names <= set(tables.CHECK_SENTENCES), names - set(tables.CHECK_SENTENCES)
+
+
+def test_sample_words_never_say_limit_none():
+    assert sample_words({"limit": None}, {"evaluated": 183}) == "all 183 held-out denials"
+    assert "limited to 8" in sample_words({"limit": 8}, {"evaluated": 8})
 
 
 def test_reference_changes_name_new_dropped_and_moved_reasons():
@@ -387,8 +534,8 @@ def test_pdf_pages_render_as_png():
 
 
 def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_dropped_candidates(audit_url):
-    decided = denied_app()  # its own app: the module's shared one has moved to other pages by now
-    decision = decided.session_state["ls_current"]["issued"]["population"].decision
+    decided = denied_app()
+    decision = entry(decided)["drafts"]["population"].decision
     assert decision.grounding and all(row["passage_id"] for row in decision.grounding)
     labels = [e.label for e in decided.expander]
     for row in decision.grounding:

@@ -1,10 +1,13 @@
 """End to end in headless Chromium: `streamlit run app.py` on 127.0.0.1, driven the way an analyst
-uses it. Score the example denial from the form, see its reasons and explanation, download its
-notice PDF and pass it through the completeness check, upload a batch CSV with one bad row and get
-the zip and the error list. A screenshot of each page goes to tests/artifacts/.
+uses it. A what-if decision from the form is a draft that records nothing; editing a value marks the
+result stale and a field's error goes as soon as the value is valid; an analyst signs in and issues
+the notice, and the audit record names her; a batch runs with the reference chosen in the session
+and its manifest names each application; the audit page finds records by applicant, id and reason
+and opens one from a link. A screenshot of each page goes to tests/artifacts/.
 
-The server runs with the real default writer (the LoRA language model, verified, with the
-template fallback); only the audit store is a temporary one.
+The server runs with the real default writer (the LoRA language model, verified, with the template
+fallback; drafts use the template writer while the model is still loading); the audit store and the
+users file are temporary ones.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -23,6 +27,7 @@ from lendsafe.audit import AuditStore
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import load_spec
 from lendsafe.errors import LendSafeError
+from lendsafe.identity import UsersFile
 from lendsafe.notice import NoticeSettings, check_pdf
 from lendsafe.scoring import Scorer
 from lendsafe.ui import PAGES, tables
@@ -33,8 +38,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 DENIAL = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
 START_TIMEOUT_S = 90
-DECISION_TIMEOUT_MS = 300_000         # first decision may load the language model
+DECISION_TIMEOUT_MS = 300_000
 PAGE_TIMEOUT_MS = 60_000
+ANALYST, PASSWORD = "alice", "a long analyst password"
 
 pytestmark = [
     pytest.mark.browser, pytest.mark.slow,
@@ -47,8 +53,11 @@ pytestmark = [
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     audit_url = f"sqlite:///{folder / 'audit.db'}"
+    users = folder / "users.json"
+    UsersFile(users).add(ANALYST, PASSWORD, "analyst")
     # the real default writer: LENDSAFE_USE_LLM is removed from the server's environment
-    running = start(log=folder / "streamlit.log", env={"LENDSAFE_DATABASE_URL": audit_url, "LENDSAFE_USE_LLM": None})
+    running = start(log=folder / "streamlit.log", env={"LENDSAFE_DATABASE_URL": audit_url, "LENDSAFE_USE_LLM": None,
+                                                       "LENDSAFE_USERS_FILE": str(users)})
     try:
         running.wait_healthy(START_TIMEOUT_S)
     except LendSafeError as exc:
@@ -69,7 +78,7 @@ def page(server):
         tab = context.new_page()
         tab.set_default_timeout(PAGE_TIMEOUT_MS)
         tab.goto(server.url)
-        tab.get_by_role("heading", name=PAGES[0].title).wait_for()
+        tab.get_by_role("heading", name="LendSafe").wait_for()
         yield tab
         browser.close()
 
@@ -96,77 +105,166 @@ def screenshot(page, name: str) -> None:
     page.set_viewport_size(size)
 
 
-def latest_record(server):
+def records(server, **filters):
     with AuditStore(server.audit_url) as store:
-        return store.list(limit=None)[-1]
+        return store.list(limit=None, **filters)
 
 
-def test_score_a_denial_and_see_its_reasons_and_explanation(page, server):
+def set_text(page, label: str, value: str) -> None:
+    """Type into a text field and commit it (Streamlit commits on Enter)."""
+    box = page.get_by_role("textbox", name=label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    wait_idle(page)
+
+
+def decide_the_denial_from_the_form(page) -> None:
     spec = load_spec("hmda")
     for feature in spec.input_fields:
-        text = tables.cell_text(feature, DENIAL[feature.name])
-        if feature.type in ("float", "int"):
-            page.get_by_role("textbox", name=feature.label).fill(text)
-        else:
-            assert page.get_by_role("combobox", name=feature.label).input_value() == text
-    page.get_by_role("button", name="Decide").click()
-    page.get_by_role("heading", name="Principal reasons").wait_for(timeout=DECISION_TIMEOUT_MS)
+        if not tables.is_choice(feature):
+            set_text(page, tables.field_label(feature), tables.cell_text(feature, DENIAL[feature.name]))
+    page.get_by_role("button", name="Decide", exact=True).click()
+    page.get_by_role("heading", name="Result (from the form)").wait_for(timeout=DECISION_TIMEOUT_MS)
     wait_idle(page)
+
+
+def test_the_start_page_says_what_the_tool_does_and_where_to_start(page):
+    assert page.get_by_text("why was this applicant denied").first.is_visible()
+    for title in ("Decision explorer", "Notices", "Audit", "Evaluation"):
+        assert page.get_by_role("link", name=title).first.is_visible()
+    screenshot(page, "start")
+
+
+def test_a_what_if_decision_records_nothing_and_cannot_be_issued_anonymously(page, server):
+    open_page(page, "Decision explorer")
+    spec = load_spec("hmda")
+    rating = spec.feature("consumer_credit_history")
+    shown = page.get_by_role("combobox", name=rating.label)
+    assert tables.choice_label(rating, str(DENIAL[rating.name])) in shown.input_value()
+    decide_the_denial_from_the_form(page)
     expected = Scorer.load("hmda").score(DENIAL)
     for reason in expected.reasons:
         assert page.get_by_text(reason.statement, exact=True).first.is_visible()
-    record = latest_record(server)
-    decision = record.to_decision()
-    assert record.decision == "deny" and record.actor.startswith("app:")
-    assert [r.code for r in decision.reasons] == [r.code for r in expected.reasons]
-    first_sentence = decision.explanation.split(". ")[0]
-    assert page.get_by_text(first_sentence).first.is_visible()
-    assert page.get_by_text(f"Written by: {decision.writer}").first.is_visible()
-    screenshot(page, "explorer")
+    assert page.get_by_text(re.compile(r"^Draft decided")).first.is_visible(), "the stages' status closes as done"
+    assert page.get_by_role("button", name="Issue notice").is_disabled()
+    assert page.get_by_text("Draft only: not issued, not recorded.").first.is_visible()
+    page.get_by_role("tab", name="Compare references").click()
+    page.get_by_role("button", name="Compare with the cutoff reference").click()
+    page.get_by_text(re.compile(r"reason\(s\) differ from cutoff|Same reasons in the same order")).first.wait_for(
+        timeout=DECISION_TIMEOUT_MS)
+    wait_idle(page)
+    assert records(server) == [], "drafts and comparisons record nothing"
+    screenshot(page, "explorer_draft")
 
 
-def test_download_the_notice_and_pass_the_completeness_check(page, server):
-    open_page(page, "Notices")
-    page.locator("[data-testid='stImage'] img").first.wait_for()
-    screenshot(page, "notices")
+def test_editing_a_value_marks_the_result_stale_and_errors_clear_when_valid(page):
+    label = tables.field_label(load_spec("hmda").feature("debt_to_income"))
+    set_text(page, label, "-1")
+    page.get_by_role("heading", name="Result (from the form) - stale").wait_for()
+    assert page.get_by_text("debt_to_income must be between 0 and 3").first.is_visible()
+    assert page.get_by_text(re.compile("^Stale: a value on the form is not valid")).first.is_visible()
+    set_text(page, label, "0.5")
+    assert not page.get_by_text("debt_to_income must be between 0 and 3").count(), "the error goes once valid"
+    assert page.get_by_text(re.compile("^Stale: the inputs changed since this decision")).first.is_visible()
+    set_text(page, label, tables.cell_text(None, DENIAL["debt_to_income"]))
+    page.get_by_role("heading", name="Result (from the form)", exact=True).wait_for()
+    assert not page.get_by_text(re.compile("^Stale:")).count(), "back to the decided values: not stale"
+
+
+def sign_in(page, name: str, password: str) -> None:
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text("Sign in to issue notices").click()
+    set_text(page, "User name", name)
+    set_text(page, "Password", password)
+    sidebar.get_by_role("button", name="Sign in", exact=True).click()
+    wait_idle(page)
+
+
+def test_issuing_as_a_signed_in_analyst_records_her_identity(page, server):
+    sign_in(page, ANALYST, "wrong password!")
+    assert page.get_by_text("User name or password is wrong.").first.is_visible()
+    sign_in(page, ANALYST, PASSWORD)
+    assert page.get_by_text(f"Signed in: local:{ANALYST}").first.is_visible()
+    page.get_by_role("button", name="Issue notice").click()
+    page.get_by_text(re.compile(r"^Issued: audit record #")).first.wait_for(timeout=DECISION_TIMEOUT_MS)
+    wait_idle(page)
+    [record] = records(server)
+    assert record.actor == f"local:{ANALYST}" and record.decision == "deny"
+    assert [r.code for r in record.to_decision().reasons] == [r.code for r in Scorer.load("hmda").score(DENIAL).reasons]
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download the notice PDF").click()
+        page.get_by_role("button", name="Download the issued notice").click()
     pdf = Path(download.value.path()).read_bytes()
-    record = latest_record(server)
     assert hashlib.sha256(pdf).hexdigest() == record.notice_sha256
-    report = check_pdf(pdf, record.to_decision(), NoticeSettings())
-    assert report.passed, report.failures()
+    assert check_pdf(pdf, record.to_decision(), NoticeSettings()).passed
+    screenshot(page, "explorer_issued")
 
 
-def test_batch_with_one_bad_row_returns_the_zip_and_the_error_list(page, server):
+def batch_csv(server) -> Path:
     rows = list(csv.DictReader(io.StringIO(tables.sample_csv(load_spec("hmda")))))
-    rows.insert(1, {**rows[0], "application_id": "BAD-ROW", "loan_to_value": "-2"})
+    rows = [{**row, "application_id": f"BATCH-{i}", "applicant_name": f"Batch Applicant {i}"} for i, row in enumerate(rows)]
+    rows.insert(1, {**rows[0], "application_id": "BAD-ROW", "applicant_name": "Bad Row", "loan_to_value": "-2"})
     path = server.folder / "applications.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    page.locator("input[type=file][accept*='.csv']").set_input_files(str(path))
+    return path
+
+
+def test_a_batch_runs_with_the_reference_chosen_in_the_session(page, server):
+    page.locator("[data-testid=stSidebar]").get_by_text("cutoff", exact=True).click()
+    wait_idle(page)
+    open_page(page, "Notices")
+    assert page.get_by_text(re.compile("runs with this session's dataset hmda · reason reference cutoff")).first.is_visible()
+    before = len(records(server))
+    page.locator("input[type=file][accept*='.csv']").set_input_files(str(batch_csv(server)))
     page.get_by_text("applications.csv").first.wait_for()
     page.get_by_role("button", name="Run the batch").click()
+    page.get_by_role("button", name="Confirm: issue the notices").click()
     download_button = page.get_by_role("button", name="Download the notices (zip with manifest)")
     download_button.wait_for(timeout=DECISION_TIMEOUT_MS)
     wait_idle(page)
-    assert page.get_by_text("1 row(s) were not decided; all of them are in errors.csv inside the zip.").first.is_visible()
+    assert page.get_by_text("1 row(s) were not issued; all of them are in errors.csv inside the zip.").first.is_visible()
+    made = records(server)[before:]
+    assert made and {r.content["decision"]["reference"] for r in made} == {"cutoff"}
+    assert {r.actor for r in made} == {f"local:{ANALYST}"}
     screenshot(page, "notices_batch")
     with page.expect_download() as download:
         download_button.click()
     archive = zipfile.ZipFile(Path(download.value.path()))
     manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
     errors = list(csv.DictReader(io.StringIO(archive.read("errors.csv").decode())))
-    assert [e["row"] for e in errors] == ["3"] and len(manifest) == len(rows) - 1
+    assert [(e["data_row"], e["application_id"]) for e in errors] == [("2", "BAD-ROW")]
     assert "loan_to_value must be between 0 and 3" in errors[0]["problems"]
-    pdfs = [name for name in archive.namelist() if name.endswith(".pdf")]
-    assert sorted(pdfs) == sorted(m["path"] for m in manifest if m["path"]) and pdfs
-    assert all(m["check"] == "pass" for m in manifest if m["path"])
+    assert {m["application_id"] for m in manifest} == {f"BATCH-{i}" for i in range(len(manifest))}
+    assert all(m["applicant_name"].startswith("Batch Applicant") for m in manifest)
 
 
-@pytest.mark.parametrize("page_spec", PAGES[2:], ids=[p.module for p in PAGES[2:]])
+def test_the_audit_page_searches_by_applicant_and_reason_and_opens_a_linked_record(page, server):
+    open_page(page, "Audit")
+    target = next(r for r in records(server) if tables.record_applicant(r)[0] == "Batch Applicant 1")
+    set_text(page, "Applicant or application id", "batch applicant 1")
+    table = page.locator("[data-testid=stDataFrame]").first
+    assert page.get_by_text(re.compile(r"^1 record\(s\) match")).first.is_visible()
+    set_text(page, "Applicant or application id", "")
+    code = target.first_reason
+    set_text(page, "Reason", code.lower())
+    expected = [r for r in records(server) if tables.reason_matches(r, code.lower())]
+    assert page.get_by_text(re.compile(rf"^{len(expected)} record\(s\) match")).first.is_visible()
+    assert table.is_visible()
+    page.goto(f"{server.url}/audit?record={target.id}")
+    page.get_by_role("heading", name=f"Record #{target.id}").wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Prepare the evidence pack").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the evidence pack (zip)").click()
+    names = zipfile.ZipFile(Path(download.value.path())).namelist()
+    assert f"record-{target.id}.json" in names
+    screenshot(page, "audit")
+
+
+@pytest.mark.parametrize("page_spec", [p for p in PAGES if p.module in ("evaluation", "models")],
+                         ids=lambda p: p.module)
 def test_every_other_page_renders(page, server, page_spec):
     open_page(page, page_spec.title)
     assert not page.locator("[data-testid='stException']").count()

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.datasets import load_spec
+from lendsafe.identity import Identity
 from lendsafe.ui import tables
 from lendsafe.ui.notices import BATCH_MAX_MB
 
@@ -54,15 +55,18 @@ def hostile_csv() -> bytes:
 
 def test_batch_names_and_problems_with_urls_are_plain_text(audit_url):
     at = notices_page()
+    at.session_state["ls_identity"] = Identity("local", "alice", "analyst")
     at.file_uploader(key="ls_batch_upload").set_value(("[x](http://evil.example).csv", hostile_csv(), "text/csv"))
     at.run()
     next(b for b in at.button if b.label == "Run the batch").click()
     at.run()
+    next(b for b in at.button if b.label == "Confirm: issue the notices").click()
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["ls_batch"]["errors"], "the formula row is listed as an error"
+    assert at.session_state["ls_work"]["hmda"]["batch"]["errors"], "the formula row is listed as an error"
     assert not [t for t in markdown_texts(at) if "evil.example" in t]
     assert any("evil.example" in t.value for t in at.text), "the file name is shown, as plain text"
-    assert any("were not decided" in e.value for e in at.error)
+    assert any("were not issued" in e.value for e in at.error)
 
 
 def test_an_upload_above_the_limit_is_refused_on_the_page(audit_url):
