@@ -10,6 +10,7 @@ Nothing is switched: the results list what each alternative would cost.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -125,7 +126,10 @@ def fit_reduction(spec: DatasetSpec, params: RiskParams, alt: Alternative, split
     reduction = ExponentiatedGradient(base, DemographicParity(), max_iter=REDUCTION_ITERATIONS)
     attr = split.attributes[alt.attribute]
     in_control = np.where(attr.labels[split.train] == attr.control, "control", "not control")
-    reduction.fit(matrix[split.train], split.y[split.train], sensitive_features=in_control)
+    with warnings.catch_warnings():       # fairlearn's own pandas deprecation notices, not ours to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reduction.fit(matrix[split.train], split.y[split.train], sensitive_features=in_control)
 
     def score(rows: np.ndarray) -> np.ndarray:
         weighted = [w * m.predict_proba(rows)[:, 1] for w, m in zip(reduction.weights_, reduction.predictors_) if w > 0]
