@@ -4,7 +4,14 @@ Reg B asks lenders to keep, for 25 months after notifying the applicant, the app
 information used to evaluate it, the notice and the statement of reasons, or to be able to
 regenerate them (12 CFR 1002.12(b), comment 12(b)-1). Each record holds the whole ``Decision``
 as canonical JSON plus the notice's settings, date, document id and PDF hash, so the notice can be
-rebuilt byte for byte. Record ``n`` stores ``sha256(canonical_json(content) + hash of record n-1)``;
+rebuilt byte for byte. Record kinds (``RECORD_KINDS``): ``decision``; ``incomplete``, a notice of
+incompleteness (12 CFR 1002.9(c)(2): the missing fields, the notice, its settings and PDF hash);
+``refusal``, a notice that was not issued because it failed its completeness check or its
+explanation failed verification at issue (what was refused and why; no PDF); ``purge``.
+
+A record made with an issue key (a batch row: application id or data row, content hash, dataset) is
+unique under that key (a unique index since migration 0003): a second process issuing the same
+application finds the first one's record instead of committing another. Record ``n`` stores ``sha256(canonical_json(content) + hash of record n-1)``;
 the first link uses ``GENESIS_HASH``; after a purge the chain starts from the purge's anchor.
 
 SQLite (WAL, ``synchronous=FULL``; ``?synchronous=NORMAL`` on the URL trades power-loss durability of
@@ -56,6 +63,8 @@ MIN_RETENTION_MONTHS = min(RETENTION_MONTHS.values())
 MAX_RETENTION_MONTHS = 1200
 ACTOR_MAX_CHARS = 128
 PURGE_KIND = "purge"
+DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND = "decision", "incomplete", "refusal"
+RECORD_KINDS = (DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND, PURGE_KIND)
 # purge-log columns added by migration 0002; absent (None) on entries written before it
 PURGE_COLUMNS_SINCE_0002 = ("credit", "last_created_at", "record_id")
 VERIFY_BATCH = 1000
@@ -136,6 +145,37 @@ class AuditEntry(NamedTuple):
     notice: Any | None = None
     notice_pdf: bytes | None = None
     issue_key: str | None = None     # what the issue is keyed by (batches: application or row + content hash)
+    batch: str | None = None         # the id of the batch folder that issued it (32 hex digits)
+
+
+class IncompleteEntry(NamedTuple):
+    """A notice of incompleteness to record: what it states (``lendsafe.incomplete.incompleteness_record``),
+    the notice (``IncompleteNotice``) and its PDF bytes."""
+
+    record: dict[str, Any]
+    notice: Any
+    notice_pdf: bytes
+    issue_key: str | None = None
+    batch: str | None = None
+
+
+class RefusalEntry(NamedTuple):
+    """A notice refused at issue (nothing sent): which document, why, and what it was for."""
+
+    document: str                    # "adverse-action notice" | "notice of incompleteness"
+    reason: str                      # "completeness check" | "explanation verification"
+    failures: dict[str, str]         # check name -> what failed
+    decision: Decision | None = None     # the decision an adverse-action notice was for
+    record: dict[str, Any] | None = None  # the incompleteness record a notice of incompleteness was for
+    notice: Any | None = None        # the refused notice, when one was built
+    issue_key: str | None = None     # the key it would have been issued under (kept as refused_key: not taken)
+
+
+class Appended(NamedTuple):
+    """What ``AuditStore.append`` did with one entry: its new record, or the record already issued under its key."""
+
+    record: "AuditRecord"
+    new: bool
 
 
 @dataclass(frozen=True)
@@ -155,13 +195,15 @@ class AuditRecord:
     content: dict[str, Any] = field(repr=False)
     record_mac: str | None = field(default=None, repr=False)
 
+    issue_key: str | None = field(default=None, repr=False)
+
     @property
     def kind(self) -> str:
-        """``decision`` for a recorded decision, ``purge`` for the chain record of a purge."""
-        return self.content.get("kind", "decision")
+        """One of ``RECORD_KINDS`` (records without a kind are decisions)."""
+        return self.content.get("kind", DECISION_KIND)
 
     def to_decision(self) -> Decision:
-        if self.kind != "decision":
+        if self.kind != DECISION_KIND:
             raise AuditIntegrityError(f"record {self.id} is a {self.kind} record, not a decision")
         return Decision.from_dict(self.content["decision"])
 
@@ -269,6 +311,7 @@ def _tables() -> Any:
             "notice_sha256", "prev_hash", "record_hash")),
         sa.Column("content", sa.Text),
         sa.Column("record_mac", sa.String),
+        sa.Column("issue_key", sa.String),
     )
     purges = sa.Table(
         "audit_purges", metadata,
@@ -428,39 +471,101 @@ def _entry_bodies(entries: Sequence[Any], actor: str, notice_settings: Any) -> l
     for index, item in enumerate(entries):
         try:
             entry = _as_entry(item)
-            bodies.append(record_body(entry.decision, entry.notice, entry.notice_pdf, actor, notice_settings,
-                                      issue_key=entry.issue_key))
+            bodies.append(ENTRY_BODIES[type(entry)](entry, actor, notice_settings))
         except AuditIntegrityError as exc:
             raise AuditIntegrityError(f"entry {index + 1} of {len(entries)}: {exc}") from exc
     return bodies
 
 
+def _checked_key(issue_key: Any, name: str = "issue_key") -> dict[str, str]:
+    """``{name: issue_key}`` (nothing without a key); a key that is not 16-64 hex digits is refused."""
+    if issue_key is None:
+        return {}
+    if not ISSUE_KEY_PATTERN.match(str(issue_key)):
+        raise AuditIntegrityError(f"{name} must be 16-64 hex digits; got {str(issue_key)[:80]!r}")
+    return {name: issue_key}
+
+
+def _stored(body: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(canonical_json(body))          # exactly what will be stored and hashed
+
+
 def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor: str,
-                notice_settings: Any = None, *, issue_key: str | None = None) -> dict[str, Any]:
+                notice_settings: Any = None, *, issue_key: str | None = None,
+                batch: str | None = None) -> dict[str, Any]:
     """Everything recorded for one decision except its place in the chain (id, created_at)."""
     _check_actor(actor)
+    _check_decision(decision)
+    return _stored({"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
+                    "versions": _library_versions(), **_notice_fields(notice, notice_pdf, notice_settings),
+                    **_checked_key(issue_key), **_checked_key(batch, "batch")})
+
+
+def _check_decision(decision: Any) -> None:
     if not isinstance(decision, Decision):
         raise AuditIntegrityError(f"expected a lendsafe.decision.Decision; got {type(decision).__name__}")
-    if issue_key is not None and not ISSUE_KEY_PATTERN.match(str(issue_key)):
-        raise AuditIntegrityError(f"issue_key must be 16-64 hex digits; got {str(issue_key)[:80]!r}")
-    body = {"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
-            "versions": _library_versions(), **_notice_fields(notice, notice_pdf, notice_settings),
-            **({"issue_key": issue_key} if issue_key is not None else {})}
-    return json.loads(canonical_json(body))          # exactly what will be stored and hashed
+
+
+def _decision_body(entry: AuditEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
+    return record_body(entry.decision, entry.notice, entry.notice_pdf, actor, notice_settings,
+                       issue_key=entry.issue_key, batch=entry.batch)
+
+
+def _incomplete_body(entry: IncompleteEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
+    """A notice of incompleteness: the missing fields and application as stated, the notice and its PDF hash."""
+    if entry.notice is None or entry.notice_pdf is None or not (entry.record or {}).get("missing"):
+        raise AuditIntegrityError("a notice of incompleteness is recorded with its record (naming the missing "
+                                  "fields), its notice and its PDF bytes")
+    return _stored({"format": RECORD_FORMAT, "kind": INCOMPLETE_KIND, "actor": actor, "record": entry.record,
+                    "versions": _library_versions(), **_notice_fields(entry.notice, entry.notice_pdf, notice_settings),
+                    **_checked_key(entry.issue_key), **_checked_key(entry.batch, "batch")})
+
+
+def _refusal_body(entry: RefusalEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
+    """A refused notice: the document and what it was for, the check that refused it and each failure."""
+    if entry.decision is not None:
+        _check_decision(entry.decision)
+    if entry.decision is None and not entry.record:
+        raise AuditIntegrityError("a refusal names the decision or the incompleteness record it was for")
+    refused = {"document": entry.document, "reason": entry.reason, "failures": dict(entry.failures),
+               "decision": None if entry.decision is None else entry.decision.to_dict(), "record": entry.record,
+               "notice": None if entry.notice is None else entry.notice.to_dict(),
+               "document_id": getattr(entry.notice, "document_id", None)}
+    return _stored({"format": RECORD_FORMAT, "kind": REFUSAL_KIND, "actor": actor, "refused": refused,
+                    "notice_settings": None if notice_settings is None else notice_settings.to_dict(),
+                    "versions": _library_versions(), **_checked_key(entry.issue_key, "refused_key")})
+
+
+ENTRY_BODIES = {AuditEntry: _decision_body, IncompleteEntry: _incomplete_body, RefusalEntry: _refusal_body}
+
+
+def _decision_columns(decision: dict[str, Any]) -> dict[str, Any]:
+    reasons = decision.get("reasons") or ()
+    return {"dataset": decision["dataset"], "writer": decision.get("writer"),
+            "first_reason": reasons[0]["code"] if reasons else None}
+
+
+def _kind_columns(content: dict[str, Any]) -> dict[str, Any]:
+    """Dataset, decision, writer and first reason of a record, by its kind."""
+    kind = content.get("kind", DECISION_KIND)
+    if kind == PURGE_KIND:
+        return {"dataset": "audit", "decision": PURGE_KIND, "writer": None, "first_reason": None}
+    if kind == INCOMPLETE_KIND:
+        return {"dataset": content["record"]["dataset"], "decision": INCOMPLETE_KIND, "writer": None,
+                "first_reason": None}
+    if kind == REFUSAL_KIND:
+        refused = content["refused"]
+        columns = (_decision_columns(refused["decision"]) if refused["decision"] is not None
+                   else {"dataset": refused["record"]["dataset"], "writer": None, "first_reason": None})
+        return {**columns, "decision": REFUSAL_KIND}
+    return {**_decision_columns(content["decision"]), "decision": content["decision"]["decision"]}
 
 
 def index_columns(content: dict[str, Any]) -> dict[str, Any]:
     """The indexed, filterable columns, all derived from the hashed content."""
-    if content.get("kind") == PURGE_KIND:
-        return {"id": content["id"], "created_at": content["created_at"], "dataset": "audit", "decision": PURGE_KIND,
-                "writer": None, "actor": content["actor"], "first_reason": None, "notice_sha256": None}
-    decision = content["decision"]
-    reasons = decision.get("reasons") or ()
-    return {
-        "id": content["id"], "created_at": content["created_at"], "dataset": decision["dataset"],
-        "decision": decision["decision"], "writer": decision.get("writer"), "actor": content["actor"],
-        "first_reason": reasons[0]["code"] if reasons else None, "notice_sha256": content["notice_sha256"],
-    }
+    return {"id": content["id"], "created_at": content["created_at"], "actor": content["actor"],
+            **_kind_columns(content), "notice_sha256": content.get("notice_sha256"),
+            "issue_key": content.get("issue_key")}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -579,13 +684,20 @@ class AuditStore:
                                     notice_settings=notice_settings)
         return stored
 
-    def record_many(self, entries: Sequence[AuditEntry | tuple[Any, Any, Any]], *, actor: str,
+    def record_many(self, entries: Sequence[Any], *, actor: str,
                     notice_settings: Any | None = None) -> list[AuditRecord]:
-        """Append several decisions in one transaction, each linked to the one before; returns them in order.
+        """Append several entries in one transaction, each linked to the one before; returns them in order
+        (an entry whose issue key is already recorded: that record, see ``append``)."""
+        return [appended.record for appended in self.append(entries, actor=actor, notice_settings=notice_settings)]
 
-        ``entries`` are ``AuditEntry(decision, notice, notice_pdf)`` or plain 3-tuples. All of them are
-        checked and serialised before the lock is taken, so one bad entry writes nothing. One commit
-        (one fsync on SQLite) covers the whole group.
+    def append(self, entries: Sequence[Any], *, actor: str, notice_settings: Any | None = None) -> list[Appended]:
+        """Append several entries in one transaction, each linked to the one before.
+
+        ``entries`` are ``AuditEntry(decision, notice, notice_pdf, issue_key)`` (or plain 3-tuples),
+        ``IncompleteEntry`` or ``RefusalEntry``. All of them are checked and serialised before the lock is
+        taken, so one bad entry writes nothing. One commit (one fsync on SQLite) covers the whole group.
+        An entry whose issue key is already recorded (by another process, or earlier in the group) is not
+        recorded again: ``Appended(existing record, new=False)`` stands in its place.
         """
         bodies = _entry_bodies(entries, actor, notice_settings)
         if not bodies:
@@ -593,16 +705,38 @@ class AuditStore:
         records, _ = _tables()
         with self._locked() as conn:
             before = self._state(conn)
-            head, linked = (before.head_id, before.head_hash), []
+            taken = self._keyed(conn, [body.get("issue_key") for body in bodies])
+            head, linked, appended = (before.head_id, before.head_hash), [], []
             for body in bodies:
+                key = body.get("issue_key")
+                if key in taken:
+                    appended.append(Appended(taken[key], False))
+                    continue
                 row, content = self._next_row(body, *head)
-                linked.append((row, content))
+                record = AuditRecord(**{**row, "content": content})
+                linked.append(row)
+                appended.append(Appended(record, True))
+                taken.update({key: record} if key else {})
                 head = (row["id"], row["record_hash"])
-            conn.execute(records.insert(), [row for row, _ in linked])
+            if not linked:
+                return appended
+            conn.execute(records.insert(), linked)
             after = _advanced(before, *head, added=len(linked))
             self.checkpoint.advance(before, after)
         self.checkpoint.settle(after)
-        return [AuditRecord(**{**row, "content": content}) for row, content in linked]
+        return appended
+
+    def _keyed(self, conn: Any, keys: list[str | None]) -> dict[str, AuditRecord]:
+        """Issue key -> record for those of `keys` already recorded."""
+        from sqlalchemy import select
+
+        records, _ = _tables()
+        wanted = sorted({key for key in keys if key})
+        found: dict[str, AuditRecord] = {}
+        for start in range(0, len(wanted), VERIFY_BATCH):
+            query = select(records).where(records.c.issue_key.in_(wanted[start:start + VERIFY_BATCH]))
+            found.update({row.issue_key: self._to_record(row) for row in conn.execute(query)})
+        return found
 
     def _next_row(self, body: dict[str, Any], head_id: int, head_hash: str,
                   created_at: str | None = None) -> tuple[dict[str, Any], dict]:
@@ -687,15 +821,17 @@ class AuditStore:
         with self._reading() as conn:
             return [self._to_record(row) for row in conn.execute(query)]
 
-    def issued(self) -> dict[str, AuditRecord]:
-        """Issue key -> record, for every record made with an issue key (batches look here before issuing)."""
+    def issued(self, keys: Sequence[str] | None = None) -> dict[str, AuditRecord]:
+        """Issue key -> record, for every record made with an issue key, or for those of `keys` (batches look
+        here before issuing)."""
         from sqlalchemy import select
 
         records, _ = _tables()
-        query = select(records).where(records.c.content.like('%"issue_key":%')).order_by(records.c.id)
         with self._reading() as conn:
-            found = (self._to_record(row) for row in conn.execute(query))
-            return {record.content["issue_key"]: record for record in found if record.content.get("issue_key")}
+            if keys is not None:
+                return self._keyed(conn, list(keys))
+            query = select(records).where(records.c.issue_key.is_not(None)).order_by(records.c.id)
+            return {row.issue_key: self._to_record(row) for row in conn.execute(query)}
 
     def count(self) -> int:
         from sqlalchemy import func, select
@@ -804,14 +940,18 @@ class AuditStore:
 
         With recorded notice settings: ``Decision.from_dict`` -> ``build_notice`` (recorded settings,
         date, document id) -> ``render_pdf``. Without them: ``render_pdf(Notice.from_dict(recorded))``.
+        A notice of incompleteness: ``build_incomplete_notice`` (recorded record, settings, date, id) ->
+        ``render_incomplete_pdf``. Each differing field, the PDF hash and changed library versions are named.
         """
         record = self.get(record_id)
         _check_own_hash(record)
         content = record.content
-        if content["notice"] is None:
-            raise AuditIntegrityError(f"record {record_id} has no notice to replay (decision {record.decision!r})")
-        mode = REBUILT if content["notice_settings"] is not None else RERENDERED
-        notice, pdf = REPLAY_MODES[mode](content)
+        mode = _replay_mode(record)
+        try:
+            notice, pdf = REPLAY_MODES[mode](content)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuditIntegrityError(f"record {record.id} cannot be replayed: its recorded notice inputs are "
+                                      f"incomplete ({type(exc).__name__}: {exc})") from None
         differences = field_differences(content["notice"], notice.to_dict())
         replayed_sha = sha256_hex(pdf)
         if content["notice_sha256"] is None:
@@ -847,7 +987,7 @@ class AuditStore:
                 "chain_problem": report.problem}
 
     def _replay_section(self, record: AuditRecord) -> tuple[dict[str, Any], bytes | None]:
-        if record.content["notice"] is None:
+        if record.content.get("notice") is None or record.kind in NOT_REPLAYABLE:
             return {"status": "no notice recorded"}, None
         try:
             result = self.replay(record.id)
@@ -951,8 +1091,10 @@ def _advanced(before: ChainState, head_id: int, head_hash: str, *, added: int) -
 
 # ----------------------------------------------------------------------------- helpers
 
-def _as_entry(item: Any) -> AuditEntry:
-    """An ``AuditEntry`` from an entry or a (decision, notice, notice_pdf) tuple; else a clear error."""
+def _as_entry(item: Any) -> AuditEntry | IncompleteEntry | RefusalEntry:
+    """An entry as given, or an ``AuditEntry`` from a (decision, notice, notice_pdf) tuple; else a clear error."""
+    if type(item) in ENTRY_BODIES:
+        return item
     if isinstance(item, tuple) and 3 <= len(item) <= len(AuditEntry._fields):
         return AuditEntry(*item)
     raise AuditIntegrityError(f"expected an AuditEntry or a (decision, notice, notice_pdf) tuple; "
@@ -1179,9 +1321,35 @@ def _rerender_notice(content: dict[str, Any]) -> tuple[Any, bytes]:
     return notice, module.render_pdf(notice)
 
 
+def _rebuild_incomplete(content: dict[str, Any]) -> tuple[Any, bytes]:
+    """Incompleteness record -> build_incomplete_notice with the recorded settings, date and id -> render."""
+    from lendsafe.incomplete import build_incomplete_notice, render_incomplete_pdf
+
+    module = _notice_module()
+    notice = build_incomplete_notice(content["record"], module.NoticeSettings.from_dict(content["notice_settings"]),
+                                     notice_date=_decode_date(content["notice_date"]),
+                                     document_id=content["document_id"])
+    return notice, render_incomplete_pdf(notice)
+
+
 REBUILT = "rebuilt from the recorded decision and notice settings"
 RERENDERED = "re-rendered from the recorded notice (no notice settings were recorded)"
-REPLAY_MODES = {REBUILT: _rebuild_notice, RERENDERED: _rerender_notice}
+REBUILT_INCOMPLETE = "rebuilt from the recorded incompleteness record and notice settings"
+REPLAY_MODES = {REBUILT: _rebuild_notice, RERENDERED: _rerender_notice, REBUILT_INCOMPLETE: _rebuild_incomplete}
+NOT_REPLAYABLE = {REFUSAL_KIND: "is a refusal: no notice was issued, so there is nothing to replay",
+                  PURGE_KIND: "is the chain record of a purge: it has no notice"}
+
+
+def _replay_mode(record: AuditRecord) -> str:
+    """How the record's notice is rebuilt; AuditIntegrityError saying why when it has none."""
+    content = record.content
+    if record.kind in NOT_REPLAYABLE:
+        raise AuditIntegrityError(f"record {record.id} {NOT_REPLAYABLE[record.kind]}")
+    if content.get("notice") is None:
+        raise AuditIntegrityError(f"record {record.id} has no notice to replay (decision {record.decision!r})")
+    if record.kind == INCOMPLETE_KIND:
+        return REBUILT_INCOMPLETE
+    return REBUILT if content.get("notice_settings") is not None else RERENDERED
 
 
 def _version_notes(recorded: dict[str, str | None]) -> list[str]:

@@ -12,12 +12,18 @@ applicant_name as the CSV gives them (blank when the file has no such column).
 
 A batch is resumable and idempotent. Every row's issue is keyed by its application id (or its data row
 when it has none), its content hash and the dataset; the key also names the notice's document
-id, so identical rows get distinct documents. A group of rows is issued in this order: PDFs written
+id, so identical rows get distinct documents. The audit store holds each key once (a unique index):
+a row another batch (another folder, another process) issued first is listed with status
+"already issued", its document id and audit record, and no PDF here. A notice refused at issue
+(completeness check, explanation verification) is recorded as a refusal and listed in errors.csv with
+the check that refused it and the refusal's audit record. Without an audit store, only the folder's
+own manifest guards against issuing twice. A group of rows is issued in this order: PDFs written
 atomically (temporary file, fsync, rename), then the group's audit records committed (each naming its
 key and its PDF's sha256), then its manifest.csv and errors.csv lines appended and fsynced. A rerun
 into the same folder reads the manifest and the audit store's keys and issues exactly the rows that are
 missing (rows listed as errors are tried again); a record whose manifest line was lost is listed again
-(its PDF regenerated from the record when it is missing). Another folder is another batch.
+(its PDF regenerated from the record when it is missing). Another folder is another batch, whose
+rows already issued are listed as such, not issued again.
 """
 from __future__ import annotations
 
@@ -36,16 +42,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lendsafe.audit import AuditEntry
 from lendsafe.errors import ConfigurationError, InvalidApplicationError, LendSafeError
-from lendsafe.issuance import Issuer, default_actor
+from lendsafe.issuance import IssueRefused, Issuer, default_actor
 from lendsafe.notice import NoticeSettings, canonical_json
 from lendsafe.redaction import printable
 
 INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness
 
 ROW_COLUMNS = ("data_row", "application_id", "applicant_name")     # who a manifest or error line is about
-MANIFEST_COLUMNS = (*ROW_COLUMNS, "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id")
-ERROR_COLUMNS = (*ROW_COLUMNS, "key", "problems")
+MANIFEST_COLUMNS = (*ROW_COLUMNS, "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id",
+                    "status")
+ERROR_COLUMNS = (*ROW_COLUMNS, "key", "problems", "refused", "audit_id")
+# A manifest row's status: issued by this batch, or found issued under its key by another batch (listed with
+# its document id and audit record; no PDF in this folder).
+ISSUED, ALREADY_ISSUED = "issued", "already issued"
 MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
 LOCK_NAME = ".lendsafe-batch.lock"
@@ -94,6 +105,7 @@ class ManifestRow:
     path: str          # PDF file name inside the output folder
     check: str         # "pass" (a notice that fails its check is not issued) | "" (no notice)
     audit_id: str = ""  # audit record id ("" when no audit store was given)
+    status: str = ISSUED  # ISSUED | ALREADY_ISSUED (by another batch: no PDF here)
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
@@ -117,10 +129,13 @@ class BatchError:
     key: str = ""
     application_id: str = ""
     applicant_name: str = ""
+    refused: str = ""   # a notice refused at issue: the check that refused it ("completeness check", ...)
+    audit_id: str = ""  # the refusal's audit record ("" without an audit store, or for rows not decided)
 
     @classmethod
-    def of(cls, who: RowId, problems: tuple[str, ...], key: str = "") -> "BatchError":
-        return cls(who.data_row, problems, key, who.application_id, who.applicant_name)
+    def of(cls, who: RowId, problems: tuple[str, ...], key: str = "", refused: str = "",
+           audit_id: str = "") -> "BatchError":
+        return cls(who.data_row, problems, key, who.application_id, who.applicant_name, refused, audit_id)
 
     def as_row(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in ERROR_COLUMNS}, "problems": "; ".join(self.problems)}
@@ -149,7 +164,17 @@ class BatchResult:
 
     @property
     def incomplete(self) -> list[ManifestRow]:
-        return [r for r in self.rows if r.decision == INCOMPLETE]
+        return [r for r in self.rows if r.decision == INCOMPLETE and r.status == ISSUED]
+
+    @property
+    def already_issued(self) -> list[ManifestRow]:
+        """Rows another batch issued first (found under their issue key in the audit store)."""
+        return [r for r in self.rows if r.status == ALREADY_ISSUED]
+
+    @property
+    def refused(self) -> list[BatchError]:
+        """Rows whose notice was refused at issue (recorded as refusals when there is an audit store)."""
+        return [e for e in self.errors if e.refused]
 
     @property
     def failed_checks(self) -> list[ManifestRow]:
@@ -166,11 +191,13 @@ class BatchResult:
 
 # ----------------------------------------------------------------------------- keys and names
 
-def issue_key(row: Any, dataset: str, batch: str = "") -> str:
-    """The key of one row's issue: its application id (else its row number), content hash, dataset and the
-    batch (the output folder's id: a rerun into the folder finds its keys, another folder is another issue)."""
+def issue_key(row: Any, dataset: str) -> str:
+    """The key of one row's issue: its application id (else its data row), content hash and dataset. The audit
+    store holds each key once, so an application is issued once whichever batch, folder or process gets to it
+    first; a row without an application id is known by its data row and content only (identical rows at the
+    same place of two files are one issue: give rows application ids to tell them apart)."""
     who = f"application_id {row.application_id}" if row.application_id else f"data_row {row.data_row}"
-    text = canonical_json({"batch": batch, "dataset": dataset, "who": who, "content": row.content_sha256})
+    text = canonical_json({"dataset": dataset, "who": who, "content": row.content_sha256})
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
@@ -284,7 +311,8 @@ class BatchFolder:
         self._lock.close()
 
     def batch_id(self) -> str:
-        """The folder's batch id (made on its first run): part of every issue key of the batch."""
+        """The folder's batch id (made on its first run), kept in each record the batch makes: tells the
+        folder's own records (a lost manifest line) from records another batch made under the same key."""
         path = self.path / BATCH_ID_NAME
         text = path.read_text(encoding="utf-8", errors="replace").strip() if path.is_file() else ""
         if not KEY_PATTERN.match(text):
@@ -372,6 +400,19 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
     return job.result
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """One row ready to record: its audit entry and, for a notice, the PDF written before the record."""
+
+    who: RowId
+    key: str
+    entry: Any                       # AuditEntry | IncompleteEntry | RefusalEntry
+    listing: tuple = ()              # decision, reasons (the manifest's) for an issued row
+    pdf: bytes | None = None
+    name: str = ""                   # the PDF's file name in the folder
+    problems: tuple[str, ...] = ()   # why a refused row was refused
+
+
 @dataclass
 class _Batch:
     issuer: Issuer
@@ -381,22 +422,24 @@ class _Batch:
     incomplete: bool
     meter: ProgressMeter
     result: BatchResult = None
+    batch: str = ""
 
     def __post_init__(self) -> None:
         self.result = BatchResult(self.folder.path)
+        self.batch = self.folder.batch_id()
 
-    # -- what an earlier run did
+    # -- what an earlier run (or another batch) did
     def resume(self, rows: list) -> list[tuple[Any, str]]:
         """The (row, key) pairs still to issue. Rows an earlier run listed in the manifest (with their PDF)
         or recorded in the audit store under their key are taken as done; rows it listed as errors are
         tried again; a row repeating an earlier one (same application id and content) is an error."""
         done = {r["key"]: ManifestRow.from_row(r) for r in self.folder.manifest.load() if self.folder.has_pdf(r)}
         self.folder.errors.load()
-        issued = self.issuer.audit.issued() if self.issuer.audit is not None else {}
-        batch = self.folder.batch_id()
+        keyed = [(row, issue_key(row, self.dataset)) for row in rows]
+        issued = self.issuer.audit.issued([key for _, key in keyed]) if self.issuer.audit is not None else {}
         todo, first, found = [], {}, []
-        for row in rows:
-            key, who = issue_key(row, self.dataset, batch), RowId.of(row)
+        for row, key in keyed:
+            who = RowId.of(row)
             if key in first:
                 found.append(BatchError.of(who, (f"repeats data_row {first[key]} (same application_id and "
                                                  f"content); issued once, for data_row {first[key]}",), key))
@@ -406,24 +449,26 @@ class _Batch:
                 self.result.rows.append(done[key])
                 self.result.resumed += 1
             elif key in issued:
-                found.append(self._recover(who, key, issued[key]))
+                found.append(self._listed(who, key, issued[key]))
                 self.result.resumed += 1
             else:
                 todo.append((row, key))
         self._append(found)
         return todo
 
-    def _recover(self, who: RowId, key: str, record: Any) -> ManifestRow | BatchError:
-        """The manifest row of a decision recorded under `key` whose manifest line was lost; its PDF is
-        written again from the record when it is not in the folder."""
+    def _listed(self, who: RowId, key: str, record: Any) -> ManifestRow | BatchError:
+        """The manifest row of a record already in the audit store under `key`: this batch's own (its
+        manifest line was lost; the PDF written again from the record when it is not in the folder), or
+        another batch's, listed as already issued with its document id and no PDF here."""
         content = record.content
-        decision = content["decision"]
-        codes = ";".join(r["code"] for r in decision.get("reasons") or ())
+        kind, codes = _recorded_listing(content)
+        values = (content.get("document_id") or "", kind, codes, record.notice_sha256 or "")
+        if content.get("batch") != self.batch:
+            return ManifestRow.listing(who, key, *values, "", "", str(record.id), ALREADY_ISSUED)
         if not content.get("notice"):
-            return ManifestRow.listing(who, key, "", decision["decision"], codes, "", "", "", str(record.id))
-        name = pdf_name("deny", who.data_row, content["document_id"])
-        manifest_row = ManifestRow.listing(who, key, content["document_id"], decision["decision"], codes,
-                                           record.notice_sha256, name, "pass", str(record.id))
+            return ManifestRow.listing(who, key, *values, "", "", str(record.id), ISSUED)
+        name = pdf_name(kind if kind in DOCUMENTS else "deny", who.data_row, content["document_id"])
+        manifest_row = ManifestRow.listing(who, key, *values, name, "pass", str(record.id), ISSUED)
         if not self.folder.has_pdf(manifest_row.as_row()):
             replayed = self.issuer.audit.replay(record.id)
             if not replayed.identical:
@@ -435,14 +480,21 @@ class _Batch:
 
     # -- one group of rows
     def run_chunk(self, chunk: list[tuple[Any, str]]) -> None:
-        """Decide, verify, render, write, record and list one group of rows."""
+        """Decide, verify and render one group of rows; write its PDFs; record the group (decisions, notices of
+        incompleteness, refusals) in one transaction; list it."""
         errors = [BatchError.of(RowId.of(row), _problems(row.error), key) for row, key in chunk
                   if row.error is not None]
         lacking = [(row, key) for row, key in chunk if row.triage is not None and row.triage.incomplete]
         valid = [(row, key) for row, key in chunk if row.triage is not None and not row.triage.incomplete]
-        items = [self._incomplete(row, key) for row, key in lacking] + self._decided(valid)
-        self._append(errors + items)
-        self.meter.advance(len(errors) + len(items))
+        prepared = [self._incomplete(row, key) for row, key in lacking] + self._decided(valid)
+        pending = [item for item in prepared if isinstance(item, _Pending)]
+        errors += [item for item in prepared if isinstance(item, BatchError)]
+        for item in pending:
+            if item.pdf is not None:
+                write_atomic(self.folder.path / item.name, item.pdf)
+        appended = self.issuer.append([item.entry for item in pending])
+        self._append(errors + [self._outcome(item, done) for item, done in zip(pending, appended)])
+        self.meter.advance(len(chunk))
 
     def _append(self, items: list) -> None:
         rows = [item for item in items if isinstance(item, ManifestRow)]
@@ -452,50 +504,61 @@ class _Batch:
         self.result.rows += rows
         self.result.errors += errors
 
-    def _incomplete(self, row: Any, key: str) -> ManifestRow | BatchError:
+    def _outcome(self, item: _Pending, appended: Any) -> ManifestRow | BatchError:
+        """The listing of a recorded row: issued, refused, or found already issued by another batch (its
+        PDF here is removed: it was never issued)."""
+        audit_id = "" if appended is None else str(appended.record.id)
+        if item.problems:
+            return BatchError.of(item.who, item.problems, item.key, item.entry.reason, audit_id)
+        if appended is not None and not appended.new:
+            if item.name:
+                (self.folder.path / item.name).unlink(missing_ok=True)
+            return self._listed(item.who, item.key, appended.record)
+        sha = hashlib.sha256(item.pdf).hexdigest() if item.pdf is not None else ""
+        return ManifestRow.listing(item.who, item.key, getattr(item.entry.notice, "document_id", "") or "",
+                                   *item.listing, sha, item.name, "pass" if item.name else "", audit_id, ISSUED)
+
+    def _incomplete(self, row: Any, key: str) -> _Pending | BatchError:
         who = RowId.of(row)
         if not self.incomplete:
             return BatchError.of(who, tuple(f"{name} is required; it is missing" for name in row.triage.missing), key)
         try:
-            issued = self.issuer.issue_incomplete(row.triage, self.dataset, notice_date=self.notice_date,
-                                                  document_id=document_id(INCOMPLETE, self.notice_date, key))
+            issued = self.issuer.render_incomplete(row.triage, self.dataset, notice_date=self.notice_date,
+                                                   document_id=document_id(INCOMPLETE, self.notice_date, key))
+        except IssueRefused as refused:
+            return _Pending(who, key, refused.refusal(key), problems=_problems(refused))
         except LendSafeError as exc:
             return BatchError.of(who, _problems(exc), key)
-        name = pdf_name(INCOMPLETE, who.data_row, issued.notice.document_id)
-        write_atomic(self.folder.path / name, issued.pdf)
-        return ManifestRow.listing(who, key, issued.notice.document_id, INCOMPLETE, ";".join(issued.record["missing"]),
-                                   hashlib.sha256(issued.pdf).hexdigest(), name, "pass", "")
+        return _Pending(who, key, issued.entry(key, self.batch), (INCOMPLETE, ";".join(issued.record["missing"])),
+                        issued.pdf, pdf_name(INCOMPLETE, who.data_row, issued.notice.document_id))
 
-    def _decided(self, valid: list[tuple[Any, str]]) -> list[ManifestRow | BatchError]:
-        """Decide and render every valid row; write the PDFs, then record the group in one transaction."""
-        rendered, refused = [], []
-        for (row, key), outcome in zip(valid, _decide(self.issuer.pipeline, [r.triage.application for r, _ in valid])):
-            who = RowId.of(row)
-            try:
-                if isinstance(outcome, LendSafeError):
-                    raise outcome
-                doc_id = document_id("deny", self.notice_date, key)
-                rendered.append((who, key, outcome,
-                                 *self.issuer.render(outcome, notice_date=self.notice_date, document_id=doc_id)))
-            except LendSafeError as exc:
-                refused.append(BatchError.of(who, _problems(exc), key))
-        for who, _, _, notice, pdf, _ in rendered:
-            if pdf is not None:
-                write_atomic(self.folder.path / pdf_name("deny", who.data_row, notice.document_id), pdf)
-        record_ids = self.issuer.record_many([(d, n, p) for _, _, d, n, p, _ in rendered],
-                                             keys=[key for _, key, *_ in rendered])
-        return refused + [_notice_row(*item, record_id) for item, record_id in zip(rendered, record_ids)]
+    def _decided(self, valid: list[tuple[Any, str]]) -> list[_Pending | BatchError]:
+        """Decide every valid row (batched) and render its notice: an entry to record per row, a refusal
+        for a notice refused at issue, an error for a row that cannot be decided."""
+        outcomes = _decide(self.issuer.pipeline, [row.triage.application for row, _ in valid])
+        return [self._rendered(RowId.of(row), key, outcome) for (row, key), outcome in zip(valid, outcomes)]
+
+    def _rendered(self, who: RowId, key: str, decision: Any) -> _Pending | BatchError:
+        try:
+            if isinstance(decision, LendSafeError):
+                raise decision
+            notice, pdf, _ = self.issuer.render(decision, notice_date=self.notice_date,
+                                                document_id=document_id("deny", self.notice_date, key))
+        except IssueRefused as refused:
+            return _Pending(who, key, refused.refusal(key), problems=_problems(refused))
+        except LendSafeError as exc:
+            return BatchError.of(who, _problems(exc), key)
+        name = "" if notice is None else pdf_name("deny", who.data_row, notice.document_id)
+        return _Pending(who, key, AuditEntry(decision, notice, pdf, key, self.batch),
+                        (decision.decision, ";".join(r.code for r in decision.reasons)), pdf, name)
 
 
-def _notice_row(who: RowId, key: str, decision: Any, notice: Any, pdf: bytes | None, _check: Any,
-                record_id: int | None) -> ManifestRow:
-    codes = ";".join(r.code for r in decision.reasons)
-    audit_id = "" if record_id is None else str(record_id)
-    if notice is None:
-        return ManifestRow.listing(who, key, "", decision.decision, codes, "", "", "", audit_id)
-    return ManifestRow.listing(who, key, notice.document_id, decision.decision, codes,
-                               hashlib.sha256(pdf).hexdigest(), pdf_name("deny", who.data_row, notice.document_id),
-                               "pass", audit_id)
+def _recorded_listing(content: dict[str, Any]) -> tuple[str, str]:
+    """The manifest's decision and reasons of a recorded decision or notice of incompleteness."""
+    if content.get("kind") == "incomplete":
+        return INCOMPLETE, ";".join(content["record"]["missing"])
+    decision = content["decision"]
+    return decision["decision"], ";".join(r["code"] for r in decision.get("reasons") or ())
 
 
 def _decide(pipeline, applications: list[dict]) -> list[Any]:

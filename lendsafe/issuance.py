@@ -4,14 +4,18 @@ the notice of incompleteness (12 CFR 1002.9(c)(2)).
 
 The CLI, the dashboard and batch runs all issue through ``Issuer`` so that every decision an
 applicant could receive is kept (12 CFR 1002.12(b)) with exactly the notice that was produced, and
-no notice prints an explanation the verifier has not passed at the moment of issue.
+no notice prints an explanation the verifier has not passed at the moment of issue. A notice that
+fails its completeness check, or whose explanation fails verification at issue, is not issued: it is
+recorded as a refusal (what was refused and why) and ``IssueRefused`` is raised.
 """
 from __future__ import annotations
 
 import datetime as dt
 import getpass
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lendsafe.config import Settings
@@ -19,31 +23,57 @@ from lendsafe.decision import Decision
 from lendsafe.errors import LendSafeError
 
 
-class UnverifiedExplanationError(LendSafeError, ValueError):
+ADVERSE_ACTION, INCOMPLETENESS = "adverse-action notice", "notice of incompleteness"
+
+
+class IssueRefused(LendSafeError, ValueError):
+    """A notice refused at issue: nothing is sent; ``refusal()`` is what the audit store records."""
+
+    reason = ""
+
+    def __init__(self, message: str, failures: dict[str, str], *, document: str = ADVERSE_ACTION,
+                 decision: Decision | None = None, record: dict[str, Any] | None = None, notice: Any = None):
+        self.failures, self.document = dict(failures), document
+        self.decision, self.record, self.notice = decision, record, notice
+        super().__init__(message)
+
+    def refusal(self, issue_key: str | None = None) -> Any:
+        """The audit entry recording this refusal (``lendsafe.audit.RefusalEntry``)."""
+        from lendsafe.audit import RefusalEntry
+
+        return RefusalEntry(self.document, self.reason, self.failures, self.decision, self.record, self.notice,
+                            issue_key)
+
+
+class UnverifiedExplanationError(IssueRefused):
     """The explanation a notice would print fails the verifier at issue time: nothing is issued."""
 
+    reason = "explanation verification"
+
     def __init__(self, decision: Decision, failures: dict[str, str]):
-        self.failures = failures
         who = decision.application.get("application_id") or "the application"
         super().__init__(f"notice not issued for {who}: its explanation (writer {decision.writer or 'unknown'}) "
                          "fails verification at issue time: "
-                         + "; ".join(f"{name}: {detail}" for name, detail in failures.items()))
+                         + "; ".join(f"{name}: {detail}" for name, detail in failures.items()),
+                         failures, decision=decision)
 
 
-class NoticeCheckError(LendSafeError, ValueError):
+class NoticeCheckError(IssueRefused):
     """A notice fails its own completeness check: it is not issued, nothing is recorded as issued."""
 
-    def __init__(self, document_id: str, failures: dict[str, str]):
-        self.failures = dict(failures)
+    reason = "completeness check"
+
+    def __init__(self, document_id: str, failures: dict[str, str], **subject: Any):
         self.problems = [f"notice {document_id} not issued: it fails its completeness check ({name}: {detail})"
-                         for name, detail in self.failures.items()]
-        super().__init__("; ".join(self.problems))
+                         for name, detail in dict(failures).items()]
+        super().__init__("; ".join(self.problems), failures, **subject)
 
 
-def refuse_failed(notice: Any, check: Any) -> None:
-    """Raise NoticeCheckError when the rendered notice failed its completeness check."""
+def refuse_failed(notice: Any, check: Any, **subject: Any) -> None:
+    """Raise NoticeCheckError (naming `subject`: document, decision or record) when the rendered notice
+    failed its completeness check."""
     if not check.passed:
-        raise NoticeCheckError(notice.document_id, check.failures())
+        raise NoticeCheckError(notice.document_id, check.failures(), notice=notice, **subject)
 
 
 def check_dates(decision: Decision) -> None:
@@ -90,7 +120,14 @@ class IssuedIncomplete:
     notice: Any
     pdf: bytes
     check: Any
-    record_id: int | None = None        # incompleteness notices are not in the decision audit store
+    record_id: int | None = None        # its audit record (None without a store)
+
+    def entry(self, issue_key: str | None = None, batch: str | None = None) -> Any:
+        """The audit entry recording this notice (``lendsafe.audit.IncompleteEntry``)."""
+        from lendsafe.audit import IncompleteEntry
+
+        stated = {k: v for k, v in self.record.items() if k not in ("notice_date", "document_id")}
+        return IncompleteEntry(stated, self.notice, self.pdf, issue_key, batch)
 
     @property
     def passed(self) -> bool:
@@ -140,20 +177,33 @@ class Issuer:
     def issue_decisions(self, decisions: list[Decision], *,
                         notice_date: dt.date | str | None = None) -> list[Issued]:
         """Render and check every notice, then record all the decisions in one audit transaction."""
-        rendered = [(decision, *self.render(decision, notice_date=notice_date)) for decision in decisions]
+        with self.recording_refusals():
+            rendered = [(decision, *self.render(decision, notice_date=notice_date)) for decision in decisions]
         record_ids = self.record_many([(decision, notice, pdf) for decision, notice, pdf, _ in rendered])
         return [Issued(*issued, record_id) for issued, record_id in zip(rendered, record_ids)]
 
     def issue_decision(self, decision: Decision, *, notice_date: dt.date | str | None = None,
                        counteroffer: str | None = None) -> Issued:
-        """Render, check and record the notice of a decision already made (approvals: record only)."""
-        notice, pdf, check = self.render(decision, notice_date=notice_date, counteroffer=counteroffer)
+        """Render, check and record the notice of a decision already made (approvals: record only); a refused
+        notice is recorded as a refusal and IssueRefused raised."""
+        with self.recording_refusals():
+            notice, pdf, check = self.render(decision, notice_date=notice_date, counteroffer=counteroffer)
         record_id = self.record(decision, notice, pdf)
         return Issued(decision, notice, pdf, check, record_id)
 
     def issue_incomplete(self, triaged: Any, dataset: str, *, notice_date: dt.date | str | None = None,
                          document_id: str | None = None) -> IssuedIncomplete:
-        """The notice of incompleteness of a triaged application (``lendsafe.incomplete.triage``)."""
+        """Render, check and record the notice of incompleteness of a triaged application
+        (``lendsafe.incomplete.triage``); a refused notice is recorded as a refusal and IssueRefused raised."""
+        with self.recording_refusals():
+            issued = self.render_incomplete(triaged, dataset, notice_date=notice_date, document_id=document_id)
+        [appended] = self.append([issued.entry()])
+        return replace(issued, record_id=appended and appended.record.id)
+
+    def render_incomplete(self, triaged: Any, dataset: str, *, notice_date: dt.date | str | None = None,
+                          document_id: str | None = None) -> IssuedIncomplete:
+        """The notice of incompleteness of a triaged application, checked, not yet recorded; NoticeCheckError
+        when it fails its check."""
         from lendsafe.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
                                          render_incomplete_pdf)
 
@@ -163,9 +213,18 @@ class Issuer:
         pdf = render_incomplete_pdf(notice)
         check = check_incomplete_pdf(pdf, record, self.notice_settings, notice_date=notice.notice_date,
                                      document_id=notice.document_id)
-        refuse_failed(notice, check)
+        refuse_failed(notice, check, document=INCOMPLETENESS, record=record)
         return IssuedIncomplete({**record, "notice_date": notice.notice_date, "document_id": notice.document_id},
                                 notice, pdf, check)
+
+    @contextmanager
+    def recording_refusals(self, issue_key: str | None = None) -> Iterator[None]:
+        """Record an IssueRefused raised inside the block as a refusal (when there is a store), then re-raise."""
+        try:
+            yield
+        except IssueRefused as refused:
+            self.append([refused.refusal(issue_key)])
+            raise
 
     def verify_explanation(self, decision: Decision) -> None:
         """Raise UnverifiedExplanationError when the explanation a notice would print fails the verifier."""
@@ -187,7 +246,7 @@ class Issuer:
                               document_id=document_id)
         pdf = render_pdf(notice)
         check = check_pdf(pdf, decision, self.notice_settings)
-        refuse_failed(notice, check)
+        refuse_failed(notice, check, decision=decision)
         return notice, pdf, check
 
     def record(self, decision: Decision, notice: Any, pdf: bytes | None) -> int | None:
@@ -198,9 +257,13 @@ class Issuer:
                     keys: list[str] | None = None) -> list[int | None]:
         """Audit ids of (decision, notice, pdf) entries recorded in one transaction (None without a store);
         `keys` are the entries' issue keys (what a batch finds them by when it resumes)."""
+        keys = keys or [None] * len(entries)
+        appended = self.append([(*entry, key) for entry, key in zip(entries, keys)])
+        return [None if item is None else item.record.id for item in appended]
+
+    def append(self, entries: list[Any]) -> list[Any]:
+        """``AuditStore.append`` of audit entries (decisions, notices of incompleteness, refusals) in one
+        transaction, with this issuer's actor and settings; a None per entry without a store."""
         if self.audit is None:
             return [None] * len(entries)
-        keys = keys or [None] * len(entries)
-        stored = self.audit.record_many([(*entry, key) for entry, key in zip(entries, keys)], actor=self.actor,
-                                        notice_settings=self.notice_settings)
-        return [record.id for record in stored]
+        return self.audit.append(entries, actor=self.actor, notice_settings=self.notice_settings)

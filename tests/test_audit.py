@@ -769,3 +769,121 @@ def test_pragmas_are_retried_while_the_database_is_locked_then_the_error_is_rais
     assert cursor.executed == ["PRAGMA busy_timeout=1", "PRAGMA journal_mode=WAL"]
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         run_pragmas(_LockedCursor(locked=10**9), ("journal_mode=WAL",), wait_seconds=0.05, sleep=lambda _: time.sleep(0.01))
+
+
+# ----------------------------------------------------------------------------- issue keys, record kinds
+
+def keyed(n: int, key: str) -> AuditEntry:
+    return AuditEntry(make_decision(n), None, None, key)
+
+
+def test_an_issue_key_is_recorded_once_and_the_existing_record_stands_in(store):
+    first = store.append([keyed(1, "a1" * 16), keyed(2, "b2" * 16)], actor="batch")
+    again = store.append([keyed(3, "b2" * 16), keyed(4, "c3" * 16), keyed(5, "c3" * 16)], actor="batch")
+    assert [(a.record.id, a.new) for a in first] == [(1, True), (2, True)]
+    assert [(a.record.id, a.new) for a in again] == [(2, False), (3, True), (3, False)]
+    assert store.count() == 3 and store.verify().ok
+    assert store.get(2).issue_key == "b2" * 16 and sorted(store.issued()) == ["a1" * 16, "b2" * 16, "c3" * 16]
+    assert store.append([keyed(6, "b2" * 16)], actor="batch")[0].record.to_decision() == make_decision(2)
+
+
+def test_the_database_refuses_a_second_record_under_one_issue_key(store):
+    from sqlalchemy.exc import IntegrityError
+
+    from lendsafe.audit import _tables
+
+    store.append([keyed(1, "d4" * 16)], actor="batch")
+    records, _ = _tables()
+    with store._engine.connect() as conn, pytest.raises(IntegrityError):
+        with conn.begin():
+            original = conn.execute(records.select().where(records.c.id == 1)).mappings().one()
+            conn.execute(records.insert().values(**{**original, "id": 2, "record_hash": "f" * 64}))
+    assert store.count() == 1
+
+
+def _downgrade_to_0002(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from lendsafe.audit import MIGRATIONS_DIR
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_table", VERSION_TABLE)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002_signed_chain")
+    engine.dispose()
+
+
+def test_upgrading_to_unique_issue_keys_copies_each_records_key_and_the_chain_verifies(db_url, clock):
+    with AuditStore(db_url, clock=clock, key=b"k" * 32) as store:
+        store.append([keyed(1, "e5" * 16), keyed(2, None), keyed(3, "f6" * 16)], actor="batch")
+    _downgrade_to_0002(db_url)
+    with AuditStore(db_url, clock=clock, key=b"k" * 32) as store:
+        assert [store.get(i).issue_key for i in (1, 2, 3)] == ["e5" * 16, None, "f6" * 16]
+        assert store.verify().ok, store.verify().summary()
+        assert not store.append([keyed(4, "e5" * 16)], actor="batch")[0].new
+        with pytest.raises(Exception, match="append-only"):
+            with store._engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE audit_records SET actor = 'x' WHERE id = 1")
+
+
+def test_cli_lists_shows_and_replays_notices_of_incompleteness_and_refusals(tmp_path, capsys):
+    from lendsafe.config import PROJECT_ROOT
+    from lendsafe.incomplete import triage
+    from lendsafe.issuance import NoticeCheckError, Issuer, refuse_failed
+
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    triaged = triage({k: v for k, v in application.items() if k != "condominium"}, "hmda")
+    url = f"sqlite:///{tmp_path / 'kinds.db'}"
+    with AuditStore(url) as store:
+        issuer = Issuer(None, audit=store, actor="cli:officer")
+        issued = issuer.issue_incomplete(triaged, "hmda", notice_date=date(2026, 3, 2))
+        refused = dataclasses.replace(issued.check, checks={**issued.check.checks, "title": type(
+            issued.check.checks["title"])(False, "missing: title")})
+        with pytest.raises(NoticeCheckError):
+            with issuer.recording_refusals():
+                refuse_failed(issued.notice, refused, document="notice of incompleteness", record=issued.entry().record)
+    code, out, _ = run_cli(capsys, url, "list")
+    assert code == 0 and [line.split()[3] for line in out.splitlines()] == ["incomplete", "refusal"]
+    code, out, _ = run_cli(capsys, url, "list", "--decision", "refusal", "--json")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [2]
+    code, out, _ = run_cli(capsys, url, "show", "1")
+    shown = json.loads(out)["content"]
+    assert shown["kind"] == "incomplete" and shown["record"]["missing"] == ["condominium"]
+    assert shown["notice_sha256"] == sha256_hex(issued.pdf) and shown["actor"] == "cli:officer"
+    code, out, _ = run_cli(capsys, url, "show", "2")
+    refusal = json.loads(out)["content"]["refused"]
+    assert refusal["failures"] == {"title": "missing: title"} and refusal["document"] == "notice of incompleteness"
+    code, out, _ = run_cli(capsys, url, "replay", "1", "--out", str(tmp_path / "again.pdf"))
+    assert code == 0 and "regenerated byte for byte" in out and (tmp_path / "again.pdf").read_bytes() == issued.pdf
+    code, _, err = run_cli(capsys, url, "replay", "2")
+    assert code == 2 and "is a refusal: no notice was issued" in err
+    code, out, _ = run_cli(capsys, url, "export", "2", "--out", str(tmp_path / "pack"))
+    assert code == 0 and "replay: no notice recorded" in out
+    code, out, _ = run_cli(capsys, url, "verify")
+    assert code == 0 and out.startswith("chain verifies: 2 records")
+
+
+def test_replay_of_a_notice_of_incompleteness_names_what_differs(tmp_path):
+    from lendsafe.config import PROJECT_ROOT
+    from lendsafe.incomplete import triage
+    from lendsafe.issuance import Issuer
+
+    application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    triaged = triage({k: v for k, v in application.items() if k != "condominium"}, "hmda")
+    with AuditStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        issued = Issuer(None, audit=store).issue_incomplete(triaged, "hmda", notice_date=date(2026, 3, 2))
+        import lendsafe.incomplete as incomplete
+
+        real = incomplete.render_incomplete_pdf
+        try:
+            incomplete.render_incomplete_pdf = lambda notice: real(notice) + b"\n% changed renderer"
+            replayed = store.replay(issued.record_id)
+        finally:
+            incomplete.render_incomplete_pdf = real
+    assert not replayed.identical and replayed.mode.startswith("rebuilt from the recorded incompleteness record")
+    assert any(line.startswith("notice PDF sha256: recorded") for line in replayed.differences)

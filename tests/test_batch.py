@@ -83,6 +83,13 @@ def composed_text_passes(monkeypatch):
     monkeypatch.setattr(issuance, "explanation_failures", failures)
 
 
+@pytest.fixture(autouse=True)
+def own_audit_store(tmp_path, monkeypatch):
+    """Each test's commands record into a store of its own: an application is issued once per store, so tests
+    sharing the session's store would find each other's issues."""
+    monkeypatch.setenv("LENDSAFE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli-audit.db'}?synchronous=NORMAL")
+
+
 def write_csv(path, rows: list[dict]) -> None:
     columns = list(FEATURES) + ["applicant_name", "applicant_address", "application_date"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -168,7 +175,7 @@ def test_rows_the_pipeline_rejects_are_reported_and_the_rest_processed(applicati
     assert [e.data_row for e in result.errors] == [1, 3] and result.processed == 2
     assert [r.data_row for r in result.rows] == [2, 4]
     assert "not plausible" in result.errors[0].problems[0]
-    assert result.errors_path.read_text().startswith("data_row,application_id,applicant_name,key,problems\n")
+    assert result.errors_path.read_text().startswith("data_row,application_id,applicant_name,key,problems,refused,audit_id\n")
 
 
 def test_every_decision_of_a_batch_is_recorded_with_the_notice_it_produced(applications, tmp_path):
@@ -193,19 +200,19 @@ def test_each_chunk_is_recorded_in_one_transaction_and_the_manifest_names_each_r
     from sqlalchemy import event
 
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
-        commits, record_many = [], store.record_many
+        commits, append = [], store.append
 
         def recording(*args, **kwargs):
             event.listen(store._engine, "commit", counting)
             try:
-                return record_many(*args, **kwargs)
+                return append(*args, **kwargs)
             finally:
                 event.remove(store._engine, "commit", counting)
 
         def counting(_conn):
             commits.append(1)
 
-        store.record_many = recording
+        store.append = recording
         result = run_batch(applications, tmp_path / "out", FakePipeline(refuse_rows_with_dti=0.8),
                            notice_date=NOTICE_DATE, audit=store, chunk_size=2, actor="batch:test")
         manifest = read_manifest(result.manifest_path)
@@ -235,8 +242,8 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     assert main(["notices", str(applications), "--out", str(out), "--notice-date", "2026-03-02"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "failed_checks": 0, "errors": 1,
-                       "resumed": 0, "specimen": True, "manifest": str(out / "manifest.csv")}
+    assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "failed_checks": 0, "errors": 1, "refused": 0,
+                       "already_issued": 0, "resumed": 0, "specimen": True, "manifest": str(out / "manifest.csv")}
     audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
     with AuditStore() as store:
         assert [store.get(i).actor for i in audit_ids] == [f"cli:{getpass.getuser()}"] * 3
@@ -344,9 +351,21 @@ def test_a_denial_whose_explanation_fails_verification_is_not_issued(application
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
         result = run_batch(applications, tmp_path / "out", FakePipeline(explanation="You may apply again soon."),
                            notice_date=NOTICE_DATE, audit=store)
-        assert [r.decision for r in result.rows] == ["approve"] and store.count() == 1
+        assert [r.decision for r in result.rows] == ["approve"]
+        refusals = store.list(decision="refusal")
+        assert [r.kind for r in refusals] == ["refusal"] * 2 and store.count() == 3 and store.verify().ok
+        assert {r.notice_sha256 for r in refusals} == {None}, "no PDF issued"
+        refused = refusals[0].content["refused"]
+        assert refused["reason"] == "explanation verification" and refused["failures"]
+        assert refused["decision"]["explanation"] == "You may apply again soon." and refused["document_id"] is None
     assert [e.data_row for e in result.errors] == [1, 3, 4] and not list(result.out_dir.glob("*.pdf"))
     assert "fails verification at issue time" in result.errors[0].problems[0]
+    assert [(e.refused, e.audit_id) for e in result.errors] == [("explanation verification", str(refusals[0].id)),
+                                                                ("", ""), ("explanation verification",
+                                                                           str(refusals[1].id))]
+    errors = read_manifest(result.errors_path)
+    assert [e["refused"] for e in errors] == ["explanation verification", "", "explanation verification"]
+    assert len(result.refused) == 2
 
 
 def test_notices_command_with_lender_settings_is_not_a_specimen(applications, tmp_path, capsys, monkeypatch):
@@ -474,9 +493,13 @@ def test_a_rerun_issues_nothing_twice(applications, tmp_path):
         assert store.count() == 3 and again.resumed == 3 and again.rows == first.rows
         assert [a["debt_to_income"] for a in pipeline.seen] == [], "the invalid row is read again, nothing decided"
         assert [e.data_row for e in again.errors] == [3]
-        other = run_batch(applications, tmp_path / "other", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
-        assert other.resumed == 0 and store.count() == 6, "another folder is another batch"
-        assert not {r.id for r in other.notices} & {r.id for r in first.notices}
+        pipeline = FakePipeline()
+        other = run_batch(applications, tmp_path / "other", pipeline, notice_date=NOTICE_DATE, audit=store)
+        assert store.count() == 3 and not pipeline.seen, "another folder issues nothing already issued"
+        assert [(r.status, r.id, r.audit_id) for r in other.rows] == [("already issued", r.id, r.audit_id)
+                                                                       for r in first.rows]
+        assert not other.documents and not list((tmp_path / "other").glob("*.pdf"))
+        assert [m["status"] for m in read_manifest(other.manifest_path)] == ["already issued"] * 3
 
 
 def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issued_again(applications, tmp_path,
@@ -609,13 +632,18 @@ def test_a_bad_byte_long_cell_or_extra_cell_is_an_error_of_that_row_only(tmp_pat
     ({"application_date": "0001-01-01"}, "application_date must be a date from 1900-01-01"),
     ({"applicant_name": "Jordan \U0001F600"}, "not issued"),
 ])
-def test_rows_no_notice_may_print_go_to_errors_and_nothing_is_recorded(change, words, tmp_path):
+def test_rows_no_notice_may_print_go_to_errors_and_only_refusals_are_recorded(change, words, tmp_path):
     path = tmp_path / "apps.csv"
     write_csv(path, [{**DENIED, **change}, DENIED])
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
         result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store)
         assert [e.data_row for e in result.errors] == [1] and words in result.errors[0].problems[0]
-        assert [r.data_row for r in result.rows] == [2] and store.count() == 1
+        refused = [r for r in store.list() if r.kind == "refusal"]
+        assert [r.data_row for r in result.rows] == [2] and store.count() == 1 + len(refused)
+        assert [e.refused for e in result.errors] == ["completeness check" if refused else ""]
+        if refused:
+            assert refused[0].content["refused"]["document_id"] == result.errors[0].problems[0].split()[1]
+            assert "applicant" in refused[0].content["refused"]["failures"]
 
 
 def test_a_soft_hyphen_in_the_name_is_removed_and_the_notice_issued(tmp_path):
@@ -623,3 +651,63 @@ def test_a_soft_hyphen_in_the_name_is_removed_and_the_notice_issued(tmp_path):
     write_csv(path, [{**DENIED, "applicant_name": "Jor\u00addan Avery\u200b"}])
     result = run_batch(path, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE)
     assert not result.errors and "Jordan Avery" in " ".join(pdf_text((result.out_dir / result.rows[0].path).read_bytes()))
+
+
+# -------------------------------------------------------------- one issue per application across batches
+
+class SlowPipeline(FakePipeline):
+    """Decides a group in 0.2 s, so two batches started together both find nothing issued before either commits."""
+
+    def run_many(self, apps: list[dict], reference: str | None = None) -> list[Decision]:
+        import time
+
+        time.sleep(0.2)
+        return super().run_many(apps, reference)
+
+
+def _batch_in_a_process(csv_path, out, url, start, results) -> None:
+    with AuditStore(url, key=b"k" * 32) as store:
+        start.wait()
+        result = run_batch(csv_path, out, SlowPipeline(), notice_date=NOTICE_DATE, audit=store, chunk_size=2,
+                           actor=f"batch:{out.name}")
+    results.put((out.name, [(r.application_id, r.status, r.id, r.audit_id, r.path) for r in result.rows]))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_two_concurrent_batches_of_one_csv_issue_each_application_once(backend, tmp_path, monkeypatch, request):
+    import multiprocessing
+
+    monkeypatch.setenv("LENDSAFE_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    url = (f"sqlite:///{tmp_path / 'audit.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres").new_database())
+    path = tmp_path / "apps.csv"
+    rows = [{**(DENIED if n % 3 else APPROVED), "application_id": f"A-{n}"} for n in range(12)]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    AuditStore(url, key=b"k" * 32).close()                  # the schema exists before both start
+    fork = multiprocessing.get_context("fork")
+    start, results = fork.Barrier(2), fork.Queue()
+    workers = [fork.Process(target=_batch_in_a_process, args=(path, tmp_path / name, url, start, results))
+               for name in ("left", "right")]
+    for worker in workers:
+        worker.start()
+    listed = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    issued = [row for rows_ in listed.values() for row in rows_ if row[1] == "issued"]
+    already = [row for rows_ in listed.values() for row in rows_ if row[1] == "already issued"]
+    assert sorted(row[0] for row in issued) == sorted(r["application_id"] for r in rows), "each issued once"
+    assert len(already) == len(rows) and {row[0] for row in already} == {r["application_id"] for r in rows}
+    by_id = {row[0]: row for row in issued}
+    assert all(row[2:4] == by_id[row[0]][2:4] and row[4] == "" for row in already), \
+        "listed with the issuing batch's document id and record, without a PDF"
+    pdfs = sorted(p.name for name in listed for p in (tmp_path / name).glob("*.pdf"))
+    assert pdfs == sorted(row[4] for row in issued if row[4])
+    with AuditStore(url, key=b"k" * 32) as store:
+        assert store.count() == len(rows) and store.verify().ok
+        assert len(store.issued()) == len(rows)
+    print(f"\n{backend}: {len(rows)} applications, issued by left {sum(r[1] == 'issued' for r in listed['left'])}, "
+          f"by right {sum(r[1] == 'issued' for r in listed['right'])}; {len(already)} listed as already issued")

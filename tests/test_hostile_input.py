@@ -375,16 +375,20 @@ def test_an_unknown_placeholder_in_the_wording_is_refused_with_its_key(tmp_path,
     ({"application_date": "0001-01-01"}, "application_date must be a date from 1900-01-01"),
     ({"application_date": "9999-12-31"}, "application_date must be a date from 1900-01-01"),
 ])
-def test_a_notice_no_one_may_send_exits_2_and_records_nothing(change, words, tmp_path, template_pipeline):
+def test_a_notice_no_one_may_send_exits_2_and_records_only_a_refusal(change, words, tmp_path, template_pipeline):
     from lendsafe.audit import AuditStore
 
     app = tmp_path / "application.json"
     app.write_text(json.dumps({**APPLICATION, **change}))
     with AuditStore() as store:
-        before = store.count()
+        before = store.head()[0]
         code, _, err = run_cli(["notice", str(app), "--out", str(tmp_path / "n.pdf"), *NOTICE_ARGS])
         assert code == 2 and words in err and not (tmp_path / "n.pdf").exists(), err
-        assert store.count() == before
+        added = store.list(after_id=before)
+        refused = words == "fails its completeness check"
+        assert [(r.kind, r.notice_sha256) for r in added] == ([("refusal", None)] if refused else [])
+        if refused:
+            assert added[0].content["refused"]["reason"] == "completeness check"
 
 
 def test_a_soft_hyphen_in_the_name_is_cleaned_and_the_notice_issued(tmp_path, template_pipeline):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import datetime as dt
 import json
 import math
@@ -112,8 +113,17 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
             Issuer(pipeline, audit=store).issue_decision(denial.with_updates(explanation=text),
                                                          notice_date=NOTICE_DATE)
         assert caught.value.failures
-    assert store.count() == 0
+    refusals = store.list()
+    assert [(r.kind, r.decision, r.notice_sha256) for r in refusals] == [("refusal", "refusal", None)] * 2
+    for record, text in zip(refusals, ("You may apply again next month.", "Our model is sure.")):
+        refused = record.content["refused"]
+        assert refused["reason"] == "explanation verification" and refused["document"] == "adverse-action notice"
+        assert text in refused["decision"]["explanation"] and refused["failures"]
+        assert record.first_reason == denial.reasons[0].code and record.dataset == "hmda"
     assert Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE).passed
+    assert store.count() == 3 and store.verify().ok
+    with pytest.raises(AuditIntegrityError, match="is a refusal: no notice was issued"):
+        store.replay(refusals[0].id)
 
 
 def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
@@ -135,7 +145,24 @@ def test_an_incomplete_application_gets_a_checked_notice_of_incompleteness(pipel
     assert issued.notice.deadline == "2026-04-01" and issued.record_id is None
 
 
-def test_a_notice_that_fails_its_completeness_check_is_refused_and_not_recorded(pipeline, store, monkeypatch):
+def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline, store):
+    from lendsafe.incomplete import triage
+
+    application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
+    issued = Issuer(pipeline, audit=store, actor="cli:officer").issue_incomplete(
+        triage(application, "hmda"), "hmda", notice_date=NOTICE_DATE)
+    record = store.get(issued.record_id)
+    assert (record.kind, record.decision, record.dataset, record.actor) == ("incomplete", "incomplete", "hmda",
+                                                                            "cli:officer")
+    assert record.notice_sha256 == hashlib.sha256(issued.pdf).hexdigest()
+    assert record.content["record"]["missing"] == ["condominium"]
+    assert record.content["notice"]["missing"] == list(issued.notice.missing)
+    assert record.content["document_id"] == issued.notice.document_id and store.verify().ok
+    replayed = store.replay(record.id)
+    assert replayed.identical and replayed.pdf == issued.pdf, replayed.summary()
+
+
+def test_a_notice_that_fails_its_completeness_check_is_refused_and_recorded_as_a_refusal(pipeline, store, monkeypatch):
     import lendsafe.notice as notice_module
     from lendsafe.issuance import NoticeCheckError
 
@@ -150,7 +177,12 @@ def test_a_notice_that_fails_its_completeness_check_is_refused_and_not_recorded(
     monkeypatch.setattr(notice_module, "check_pdf", failing)
     with pytest.raises(NoticeCheckError, match=r"fails its completeness check \(applicant: missing") as caught:
         Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE)
-    assert caught.value.failures == {"applicant": "missing: applicant name"} and store.count() == 0
+    assert caught.value.failures == {"applicant": "missing: applicant name"} and store.count() == 1
+    [refusal] = store.list()
+    refused = refusal.content["refused"]
+    assert (refusal.kind, refusal.notice_sha256, refused["reason"]) == ("refusal", None, "completeness check")
+    assert refused["failures"] == {"applicant": "missing: applicant name"}
+    assert refused["document_id"] == refused["notice"]["document_id"] and refused["decision"]["decision"] == "deny"
 
 
 @pytest.mark.parametrize("date", ["0001-01-01", "1899-12-31", "9999-12-31"])
@@ -169,5 +201,7 @@ def test_issue_keys_are_recorded_and_found(pipeline, store):
     decision = pipeline.run(example("hmda_approval"))
     [record_id] = issuer.record_many([(decision, None, None)], keys=["ab" * 16])
     assert store.issued()["ab" * 16].id == record_id and store.verify().ok
+    [again] = issuer.append([(decision, None, None, "ab" * 16)])
+    assert (again.record.id, again.new, store.count()) == (record_id, False, 1), "a key is issued once"
     with pytest.raises(AuditIntegrityError, match="issue_key must be 16-64 hex digits"):
         issuer.record_many([(decision, None, None)], keys=["not a key"])

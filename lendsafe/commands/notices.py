@@ -141,16 +141,21 @@ def run_notice(args: argparse.Namespace) -> int:
 
 
 def _run_incomplete(args: argparse.Namespace, triaged) -> int:
-    """Write the notice of incompleteness of an application that lacks required fields."""
-    from lendsafe.issuance import Issuer
+    """Write the notice of incompleteness of an application that lacks required fields (recorded in the
+    audit store; a notice that fails its check is recorded as a refusal and not written)."""
+    from lendsafe.config import Settings
+    from lendsafe.issuance import Issuer, default_actor, open_audit_store
 
-    issued = Issuer(None, notice_settings=_notice_settings(args.notice_settings)).issue_incomplete(
+    settings = _notice_settings(args.notice_settings)
+    issued = Issuer(None, notice_settings=settings, audit=open_audit_store(Settings(dataset=args.dataset)),
+                    actor=args.actor or default_actor("cli")).issue_incomplete(
         triaged, args.dataset, notice_date=args.notice_date)
     _write_json(args.decision_out, issued.record)
     _write_pdf(args.out, issued.pdf)
     print(json.dumps({"decision": "incomplete", "missing": list(triaged.missing),
                       "document_id": issued.notice.document_id, "path": str(args.out),
                       "sha256": hashlib.sha256(issued.pdf).hexdigest(), "deadline": issued.notice.deadline,
+                      "audit_id": issued.record_id,
                       "specimen": issued.notice.specimen, "check": issued.check.to_dict()}, indent=2))
     return 0 if issued.passed else 1
 
@@ -176,8 +181,9 @@ def run_notices(args: argparse.Namespace) -> int:
         print(f"data_row {error.data_row}: {printable('; '.join(error.problems))}", file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
                       "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
-                      "errors": len(result.errors), "resumed": result.resumed, "specimen": settings.is_specimen,
-                      "manifest": printable(result.manifest_path)}, indent=2))
+                      "errors": len(result.errors), "refused": len(result.refused),
+                      "already_issued": len(result.already_issued), "resumed": result.resumed,
+                      "specimen": settings.is_specimen, "manifest": printable(result.manifest_path)}, indent=2))
     return 0 if result.processed else 1
 
 
