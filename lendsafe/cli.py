@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "lendsafe.commands.prepare",
     "lendsafe.commands.fairness",
     "lendsafe.commands.users",
+    "lendsafe.commands.recourse",
 )
 
 
