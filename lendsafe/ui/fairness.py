@@ -14,6 +14,7 @@ from lendsafe.ui.tables import md_escape
 
 DATASET_KEY = "ls_fair_dataset"
 DATASETS = ("hmda", "credit")
+CANDIDATE_COLUMNS = ("name", "family", "equal_approval_rate", "auc", "auc_cost", "air", "air_gain", "approval_rate_change")
 
 
 def _folder(dataset: str) -> Path:
@@ -144,9 +145,8 @@ def lda_section(results: dict[str, Any], folder: Path) -> None:
         st.write(md_escape(f"Raise the worst AIR of {name} at ≤ {lda['auc_tolerance']} AUC cost: {len(found)} "
                            "alternative(s)"))
         if found:
-            frame = pd.DataFrame(found)[["name", "family", "equal_approval_rate", "auc", "auc_cost", "air", "air_gain",
-                                        "approval_rate_change"]]
-            st.dataframe(frame, hide_index=True, width="stretch")
+            frame = pd.DataFrame(found)
+            st.dataframe(frame[[c for c in CANDIDATE_COLUMNS if c in frame.columns]], hide_index=True, width="stretch")
     st.caption("Nothing is switched automatically: the current model stays until the lender decides.")
     _image(folder, results, "lda_frontier", "Held-out AUC vs worst AIR; the star is the current model")
 
