@@ -28,7 +28,7 @@ def air_plot(results: dict[str, Any], out: Path) -> str:
     """One line per protected group: AIR point and 95% interval, the four-fifths screen and parity marked."""
     rows = [(f"{name}: {c['protected']} vs {c['control']}", c) for name, s in results["outcomes"].items()
             for c in s["comparisons"]]
-    figure, axis = _pyplot().subplots(figsize=(7, 0.5 * len(rows) + 1.5))
+    figure, axis = _pyplot().subplots(figsize=(8, 0.5 * len(rows) + 2))
     for y, (label, c) in enumerate(rows):
         low, high = c["ci95"][0] or 0.0, c["ci95"][1] or 2.0
         axis.plot([low, high], [y, y], color="tab:blue")
@@ -36,7 +36,7 @@ def air_plot(results: dict[str, Any], out: Path) -> str:
     axis.axvline(AIR_SCREEN, color="grey", linestyle="--", label="four-fifths screen (0.8)")
     axis.axvline(1.0, color="black", linewidth=0.8, label="parity (1.0)")
     axis.set_yticks(range(len(rows)), [label for label, _ in rows])
-    axis.set_xlabel("adverse impact ratio (approval rate protected / control), 95% interval; red = small group")
+    axis.set_xlabel("AIR (approval rate protected / control), 95% interval\nred point = small group")
     axis.legend(loc="lower right", fontsize=8)
     return _save(figure, out, "air")
 
