@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -52,6 +54,11 @@ REALIGN_GUESS_TOKENS = 15
 # decoding (SDPA's multi-row kernel does not: its logits differed from one-token steps by up to ~1).
 ATTENTION = "eager"
 DRAFT_VERIFICATION = "greedy-verified drafts: only the model's own argmax tokens are kept"
+# The merged model and its int8 weights are kept under home/cache/writer/<identity> after the first load:
+# later processes read them instead of merging the adapter and quantizing again (the same bits).
+PREPARED_FORMAT = 1
+PREPARED_MARK = "lendsafe_prepared.json"
+INT8_FILE = "int8_decoding.safetensors"
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,33 @@ class LoraGenerator:
         self.model, self.tokenizer = self._load()
 
     def _load(self):
+        """Model and tokenizer: from the prepared folder (adapter merged, int8 weights made) when a previous
+        load left one, else from the base and the adapter, leaving the prepared folder for next time."""
+        prepared = self.prepared_dir()
+        if prepared is not None and (prepared / PREPARED_MARK).is_file():
+            model, tokenizer = self._load_prepared(prepared)
+        else:
+            model, tokenizer = self._load_fresh(prepared)
+        _set_attention(model, ATTENTION)
+        model.eval()
+        tokenizer.padding_side = "left"
+        self.stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS)
+                         if i is not None and i != tokenizer.unk_token_id]
+        return model, tokenizer
+
+    def prepared_dir(self) -> Path | None:
+        """Where the merged (and int8) weights of this base, adapter and dtype are kept ready: only for the
+        configured adapter with the default int8 weights (others load as they are, leaving nothing)."""
+        if self.dtype != "int8" or self.adapter_dir is None or \
+                self.adapter_dir.resolve() != Path(self.settings.adapter_dir).resolve():
+            return None
+        identity = {"base_sha256": self.base_sha256, "adapter_sha256": self.adapter_sha256, "dtype": self.dtype,
+                    "format": PREPARED_FORMAT}
+        return self.settings.home / "cache" / "writer" / sha256_text(json.dumps(identity, sort_keys=True))[:32]
+
+    def _load_fresh(self, prepared: Path | None):
+        """Base + adapter merged, then int8 weights; the merged weights, the tokenizer and the int8
+        weights are left in ``prepared`` as they are made."""
         import torch
 
         from lendsafe.basemodel import load_base_model
@@ -146,13 +180,29 @@ class LoraGenerator:
         model, tokenizer = load_base_model(self.settings, dtype=getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]))
         if self.adapter_dir is not None:
             model = apply_adapter(model, self.adapter_dir, self.base_sha256, merge=True)
+        partial = _start_prepared(model, tokenizer, prepared) if prepared is not None else None
         if self.dtype == "int8":
             add_int8_decoding_weights(model)
-        _set_attention(model, ATTENTION)
-        model.eval()
-        tokenizer.padding_side = "left"
-        self.stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS)
-                         if i is not None and i != tokenizer.unk_token_id]
+        _finish_prepared(model, partial, prepared, self.describe())
+        return model, tokenizer
+
+    def _load_prepared(self, folder: Path):
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        from lendsafe.basemodel import check_head_tied
+        from lendsafe.loading import MODEL_LOADING
+
+        transformers_logging.disable_progress_bar()
+        with MODEL_LOADING:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]),
+                                                         local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        check_head_tied(model, folder)
+        if self.dtype == "int8":
+            add_int8_decoding_weights(model, load_file(str(folder / INT8_FILE)))
         return model, tokenizer
 
     def describe(self) -> dict:
@@ -333,23 +383,26 @@ def _checked_drafts(drafts: list[str | None] | None, count: int) -> list[str | N
     return list(drafts)
 
 
-def add_int8_decoding_weights(model) -> int:
+def add_int8_decoding_weights(model, prepared: dict | None = None) -> int:
     """Give every linear layer per-output-channel int8 weights for small inputs (decoding steps).
 
     Symmetric quantization, scale = max |w| / 127 per row; ``torch.ops.aten._weight_int8pack_mm``
     multiplies without de-quantizing. The bfloat16 weights stay for the prompt (many rows at once).
+    ``prepared`` (from ``int8_state``) gives the int8 weights and scales instead of computing them.
     Returns the number of layers converted.
     """
     import torch
 
     class Int8DecodingLinear(torch.nn.Module):
-        def __init__(self, linear: torch.nn.Linear):
+        def __init__(self, linear: torch.nn.Linear, qweight=None, scale=None):
             super().__init__()
-            weight = linear.weight.detach().float()
-            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            if qweight is None:
+                weight = linear.weight.detach().float()
+                scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+                qweight = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
             self.linear = linear
             self.max_rows = INT8_MAX_ROWS
-            self.register_buffer("qweight", (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
+            self.register_buffer("qweight", qweight)
             self.register_buffer("scale", scale.to(linear.weight.dtype))
 
         def forward(self, x):
@@ -360,12 +413,52 @@ def add_int8_decoding_weights(model) -> int:
             return out.reshape(*x.shape[:-1], out.shape[-1])
 
     converted = 0
-    for parent in list(model.modules()):
+    for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, torch.nn.Linear):
-                setattr(parent, name, Int8DecodingLinear(child))
+                key = f"{parent_name}.{name}" if parent_name else name
+                saved = (prepared[f"{key}.qweight"], prepared[f"{key}.scale"]) if prepared else (None, None)
+                setattr(parent, name, Int8DecodingLinear(child, *saved))
                 converted += 1
     return converted
+
+
+def int8_state(model) -> dict:
+    """Every int8 decoding layer's weights and scales by layer name (what ``add_int8_decoding_weights``
+    takes back as ``prepared``)."""
+    return {f"{name}.{part}": getattr(module, part).contiguous()
+            for name, module in model.named_modules() if hasattr(module, "qweight") and hasattr(module, "max_rows")
+            for part in ("qweight", "scale")}
+
+
+def _start_prepared(model, tokenizer, folder: Path) -> Path | None:
+    """Save the merged model and tokenizer in a partial folder beside ``folder``; None when it cannot."""
+    partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+        return partial
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        return None
+
+
+def _finish_prepared(model, partial: Path | None, folder: Path, identity: dict) -> None:
+    """Add the int8 weights and the mark, then move the partial folder into place (whole or not at all)."""
+    from safetensors.torch import save_file
+
+    if partial is None:
+        return
+    try:
+        int8 = int8_state(model)
+        if int8:
+            save_file(int8, str(partial / INT8_FILE))
+        (partial / PREPARED_MARK).write_text(json.dumps(identity, indent=1, sort_keys=True))
+        os.replace(partial, folder)
+    except OSError:        # read-only home, or another process put the folder in place first
+        pass
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 @contextmanager
