@@ -29,8 +29,21 @@ def run_recourse(args: argparse.Namespace) -> int:
     from lendsafe.scoring import Scorer
 
     max_changes = check_max_changes(DEFAULT_MAX_CHANGES if args.max_changes is None else args.max_changes)
-    scorer = Scorer(RiskModel.load(args.model)) if args.model else Scorer.load(args.dataset)
+    scorer = Scorer(RiskModel.load(args.model)) if args.model else Scorer.load(_trained(args.dataset))
     application = read_application_json(args.file, scorer.spec)
     result = find_recourse(scorer, application, args.reference, max_changes=max_changes)
     print(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def _trained(dataset: str) -> str:
+    """The dataset name when a risk model is trained for it; else an error naming --dataset and the choices."""
+    from lendsafe.errors import ArtifactNotFoundError
+    from lendsafe.redaction import printable
+    from lendsafe.risk import model_dir
+
+    if (model_dir(dataset) / "model.json").is_file():
+        return dataset
+    known = sorted(p.parent.name for p in model_dir("x").parent.glob("*/model.json"))
+    raise ArtifactNotFoundError(f"--dataset {printable(repr(dataset))} has no trained risk model; expected one of: "
+                                f"{', '.join(known) or 'none (run lendsafe train-risk)'}")
