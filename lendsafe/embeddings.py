@@ -79,6 +79,39 @@ def embed(texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
     return vectors.tolist()
 
 
+QUERY_CACHE_FILE = "query-vectors.sqlite"
+
+
+def query_vector(text: str, cache_dir: Path | None = None) -> list[float]:
+    """The unit-length embedding of one query, read from a SQLite cache under ``cache_dir`` when an earlier
+    process embedded the same text with the same model (the stored float32 values are what ``embed``
+    returned), so a query seen before needs neither sentence-transformers nor torch."""
+    import hashlib
+    import sqlite3
+
+    import numpy as np
+
+    if cache_dir is None:
+        return embed([text])[0]
+    key = hashlib.sha256(f"{model_identity()}\n{text}".encode("utf-8")).hexdigest()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(cache_dir / QUERY_CACHE_FILE, timeout=30) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        row = db.execute("SELECT vector FROM vectors WHERE key = ?", (key,)).fetchone()
+        if row:
+            return np.frombuffer(row[0], dtype=np.float32).tolist()
+        vector = embed([text])[0]
+        db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?)", (key, np.asarray(vector, np.float32).tobytes()))
+    return vector
+
+
+@lru_cache(maxsize=1)
+def model_identity() -> str:
+    """The embedding model's name with the size and time of its weight file (a new model, a new identity)."""
+    weights = model_path() / "model.safetensors"
+    return f"{MODEL_NAME}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
+
+
 def langchain_embeddings() -> Any:
     """The model behind LangChain's ``Embeddings`` interface (for ``langchain_chroma.Chroma``)."""
     from langchain_core.embeddings import Embeddings

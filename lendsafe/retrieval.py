@@ -122,7 +122,6 @@ def queries_for_decision(decision: Decision, settings: Settings | None = None) -
 
 @dataclass
 class _Index:
-    store: Any            # langchain_chroma.Chroma
     collection: Any       # chromadb Collection
 
 
@@ -226,8 +225,7 @@ class KnowledgeBase:
     def _open(self, client: Any) -> _Index:
         from lendsafe.embeddings import chroma_embedding_function
 
-        store = self._store(client)
-        return _Index(store=store, collection=client.get_collection(
+        return _Index(collection=client.get_collection(
             self.collection_name, embedding_function=chroma_embedding_function()))
 
     # -- search
@@ -242,11 +240,19 @@ class KnowledgeBase:
         if self._index is None:
             self.ensure_index()
         depth = max(k, CANDIDATES) if self.hybrid else k
-        vector = {doc.metadata["id"]: 1.0 - float(distance)
-                  for doc, distance in self._index.store.similarity_search_with_score(query, k=depth, filter=where)}
+        vector = self._vector_scores(query, depth, where)
         scores = self._blend(query, vector, where) if self.hybrid else vector
         ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
         return [self._citation(pid, scores[pid]) for pid in ranked]
+
+    def _vector_scores(self, query: str, k: int, where: dict[str, Any] | None) -> dict[str, float]:
+        """Cosine similarity of the ``k`` nearest passages (what LangChain's ``similarity_search_with_score``
+        asks of the collection), with the query's vector from the query cache."""
+        from lendsafe.embeddings import query_vector
+
+        found = self._index.collection.query(query_embeddings=[query_vector(query, self.settings.home / "cache")],
+                                             n_results=k, where=where or None, include=["metadatas", "distances"])
+        return {meta["id"]: 1.0 - float(distance) for meta, distance in zip(found["metadatas"][0], found["distances"][0])}
 
     def _blend(self, query: str, vector: dict[str, float], where: dict[str, Any] | None) -> dict[str, float]:
         """Blend cosine and keyword scores over the union of both candidate lists; a keyword

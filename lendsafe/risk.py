@@ -7,6 +7,7 @@ measures the test part beside a logistic-regression baseline, and learns the two
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -14,7 +15,7 @@ import platform
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -229,6 +230,23 @@ class RiskModel:
 
     # ------------------------------------------------------------------ scoring
     tables_: "TreeTables | None" = None     # set by ``load``: the exact lookup path (None: xgboost's own)
+    _booster = None
+    _model_file: Path | None = None         # a loaded model reads its booster on first use
+
+    @property
+    def booster_(self):
+        """The xgboost booster (read from the model file on first use: scoring with cached tables never
+        imports xgboost)."""
+        if self._booster is None and self._model_file is not None:
+            import xgboost as xgb
+
+            self._booster = xgb.Booster(model_file=str(self._model_file))
+            self._booster.set_param({"nthread": 1})
+        return self._booster
+
+    @booster_.setter
+    def booster_(self, booster) -> None:
+        self._booster = booster
 
     def predict_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -262,6 +280,8 @@ class RiskModel:
     # ------------------------------------------------------------------ persistence
     @property
     def sha256(self) -> str:
+        if self.tables_ is not None and self.tables_.model_sha256:
+            return self.tables_.model_sha256
         return hashlib.sha256(bytes(self.booster_.save_raw("json"))).hexdigest()
 
     def metadata(self) -> dict[str, Any]:
@@ -290,39 +310,46 @@ class RiskModel:
 
     @classmethod
     def load(cls, directory: Path, spec: DatasetSpec | None = None) -> "RiskModel":
-        import xgboost as xgb
-
         if not (directory / "model.json").exists():
             raise ArtifactNotFoundError(f"no risk model in {directory}; run `lendsafe train-risk`")
         meta = json.loads((directory / "metadata.json").read_text())
         own_spec = directory / SPEC_FILE
         spec = spec or load_spec(own_spec if own_spec.exists() else meta["dataset"])
         model = cls(spec, RiskParams(**meta["params"]), meta["threshold"])
-        model.booster_ = xgb.Booster(model_file=str(directory / "model.json"))
-        model.booster_.set_param({"nthread": 1})
+        model._model_file = directory / "model.json"
         model.references_, model.metrics_, model.data_ = meta["references"], meta["metrics"], meta["data"]
         model.test_index_ = np.asarray(meta["split"]["test_index"])
         model.metadata_ = meta
-        model.tables_ = load_tables(directory / "model.json", model.booster_)
+        model.tables_ = load_tables(directory / "model.json", lambda: model.booster_)
         return model
 
 
-def load_tables(model_file: Path, booster, cache: Path | None = None) -> TreeTables | None:
-    """The model's lookup tables from the cache under ``$LENDSAFE_HOME/cache`` (built and saved on first
-    use, keyed by the model file's hash and the xgboost version); None when the model cannot have them."""
-    import xgboost
-
+def load_tables(model_file: Path, booster: Callable[[], Any], cache: Path | None = None) -> TreeTables | None:
+    """The model's lookup tables from the cache under ``$LENDSAFE_HOME/cache`` (built from ``booster()``
+    and saved on first use, keyed by the model file's hash and the xgboost version); None when the model
+    cannot have them."""
     key = hashlib.sha256(model_file.read_bytes()).hexdigest()[:32]
-    path = (cache or Settings().home / "cache" / "risk-tables") / f"{key}-xgboost{xgboost.__version__}.npz"
+    path = (cache or Settings().home / "cache" / "risk-tables") / f"{key}-xgboost{xgboost_version()}.npz"
     if path.exists():
         return TreeTables.load(path)
-    tables = TreeTables.build(booster)
+    tables = TreeTables.build(booster())
     if tables is not None:
         try:
             tables.save(path)
         except OSError:           # a read-only home still scores, it only builds again next time
             pass
     return tables
+
+
+def xgboost_version() -> str:
+    """The installed xgboost's version, read without importing it."""
+    spec = importlib.util.find_spec("xgboost")
+    folder = Path(spec.origin).parent if spec and spec.origin else None
+    if folder is None or not (folder / "VERSION").is_file():
+        import xgboost
+
+        return xgboost.__version__
+    return (folder / "VERSION").read_text().strip()
 
 
 def model_dir(dataset: str, settings: Settings | None = None) -> Path:
@@ -367,6 +394,7 @@ class TreeTables:
         self.leaves = leaves                  # (trees, 2**TABLE_NODES) float32 leaf values
         self.base_margin = np.float32(base_margin)
         self._trees = np.arange(len(leaves))
+        self.model_sha256 = ""                # sha256 of the booster's JSON, so scoring needs no xgboost
 
     def patterns(self, X: np.ndarray, trees: slice = slice(None)) -> np.ndarray:
         """(rows, trees) uint8: bit k set when the row goes left at the tree's k-th split node."""
@@ -416,6 +444,7 @@ class TreeTables:
                      np.float32(np.log(base / (1.0 - base))))
         rows = np.concatenate([tables._fill(booster, tree, trees[tree]) for tree in range(len(trees))])
         sample = rows[:: max(1, len(rows) // CHECK_ROWS)]       # every tree's cells, summed over all trees
+        tables.model_sha256 = hashlib.sha256(bytes(booster.save_raw("json"))).hexdigest()
         return tables if tables._settle_base_margin(booster, sample) else None
 
     def _fill(self, booster, tree: int, dumped: dict) -> np.ndarray:
@@ -457,14 +486,16 @@ class TreeTables:
         partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(partial, features=self.features, thresholds=self.thresholds, default_left=self.default_left,
                  nodes=self.nodes, contributions=self.contributions, leaves=self.leaves,
-                 base_margin=self.base_margin)
+                 base_margin=self.base_margin, model_sha256=np.array(self.model_sha256))
         os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path) -> "TreeTables":
         with np.load(path) as saved:
             splits = {k: saved[k] for k in ("features", "thresholds", "default_left", "nodes")}
-            return cls(splits, saved["contributions"], saved["leaves"], float(saved["base_margin"]))
+            tables = cls(splits, saved["contributions"], saved["leaves"], float(saved["base_margin"]))
+            tables.model_sha256 = str(saved["model_sha256"]) if "model_sha256" in saved else ""
+            return tables
 
 
 def _distinct_splits(trees: list[dict], nodes: list[list[int]]) -> dict[str, np.ndarray]:

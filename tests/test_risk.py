@@ -309,12 +309,25 @@ def test_lookup_tables_cover_missing_values_and_values_on_a_threshold(trained):
 def test_lookup_tables_are_cached_and_reload_identical(trained, tmp_path):
     dataset, model, _ = trained
     folder = model_dir(dataset.spec.name)
-    built = load_tables(folder / "model.json", model.booster_, cache=tmp_path)
+    built = load_tables(folder / "model.json", lambda: model.booster_, cache=tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1
-    again = load_tables(folder / "model.json", model.booster_, cache=tmp_path)
+    again = load_tables(folder / "model.json", lambda: pytest.fail("read from the cache"), cache=tmp_path)
     X = np.asarray(dataset.X.iloc[:300], dtype=np.float32)
     for a, b in zip(built.predict(X), again.predict(X)):
         np.testing.assert_array_equal(a, b)
+    assert again.model_sha256 == built.model_sha256 == model_dir_sha(folder)
+
+
+def model_dir_sha(folder):
+    return json.loads((folder / "metadata.json").read_text())["model_sha256"]
+
+
+def test_a_loaded_model_scores_without_reading_its_booster(trained):
+    dataset, _, meta = trained
+    model = RiskModel.load(model_dir(dataset.spec.name))          # tables cached by the fixture's load
+    contribs, _ = model.contributions_and_margin(np.asarray(dataset.X.iloc[:20], dtype=np.float32))
+    assert model._booster is None and model.sha256 == meta["model_sha256"] and contribs.shape[0] == 20
+    assert model.booster_.feature_names == dataset.spec.model_columns()      # read on first use
 
 
 def test_deep_trees_and_other_objectives_fall_back_to_xgboost():
