@@ -158,6 +158,20 @@ def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_ur
     assert AuditStore(audit_url).count() == before
 
 
+def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model_loads():
+    from lendsafe.config import Settings
+    from lendsafe.notice import NoticeSettings
+    from lendsafe.ui.engine import LOADING_REASON, STAGES, Engine
+
+    shared = Engine(Settings(use_llm=True))          # not started: the language model counts as still loading
+    assert shared.llm_loading
+    heard = []
+    draft = shared.draft(DENIAL, "hmda", "cutoff", "auto", NoticeSettings(), lambda name, text: heard.append(name))
+    assert list(dict.fromkeys(heard)) == list(STAGES)
+    assert draft.decision.writer == "template" and draft.decision.writer_reason == LOADING_REASON
+    assert draft.decision.reference == "cutoff" and draft.written_while_loading and draft.pdf.startswith(b"%PDF")
+
+
 def test_the_draft_pdf_is_stamped_draft():
     from pypdf import PdfReader
 
@@ -211,7 +225,8 @@ def test_switching_the_dataset_keeps_each_datasets_work(audit_url):
 def test_comparing_references_decides_drafts_and_shows_what_changes(audit_url):
     before = AuditStore(audit_url).count()
     at = denied_app()
-    button(at, "Compare with the cutoff reference").click()
+    at.session_state["ls_result_tab"] = "Compare references"
+    button(no_failure(at.run()), "Compare with the cutoff reference").click()
     no_failure(at.run())
     drafts = entry(at)["drafts"]
     shown = next(d.value for d in at.dataframe if "change" in d.value.columns)

@@ -151,7 +151,7 @@ class Engine:
         scored = pipeline.scorer.score(application, reference)
         stage("scoring", f"risk {scored.risk:.1%} against a threshold of {scored.threshold:.1%}: "
                          f"{'denied' if scored.denied else 'approved'}")
-        if not self._knowledge_ready.is_set():
+        if not self._knowledge_ready.is_set() and self.thread.is_alive():
             stage("retrieval", "waiting for the regulation index to load")
             self.wait_for_knowledge()
         passages = pipeline.citations_for(scored)
@@ -160,8 +160,10 @@ class Engine:
             stage("writing", f"the language model is still loading ({self.parts['language model'].seconds():.0f} s "
                              "so far): the template writer drafts this explanation")
         decision = pipeline.run(application, reference)
-        if loading and decision.writer == "template":
-            decision = decision.with_updates(writer_reason=LOADING_REASON)
+        if decision.writer == "template" and writer != "template" and self.settings.use_llm:
+            failed = self.parts["language model"].error
+            reason = LOADING_REASON if loading else f"language model unavailable ({failed})" if failed else None
+            decision = decision.with_updates(writer_reason=reason) if reason else decision
         stage("writing", f"explanation written by the {writer_words(decision.writer)}")
         report = verify(decision, decision.explanation or "")
         stage("verification", f"{sum(c.passed for c in report.checks)} of {len(report.checks)} checks passed")

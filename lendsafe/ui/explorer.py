@@ -16,6 +16,7 @@ from lendsafe.ui import common, display, form, tables
 SOURCE_WIDGET = "ls_source"
 SOURCES = ("Fill the form", "Held-out application")
 HELD_OUT_ROW = "ls_held_out_row"
+TAB_KEY = "ls_result_tab"
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -132,10 +133,12 @@ def comparison(entry: dict[str, Any], reference: str) -> None:
     if other not in entry["drafts"]:
         st.caption(f"Decide this application against the {other} reference too, as a draft, to see which "
                    "reasons change. Nothing is recorded.")
-        if st.button(f"Compare with the {other} reference", key=f"ls_compare_{entry['id']}_{other}"):
-            entry["drafts"][other] = display.decide_in_stages(entry, other)
-            st.rerun()
-        return
+        if not st.button(f"Compare with the {other} reference", key=f"ls_compare_{entry['id']}_{other}"):
+            return
+        entry["drafts"][other] = display.decide_in_stages(entry, other)
+        if entry["drafts"][other] is None:
+            del entry["drafts"][other]
+            return
     first, second = entry["drafts"][other].decision, entry["drafts"][reference].decision
     changes = tables.reference_changes(first, second)
     moved = changes[changes["change"] != "same rank"]
@@ -163,19 +166,20 @@ def result(entry: dict[str, Any], dataset: str, reference: str) -> None:
     issue_bar(entry, reference, draft)
     issued = entry["issued"].get(reference)
     display.model_caption(decision, issued.record_id if issued is not None else None)
-    why, notice, passages, compare = st.tabs(["Reasons and explanation", "Notice preview", "Regulation passages",
-                                              "Compare references"])
-    with why:
-        display.reasons(decision)
-        display.explanation(decision)
-        display.grounding(decision)
-        display.contributions(decision)
-    with notice:
-        notice_preview(entry, reference, draft)
-    with passages:
-        display.citations(decision)
-    with compare:
-        comparison(entry, reference)
+    views = {"Reasons and explanation": lambda: why(decision), "Notice preview": lambda: notice_preview(entry, reference, draft),
+             "Regulation passages": lambda: display.citations(decision),
+             "Compare references": lambda: comparison(entry, reference)}
+    for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
+        if tab.open is not False:          # only the open tab is drawn (all of them where tabs keep no state)
+            with tab:
+                view()
+
+
+def why(decision: Any) -> None:
+    display.reasons(decision)
+    display.explanation(decision)
+    display.grounding(decision)
+    display.contributions(decision)
 
 
 def notice_preview(entry: dict[str, Any], reference: str, draft: Any) -> None:
