@@ -196,6 +196,17 @@ def test_issuing_as_a_signed_in_analyst_records_the_draft_shown_with_her_identit
     assert any(s.value.startswith(f"Issued: audit record #{record.id}") for s in at.success)
 
 
+def test_with_oidc_configured_the_sidebar_signs_in_with_the_provider(audit_url):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "secret",
+                          "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    no_failure(at.run())
+    keys = [b.key for b in at.sidebar.button]
+    assert "ls_oidc_login" in keys and "ls_signin_button" not in keys
+    assert not [t for t in at.sidebar.text_input if t.key == "ls_signin_password"]
+
+
 def test_changing_the_inputs_marks_the_result_stale(audit_url):
     at = denied_app()
     at.text_input(key=widget_key("hmda", "debt_to_income")).input("0.2").run()
