@@ -35,7 +35,8 @@ test: install system-test
 	$(PYTHON) -m pytest -q --durations=15
 
 bench: install
-	for b in benchmarks/bench_*.py; do $(PYTHON) $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do $(PYTHON) $$b $(BENCH_ARGS) || exit 1; done
+	$(PYTHON) scripts/readme_figures.py
 
 clean:
 	rm -rf $(VENV) var

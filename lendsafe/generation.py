@@ -202,7 +202,8 @@ class LoraGenerator:
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         check_head_tied(model, folder)
         if self.dtype == "int8":
-            add_int8_decoding_weights(model, load_file(str(folder / INT8_FILE)))
+            saved = {name: tensor.clone() for name, tensor in load_file(str(folder / INT8_FILE)).items()}
+            add_int8_decoding_weights(model, saved)      # own memory: the int8 kernel does not take mapped files
         return model, tokenizer
 
     def describe(self) -> dict:

@@ -331,7 +331,9 @@ def test_a_later_process_reads_the_prepared_weights_and_gets_the_same_bits(tmp_p
     assert sorted(mine) == sorted(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert any(k.endswith("qweight") for k in theirs)
     texts = [g.generate(PROMPTS[:1], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)[0].text for g in (fresh, prepared)]
-    assert texts[0] == texts[1]
+    drafted = [g.generate(PROMPTS[:1], max_new_tokens=MAX_NEW_TOKENS, use_cache=False, drafts=[texts[0]])[0].text
+               for g in (fresh, prepared)]                     # every row through the int8 kernel
+    assert texts[0] == texts[1] == drafted[0] == drafted[1]
 
 
 def test_only_the_configured_adapter_with_int8_weights_is_kept_prepared(fresh_adapter):
