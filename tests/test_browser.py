@@ -149,6 +149,7 @@ def test_a_what_if_decision_records_nothing_and_cannot_be_issued_anonymously(pag
     assert page.get_by_role("button", name="Issue notice").is_disabled()
     assert page.get_by_text("Draft only: not issued, not recorded.").first.is_visible()
     page.get_by_role("tab", name="Compare references").click()
+    wait_idle(page)
     page.get_by_role("button", name="Compare with the cutoff reference").click()
     page.get_by_text(re.compile(r"reason\(s\) differ from cutoff|Same reasons in the same order")).first.wait_for(
         timeout=DECISION_TIMEOUT_MS)

@@ -52,15 +52,21 @@ def decide_in_stages(entry: dict[str, Any], reference: str) -> Any:
 # ---------------------------------------------------------------------------- the summary
 
 def decision_headline(decision: Decision) -> None:
-    """Decision, risk beside the threshold (in percentage points), reference."""
-    cols = st.columns(4)
+    """Decision, risk with its distance to the threshold in percentage points, the threshold; the reference."""
+    above = (decision.risk - decision.threshold) * 100
+    cols = st.columns(3)
     cols[0].metric("Decision", "Denied" if decision.denied else "Approved")
-    cols[1].metric("Risk", tables.risk_text(decision.risk),
-                   f"{(decision.risk - decision.threshold) * 100:+.1f} pp vs threshold", delta_color="inverse",
-                   help=f"predicted probability of {load_spec(decision.dataset).outcome}; pp = percentage points")
+    cols[1].metric("Risk", tables.risk_text(decision.risk), f"{above:+.1f} pp", delta_color="inverse",
+                   help=f"predicted probability of {load_spec(decision.dataset).outcome}; the small figure is its "
+                        f"distance to the threshold in percentage points (pp)")
     cols[2].metric("Threshold", tables.risk_text(decision.threshold), help="a risk at or above it is denied")
-    cols[3].metric("Reason reference", decision.reference)
     st.altair_chart(risk_chart(decision), width="stretch")
+    st.caption(f"Reasons against the **{decision.reference}** reference (Reg B comment 9(b)(2)-5): "
+               + REFERENCE_WORDS.get(decision.reference, decision.reference) + ".")
+
+
+REFERENCE_WORDS = {"population": "this applicant compared with the average of all applicants",
+                   "cutoff": "this applicant compared with applicants at or just above the passing cutoff"}
 
 
 def model_caption(decision: Decision, record_id: int | None = None) -> None:
