@@ -309,12 +309,26 @@ def test_lda_candidates_raise_air_within_the_auc_tolerance(hmda):
             row = by_name[c["name"]]
             assert row["family"] != "seed" and c["air_gain"] > 0
             assert current["auc"] - row["auc"] <= lda["auc_tolerance"]
-            assert row["air"][name]["worst"] > current["air"][name]["worst"]
+            assert row["air"][name]["worst"] > current["air"][name]["worst"] and current["air"][name]["worst"] < 1
         listed = {c["name"] for c in found}
         missed = [r for r in lda["alternatives"][1:] if r["family"] != "seed" and r["name"] not in listed
                   and current["auc"] - r["auc"] <= lda["auc_tolerance"]
-                  and (r["air"][name]["worst"] or 0) > current["air"][name]["worst"]]
+                  and min(r["air"][name]["worst"] or 0, 1) > current["air"][name]["worst"]]
         assert not missed
+
+
+def test_no_candidates_when_no_group_is_approved_less_than_its_control():
+    from lendsafe.fairness.lda import candidates
+
+    def row(name, family, auc, worst):
+        return {"name": name, "family": family, "auc": auc, "approval_rate": 0.8,
+                "air": {"age": {"worst": worst, "worst_group": ">= 62"}}}
+
+    rows = [row("current model", "current", 0.80, 1.2), row("drop x", "drop_feature", 0.80, 1.4)]
+    assert candidates(rows, 0.005) == {"age": []}
+    rows = [row("current model", "current", 0.80, 0.7), row("drop x", "drop_feature", 0.797, 0.75),
+            row("drop y", "drop_feature", 0.79, 0.9), row("seed", "seed", 0.80, 0.8)]
+    assert [c["name"] for c in candidates(rows, 0.005)["age"]] == ["drop x"]
 
 
 def test_proxy_check_scores_every_input(hmda):

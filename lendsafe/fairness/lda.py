@@ -23,6 +23,8 @@ from lendsafe.fairness.outcomes import air
 from lendsafe.risk import RiskParams
 
 AUC_TOLERANCE = 0.005
+PARITY_NOTE = ("an attribute whose worst AIR is at or above 1 has no candidates: no protected group is approved "
+               "less often than its control (Reg B also lets creditors favour applicants aged 62 or older)")
 WORST_AIR = ("worst AIR = the lowest held-out AIR among protected groups with at least the minimum group size "
              "of held-out rows (among all protected groups when none has)")
 SEED_OFFSETS = (1, 2)                      # refits of the current settings: run-to-run noise
@@ -192,17 +194,22 @@ def evaluate(spec: DatasetSpec, params: RiskParams, alt: Alternative, split: Spl
 
 
 def candidates(rows: list[dict[str, Any]], tolerance: float) -> dict[str, list[dict[str, Any]]]:
-    """Per attribute: alternatives that raise its worst held-out AIR at an AUC cost of at most ``tolerance``
-    (seed refits excluded: they measure noise), largest gain first, with their effect on the others."""
+    """Per attribute: alternatives that raise its worst held-out AIR toward parity at an AUC cost of at most
+    ``tolerance`` (seed refits excluded: they measure noise), largest gain first, with their effect on the
+    others. An attribute whose worst AIR is already at or above 1 (no group approved less than its control)
+    has none."""
     current, out = rows[0], {}
     for name, base in current["air"].items():
         found = []
+        if base["worst"] is None or base["worst"] >= 1:
+            out[name] = found
+            continue
         for row in rows[1:]:
             worst = row["air"][name]["worst"]
             cost = current["auc"] - row["auc"]
             if row["family"] == "seed" or worst is None or base["worst"] is None:
                 continue
-            if worst > base["worst"] and cost <= tolerance:
+            if min(worst, 1.0) > base["worst"] and cost <= tolerance:
                 found.append({"name": row["name"], "family": row["family"], "equal_approval_rate": row["family"] != "cutoff",
                               "auc": row["auc"], "auc_cost": cost, "worst_group": row["air"][name]["worst_group"],
                               "air": worst, "air_gain": worst - base["worst"], "approval_rate": row["approval_rate"],
@@ -244,6 +251,7 @@ def search(spec: DatasetSpec, params: RiskParams, split: Split, tolerance: float
         progress(len(alternatives), len(alternatives), "LDA search")
     return {"training_rows": int(len(split.train)), "held_out_rows": int(len(split.test)),
             "approval_rate_train": split.approval_rate, "auc_tolerance": tolerance,
-            "method": " ".join(__doc__.split()), "worst_air": WORST_AIR, "excluded_from_family": [EXCLUDED_FROM_FAMILY],
+            "method": " ".join(__doc__.split()), "worst_air": WORST_AIR, "candidates_rule": PARITY_NOTE,
+            "excluded_from_family": [EXCLUDED_FROM_FAMILY],
             "alternatives": rows, "candidates": candidates(rows, tolerance), "noise": noise(rows),
             "frontier": {name: frontier(rows, name) for name in split.attributes}}

@@ -126,12 +126,13 @@ def lda_part(story: Story, results: dict[str, Any], folder: Path) -> None:
             for r in lda["alternatives"]]
     story.table(["alternative", "family", "AUC", "approval rate"] + [f"worst AIR {n}" for n in names], rows)
     for name, found in lda["candidates"].items():
-        listed = "; ".join(f"{c['name']} (AIR +{c['air_gain']:.3f}, AUC cost {c['auc_cost']:.4f}, approval rate "
+        listed = "; ".join(f"{c['name']} (AIR {c['air_gain']:+.3f}, AUC {-c['auc_cost']:+.4f}, approval rate "
                            f"{c['approval_rate_change']:+.3f})" for c in found) or "none"
         story.text(f"Raise the worst AIR of {name} at an AUC cost of at most {lda['auc_tolerance']}: {listed}.")
     spread = ", ".join(f"{k.replace('_', ' ')} {_interval(v)}" for k, v in lda["noise"].items())
     story.text(f"Run-to-run noise (the current model and refits with other seeds): {spread}. {lda['worst_air']}. "
                "Excluded from the family: " + " ".join(lda["excluded_from_family"]))
+    story.text(f"Candidates: {lda.get('candidates_rule', '')}.")
     story.text(NOT_SWITCHED)
     story.image(folder / results["files_plots"]["lda_frontier"], 500)
 
