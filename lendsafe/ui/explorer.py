@@ -41,6 +41,14 @@ HELD_OUT_COLUMNS = {"row": st.column_config.NumberColumn("data row", help="row o
                     "first_reason": None}
 
 
+def held_out_columns(dataset: str) -> dict[str, Any]:
+    """Column labels from the spec (with units), risk in percent, the reason codes wide."""
+    from lendsafe.datasets import load_spec
+
+    labels = {f.name: st.column_config.Column(tables.field_label(f), help=f.help) for f in load_spec(dataset).input_fields}
+    return {**labels, **HELD_OUT_COLUMNS}
+
+
 def held_out_picker(dataset: str, reference: str) -> None:
     pipeline = common.pipeline(dataset)
     frame, applications = _held_out(dataset, reference, common.settings_key(pipeline.settings), pipeline.scorer)
@@ -55,7 +63,7 @@ def held_out_picker(dataset: str, reference: str) -> None:
     shown = tables.filter_held_out(frame, decision or None, reason or None)
     st.caption(f"{len(shown)} of {len(frame)} held-out applications (the model's test rows). Decision, risk and "
                f"reasons are the model's under the {reference} reference.")
-    st.dataframe(shown, hide_index=True, height=230, width="stretch", column_config=HELD_OUT_COLUMNS)
+    st.dataframe(shown, hide_index=True, height=230, width="stretch", column_config=held_out_columns(dataset))
     if shown.empty:
         st.info("No held-out application matches these filters.")
         return

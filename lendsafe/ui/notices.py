@@ -243,6 +243,11 @@ ROW_COLUMNS = {"data_row": st.column_config.NumberColumn("data row", help="1 = t
                "application_id": st.column_config.TextColumn("application id", width="medium"),
                "applicant_name": st.column_config.TextColumn("applicant", width="medium"),
                "problems": st.column_config.TextColumn("problems", width="large"),
+               "id": st.column_config.TextColumn("document id", width="medium"),
+               "reasons": st.column_config.TextColumn("reason codes", width="medium"),
+               "path": st.column_config.TextColumn("PDF file", width="medium"),
+               "check": st.column_config.TextColumn("notice check", width="small"),
+               "audit_id": st.column_config.TextColumn("audit record", width="small"),
                "key": None, "sha256": None}
 
 
