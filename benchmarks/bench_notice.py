@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import method  # noqa: E402
 from lendsafe.decision import Decision, Reason  # noqa: E402
 from lendsafe.notice import NoticeSettings, build_notice, check_pdf, register_fonts, render_pdf  # noqa: E402
 
-REPEATS = int(os.environ.get("BENCH_NOTICE_REPEATS", "200"))
-RESULTS = ROOT / "benchmarks" / "results" / "notice.json"
 REASONS = (("DEBT_TO_INCOME", "Excessive obligations in relation to income", "debt_to_income"),
            ("CONSUMER_CREDIT_HISTORY", "Delinquent past or present credit obligations with others",
             "consumer_credit_history"),
@@ -51,22 +45,10 @@ def bare_canvas_page() -> bytes:
     return buffer.getvalue()
 
 
-def timings(fn, repeats: int = REPEATS) -> dict[str, float]:
-    """Median wall time and median CPU time of this process (the one-core cost on a shared machine)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        cpu.append(time.process_time() - start_cpu)
-        wall.append(time.perf_counter() - start)
-    p50, cpu_p50 = statistics.median(wall), statistics.median(cpu)
-    return {"p50_ms": round(p50 * 1000, 3), "per_second": round(1 / p50, 1),
-            "cpu_p50_ms": round(cpu_p50 * 1000, 3), "cpu_per_second": round(1 / max(cpu_p50, 1e-9), 1),
-            "repeats": repeats}
-
-
-def main() -> dict:
+def main(argv: list[str] | None = None) -> int:
+    """Notice rendering beside a bare reportlab canvas page, interleaved in rounds (benchmarks/method.py)."""
+    args = method.parser(__doc__.splitlines()[0]).parse_args(argv)
+    run = method.Run("notice", "reportlab")
     register_fonts()
     decision = sample_decision()
     latin = build_notice(decision, NoticeSettings(), notice_date=dt.date(2026, 1, 5))
@@ -74,23 +56,18 @@ def main() -> dict:
                                     creditor_address="شارع الملك فهد 12\nΑθήνα 105 57\nМосква")
     mixed = build_notice(decision, mixed_settings, notice_date=dt.date(2026, 1, 5))
     pdf = render_pdf(latin)
-    figures = {
-        "bare_canvas_page": timings(bare_canvas_page),
-        "notice_latin": timings(lambda: render_pdf(latin)),
-        "notice_multiscript": timings(lambda: render_pdf(mixed)),
-        "check_pdf": timings(lambda: check_pdf(pdf, decision), repeats=max(REPEATS // 10, 5)),
-    }
-    base = figures["bare_canvas_page"]["p50_ms"]
+    timings = method.interleave({"bare_canvas_page": bare_canvas_page, "notice_latin": lambda: render_pdf(latin),
+                                 "notice_multiscript": lambda: render_pdf(mixed),
+                                 "check_pdf": lambda: check_pdf(pdf, decision)}, calls=20, warmup=2)
+    figures = method.summaries(timings, baseline="bare_canvas_page")
     for name, row in figures.items():
-        row["ratio_to_bare_canvas"] = round(row["p50_ms"] / base, 1)
-        print(f"{name:20s} p50 {row['p50_ms']:8.3f} ms {row['per_second']:8.1f}/s | cpu p50 "
-              f"{row['cpu_p50_ms']:8.3f} ms {row['cpu_per_second']:8.1f}/s | x{row['ratio_to_bare_canvas']} bare canvas")
-    result = {"figures": figures, "pdf_bytes": len(pdf), "python": platform.python_version(),
-              "machine": platform.machine(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        print(f"{name:20s} p50 {row['p50_ms']:8.3f} ms  x{row['ratio_to_baseline_p50']} bare canvas")
+    rows = [{"what": "notice PDF rendering (p50): Latin text / embedded non-Latin fonts",
+             "measured": f"{figures['notice_latin']['p50_ms']:.1f} ms / {figures['notice_multiscript']['p50_ms']:.1f} ms",
+             "baseline": f"bare reportlab canvas page {figures['bare_canvas_page']['p50_ms']:.2f} ms"}]
+    run.finish(figures, rows, {k: t.spread() for k, t in timings.items()}, force=args.force, pdf_bytes=len(pdf))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
