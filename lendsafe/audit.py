@@ -47,7 +47,7 @@ from lendsafe.audit_anchor import (EMPTY_STATE, MISSING, OK, WRONG_KEY, AuditKey
                                    CheckpointReading, checkpoint_path, store_label)
 from lendsafe.decision import Decision
 from lendsafe.errors import AuditIntegrityError, ConfigurationError, LendSafeError
-from lendsafe.redaction import CONTROL_WITH_LINES, redact_url
+from lendsafe.redaction import CONTROL_WITH_LINES, printable, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ def _sqlite_engine(url: Any) -> Any:
     url = url.difference_update_query(["synchronous"])
     in_memory = url.database in (None, "", ":memory:")
     if not in_memory:
-        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_folder(url.database)
     extra = {"poolclass": StaticPool} if in_memory else {}
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **extra)
 
@@ -376,6 +376,15 @@ def _sqlite_engine(url: Any) -> Any:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _sqlite_folder(database: str) -> None:
+    """Make the folder of a SQLite store; ConfigurationError naming the URL when it cannot be made."""
+    try:
+        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"audit store URL names a SQLite file whose folder cannot be made: "
+                                 f"{printable(database)[:200]} ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _postgres_engine(url: Any) -> Any:
@@ -397,12 +406,12 @@ def _create_engine(url_text: str) -> Any:
         url = make_url(url_text)
         backend = url.get_backend_name()
         if backend not in ENGINE_FACTORIES:
-            raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {backend!r} "
-                                     f"({redact_url(url_text)})")
+            raise ConfigurationError(f"audit store URL must be one of {BACKENDS}; got {printable(backend)!r} "
+                                     f"({printable(redact_url(url_text))})")
         return ENGINE_FACTORIES[backend](url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"audit store URL is not valid ({redact_url(url_text)}): "
-                                 f"{redact_url(str(exc).splitlines()[0])}") from None
+    except (ArgumentError, ValueError, TypeError) as exc:       # ValueError: e.g. a port that is not a number
+        raise ConfigurationError(f"audit store URL is not valid ({printable(redact_url(url_text))}): "
+                                 f"{printable(redact_url(str(exc).splitlines()[0]))}") from None
 
 
 # ----------------------------------------------------------------------------- record content
@@ -619,7 +628,7 @@ class AuditStore:
         parsed = make_url(url)
         path = Path(checkpoint) if checkpoint is not None else checkpoint_path(parsed, settings.home)
         self.checkpoint = Checkpoint(path, self.key, store_label(parsed))
-        self._migrate()
+        self._open()
 
     @property
     def safe_url(self) -> str:
@@ -635,6 +644,17 @@ class AuditStore:
 
     def __exit__(self, *_exc: Any) -> None:
         self.close()
+
+    def _open(self) -> None:
+        """Migrate; a store that cannot be opened (unreachable server, unopenable file) is a ConfigurationError."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            self._migrate()
+        except DBAPIError as exc:
+            self._engine.dispose()
+            detail = printable(redact_url(str(getattr(exc, "orig", exc)).splitlines()[0]))[:300]
+            raise ConfigurationError(f"audit store {self.safe_url} cannot be opened: {detail}") from None
 
     def _migrate(self) -> None:
         """Upgrade the schema to head under the write lock (several processes may open at once)."""

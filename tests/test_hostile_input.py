@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -416,3 +418,353 @@ def test_notice_entry_points_report():
         print(f"\nhostile {entry} corpus: {sum(outcomes.values())} inputs, " +
               ", ".join(f"exit {code}: {n}" for code, n in sorted(outcomes.items())))
         assert sum(outcomes.values()) >= 200 and set(outcomes) <= {0, 1, 2}
+
+
+# ----------------------------------------------------------------------------- every other entry point
+# Generated inputs, each wrong by construction in one named field, through `explain`, `verify`,
+# `check-notice`, the `audit` actions and the two readers behind the dashboard's uploads (the batch CSV
+# reader and the notice-settings loader). Each must end in exit 2 (or a LendSafeError) whose message names
+# the field; no traceback, no raw terminal escape. The report below prints how many inputs each took.
+
+from lendsafe.datasets import load_spec  # noqa: E402
+
+REFUSED: dict[str, Counter] = {name: Counter() for name in (
+    "explain", "verify", "check-notice", "audit list", "audit show", "audit verify", "audit retention",
+    "audit export", "upload: batch CSV", "upload: notice settings")}
+SPEC = load_spec("hmda")
+NUMERIC = [f for f in SPEC.input_fields if f.type in ("float", "int")]
+BOOLEAN = [f for f in SPEC.input_fields if f.type == "bool"]
+REQUIRED = [f for f in SPEC.input_fields if not f.optional]
+NAMES = st.text(min_size=1, max_size=24)
+
+
+def expect_refused(entry: str, argv: list[str], *fields: str) -> str:
+    """Run `argv`; it must exit 2, without a traceback or a raw escape, naming every one of `fields`."""
+    code, out, err = run_cli(argv)
+    REFUSED[entry][code] += 1
+    assert code == 2 and "Traceback" not in err and ESC not in err + out, (argv, code, err)
+    assert all(field in err for field in fields), (fields, err)
+    return err
+
+
+@st.composite
+def wrong_applications(draw) -> tuple[bytes, str]:
+    """(application JSON, the field its error must name): one field wrong, the rest as in the example."""
+    kind = draw(st.sampled_from(["unknown", "text", "range", "container", "bool", "missing", "file"]))
+    app = dict(APPLICATION)
+    if kind == "unknown":
+        name = "x_" + draw(NAMES)
+        value = draw(JSON_SCALARS.filter(lambda v: not (isinstance(v, float) and math.isinf(v))))
+        return json.dumps({**app, name: value}).encode(), printable(name)
+    if kind == "file":
+        return b"\xff" + draw(st.binary(max_size=60)), "application file"
+    feature = draw(st.sampled_from({"text": NUMERIC, "range": [f for f in NUMERIC if f.max is not None],
+                                    "container": SPEC.input_fields, "bool": BOOLEAN, "missing": REQUIRED}[kind]))
+    if kind == "missing":
+        del app[feature.name]
+        return json.dumps(app).encode(), f"{feature.name} is required"
+    value = {"text": lambda: "z" + draw(HOSTILE_TEXT),
+             "range": lambda: feature.max + draw(st.floats(1e-3, 1e6)),
+             "container": lambda: draw(st.lists(JSON_SCALARS, max_size=3) | st.dictionaries(st.text(max_size=5),
+                                                                                           JSON_SCALARS, max_size=2)),
+             "bool": lambda: draw(st.integers(2, 10**6) | st.just("z") | HOSTILE_TEXT.filter(
+                 lambda t: t.strip().lower() not in {"yes", "no", "true", "false", "1", "0", "y", "n", "t", "f"}))
+             }[kind]()
+    return json.dumps({**app, feature.name: value}).encode(), feature.name
+
+
+@pytest.fixture(scope="module")
+def one_pipeline():
+    """`explain` and `verify` build a Pipeline per call; here they share one deterministic-writer pipeline."""
+    import lendsafe.pipeline as pipeline_module
+    from lendsafe.config import Settings
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LENDSAFE_USE_LLM", "0")
+    built = pipeline_module.Pipeline(Settings(dataset="hmda", use_llm=False), reference="population",
+                                     writer="template")
+    patch.setattr(pipeline_module, "Pipeline", lambda *args, **kwargs: built)
+    yield built
+    patch.undo()
+
+
+@FUZZ_SETTINGS
+@given(case=wrong_applications())
+def test_generated_applications_through_explain_exit_2_naming_the_field(one_pipeline, tmp_path_factory, case):
+    content, field = case
+    path = tmp_path_factory.mktemp("explain-fuzz") / "application.json"
+    path.write_bytes(content)
+    expect_refused("explain", ["explain", str(path), "--writer", "template"], field)
+
+
+@st.composite
+def wrong_texts(draw) -> tuple[str, bytes, str]:
+    """(option, file bytes, what the error names): a --text or --texts file that cannot be read as texts."""
+    kind = draw(st.sampled_from(["bytes", "long", "line", "shape", "empty"]))
+    if kind == "bytes":
+        return "--text", b"\xff" + draw(st.binary(max_size=60)), "--text"
+    if kind == "long":
+        return "--text", (draw(HOSTILE_TEXT) + "x" * 20_001).encode("utf-8", "surrogatepass"), "--text"
+    if kind == "empty":
+        return "--texts", draw(st.sampled_from([b"", b"\n\n", b"   \n"])), "--texts"
+    good = json.dumps({"id": "ok", "text": "Your application was denied."})
+    bad = (draw(HOSTILE_TEXT).replace("\n", " ") + "{" if kind == "line"
+           else json.dumps(draw(st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=2),
+                                          st.dictionaries(st.sampled_from(["id", "txt"]), JSON_SCALARS, max_size=2)))))
+    lines = [good] * draw(st.integers(0, 2))
+    return "--texts", "\n".join([*lines, bad]).encode("utf-8", "surrogatepass"), f"--texts line {len(lines) + 1}"
+
+
+@FUZZ_SETTINGS
+@given(case=st.one_of(wrong_texts(), wrong_applications().map(lambda c: ("application", *c))))
+def test_generated_inputs_through_verify_exit_2_naming_the_field(one_pipeline, tmp_path_factory, case):
+    folder = tmp_path_factory.mktemp("verify-fuzz")
+    app, texts = folder / "application.json", folder / "texts"
+    if case[0] == "application":
+        _, content, field = case
+        app.write_bytes(content)
+        texts.write_text("Your application was denied.")
+        argv = ["verify", str(app), "--text", str(texts)]
+    else:
+        option, content, field = case
+        app.write_text(json.dumps(APPLICATION))
+        texts.write_bytes(content)
+        argv = ["verify", str(app), option, str(texts)]
+    expect_refused("verify", argv, field)
+
+
+@pytest.fixture(scope="module")
+def issued_notice(tmp_path_factory, one_pipeline):
+    """One real notice PDF and its decision JSON (what `check-notice` is given)."""
+    folder = tmp_path_factory.mktemp("issued")
+    app = folder / "application.json"
+    app.write_text(json.dumps(APPLICATION))
+    code, _, err = run_cli(["notice", str(app), "--out", str(folder / "n.pdf"), "--decision-out",
+                            str(folder / "d.json"), *NOTICE_ARGS])
+    assert code == 0, err
+    return folder / "n.pdf", json.loads((folder / "d.json").read_text())
+
+
+DECISION_TYPES = {"risk": 0.5, "threshold": 0.5, "reasons": [], "application": {}, "decision": "deny"}
+
+
+@st.composite
+def wrong_check_inputs(draw, decision: dict) -> tuple[str, bytes, str]:
+    """(which file, its bytes, what the error names) for check-notice: the decision JSON, the PDF or settings."""
+    kind = draw(st.sampled_from(["decision bytes", "decision shape", "decision types", "pdf", "settings"]))
+    if kind == "decision bytes":
+        return "decision", draw(st.binary(max_size=80).filter(lambda b: not b.strip().startswith((b"{", b"[")))
+                                | st.just(b"[" * 60_000)), "--decision"
+    if kind == "decision shape":
+        return "decision", json.dumps(draw(st.one_of(st.lists(JSON_SCALARS, max_size=3), JSON_SCALARS))).encode(), \
+            "--decision"
+    if kind == "decision types":
+        name = draw(st.sampled_from(sorted(DECISION_TYPES)))
+        wrong = draw(st.sampled_from(["z" + "x" * 3, ["x"], {"x": ["y"]}, True]).filter(
+            lambda v: type(v) is not type(DECISION_TYPES[name])))
+        return "decision", json.dumps({**decision, name: wrong}).encode(), "--decision"
+    if kind == "pdf":
+        return "pdf", draw(st.binary(max_size=200).filter(lambda b: b"%PDF" not in b)), "PDF"
+    name = draw(st.sampled_from(SETTING_NAMES[:16]))
+    return "settings", f"{name} = {{ nested = [1, {{ deeper = true }}] }}".encode(), printable(name)
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_generated_inputs_through_check_notice_exit_2_naming_the_field(issued_notice, tmp_path_factory, data):
+    pdf, decision = issued_notice
+    which, content, field = data.draw(wrong_check_inputs(decision))
+    folder = tmp_path_factory.mktemp("check-fuzz")
+    files = {"pdf": pdf.read_bytes(), "decision": json.dumps(decision).encode(), "settings": b""}
+    files[which] = content
+    paths = {name: folder / f"{name}.{'toml' if name == 'settings' else name}" for name in files}
+    for name, path in paths.items():
+        path.write_bytes(files[name])
+    argv = ["check-notice", str(paths["pdf"]), "--decision", str(paths["decision"])]
+    expect_refused("check-notice", argv + (["--notice-settings", str(paths["settings"])]
+                                           if which == "settings" else []), field)
+
+
+@pytest.fixture(scope="module")
+def audit_store_url(tmp_path_factory, issued_notice):
+    """A store of its own holding three records (the `audit` actions are given its URL with --db)."""
+    from lendsafe.audit import AuditStore
+    from lendsafe.decision import Decision
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('audit-fuzz') / 'audit.db'}"
+    with AuditStore(url) as store:
+        store.record_many([(Decision.from_dict(issued_notice[1]), None, None)] * 3, actor="fuzz")
+    return url
+
+
+def _not_iso(text: str) -> bool:
+    from datetime import datetime as _dt
+
+    try:
+        _dt.fromisoformat(text.strip())
+    except ValueError:
+        return True
+    return False
+
+
+NOT_A_NUMBER = HOSTILE_TEXT.filter(lambda t: not t.strip().lstrip("+-").isdigit())
+AUDIT_LIST_CASES = st.one_of(
+    st.tuples(st.sampled_from(["--since", "--until"]), HOSTILE_TEXT.filter(_not_iso)),
+    st.tuples(st.just("--limit"), NOT_A_NUMBER | st.integers(-10**6, 0).map(str) | st.just(str(10**7))),
+    st.tuples(st.just("--decision"), NAMES.filter(lambda t: t not in ("approve", "deny", "incomplete", "refusal",
+                                                                      "purge"))),
+    st.tuples(st.just("--reason"), NAMES.filter(lambda t: not re.fullmatch("[A-Z0-9_]{1,64}", t))),
+    st.tuples(st.sampled_from(["--dataset", "--writer"]), NAMES.map(lambda t: t + "/")),
+    st.tuples(st.just("--actor"), st.sampled_from([ESC + "[2J", "a\nb", "x" * 129, "\x00"])),
+)
+
+
+@FUZZ_SETTINGS
+@given(case=AUDIT_LIST_CASES)
+def test_generated_audit_list_options_exit_2_naming_the_option(audit_store_url, case):
+    option, value = case
+    expect_refused("audit list", ["audit", "--db", audit_store_url, "list", f"{option}={value}"], f"argument {option}")
+
+
+IDS = st.one_of(NOT_A_NUMBER.map(lambda t: (t, "argument id")), st.integers(-10**6, 0).map(lambda n: (str(n), "argument id")),
+                st.integers(4, 2**62).map(lambda n: (str(n), f"no audit record with id {n}")))
+
+
+@FUZZ_SETTINGS
+@given(case=IDS)
+def test_generated_audit_show_ids_exit_2_naming_the_id(audit_store_url, case):
+    value, words = case
+    expect_refused("audit show", ["audit", "--db", audit_store_url, "show", f"--", value], words)
+
+
+@FUZZ_SETTINGS
+@given(url=st.one_of(HOSTILE_TEXT.filter(lambda t: "://" not in t), NAMES.map(lambda t: f"mysql://{t}"),
+                     NAMES.map(lambda t: f"sqlite:////proc/{t}/audit.db"), st.just("sqlite:///\x00x")))
+def test_generated_audit_store_urls_through_verify_exit_2_naming_the_store(url):
+    expect_refused("audit verify", ["audit", f"--db={url}", "verify"], "audit store")
+
+
+@FUZZ_SETTINGS
+@given(case=st.one_of(
+    st.tuples(NOT_A_NUMBER | st.integers(-10**6, 0).map(str) | st.integers(1201, 10**9).map(str),
+              st.just("consumer"), st.just("argument --months")),
+    st.tuples(st.integers(1, 24).map(str), st.just("consumer"), st.just("at least 25 months")),
+    st.tuples(st.integers(1, 11).map(str), st.just("business"), st.just("at least 12 months"))))
+def test_generated_retention_periods_exit_2_naming_the_months(audit_store_url, case):
+    months, credit, words = case
+    expect_refused("audit retention", ["audit", "--db", audit_store_url, "retention", f"--months={months}",
+                                       "--credit", credit], words)
+
+
+@FUZZ_SETTINGS
+@given(case=st.one_of(IDS.map(lambda c: ("folder", *c)), st.just(("file", "1", "argument --out"))))
+def test_generated_audit_export_arguments_exit_2_naming_the_argument(audit_store_url, tmp_path_factory, case):
+    kind, value, words = case
+    folder = tmp_path_factory.mktemp("export-fuzz")
+    out = folder / "pack"
+    if kind == "file":
+        out.write_bytes(b"not a folder")
+    expect_refused("audit export", ["audit", "--db", audit_store_url, "export", "--out", str(out), "--", value],
+                   words)
+
+
+def expect_library_refusal(entry: str, call, *fields: str) -> str:
+    """`call()` must raise a LendSafeError naming every one of `fields` (no other exception, no raw escape)."""
+    from lendsafe.errors import LendSafeError
+
+    with pytest.raises(LendSafeError) as raised:
+        call()
+    REFUSED[entry][2] += 1
+    text = str(raised.value) + " ".join(getattr(raised.value, "problems", None) or [])
+    assert ESC not in text and all(field in text for field in fields), (fields, text)
+    return text
+
+
+CSV_HEADER = list(NOTICE_FIELDS) + ["applicant_name", "application_id"]
+CSV_ROW = ["0.9", "0.4", "0.9", "5", "2", "yes", "no", "no", "no", "Ann Lee", "A-1"]
+
+
+@st.composite
+def wrong_batch_csvs(draw) -> tuple[bytes, str, bool]:
+    """(CSV bytes, the column its error names, whether the whole file is refused rather than one row)."""
+    kind = draw(st.sampled_from(["cell", "range", "bytes", "long", "repeat"]))
+    header, row = list(CSV_HEADER), list(CSV_ROW)
+    if kind == "repeat":
+        column = draw(st.sampled_from(CSV_HEADER))
+        header.insert(draw(st.integers(0, len(header))), column)
+        row.append("x")
+        field, whole = f"column {column!r} appears 2 times", True
+    else:
+        feature = draw(st.sampled_from(NUMERIC if kind in ("cell", "range") else SPEC.input_fields))
+        index, field, whole = header.index(feature.name), feature.name, False
+        row[index] = {"cell": lambda: "z" + draw(HOSTILE_TEXT).replace("\x00", ""),
+                      "range": lambda: str(feature.max + draw(st.integers(1, 10**6))),
+                      "bytes": lambda: "\udcff" + draw(st.text(max_size=5)),
+                      "long": lambda: "9" * draw(st.integers(10_001, 20_000))}[kind]()
+    buffer = io.StringIO()
+    _csv.writer(buffer).writerows([header, CSV_ROW, row])
+    return buffer.getvalue().encode("utf-8", "surrogateescape"), field, whole
+
+
+@FUZZ_SETTINGS
+@given(case=wrong_batch_csvs())
+def test_generated_batch_uploads_name_the_column_of_each_wrong_row(tmp_path_factory, case):
+    """The dashboard's batch page hands the uploaded bytes to run_batch, which reads them with read_csv."""
+    from lendsafe.incomplete import read_csv
+
+    content, field, whole = case
+    path = tmp_path_factory.mktemp("upload-csv") / "applications.csv"
+    path.write_bytes(content)
+    if whole:
+        expect_library_refusal("upload: batch CSV", lambda: read_csv(path, "hmda"), field)
+        return
+    good, wrong = read_csv(path, "hmda")
+    REFUSED["upload: batch CSV"][2] += 1
+    problems = " ".join(wrong.error.problems) if wrong.error else ""
+    assert good.error is None and wrong.triage is None and field in problems and ESC not in problems, problems
+
+
+@st.composite
+def wrong_settings_uploads(draw) -> tuple[str, bytes, str]:
+    """(file name, bytes, what the error names) of a lender settings upload that cannot be used."""
+    kind = draw(st.sampled_from(["unknown", "table", "toml", "bytes", "json"]))
+    name = draw(st.sampled_from(["lender.toml", "lender.json"])) if kind in ("unknown", "table") else \
+        {"toml": "lender.toml", "bytes": "lender.toml", "json": "lender.json"}[kind]
+    setting = draw(st.sampled_from(SETTING_NAMES[:18]))
+    if kind == "unknown":
+        unknown = "x_" + draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
+        table, field = {unknown: draw(st.integers() | st.booleans() | st.text(alphabet="abc xyz", max_size=9))}, unknown
+    elif kind == "table":
+        table, field = {setting: {"nested": [1, {"deeper": True}]}}, setting
+    if kind in ("unknown", "table"):
+        if name.endswith(".json"):
+            return name, json.dumps(table).encode(), field
+        key, value = next(iter(table.items()))
+        toml_value = json.dumps(value).replace('":', '" =').replace("{", "{ ").replace("}", " }")
+        return name, f"{key} = {toml_value}".encode(), field
+    if kind == "toml":
+        return name, ("= = " + draw(HOSTILE_TEXT)).encode("utf-8", "surrogatepass"), "not valid TOML"
+    if kind == "bytes":
+        return name, b'creditor_name = "\xff' + draw(st.binary(max_size=20)) + b'"', "not UTF-8"
+    return name, json.dumps(draw(st.lists(JSON_SCALARS, max_size=3) | JSON_SCALARS)).encode(), "notice settings"
+
+
+@FUZZ_SETTINGS
+@given(case=wrong_settings_uploads())
+def test_generated_settings_uploads_name_the_setting(case):
+    """The dashboard's settings uploader hands the file's name and bytes to NoticeSettings.from_bytes."""
+    from lendsafe.notice import NoticeSettings
+
+    name, content, field = case
+    expect_library_refusal("upload: notice settings", lambda: NoticeSettings.from_bytes(name, content), field)
+
+
+def test_entry_point_refusals_report():
+    """Runs after the corpora above (file order): each entry point took at least 200 generated wrong inputs,
+    every one refused with exit 2 naming its field."""
+    if not all(sum(c.values()) for c in REFUSED.values()):
+        pytest.skip("reports on the generated entry-point corpora; run them together")
+    for entry, outcomes in REFUSED.items():
+        print(f"\nhostile {entry} corpus: {sum(outcomes.values())} inputs, "
+              + ", ".join(f"exit {code}: {n}" for code, n in sorted(outcomes.items())))
+    assert all(sum(c.values()) >= 200 and set(c) == {2} for c in REFUSED.values()), REFUSED

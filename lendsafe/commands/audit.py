@@ -8,13 +8,27 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+from lendsafe.redaction import printable
 
 LIST_FILTERS = ("dataset", "decision", "writer", "actor", "reason", "since", "until")
 TIME_FILTERS = ("since", "until")
 MAX_LIST_LIMIT = 1_000_000
 CREDIT_KINDS = ("consumer", "business")
+# The decision column of each record kind (lendsafe.audit.RECORD_KINDS).
+DECISIONS = ("approve", "deny", "incomplete", "refusal", "purge")
+# Filter option -> (pattern its value must match, what that is): values no record can hold are refused.
+TEXT_FILTERS = {
+    "dataset": (r"[A-Za-z0-9_.-]{1,64}", "a dataset name (letters, digits, _ . -)"),
+    "writer": (r"[A-Za-z0-9_-]{1,32}", "a writer name such as template or lora"),
+    "reason": (r"[A-Z0-9_]{1,64}", "a reason code such as DEBT_TO_INCOME"),
+    "actor": (r"[^\x00-\x1f\x7f-\x9f]{1,128}", "an actor of at most 128 characters without control characters"),
+}
 
 
 def iso_time(text: str) -> datetime:
@@ -23,8 +37,20 @@ def iso_time(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO 8601 date or time such as 2024-05-01 or "
-                                         f"2024-05-01T12:00:00Z; got {text!r}") from None
+                                         f"2024-05-01T12:00:00Z; got {printable(text)[:80]!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def matching(pattern: str, what: str):
+    """An argparse type: text matching `pattern` as a whole (else an error saying `what` was expected)."""
+    compiled = re.compile(pattern)
+
+    def parse(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {printable(text)[:80]!r}")
+        return text
+    parse.__name__ = what
+    return parse
 
 
 def bounded_int(low: int, high: int):
@@ -33,7 +59,7 @@ def bounded_int(low: int, high: int):
         try:
             value = int(text.strip(), 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number; got {printable(text)[:80]!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}; got {value}")
         return value
@@ -59,11 +85,11 @@ def _open(args: argparse.Namespace):
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
-    for name in LIST_FILTERS:
-        if name in TIME_FILTERS:
-            parser.add_argument(f"--{name}", type=iso_time, help=f"ISO 8601 date or time ({name}; UTC unless given)")
-        else:
-            parser.add_argument(f"--{name}", help=f"only records whose {name} matches")
+    for name in TIME_FILTERS:
+        parser.add_argument(f"--{name}", type=iso_time, help=f"ISO 8601 date or time ({name}; UTC unless given)")
+    parser.add_argument("--decision", choices=DECISIONS, help="only records of this decision or kind")
+    for name, (pattern, what) in TEXT_FILTERS.items():
+        parser.add_argument(f"--{name}", type=matching(pattern, what), help=f"only records whose {name} matches")
     parser.add_argument("--limit", type=bounded_int(1, MAX_LIST_LIMIT), default=100,
                         help="at most this many records (default 100)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -113,17 +139,31 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def out_path(kind: str):
+    """An argparse type: a path for a `kind` ("file" or "folder") whose existing entry is of that kind."""
+    def parse(text: str) -> Path:
+        path = Path(text)
+        exists_as_other = path.is_dir() if kind == "file" else path.exists() and not path.is_dir()
+        if not text or "\x00" in text or exists_as_other:
+            raise argparse.ArgumentTypeError(f"expected a {kind} path; got {printable(text)[:80]!r}"
+                                             + (f", which is not a {kind}" if exists_as_other else ""))
+        return path
+    parse.__name__ = f"{kind} path"
+    return parse
+
+
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     _id_argument(parser)
-    parser.add_argument("--out", type=Path, help="write the regenerated notice PDF here")
+    parser.add_argument("--out", type=out_path("file"), help="write the regenerated notice PDF here")
 
 
 def run_replay(args: argparse.Namespace) -> int:
     with _open(args) as store:
         result = store.replay(args.id)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(result.pdf)
+        with _writing(args.out):
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_bytes(result.pdf)
         print(f"wrote {args.out}")
     print(result.summary())
     return 0 if result.identical else 1
@@ -131,11 +171,11 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     _id_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, help="folder for the evidence pack")
+    parser.add_argument("--out", type=out_path("folder"), required=True, help="folder for the evidence pack")
 
 
 def run_export(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with _open(args) as store, _writing(args.out):
         sidecar = store.export(args.id, args.out)
     replay = sidecar["replay"]
     print(f"wrote {args.out / f'record-{args.id}.json'}"
@@ -144,6 +184,17 @@ def run_export(args: argparse.Namespace) -> int:
     if replay.get("reason"):
         print(f"  {replay['reason']}")
     return 0 if replay["status"] in ("identical", "no notice recorded") else 1
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` becomes a message naming --out (exit 2), not a traceback."""
+    from lendsafe.errors import ConfigurationError
+
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigurationError(f"--out {printable(path)}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _retention_arguments(parser: argparse.ArgumentParser) -> None:

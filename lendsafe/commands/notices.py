@@ -204,6 +204,8 @@ def run_check(args: argparse.Namespace) -> int:
     settings = NoticeSettings.from_file(args.notice_settings) if args.notice_settings else NoticeSettings()
     if not isinstance(data, dict):
         raise ConfigurationError(f"--decision must hold a JSON object; got {type(data).__name__}")
+    if data.get("kind") != KIND:
+        _check_decision_fields(data, args.decision)
     pdf = args.pdf.read_bytes()
     try:
         check = (_check_incomplete(pdf, data, settings) if data.get("kind") == KIND
@@ -215,6 +217,28 @@ def run_check(args: argparse.Namespace) -> int:
                                  f"--decision-out` writes: {type(exc).__name__} {printable(exc)[:200]}") from None
     print(json.dumps(check.to_dict(), indent=2))
     return 0 if check.passed else 1
+
+
+# Decision JSON field -> (check, what it must be): the fields check-notice compares the notice with.
+DECISION_FIELDS = {
+    "decision": (lambda v: v in ("approve", "deny"), '"approve" or "deny"'),
+    "dataset": (lambda v: isinstance(v, str) and bool(v), "a dataset name"),
+    "risk": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "threshold": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "application": (lambda v: isinstance(v, dict), "a JSON object"),
+    "reasons": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of reason objects"),
+}
+
+
+def _check_decision_fields(data: dict, path: Path) -> None:
+    """ConfigurationError naming every decision field that is absent or of the wrong kind."""
+    from lendsafe.errors import ConfigurationError
+
+    wrong = [f"{name} must be {what}; got {printable(repr(data.get(name, '<absent>')))[:60]}"
+             for name, (ok, what) in DECISION_FIELDS.items() if not ok(data.get(name))]
+    if wrong:
+        raise ConfigurationError(f"--decision {printable(path)} is not the JSON `lendsafe notice --decision-out` "
+                                 "writes: " + "; ".join(wrong))
 
 
 def _check_incomplete(pdf: bytes, record: dict, settings):

@@ -40,7 +40,7 @@ def read_texts(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise LendSafeError(f"--texts: expected a readable JSON Lines file; got {str(path)!r}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_bytes().decode("utf-8").split("\n")      # JSON Lines: only \n ends a line
     except UnicodeDecodeError:
         raise LendSafeError(f"--texts: {path} is not UTF-8 text") from None
     pairs = [_line(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
