@@ -1,7 +1,8 @@
 """Fair-lending analysis speed, each figure beside a baseline measured in the same run.
 
 * the whole hmda analysis (scoring, outcomes, reasons, proxies, the LDA search, CSV, plots, report PDF)
-  beside one plain fit of the current model's settings on its training rows (xgboost, 2 threads);
+  beside one plain fit of the current model's settings on its training rows (xgboost, its 2 threads, and
+  the same on 1 thread: the LDA search fits on 1 thread each, two at a time);
 * the Fair lending page drawing a saved analysis (Streamlit AppTest, script run only) beside a page
   that only writes its title.
 
@@ -44,8 +45,8 @@ def timed(function, repeats: int) -> list[float]:
     return samples
 
 
-def plain_fit() -> None:
-    """One fit of the current hmda model's settings on its own training rows."""
+def plain_fit(threads: int = 2) -> None:
+    """One fit of the current hmda model's settings on its own training rows (its 2 threads, or 1)."""
     import xgboost as xgb
 
     from lendsafe.datasets import load_dataset
@@ -54,8 +55,8 @@ def plain_fit() -> None:
     model, dataset = RiskModel.load(model_dir("hmda")), load_dataset("hmda")
     train = np.setdiff1d(np.arange(len(dataset.y)), model.test_index_)
     matrix = dataset.X.iloc[train].to_numpy(np.float32)
-    xgb.train(model.params.xgb_params(dataset.spec), xgb.DMatrix(matrix, label=dataset.y[train], nthread=2),
-              num_boost_round=model.params.n_estimators)
+    xgb.train({**model.params.xgb_params(dataset.spec), "nthread": threads},
+              xgb.DMatrix(matrix, label=dataset.y[train], nthread=threads), num_boost_round=model.params.n_estimators)
 
 
 def analysis(folder: Path) -> dict:
@@ -92,6 +93,7 @@ def main() -> None:
               "versions": {p: metadata.version(p) for p in ("fairlearn", "xgboost-cpu", "scikit-learn", "streamlit")}}
     plain_fit()                                            # warm: imports and data loading
     fit = timed(plain_fit, max(5, args.repeats))
+    fit_one_thread = timed(lambda: plain_fit(1), max(5, args.repeats))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "fairness"
         stages = []
@@ -101,7 +103,8 @@ def main() -> None:
         baseline_page = Path(tmp) / "baseline_page.py"
         baseline_page.write_text(BASELINE_PAGE)
         bare = page_seconds(baseline_page, args.repeats)
-    figures = {"analysis": summary(runs), "plain_fit": summary(fit), "page": summary(page), "bare_page": summary(bare)}
+    figures = {"analysis": summary(runs), "plain_fit": summary(fit), "plain_fit_one_thread": summary(fit_one_thread),
+               "page": summary(page), "bare_page": summary(bare)}
     figures["analysis_over_plain_fit"] = round(statistics.median(runs) / statistics.median(fit), 1)
     figures["page_over_bare_page"] = round(statistics.median(page) / statistics.median(bare), 1)
     record.update(figures=figures, stages_s=stages, targets=TARGETS, own_cpu_s=round(sum(os.times()[:2]), 1),

@@ -41,7 +41,7 @@ def _boosting(seed: int, n_estimators: int) -> Any:
     from xgboost import XGBClassifier
 
     return XGBClassifier(n_estimators=n_estimators, max_depth=3, learning_rate=0.1, subsample=0.8,
-                         tree_method="hist", n_jobs=2, random_state=seed)
+                         tree_method="hist", n_jobs=1, random_state=seed)
 
 
 def cv_auc(model: Any, X: pd.DataFrame, target: np.ndarray, seed: int) -> float:
