@@ -57,12 +57,25 @@ RIGHTS_BY_PASSAGE = {right.passage_id: right for right in RIGHTS}
 
 
 def information_sources(decision: Decision) -> frozenset[str]:
-    """Where the decision's information came from: the principal reasons' sources, plus a consumer report
-    whenever any model input rests on one (FCRA 615(a) applies to decisions based 'in whole or in part')."""
+    """Where the decision's information came from: the principal reasons' sources (a code the catalog does
+    not hold: the application), plus a consumer report whenever any model input rests on one (FCRA 615(a)
+    applies to decisions based 'in whole or in part'). The one table of sources: notices use it too."""
     catalog = load_catalog()
-    sources = {catalog[r.code].source for r in decision.reasons}
-    inputs = {catalog[f.reason].source for f in load_spec(decision.dataset).model_features if f.reason in catalog}
-    return frozenset(sources | ({"consumer_report"} & inputs))
+    sources = {catalog[r.code].source if r.code in catalog else "application" for r in decision.reasons}
+    return frozenset(sources | ({"consumer_report"} & input_sources(decision.dataset)))
+
+
+@lru_cache(maxsize=16)
+def input_sources(dataset: str) -> frozenset[str]:
+    """Information sources of a dataset's model inputs (none when the dataset is not known)."""
+    from lendsafe.errors import LendSafeError
+
+    try:
+        features = load_spec(dataset).model_features
+    except LendSafeError:
+        return frozenset()
+    catalog = load_catalog()
+    return frozenset(catalog[f.reason].source for f in features if f.reason in catalog)
 
 
 def applies(right: Right, decision: Decision) -> bool:

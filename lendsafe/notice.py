@@ -27,10 +27,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from lendsafe.datasets import load_spec
 from lendsafe.decision import Decision
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, InvalidApplicationError, LendSafeError
-from lendsafe.reasons import load_catalog
+from lendsafe.grounding import information_sources
 from lendsafe.redaction import printable
 from lendsafe.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 
@@ -561,7 +560,7 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
         evidence_sha256=sha,
         wording=load_wording(settings.template_path),
         max_explanation_chars=settings.max_explanation_chars,
-        third_party="third_party" in reason_sources(decision),
+        third_party="third_party" in information_sources(decision),
         specimen=settings.is_specimen,
     )
 
@@ -594,30 +593,10 @@ def _request_contact(settings: NoticeSettings) -> tuple[str, str, str] | None:
             clean_text(settings.request_contact_phone or settings.creditor_phone, TEXT_LIMITS["phone"]))
 
 
-def reason_sources(decision: Decision) -> dict[str, tuple[str, ...]]:
-    """Information source -> the principal reason codes resting on it (from the reason catalog)."""
-    catalog, sources = load_catalog(), {}
-    for reason in decision.reasons:
-        entry = catalog.get(reason.code)
-        sources.setdefault(entry.source if entry else "application", []).append(reason.code)
-    return {source: tuple(codes) for source, codes in sources.items()}
-
-
-@lru_cache(maxsize=16)
-def input_sources(dataset: str) -> frozenset[str]:
-    """Information sources of a dataset's model inputs (empty when the dataset is unknown)."""
-    try:
-        features = load_spec(dataset).model_features
-    except LendSafeError:
-        return frozenset()
-    catalog = load_catalog()
-    return frozenset(catalog[f.reason].source for f in features if f.reason in catalog)
-
-
 def uses_consumer_report(decision: Decision, settings: NoticeSettings) -> bool:
-    """FCRA 615(a) applies: the settings say so, or a principal reason or model input rests on a report."""
-    return (settings.consumer_report_used or "consumer_report" in reason_sources(decision)
-            or "consumer_report" in input_sources(decision.dataset))
+    """FCRA 615(a) applies: the settings say so, or a principal reason or model input rests on a report
+    (``lendsafe.grounding.information_sources``, the one table of where a decision's information came from)."""
+    return settings.consumer_report_used or "consumer_report" in information_sources(decision)
 
 
 def _consumer_report(settings: NoticeSettings, decision: Decision) -> tuple[str, str, str] | None:
