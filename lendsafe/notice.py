@@ -1019,12 +1019,24 @@ def _draw_specimen_mark(canvas, text: str) -> None:
     canvas.restoreState()
 
 
+@lru_cache(maxsize=4096)
+def _cleaned(text: str, limit: int) -> str:
+    """clean_text of a footer line, once per distinct text (footers repeat on every page and notice)."""
+    return clean_text(text, limit)
+
+
+@lru_cache(maxsize=4096)
+def _line_font(text: str) -> str:
+    """The font a footer line is drawn in: the standard font when it has every character."""
+    return STANDARD_FONT if all(font_for_char(c) == STANDARD_FONT for c in text) else _font(BASE_FONT).fontName
+
+
 def _footer_drawer(n: Any):
     """Draws each page's footer (document id, evidence hash, page) and, on a specimen, the diagonal mark."""
     t = n.wording["text"]
-    document = clean_text(t["footer_document"].format(document_id=n.document_id), 200)
-    evidence = clean_text(t["footer_evidence"].format(sha256=n.evidence_sha256), 200)
-    mark = clean_text(t["specimen_mark"], 40) if n.specimen else ""
+    document = _cleaned(t["footer_document"].format(document_id=n.document_id), 200)
+    evidence = _cleaned(t["footer_evidence"].format(sha256=n.evidence_sha256), 200)
+    mark = _cleaned(t["specimen_mark"], 40) if n.specimen else ""
 
     def draw(canvas, doc) -> None:
         from reportlab.lib.pagesizes import LETTER
@@ -1032,8 +1044,7 @@ def _footer_drawer(n: Any):
         page = t["footer_page"].format(page=doc.page)
         canvas.saveState()
         for text, y, right in ((document, 10, False), (evidence, 19, False), (page, 10, True)):
-            canvas.setFont(STANDARD_FONT if all(font_for_char(c) == STANDARD_FONT for c in text)
-                           else _font(BASE_FONT).fontName, 7)
+            canvas.setFont(_line_font(text), 7)
             draw_at = canvas.drawRightString if right else canvas.drawString
             draw_at(LETTER[0] - PAGE_MARGIN if right else PAGE_MARGIN, PAGE_MARGIN - y, text)
         canvas.restoreState()
