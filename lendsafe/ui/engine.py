@@ -60,6 +60,9 @@ class Engine:
         self._knowledge_ready = threading.Event()
         self._pipelines: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()          # one draft at a time: the writer and its cache are shared
+        self._jobs: dict[str, Job] = {}
+        self._latest: str | None = None
         self.thread = threading.Thread(target=self._warm, name="lendsafe-warm-up", daemon=True)
 
     # ------------------------------------------------------------------ loading
@@ -141,9 +144,59 @@ class Engine:
             return self._pipelines[key]
 
     # ------------------------------------------------------------------ a draft decision in stages
+    def job_key(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
+                notice_settings: Any) -> str:
+        """What a draft depends on: the application, dataset, reference, the writer available, the settings."""
+        from lendsafe.notice import canonical_json
+
+        return canonical_json([application, dataset, reference, writer, self.generator is not None,
+                               repr(notice_settings)])
+
+    def prefetch(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
+                 notice_settings: Any) -> None:
+        """Start drafting an application the analyst is looking at, in the background, so that pressing
+        Decide finds it done. Only the latest request waits its turn; older ones not yet started are dropped."""
+        key = self.job_key(application, dataset, reference, writer, notice_settings)
+        with self._lock:
+            if key in self._jobs:
+                return
+            job = self._jobs[key] = Job()
+            self._latest = key
+            while len(self._jobs) > JOBS_KEPT:
+                self._jobs.pop(next(iter(self._jobs)))
+        threading.Thread(target=self._run_job, args=(key, job, application, dataset, reference, writer, notice_settings),
+                         name="lendsafe-prefetch", daemon=True).start()
+
+    def _run_job(self, key: str, job: "Job", *args: Any) -> None:
+        with self._run_lock:
+            if key != self._latest and not job.wanted:
+                job.finish(None)                       # the analyst moved on before it started
+                return
+            try:
+                job.finish(self._draft_now(*args, stage=lambda name, text: job.stages.append((name, text))))
+            except Exception as exc:  # noqa: BLE001 - the page decides again and shows the error itself
+                job.finish(None, f"{type(exc).__name__}: {exc}")
+
     def draft(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
               notice_settings: Any, stage: Stage = lambda name, text: None) -> "Draft":
-        """Decide ``application`` without issuing or recording anything; ``stage`` hears each step."""
+        """Decide ``application`` without issuing or recording anything; ``stage`` hears each step (a draft
+        started in the background is waited for and its stages told)."""
+        key = self.job_key(application, dataset, reference, writer, notice_settings)
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None:
+                job.wanted = True
+        if job is not None:
+            job.done.wait(PREFETCH_WAIT_S)
+            if job.draft is not None:
+                for name, text in job.stages:
+                    stage(name, text)
+                return job.draft
+        with self._run_lock:
+            return self._draft_now(application, dataset, reference, writer, notice_settings, stage=stage)
+
+    def _draft_now(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
+                   notice_settings: Any, stage: Stage = lambda name, text: None) -> "Draft":
         from lendsafe.verify import verify
 
         loading = writer != "template" and self.llm_loading
@@ -170,6 +223,25 @@ class Engine:
         preview = draft_pdf(decision, notice_settings) if decision.denied else None
         stage("PDF", "draft notice rendered (stamped DRAFT, not issued)" if preview else "approved: no notice")
         return Draft(decision, preview, loading)
+
+
+JOBS_KEPT = 16
+PREFETCH_WAIT_S = 300.0
+
+
+@dataclass
+class Job:
+    """A draft being made in the background: its stages as they happen, then the draft (or None)."""
+
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stages: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    draft: Any = None
+    error: str | None = None
+    wanted: bool = False
+
+    def finish(self, draft: Any, error: str | None = None) -> None:
+        self.draft, self.error = draft, error
+        self.done.set()
 
 
 @dataclass(frozen=True)

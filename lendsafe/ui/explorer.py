@@ -71,12 +71,21 @@ def held_out_picker(dataset: str, reference: str) -> None:
               for r in shown.itertuples()}
     _drop_unless_in(HELD_OUT_ROW, list(labels))
     row = st.selectbox("Application", list(labels), format_func=labels.get, key=HELD_OUT_ROW)
+    prefetch(dataset, applications[row], ("held-out", row))
     left, right = st.columns(2)
     left.button("Decide this application", type="primary", on_click=common.start_entry,
                 args=(dataset, applications[row], f"held-out row {row}", ("held-out", row)),
                 help="a draft decision: nothing is issued or recorded until you press Issue notice")
     right.button("Copy into the form", on_click=copy_into_form, args=(dataset, applications[row]),
                  help="edit its values on the form")
+
+
+def prefetch(dataset: str, application: dict[str, Any], inputs: Any) -> None:
+    """Start drafting what the analyst is looking at, unless it is the result already shown."""
+    entry = common.current()
+    if entry is None or entry["inputs"] != inputs:
+        common.engine().prefetch(application, dataset, common.current_reference(), common.current_writer(),
+                                 common.notice_settings())
 
 
 def copy_into_form(dataset: str, application: dict[str, Any]) -> None:
@@ -98,6 +107,9 @@ def inputs(dataset: str, reference: str) -> None:
     else:
         form.application_form(dataset, on_valid=lambda application: common.start_entry(
             dataset, application, "from the form", ("form", form.cells(dataset))))
+        application = form.valid_application(dataset)
+        if application is not None:
+            prefetch(dataset, application, ("form", form.cells(dataset)))
 
 
 # ---------------------------------------------------------------------------- the result

@@ -106,6 +106,14 @@ def check(dataset: str) -> dict[str, Any] | None:
     return application
 
 
+def valid_application(dataset: str) -> dict[str, Any] | None:
+    """The form's application when every value is valid now, else None (nothing is shown or kept)."""
+    try:
+        return read(dataset)
+    except InvalidApplicationError:
+        return None
+
+
 def has_problems(dataset: str) -> bool:
     return dataset in st.session_state.get(PROBLEMS_KEY, {})
 
@@ -117,11 +125,15 @@ def application_form(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -
     by_field, general = st.session_state.get(PROBLEMS_KEY, {}).get(dataset) or ({}, [])
     for problem in general:
         st.error(tables.md_escape(problem))
+    typed = [f for f in spec.input_fields if not tables.is_choice(f)]
     columns = st.columns(2)
-    for index, feature in enumerate(spec.input_fields):
+    for index, feature in enumerate(typed):             # figures two to a row
         with columns[index % 2]:
             _draw(dataset, feature)
             _problems_under(feature.name, by_field)
+    for feature in [f for f in spec.input_fields if tables.is_choice(f)]:   # ratings and facts: full width
+        _draw(dataset, feature)
+        _problems_under(feature.name, by_field)
     with st.expander("Applicant and loan (printed on the notice, never scored)"):
         for extra in tables.EXTRA_FIELDS:
             _extra_widget(dataset, extra)
