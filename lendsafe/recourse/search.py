@@ -27,7 +27,8 @@ from lendsafe.recourse.why import infeasible_why
 MAX_CHANGES = 3          # features one option may change at most
 DEFAULT_MAX_CHANGES = 3
 MAX_OPTIONS = 6
-OUTER_POINTS = {2: 24, 3: 8}   # coarse grid points per outer feature of a pair / a triple
+OUTER_POINTS = {2: 128, 3: 12}  # coarse grid points per outer feature of a pair / a triple
+ZOOMS = 4                # coarse grids, each finer around the best point of the one before
 
 
 @dataclass(frozen=True)
@@ -152,24 +153,45 @@ def combination_candidates(scorer: Any, base: dict[str, Any], axes: list[Axis], 
 
 
 def _combination(scorer: Any, base: dict[str, Any], group: list[Axis]) -> Candidate | None:
-    """The smallest total change over ``group`` (inner feature last) that approves, or None."""
+    """The smallest total change over ``group`` (inner feature last) that approves, or None: the outer features
+    on a coarse grid, zoomed in around the best point found, the inner one bisected at every point."""
     farthest = {axis.name: axis.values[-1] for axis in group}
     if not approves(scorer, base, [farthest])[0]:
         return None
     *outer, inner = group
-    grids = [_coarse(len(axis.values), OUTER_POINTS[len(group)]) for axis in outer]
+    ranges, best = [(0, len(axis.values) - 1) for axis in outer], None
+    for _ in range(ZOOMS):
+        grids = [_coarse(low, high, OUTER_POINTS[len(group)]) for low, high in ranges]
+        found = _best_point(scorer, base, outer, inner, grids)
+        if found is not None and (best is None or _cost(found) < _cost(best)):
+            best = found
+        if best is None or all(len(grid) == high - low + 1 for grid, (low, high) in zip(grids, ranges)):
+            break
+        ranges = [_around(grid, best[axis]) for axis, grid in zip(outer, grids)]
+    return None if best is None else _refined(scorer, base, best)
+
+
+def _best_point(scorer: Any, base: dict[str, Any], outer: list[Axis], inner: Axis, grids: list[list[int]]
+                ) -> dict[Axis, int] | None:
+    """Over the product of the outer grids, the first approving inner value at each point; the cheapest."""
     points = [dict(zip(outer, combo)) for combo in itertools.product(*grids)]
     fixed = [{axis.name: axis.values[i] for axis, i in point.items()} for point in points]
     found = bisect(scorer, base, fixed, inner)
-    hits = [({**point, inner: int(j)}) for point, j in zip(points, found) if j < len(inner.values)]
-    if not hits:
-        return None
-    best = min(hits, key=lambda point: sum(axis.cost(axis.values[i]) for axis, i in point.items()))
-    return _refined(scorer, base, best)
+    hits = [{**point, inner: int(j)} for point, j in zip(points, found) if j < len(inner.values)]
+    return min(hits, key=_cost) if hits else None
 
 
-def _coarse(count: int, points: int) -> list[int]:
-    return sorted(set(np.linspace(0, count - 1, min(points, count)).round().astype(int).tolist()))
+def _cost(point: dict[Axis, int]) -> float:
+    return sum(axis.cost(axis.values[i]) for axis, i in point.items())
+
+
+def _coarse(low: int, high: int, points: int) -> list[int]:
+    return sorted(set(np.linspace(low, high, min(points, high - low + 1)).round().astype(int).tolist()))
+
+
+def _around(grid: list[int], index: int) -> tuple[int, int]:
+    """The grid's neighbours either side of ``index`` (the range the next, finer grid covers)."""
+    return max((g for g in grid if g < index), default=index), min((g for g in grid if g > index), default=index)
 
 
 def _refined(scorer: Any, base: dict[str, Any], point: dict[Axis, int]) -> Candidate:
@@ -178,8 +200,7 @@ def _refined(scorer: Any, base: dict[str, Any], point: dict[Axis, int]) -> Candi
     for axis in point:
         others = {other.name: other.values[i] for other, i in point.items() if other is not axis}
         point[axis] = min(point[axis], int(bisect(scorer, base, [others], axis)[0]))
-    values = {axis.name: axis.values[i] for axis, i in point.items()}
-    return Candidate(values, sum(axis.cost(axis.values[i]) for axis, i in point.items()))
+    return Candidate({axis.name: axis.values[i] for axis, i in point.items()}, _cost(point))
 
 
 # ---------------------------------------------------------------------------- selection and proof
