@@ -108,10 +108,26 @@ def test_reason_shares_and_tests_recompute_from_the_counts(hmda):
                 assert table["share"][code] == pytest.approx(named / table["denials"])
         counts = np.array([[first[g]["named"][c] for c in section["codes"]] for g in first])
         counts = counts[:, counts.sum(axis=0) > 0]
-        assert section["first_reason"]["independence"]["p_value"] == pytest.approx(
-            chi2_contingency(counts, correction=False)[1])
+        test = section["first_reason"]["independence"]
+        asymptotic = test["p_asymptotic"] if test["approximate"] else test["p_value"]
+        assert asymptotic == pytest.approx(chi2_contingency(counts, correction=False)[1])
         assert sum(hmda["outcomes"][name]["groups"][g]["n"] - hmda["outcomes"][name]["groups"][g]["approved"]
                    for g in first) == sum(t["denials"] for t in first.values())
+
+
+def test_small_expected_counts_get_a_permutation_p_value():
+    from lendsafe.fairness.disparity import reason_disparity
+
+    labels = np.array(["control"] * 200 + ["old"] * 10, dtype=object)
+    attr = Attribute("age", "age", "", "control", labels)
+    denied = np.zeros(len(labels), bool)
+    denied[:80] = True
+    denied[200] = True
+    codes = [("A", "B") if i % 2 else ("B",) for i in range(200)] + [("RARE",)] + [()] * 9
+    result = reason_disparity(attr, denied, codes)["first_reason"]["independence"]
+    assert result["approximate"] and result["p_asymptotic"] < 0.001
+    # exact answer: the one rare-reason denial falls in the small group with chance 1/81
+    assert result["p_value"] == pytest.approx(1 / 81, abs=0.006) and result["p_method"].startswith("permutation")
 
 
 def test_holm_adjustment_is_monotone_and_never_below_the_raw_p():

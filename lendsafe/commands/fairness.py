@@ -53,7 +53,7 @@ def summary_lines(results: dict) -> list[str]:
             flag = "  SMALL GROUP" if c["small_group"] else ""
             lines.append(f"  AIR {name} {c['protected']} vs {c['control']}: {air} [{low}, {high}]{flag}")
     for name, found in results.get("lda", {}).get("candidates", {}).items():
-        listed = ", ".join(f"{c['name']} (AIR {c['air_gain']:+.3f}, AUC {-c['auc_cost']:+.4f})" for c in found)
+        listed = ", ".join(f"{c['name']} (AIR {c['air_gain']:+.3f}, AUC {0.0 - c['auc_cost']:+.4f})" for c in found)
         lines.append(f"  LDA candidates for {name}: {listed or 'none'}")
     if results["not_recorded"]:
         lines.append(f"  not recorded in this data (not analysed): {', '.join(results['not_recorded'])}")

@@ -5,7 +5,8 @@ control; the same for the first (principal) reason alone.
 A denial names up to four reasons, so the all-reasons table counts a denial once per reason it names:
 its overall chi-square is approximate (mentions are not independent). Each reason is therefore also
 tested on its own (named / not named x protected / control: Fisher's exact test when an expected
-count is below 5, else chi-square), with Holm's correction across reasons.
+count is below 5, else chi-square), with Holm's correction across reasons. Where a table has expected
+counts below 5, its p-value comes from a seeded permutation test (the asymptotic one is kept beside it).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from lendsafe.fairness.groups import MISSING_GROUP, Attribute
 
 TOP_DIFFERENCES = 3
 MIN_EXPECTED = 5
+PERMUTATIONS = 2000
+PERMUTATION_SEED = 20261122
 
 
 def chi_square(table: np.ndarray) -> dict[str, Any]:
@@ -29,8 +32,26 @@ def chi_square(table: np.ndarray) -> dict[str, Any]:
                 "note": "fewer than two groups or two reasons with counts: no test"}
     statistic, p_value, dof, expected = chi2_contingency(table, correction=False)
     v = np.sqrt(statistic / (table.sum() * (min(table.shape) - 1)))
-    return {"statistic": float(statistic), "dof": int(dof), "p_value": float(p_value), "cramers_v": float(v),
-            "min_expected": float(expected.min()), "approximate": bool(expected.min() < MIN_EXPECTED)}
+    return {"statistic": float(statistic), "dof": int(dof), "p_value": float(p_value), "p_method": "chi-square",
+            "cramers_v": float(v), "min_expected": float(expected.min()),
+            "approximate": bool(expected.min() < MIN_EXPECTED)}
+
+
+def _statistic(table: np.ndarray) -> float:
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    cells = expected > 0
+    return float(np.sum((table[cells] - expected[cells]) ** 2 / expected[cells]))
+
+
+def permutation_p(groups: np.ndarray, named: np.ndarray, seed: int = PERMUTATION_SEED) -> float:
+    """P-value of the chi-square statistic under random reassignment of the denials' groups (seeded):
+    valid where small expected counts make the chi-square distribution a poor guide."""
+    rng = np.random.default_rng(seed)
+    onehot = (groups[:, None] == np.unique(groups)[None, :]).astype(float)
+    observed = _statistic(onehot.T @ named)
+    exceed = sum(_statistic(onehot[rng.permutation(len(groups))].T @ named) >= observed - 1e-9
+                 for _ in range(PERMUTATIONS))
+    return (1 + exceed) / (1 + PERMUTATIONS)
 
 
 def two_by_two(named_1: int, n_1: int, named_0: int, n_0: int) -> dict[str, Any]:
@@ -84,6 +105,14 @@ def differences(table: dict[str, dict[str, Any]], attr: Attribute, catalog: list
     return out
 
 
+def _denials(attr: Attribute, denied: np.ndarray, codes: list[tuple[str, ...]], catalog: list[str],
+             first_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Group label and 0/1 reason indicators (or the first reason's) of each denial with a recorded group."""
+    rows = np.flatnonzero(denied & (attr.labels != MISSING_GROUP))
+    named = np.array([[float(c in (codes[r][:1] if first_only else codes[r])) for c in catalog] for r in rows])
+    return attr.labels[rows], named.reshape(len(rows), len(catalog))
+
+
 def reason_disparity(attr: Attribute, denied: np.ndarray, codes: list[tuple[str, ...]]) -> dict[str, Any]:
     """All-reasons and first-reason tables, tests and largest differences for one attribute."""
     catalog = sorted({c for row in codes for c in row})
@@ -92,6 +121,10 @@ def reason_disparity(attr: Attribute, denied: np.ndarray, codes: list[tuple[str,
         table = share_table(attr, denied, codes, catalog, first_only)
         counts = np.array([[table[g]["named"][c] for c in catalog] for g in table])
         test = chi_square(counts) if counts.size else chi_square(np.zeros((0, 0)))
+        if test.get("approximate"):
+            test.update(p_asymptotic=test["p_value"], p_method=f"permutation ({PERMUTATIONS} seeded reassignments "
+                        "of the denials' groups; expected counts below 5)",
+                        p_value=permutation_p(*_denials(attr, denied, codes, catalog, first_only)))
         if not first_only:
             test["note"] = "approximate: a denial naming several reasons counts once per reason"
         diffs = differences(table, attr, catalog) if table.get(attr.control, {}).get("denials") else {}

@@ -102,8 +102,8 @@ def reasons_part(story: Story, results: dict[str, Any]) -> None:
         for scope, label in (("first_reason", "first reason"), ("all_reasons", "all reasons")):
             test = section[scope]["independence"]
             story.text(f"{name}, {label}: chi-square {_fmt(test['statistic'], 2)}, dof {test['dof']}, "
-                       f"p = {_fmt(test['p_value'], 4)}, Cramer's V {_fmt(test['cramers_v'])}"
-                       + (" (approximate: small expected counts)" if test.get("approximate") else ""))
+                       f"p = {_fmt(test['p_value'], 4)} ({test.get('p_method', 'chi-square')}), "
+                       f"Cramer's V {_fmt(test['cramers_v'])}")
             rows = [[g, r["code"], r["share_protected"], r["share_control"], r["gap"], r["p_holm"]]
                     for g, top in section[scope]["largest"].items() for r in top]
             story.table(["protected group", "reason", "share protected", "share control", "gap", "p (Holm)"], rows)
@@ -126,7 +126,7 @@ def lda_part(story: Story, results: dict[str, Any], folder: Path) -> None:
             for r in lda["alternatives"]]
     story.table(["alternative", "family", "AUC", "approval rate"] + [f"worst AIR {n}" for n in names], rows)
     for name, found in lda["candidates"].items():
-        listed = "; ".join(f"{c['name']} (AIR {c['air_gain']:+.3f}, AUC {-c['auc_cost']:+.4f}, approval rate "
+        listed = "; ".join(f"{c['name']} (AIR {c['air_gain']:+.3f}, AUC {0.0 - c['auc_cost']:+.4f}, approval rate "
                            f"{c['approval_rate_change']:+.3f})" for c in found) or "none"
         story.text(f"Raise the worst AIR of {name} at an AUC cost of at most {lda['auc_tolerance']}: {listed}.")
     spread = ", ".join(f"{k.replace('_', ' ')} {_interval(v)}" for k, v in lda["noise"].items())

@@ -118,8 +118,8 @@ def reasons_section(results: dict[str, Any], folder: Path) -> None:
     for name, section in results["reasons"].items():
         for scope, label in (("first_reason", "first reason"), ("all_reasons", "all reasons")):
             test = section[scope]["independence"]
-            st.write(md_escape(f"{name}, {label}: chi-square p = {_fmt(test['p_value'])}, Cramér's V "
-                               f"{_fmt(test['cramers_v'])}" + (" (approximate)" if test.get("approximate") else "")))
+            st.write(md_escape(f"{name}, {label}: p = {_fmt(test['p_value'])} ({test.get('p_method', 'chi-square')}), "
+                               f"Cramér's V {_fmt(test['cramers_v'])}"))
         rows = [{"group": g, **{k: r[k] for k in ("code", "share_protected", "share_control", "gap", "p_holm")}}
                 for g, top in section["all_reasons"]["largest"].items() for r in top]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
