@@ -113,19 +113,21 @@ class FeatureSpec:
         return f"{number} {unit}"
 
 
+RECOURSE_NUMBER_KEYS = ("bounds", "step", "at_least")   # recourse keys that only an actionable number takes
+
+
 def _recourse_problems(feature: FeatureSpec) -> list[str]:
     """What is wrong with a feature's recourse keys (actionable, bounds, step, at_least), field by field."""
     if not isinstance(feature.actionable, bool):
         return [f"actionable must be true or false; got {feature.actionable!r}"]
+    extra = [f"{k} applies only to " for k in RECOURSE_NUMBER_KEYS if getattr(feature, k) is not None][:1]
     if not feature.actionable:
-        extra = [k for k in ("bounds", "step", "at_least") if getattr(feature, k) is not None]
-        return [f"{extra[0]} applies only to an actionable feature; set actionable = true or remove it"] if extra else []
+        return [f"{e}an actionable feature; set actionable = true or remove it" for e in extra]
     if feature.derived:
         return [f"actionable must be false for a derived feature; it changes only through {', '.join(feature.derived)}"]
     if feature.type in ("int", "float"):
         return _bounds_problems(feature) or _step_problems(feature)
-    extra = [k for k in ("bounds", "step", "at_least") if getattr(feature, k) is not None]
-    return [f"{extra[0]} applies only to a number; {feature.type} features move between their values"] if extra else []
+    return [f"{e}a number; {feature.type} features move between their values" for e in extra]
 
 
 def _is_number(value: Any) -> bool:
@@ -151,8 +153,8 @@ def _step_problems(feature: FeatureSpec) -> list[str]:
         return [f"step must be a positive number; got {step!r}"]
     unit = 1 if feature.type == "int" else 10.0 ** -feature.decimals
     if abs(step / unit - round(step / unit)) > 1e-9:
-        return [f"step must be a whole multiple of {unit:g} (the feature's {'whole numbers' if unit == 1 else 'decimals'}); "
-                f"got {step!r}"]
+        kind = "whole numbers" if unit == 1 else "decimals"
+        return [f"step must be a whole multiple of {unit:g} (the feature's {kind}); got {step!r}"]
     return []
 
 

@@ -18,7 +18,7 @@ from lendsafe.errors import ConfigurationError
 from lendsafe.evaluation_model import held_out_applications, load_held_out
 from lendsafe.recourse import (
     MAX_CHANGES, RecourseSettings, actionable_axes, analyst_text, check_max_changes, educational_section,
-    find_recourse, risk_direction, wording_problems,
+    find_recourse, noun, risk_direction, wording_problems,
 )
 from lendsafe.recourse.axes import GRID_POINTS, make_axis
 from lendsafe.recourse.oracle import approves
@@ -153,6 +153,10 @@ def test_an_infeasible_denial_says_why_and_moving_everything_still_denies(held):
         assert not best or not approves(scorer, result.decision.application, [best])[0]
         assert "no change within the spec's bounds approves it" in result.why or not axes
         assert result.to_dict() == {"infeasible": True, "why": result.why}
+        fixed = result.why.partition("cannot change:")[2].partition(";")[0]
+        movable = [f for f in scorer.spec.features if f.actionable or any(scorer.spec.feature(n).actionable
+                                                                           for n in f.derived)]
+        assert not any(f"{noun(f)} (" in fixed for f in movable), result.why   # a ratio moves with its input
 
 
 def test_too_few_changes_allowed_is_explained_as_such():

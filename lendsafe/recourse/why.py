@@ -32,8 +32,14 @@ def infeasible_why(scorer: Any, decision: Decision, axes: list[Axis], skipped: d
 
 def _fixed_reasons(spec: Any, decision: Decision) -> str:
     by_name, values = {f.name: f for f in spec.features}, with_derived(spec, decision.application)
-    fixed = [by_name[r.feature] for r in decision.reasons if r.feature in by_name and not by_name[r.feature].actionable]
+    reasons = [by_name[r.feature] for r in decision.reasons if r.feature in by_name]
+    fixed = [feature for feature in reasons if not _movable(spec, feature)]
     if not fixed:
         return "its principal reasons are all actionable, within bounds that do not reach approval"
     return "its principal reasons include what cannot change: " + ", ".join(
         f"{noun(f)} ({f.display(values.get(f.name))})" for f in fixed)
+
+
+def _movable(spec: Any, feature: Any) -> bool:
+    """Actionable, or a ratio of which an actionable field is a part."""
+    return feature.actionable or any(spec.feature(name).actionable for name in feature.derived)
