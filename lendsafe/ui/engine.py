@@ -72,24 +72,28 @@ class Engine:
         return self
 
     def _warm(self) -> None:
-        steps = (("risk model", self._load_scorers), ("regulation index", self._load_knowledge),
-                 ("language model", self._load_generator))
-        for name, step in steps:
-            part = self.parts[name]
-            if name == "language model":
-                self._knowledge_ready.set()
-            part.started = time.monotonic()
-            if name == "language model" and not self.settings.use_llm:
-                part.error, part.finished = "switched off (LENDSAFE_USE_LLM=0)", time.monotonic()
-                continue
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - kept and shown; the template writer stands in
-                part.error = f"{type(exc).__name__}: {exc}"
-                LOG.warning("warm-up of the %s failed: %s", name, exc)
-            part.finished = time.monotonic()
-            if name == "regulation index":
-                self._knowledge_ready.set()
+        """The risk model beside the index (both are needed first), then the language model."""
+        scorers = threading.Thread(target=self._load, args=("risk model", self._load_scorers), daemon=True)
+        scorers.start()
+        self._load("regulation index", self._load_knowledge)
+        self._knowledge_ready.set()
+        scorers.join()
+        if not self.settings.use_llm:
+            part = self.parts["language model"]
+            part.started = part.finished = time.monotonic()
+            part.error = "switched off (LENDSAFE_USE_LLM=0)"
+            return
+        self._load("language model", self._load_generator)
+
+    def _load(self, name: str, step: Callable[[], Any]) -> None:
+        part = self.parts[name]
+        part.started = time.monotonic()
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - kept and shown; the template writer stands in
+            part.error = f"{type(exc).__name__}: {exc}"
+            LOG.warning("warm-up of the %s failed: %s", name, exc)
+        part.finished = time.monotonic()
 
     def _load_scorers(self) -> None:
         from lendsafe.scoring import Scorer
