@@ -220,8 +220,8 @@ def render() -> None:
                              on_change=_open_changed)
     record = by_id[chosen_id]
     st.caption(f"Link to this record: add ?record={record.id} to this page's address.")
-    record_view(store, record)
     evidence_pack(store, record)
+    record_view(store, record)
 
 
 if __name__ == "__main__":

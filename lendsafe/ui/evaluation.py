@@ -237,7 +237,8 @@ def explanations_section(section: dict[str, Any]) -> None:
     st.subheader("Explanation writers (held-out denials)")
     sample = section.get("sample", {})
     overlap = sample.get("overlap_with_training", {})
-    st.caption(f"{sample.get('evaluated')} held-out decisions ({sample.get('selection')}); shared with training: "
+    selection = "all of them" if sample.get("selection") == "limit None" else sample.get("selection")
+    st.caption(f"{sample.get('evaluated')} held-out decisions ({selection}); shared with training: "
                f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
     writers = section.get("writers", {})
     show_table(metric_rows(WRITER_METRICS, writers))
