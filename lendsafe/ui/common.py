@@ -192,7 +192,7 @@ def account_box() -> None:
     if oidc_configured():
         st.button("Sign in", on_click=st.login, key="ls_oidc_login", type="primary")
         return
-    with st.popover("Sign in", width="stretch"):
+    with st.expander("Sign in to issue notices"):
         st.text_input("User name", key="ls_signin_name", autocomplete="username")
         st.text_input("Password", key="ls_signin_password", type="password", autocomplete="current-password")
         st.button("Sign in", on_click=_sign_in, key="ls_signin_button", type="primary")
