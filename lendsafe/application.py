@@ -302,8 +302,10 @@ def parse_application_text(text: str) -> Any:
     """JSON text -> Python value, refusing what ``json.loads`` would accept silently or crash on."""
     try:
         _check_depth(text)
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
-                          parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
+                           parse_constant=_JsonConstant)
+        _refuse_constants(value, "as a whole")
+        return value
     except _JsonRefused as exc:
         raise InvalidApplicationError([f"application {exc}"]) from None
     except json.JSONDecodeError as exc:
@@ -329,6 +331,7 @@ def _check_depth(text: str) -> None:
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
+        _refuse_constants(value, f"field {printable(_shown(key))}")
         if key in seen:
             raise _JsonRefused(f"gives {printable(_shown(key))} more than once; expected each field once")
         seen[key] = value
@@ -342,6 +345,20 @@ def _bounded_int(digits: str) -> int:
     return int(digits)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise _JsonRefused(f"contains {name}; expected finite numbers only ({', '.join(sorted(JSON_CONSTANTS))} "
-                       "are not JSON)")
+class _JsonConstant(str):
+    """NaN, Infinity or -Infinity as read; refused with the field that holds it."""
+
+
+def _refuse_constants(value: Any, where: str) -> None:
+    """Refuse a NaN/Infinity held by ``value`` directly or inside its arrays, naming ``where``."""
+    found = value if isinstance(value, _JsonConstant) else next(
+        (c for c in _array_items(value) if isinstance(c, _JsonConstant)), None)
+    if found is not None:
+        raise _JsonRefused(f"{where} is {found}; expected a finite number ({', '.join(sorted(JSON_CONSTANTS))} "
+                           "are not JSON)")
+
+
+def _array_items(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        return []
+    return [leaf for item in value for leaf in (_array_items(item) if isinstance(item, list) else [item])]

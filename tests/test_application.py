@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendsafe.application import OPTIONAL_FIELDS, parse_application, read_application_json, read_applications_csv
+from lendsafe.application import (OPTIONAL_FIELDS, parse_application, parse_application_text, read_application_json,
+                                  read_applications_csv)
 from lendsafe.datasets import load_spec, matrix_from_records
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.scoring import Scorer
@@ -242,3 +243,15 @@ def test_arbitrary_input_only_ever_raises_invalid_application_with_named_fields(
             assert any(word in problem for word in (" got ", "is required", "expected only")), problem
     else:
         assert np.isfinite([parsed[f.name] for f in FEATURES if f.type == "float"]).all()
+
+
+@pytest.mark.parametrize("text, named", [
+    ('{"debt_to_income": NaN}', "field 'debt_to_income' is NaN"),
+    ('{"scores": [1, [2, Infinity]]}', "field 'scores' is Infinity"),
+    ('{"outer": {"inner": -Infinity}}', "field 'inner' is -Infinity"),
+    ("NaN", "as a whole is NaN"),
+])
+def test_json_constants_are_refused_with_the_field_that_holds_them(text, named):
+    with pytest.raises(InvalidApplicationError) as error:
+        parse_application_text(text)
+    assert named in error.value.problems[0] and "expected a finite number" in error.value.problems[0]

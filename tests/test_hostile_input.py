@@ -60,7 +60,7 @@ HOSTILE_FILES = {  # name -> (bytes, words the error must contain)
     "a JSON list": (b"[1, 2, 3]", ["must be a JSON object; got list"]),
     "a JSON string": (b'"application"', ["must be a JSON object; got str"]),
     "null": (b"null", ["must be a JSON object; got NoneType"]),
-    "NaN": (b'{"debt_to_income": NaN}', ["contains NaN"]),
+    "NaN": (b'{"debt_to_income": NaN}', ["field 'debt_to_income' is NaN"]),
     "empty file": (b"", ["not valid JSON"]),
     "truncated JSON": (b'{"debt_to_income": 0.', ["not valid JSON"]),
     "over the size limit": (b'{"a": "' + b"x" * MAX_APPLICATION_BYTES + b'"}', ["larger than 1,000,000 bytes"]),
