@@ -361,6 +361,9 @@ def test_check_notice_command_prints_json_and_sets_the_exit_code(tmp_path, capsy
     decision_file.write_text(json.dumps(make_decision(2).to_dict(), default=str))
     assert main(["check-notice", str(pdf), "--decision", str(decision_file)]) == 1
     assert json.loads(capsys.readouterr().out)["passed"] is False
+    pdf.write_bytes(b"not a pdf at all")
+    assert main(["check-notice", str(pdf), "--decision", str(decision_file)]) == 2
+    assert "pdf: expected a PDF file" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- hostile inputs

@@ -207,6 +207,8 @@ def run_check(args: argparse.Namespace) -> int:
     if data.get("kind") != KIND:
         _check_decision_fields(data, args.decision)
     pdf = args.pdf.read_bytes()
+    if not pdf.startswith(b"%PDF-"):
+        raise ConfigurationError(f"pdf: expected a PDF file (it starts with %PDF-); {printable(args.pdf)} is not one")
     try:
         check = (_check_incomplete(pdf, data, settings) if data.get("kind") == KIND
                  else check_pdf(pdf, Decision.from_dict(data), settings))
