@@ -312,6 +312,7 @@ def test_batch_needs_a_sign_in_and_a_confirmation_and_uses_the_session_reference
     spec = load_spec("hmda")
     rows = list(csv.DictReader(io.StringIO(tables.sample_csv(spec))))
     rows.append({**rows[0], "debt_to_income": "-5", "application_id": "BAD-1"})
+    rows.append({**rows[0], "debt_to_income": "", "application_id": "INCOMPLETE-1"})
     at = new_app("lendsafe/ui/notices.py")
     batch_upload(at, rows)
     assert button(at, "Run the batch").disabled, "anonymous users cannot issue a batch"
@@ -325,13 +326,14 @@ def test_batch_needs_a_sign_in_and_a_confirmation_and_uses_the_session_reference
     button(at, "Confirm: issue the notices").click()
     no_failure(at.run())
     outcome = at.session_state["ls_work"]["hmda"]["batch"]
-    assert outcome["reference"] == "cutoff" and len(outcome["rows"]) == len(rows) - 1
+    assert outcome["reference"] == "cutoff" and len(outcome["rows"]) == len(rows) - 1 and outcome["incomplete"] == 1
     assert "debt_to_income must be between 0 and 3" in outcome["errors"][0]["problems"]
     made = AuditStore(audit_url).list(limit=None)[before:]
-    assert {r.content["decision"]["reference"] for r in made} == {"cutoff"}
+    assert {r.content["decision"]["reference"] for r in made if r.kind == "decision"} == {"cutoff"}
     assert {r.actor for r in made} == {f"local:{ANALYST}"}
     names = zipfile.ZipFile(io.BytesIO(outcome["zip"])).namelist()
-    assert "manifest.csv" in names and sum(n.endswith(".pdf") for n in names) == outcome["notices"] >= 1
+    assert "manifest.csv" in names and outcome["notices"] >= 1
+    assert sum(n.endswith(".pdf") for n in names) == outcome["notices"] + outcome["incomplete"]
     assert any("were not issued" in e.value for e in at.error)
     assert at.get("progress"), "the batch shows a progress bar"
 
@@ -400,6 +402,19 @@ def test_audit_searches_by_applicant_id_reason_and_date(issued, audit_url):
     assert record.id in set(listed["id"])
     at.text_input(key="ls_audit_reason").input("no such reason anywhere").run()
     assert any("No decision matches" in i.value for i in no_failure(at).info)
+
+
+def test_audit_shows_a_notice_of_incompleteness_record(issued, audit_url):
+    incomplete = AuditStore(audit_url).list(decision="incomplete", limit=None)
+    assert incomplete, "the batch test issued one"
+    at = no_failure(issued.switch_page("lendsafe/ui/audit.py").run())
+    at.text_input(key="ls_audit_reason").input("")
+    at.text_input(key="ls_audit_who").input("")
+    at.selectbox(key="ls_audit_decision").set_value("incomplete").run()
+    at.selectbox(key="ls_audit_open").set_value(incomplete[-1].id).run()
+    assert any("notice of incompleteness" in m.value for m in no_failure(at).markdown)
+    assert any(t.value.startswith("Missing: debt_to_income") for t in at.text)
+    assert tables.record_applicant(incomplete[-1])[1] == "INCOMPLETE-1"
 
 
 def test_audit_link_opens_the_named_record(issued, audit_url):
@@ -571,3 +586,4 @@ def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_droppe
     assert all(passages[row["passage_id"]].text in shown for row in decision.grounding)
     if decision.dropped:
         assert any(label.startswith("Candidates not stated as reasons") for label in labels)
+

@@ -51,8 +51,8 @@ def filters() -> tuple[dict[str, Any], dict[str, str]]:
     chosen = {
         "dataset": cols[0].selectbox("Dataset", [""] + builtin_dataset_names(), format_func=any_text,
                                      key="ls_audit_dataset"),
-        "decision": cols[1].selectbox("Decision", ["", "deny", "approve"], format_func=any_text,
-                                      key="ls_audit_decision"),
+        "decision": cols[1].selectbox("Decision", ["", "deny", "approve", "incomplete", "refusal"],
+                                      format_func=lambda v: KIND_WORDS.get(v, v) or "any", key="ls_audit_decision"),
         "writer": cols[2].selectbox("Writer", ["", "lora", "template"], key="ls_audit_writer",
                                     format_func=lambda v: tables.WRITER_LABELS.get(v, "any")),
         "actor": cols[3].text_input("Issued by", key="ls_audit_actor", placeholder="e.g. local:alice"),
@@ -73,6 +73,10 @@ def date_range(dates: Any) -> dict[str, Any]:
     return {"since": start, "until": datetime.combine(last, time.min, tzinfo=timezone.utc) + timedelta(days=1)}
 
 
+KIND_WORDS = {"deny": "denied", "approve": "approved", "incomplete": "notice of incompleteness",
+              "refusal": "notice refused (not sent)"}
+
+
 def record_view(store: Any, record: Any) -> None:
     """What was shown (the decision and explanation) and what was sent (the notice), as recorded."""
     content = record.content
@@ -80,8 +84,7 @@ def record_view(store: Any, record: Any) -> None:
     st.text(f"{record.created_at} · actor {printable(record.actor)} · prev hash {record.prev_hash[:16]}… · "
             f"record hash {record.record_hash[:16]}…")
     if record.kind != "decision":
-        st.write("This record is the chain's own entry for a purge of records past retention:")
-        st.json(content.get("purge") or {}, expanded=True)
+        OTHER_KINDS.get(record.kind, purge_view)(store, record)
         return
     shown, sent = st.tabs(["What was shown", "What was sent"])
     with shown:
@@ -90,6 +93,42 @@ def record_view(store: Any, record: Any) -> None:
         notice_view(store, record)
     with st.expander("Recorded content (canonical JSON)"):
         st.code(json.dumps(content, indent=2, ensure_ascii=False, sort_keys=True), language="json")
+
+
+def purge_view(store: Any, record: Any) -> None:
+    st.write("This record is the chain's own entry for a purge of records past retention:")
+    st.json(record.content.get("purge") or {}, expanded=True)
+
+
+def incomplete_view(store: Any, record: Any) -> None:
+    """A notice of incompleteness: what was missing and the notice sent."""
+    content = record.content
+    st.write("A notice of incompleteness (12 CFR 1002.9(c)(2)) was sent: the application lacked required fields.")
+    plain_list("Missing: ", (content.get("record") or {}).get("missing") or [])
+    replay_button(store, record)
+
+
+def refusal_view(store: Any, record: Any) -> None:
+    """A notice that was not issued: why, and the decision it was for."""
+    refused = record.content.get("refused") or {}
+    st.error("This notice was refused and not sent.")
+    st.text(f"Reason: {printable(refused.get('reason') or '')}")
+    failures = refused.get("failures") or {}
+    if failures:
+        st.dataframe([{"check": name, "why": printable(why)} for name, why in failures.items()], hide_index=True,
+                     width="stretch", column_config={"why": st.column_config.TextColumn(width="large")})
+    if refused.get("decision"):
+        from lendsafe.decision import Decision
+
+        with st.expander("The decision it was for"):
+            display.full_decision(Decision.from_dict(refused["decision"]), record.id)
+
+
+def plain_list(label: str, items: list[Any]) -> None:
+    st.text(label + ", ".join(printable(i) for i in items))
+
+
+OTHER_KINDS = {"purge": purge_view, "incomplete": incomplete_view, "refusal": refusal_view}
 
 
 def notice_view(store: Any, record: Any) -> None:
@@ -105,6 +144,10 @@ def notice_view(store: Any, record: Any) -> None:
         st.markdown("**Explanation as printed**")
         with st.container(border=True):
             st.text(printable(notice["explanation"], keep_newlines=True))
+    replay_button(store, record)
+
+
+def replay_button(store: Any, record: Any) -> None:
     if st.button("Replay the notice from this record", key=f"ls_replay_{record.id}"):
         try:
             st.session_state[REPLAY_KEY] = store.replay(record.id)
@@ -171,10 +214,10 @@ def matching(store: Any, chosen: dict[str, Any], text: dict[str, str]) -> list[A
     """Newest first: records passing the store filters and the text searches."""
     head_id, _ = store.head()
     found = store.list(after_id=max(0, head_id - SEARCH_WINDOW), limit=None, **chosen)
-    found = [r for r in found if r.kind != "decision" or (tables.record_matches(r, text["who"])
-                                                          and tables.reason_matches(r, text["reason"]))]
+    found = [r for r in found if r.kind == "purge" or (tables.record_matches(r, text["who"])
+                                                       and tables.reason_matches(r, text["reason"]))]
     if text["who"] or text["reason"]:
-        found = [r for r in found if r.kind == "decision"]
+        found = [r for r in found if r.kind != "purge"]
     return found[-LIST_LIMIT:][::-1]
 
 

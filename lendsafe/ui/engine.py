@@ -58,6 +58,7 @@ class Engine:
         self.generator: Any = None
         self.parts = {"risk model": Part(), "regulation index": Part(), "language model": Part()}
         self._knowledge_ready = threading.Event()
+        self._imported = threading.Event()
         self._pipelines: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()          # one draft at a time: the writer and its cache are shared
@@ -73,6 +74,7 @@ class Engine:
 
     def _warm(self) -> None:
         """The risk model beside the index (both are needed first), then the language model."""
+        self._import_heavy()
         scorers = threading.Thread(target=self._load, args=("risk model", self._load_scorers), daemon=True)
         scorers.start()
         self._load("regulation index", self._load_knowledge)
@@ -84,6 +86,20 @@ class Engine:
             part.error = "switched off (LENDSAFE_USE_LLM=0)"
             return
         self._load("language model", self._load_generator)
+
+    def _import_heavy(self) -> None:
+        """Import torch here first: two threads importing it at once can see it half-initialised."""
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            LOG.warning("torch could not be imported: %s", exc)
+        finally:
+            self._imported.set()
+
+    def wait_for_imports(self, timeout_s: float = 120.0) -> None:
+        """Before a page imports torch-based libraries itself (evaluation, batches): wait for the warm-up's import."""
+        if self.thread.ident is not None:
+            self._imported.wait(timeout_s)
 
     def _load(self, name: str, step: Callable[[], Any]) -> None:
         part = self.parts[name]
@@ -203,6 +219,7 @@ class Engine:
                    notice_settings: Any, stage: Stage = lambda name, text: None) -> "Draft":
         from lendsafe.verify import verify
 
+        self.wait_for_imports()
         loading = writer != "template" and self.llm_loading
         pipeline = self.pipeline(dataset, reference, writer)
         scored = pipeline.scorer.score(application, reference)

@@ -185,6 +185,7 @@ def run(config: Any, settings: Any) -> None:
     from lendsafe.evaluation import run_evaluation
 
     bar = st.progress(0.0, text="Starting the evaluation…")
+    common.engine().wait_for_imports()
 
     def progress(done: int, total: int, stage: str) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done} of {total}")

@@ -157,6 +157,7 @@ def corpus_section() -> None:
     import pandas as pd
 
     st.header("Regulation corpus and index")
+    common.engine().wait_for_imports()
     kb = common.knowledge()
     try:
         passages = kb.passages

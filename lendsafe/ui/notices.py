@@ -156,6 +156,7 @@ def run_uploaded_batch(upload: Any, choice: dict[str, str]) -> dict[str, Any]:
         bar.progress(min(done / max(total, 1), 1.0), text=progress_text(done, total, rate, eta))
 
     dataset, reference, writer = choice["dataset"], choice["reference"], choice["writer"]
+    common.engine().wait_for_imports()
     with tempfile.TemporaryDirectory(prefix="lendsafe-batch-") as folder:
         source = Path(folder) / "applications.csv"
         source.write_bytes(upload.getvalue())

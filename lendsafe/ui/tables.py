@@ -406,9 +406,23 @@ RECORD_COLUMNS = ("id", "created", "applicant", "application id", "dataset", "de
                   "writer", "actor")
 
 
+def record_application(record: Any) -> dict[str, Any]:
+    """The application a record is about, whatever its kind (decision, incomplete, refusal); {} for a purge."""
+    content = record.content or {}
+    refused = content.get("refused") or {}
+    holder = content.get("decision") or content.get("record") or refused.get("decision") or refused.get("record") or {}
+    return holder.get("application") or {}
+
+
+def record_reasons(record: Any) -> list[dict[str, Any]]:
+    content = record.content or {}
+    decision = content.get("decision") or (content.get("refused") or {}).get("decision") or {}
+    return list(decision.get("reasons") or ())
+
+
 def record_applicant(record: Any) -> tuple[str, str]:
-    """(applicant name, application id) of a decision record ("" when not given)."""
-    application = ((record.content or {}).get("decision") or {}).get("application") or {}
+    """(applicant name, application id) of a record ("" when not given)."""
+    application = record_application(record)
     applicant = application.get("applicant") or {}
     name = applicant.get("name", "") if isinstance(applicant, dict) else str(applicant)
     return str(name or ""), str(application.get("application_id") or "")
@@ -435,8 +449,7 @@ def record_matches(record: Any, text: str) -> bool:
     wanted = text.strip().casefold()
     if not wanted:
         return True
-    decision = (record.content or {}).get("decision") or {}
-    reasons = decision.get("reasons") or ()
+    reasons = record_reasons(record)
     fields = [*record_applicant(record), *(r.get("code", "") for r in reasons), *(r.get("statement", "") for r in reasons)]
     return any(wanted in str(value).casefold() for value in fields)
 
@@ -446,6 +459,6 @@ def reason_matches(record: Any, text: str) -> bool:
     wanted = text.strip().casefold().replace(" ", "_")
     if not wanted:
         return True
-    reasons = ((record.content or {}).get("decision") or {}).get("reasons") or ()
+    reasons = record_reasons(record)
     return any(wanted in r.get("code", "").casefold() or text.strip().casefold() in r.get("statement", "").casefold()
                for r in reasons)
