@@ -217,7 +217,8 @@ def batch() -> None:
 
 def confirm(upload: Any, choice: dict[str, str]) -> None:
     """Issue only after an explicit confirmation naming what will happen and as whom."""
-    with st.container(border=True):
+    panel = st.empty()
+    with panel.container(border=True):
         st.warning("Every valid row will be decided, its notice issued and recorded in the audit store as "
                    f"{printable(common.actor())}, with the {choice_text(choice)}.", icon=":material/warning:")
         plain("File: ", upload.name)
@@ -228,6 +229,7 @@ def confirm(upload: Any, choice: dict[str, str]) -> None:
             st.rerun()
     if not go:
         return
+    panel.empty()
     st.session_state.pop("ls_batch_confirm", None)
     try:
         common.work(choice["dataset"])["batch"] = run_uploaded_batch(upload, choice)
