@@ -344,7 +344,8 @@ def risk_words(section: dict[str, Any]) -> None:
             f"Risk model ({name}): given one applicant with {data.get('outcome', 'the adverse outcome')} and one "
             f"without, it gives the first a higher risk {model['auc']:.0%} of the time (chance: 50%; a plain "
             f"logistic regression: {baseline.get('auc', 0):.0%}). Its predicted risks are off by "
-            f"{model.get('brier', 0) ** 0.5:.0%} on average (root of the Brier score), on "
+            f"{model.get('brier', 0) ** 0.5 * 100:.0f} percentage points (root mean square: the root of the Brier "
+            f"score), on "
             f"{data.get('held_out', {}).get('test_rows')} held-out applications."))
 
 
