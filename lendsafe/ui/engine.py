@@ -64,7 +64,8 @@ class Engine:
         self._run_lock = threading.Lock()          # one draft at a time: the writer and its cache are shared
         self._jobs: dict[str, Job] = {}
         self._latest: str | None = None
-        self.thread = threading.Thread(target=self._warm, name="lendsafe-warm-up", daemon=True)
+        # not daemons: a thread still inside torch when the interpreter exits would abort the process
+        self.thread = threading.Thread(target=self._warm, name="lendsafe-warm-up", daemon=False)
 
     # ------------------------------------------------------------------ loading
     def start(self) -> "Engine":
@@ -75,7 +76,7 @@ class Engine:
     def _warm(self) -> None:
         """The risk model beside the index (both are needed first), then the language model."""
         self._import_heavy()
-        scorers = threading.Thread(target=self._load, args=("risk model", self._load_scorers), daemon=True)
+        scorers = threading.Thread(target=self._load, args=("risk model", self._load_scorers), daemon=False)
         scorers.start()
         self._load("regulation index", self._load_knowledge)
         self._knowledge_ready.set()
@@ -185,7 +186,7 @@ class Engine:
             while len(self._jobs) > JOBS_KEPT:
                 self._jobs.pop(next(iter(self._jobs)))
         threading.Thread(target=self._run_job, args=(key, job, application, dataset, reference, writer, notice_settings),
-                         name="lendsafe-prefetch", daemon=True).start()
+                         name="lendsafe-prefetch", daemon=False).start()
 
     def _run_job(self, key: str, job: "Job", *args: Any) -> None:
         with self._run_lock:
