@@ -587,3 +587,21 @@ def test_the_explorer_shows_each_rights_sentence_with_its_passage_and_the_droppe
     if decision.dropped:
         assert any(label.startswith("Candidates not stated as reasons") for label in labels)
 
+
+
+def test_the_explorer_shows_what_would_change_a_denial_re_scored(audit_url):
+    from lendsafe.recourse import find_recourse
+    from lendsafe.ui.recourse import DECISION_WORDS, TITLE
+
+    at = denied_app()
+    at.session_state["ls_result_tab"] = TITLE
+    no_failure(at.run())
+    assert TITLE in [s.value for s in at.subheader]
+    decision = entry(at)["drafts"]["population"].decision
+    found = find_recourse(Scorer.load("hmda"), decision.application, "population")
+    assert found.options and all(o.decision.decision == "approve" for o in found.options)
+    table = next(d.value for d in at.dataframe if "re-scored decision" in d.value.columns)
+    assert list(table["re-scored decision"]) == [DECISION_WORDS["approve"]] * len(found.options)
+    labels = {load_spec("hmda").feature(name).label.lower() for o in found.options for name in o.features}
+    shown = " ".join(table["what changes"]).lower()
+    assert all(label in shown for label in labels), (labels, shown)

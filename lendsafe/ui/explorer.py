@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from lendsafe.decision import REFERENCES
-from lendsafe.ui import common, display, form, tables
+from lendsafe.ui import common, display, form, recourse, tables
 
 SOURCE_WIDGET = "ls_source"
 SOURCES = ("Fill the form", "Held-out application")
@@ -187,6 +187,8 @@ def result(entry: dict[str, Any], dataset: str, reference: str) -> None:
     issued = entry["issued"].get(reference)
     display.model_caption(decision, issued.record_id if issued is not None else None)
     views = {"Reasons and explanation": lambda: why(decision), "Notice preview": lambda: notice_preview(entry, reference, draft),
+             "What would change it": lambda: recourse.panel(decision, common.pipeline(dataset).scorer,
+                                                            key=f"ls_recourse_{entry['id']}_{reference}"),
              "Regulation passages": lambda: display.citations(decision),
              "Compare references": lambda: comparison(entry, reference)}
     for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
