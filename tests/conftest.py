@@ -60,3 +60,13 @@ def postgres():
             yield server
     except PostgresUnavailable as exc:
         pytest.fail(f"PostgreSQL test server could not start (install Debian's postgresql): {exc}")
+
+
+@pytest.fixture(scope="session")
+def fairness_hmda_folder(tmp_path_factory):
+    """The hmda fair-lending analysis (test split, with the LDA search), run once per test session through the CLI."""
+    from lendsafe.cli import main
+
+    folder = tmp_path_factory.mktemp("fairness") / "hmda"
+    assert main(["fairness", "--dataset", "hmda", "--split", "test", "--quiet", "--out", str(folder)]) == 0
+    return folder

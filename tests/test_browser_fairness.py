@@ -16,7 +16,6 @@ from lendsafe.errors import LendSafeError
 from lendsafe.fairness.analysis import FAIRNESS_DIR_ENV
 from lendsafe.ui import server as server_helpers
 from lendsafe.ui.server import start
-from test_fairness import analysis_folder
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
@@ -32,9 +31,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, pytestconfig):
+def server(tmp_path_factory, fairness_hmda_folder):
     folder = tmp_path_factory.mktemp("browser-fairness")
-    shutil.copytree(analysis_folder(pytestconfig), folder / "fairness" / "hmda")
+    shutil.copytree(fairness_hmda_folder, folder / "fairness" / "hmda")
     env = {FAIRNESS_DIR_ENV: str(folder / "fairness"), "LENDSAFE_USE_LLM": "0",
            "LENDSAFE_DATABASE_URL": f"sqlite:///{folder / 'audit.db'}"}
     running = start(log=folder / "streamlit.log", env=env)

@@ -35,27 +35,9 @@ from lendsafe.fairness.tables import TABLES
 from lendsafe.risk import RiskModel, model_dir
 from lendsafe.scoring import Scorer
 
-CACHE_KEY = "lendsafe-fairness"
-
-
-def analysis_folder(pytestconfig) -> Path:
-    """The hmda analysis (test split, LDA search) in the pytest cache, run through the CLI when missing or
-    when its model, data or code hashes differ from the current ones."""
-    folder = Path(pytestconfig.cache.mkdir(CACHE_KEY)) / "hmda"
-    try:
-        results = load_fairness(folder)
-        if not stale(results, current_hashes("hmda")) and results.get("lda") and results["config"]["split"] == "test":
-            return folder
-    except (ConfigurationError, FileNotFoundError):
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
-    assert main(["fairness", "--dataset", "hmda", "--split", "test", "--quiet", "--out", str(folder)]) == 0
-    return folder
-
-
 @pytest.fixture(scope="session")
-def hmda(pytestconfig) -> dict:
-    return load_fairness(analysis_folder(pytestconfig))
+def hmda(fairness_hmda_folder) -> dict:
+    return load_fairness(fairness_hmda_folder)
 
 
 def comparisons(results: dict):

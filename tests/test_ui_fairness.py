@@ -12,16 +12,15 @@ from streamlit.testing.v1 import AppTest
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.fairness.analysis import FAIRNESS_DIR_ENV
 from lendsafe.ui import PAGES
-from test_fairness import analysis_folder
 
 PAGE = str(PROJECT_ROOT / "lendsafe" / "ui" / "fairness.py")
 EVIL = "[click](http://evil.example) <b>bold</b>"
 
 
 @pytest.fixture
-def saved_root(tmp_path, monkeypatch, pytestconfig):
+def saved_root(tmp_path, monkeypatch, fairness_hmda_folder):
     """A fairness root holding the session's hmda analysis."""
-    shutil.copytree(analysis_folder(pytestconfig), tmp_path / "hmda")
+    shutil.copytree(fairness_hmda_folder, tmp_path / "hmda")
     monkeypatch.setenv(FAIRNESS_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("LENDSAFE_USE_LLM", "0")
     return tmp_path
