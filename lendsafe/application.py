@@ -304,7 +304,7 @@ def parse_application_text(text: str) -> Any:
         _check_depth(text)
         value = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
                            parse_constant=_JsonConstant)
-        _refuse_constants(value, "as a whole")
+        _refuse_bad_numbers(value, "as a whole")
         return value
     except _JsonRefused as exc:
         raise InvalidApplicationError([f"application {exc}"]) from None
@@ -331,31 +331,46 @@ def _check_depth(text: str) -> None:
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
-        _refuse_constants(value, f"field {printable(_shown(key))}")
+        _refuse_bad_numbers(value, f"field {printable(_shown(key))}")
         if key in seen:
             raise _JsonRefused(f"gives {printable(_shown(key))} more than once; expected each field once")
         seen[key] = value
     return seen
 
 
-def _bounded_int(digits: str) -> int:
+def _bounded_int(digits: str) -> Any:
     if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
-        raise _JsonRefused(f"has an integer of {len(digits.lstrip('-')):,} digits; expected at most "
-                           f"{MAX_INTEGER_DIGITS}")
+        return _JsonOversized(digits)
     return int(digits)
 
 
-class _JsonConstant(str):
-    """NaN, Infinity or -Infinity as read; refused with the field that holds it."""
+class _JsonRefusedValue(str):
+    """A number as read that the boundary refuses; refused with the field that holds it."""
+
+    def problem(self) -> str:
+        raise NotImplementedError
 
 
-def _refuse_constants(value: Any, where: str) -> None:
-    """Refuse a NaN/Infinity held by ``value`` directly or inside its arrays, naming ``where``."""
-    found = value if isinstance(value, _JsonConstant) else next(
-        (c for c in _array_items(value) if isinstance(c, _JsonConstant)), None)
+class _JsonConstant(_JsonRefusedValue):
+    """NaN, Infinity or -Infinity."""
+
+    def problem(self) -> str:
+        return f"is {self}; expected a finite number ({', '.join(sorted(JSON_CONSTANTS))} are not JSON)"
+
+
+class _JsonOversized(_JsonRefusedValue):
+    """An integer longer than ``MAX_INTEGER_DIGITS`` digits (never converted: that alone can take seconds)."""
+
+    def problem(self) -> str:
+        return f"has an integer of {len(self.lstrip('-')):,} digits; expected at most {MAX_INTEGER_DIGITS}"
+
+
+def _refuse_bad_numbers(value: Any, where: str) -> None:
+    """Refuse a refused number held by ``value`` directly or inside its arrays, naming ``where``."""
+    found = value if isinstance(value, _JsonRefusedValue) else next(
+        (c for c in _array_items(value) if isinstance(c, _JsonRefusedValue)), None)
     if found is not None:
-        raise _JsonRefused(f"{where} is {found}; expected a finite number ({', '.join(sorted(JSON_CONSTANTS))} "
-                           "are not JSON)")
+        raise _JsonRefused(f"{where} {found.problem()}")
 
 
 def _array_items(value: Any) -> list[Any]:

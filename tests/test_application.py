@@ -255,3 +255,9 @@ def test_json_constants_are_refused_with_the_field_that_holds_them(text, named):
     with pytest.raises(InvalidApplicationError) as error:
         parse_application_text(text)
     assert named in error.value.problems[0] and "expected a finite number" in error.value.problems[0]
+
+
+def test_an_oversized_integer_is_refused_with_its_field():
+    with pytest.raises(InvalidApplicationError) as error:
+        parse_application_text('{"x_0": ' + "9" * 31 + "}")
+    assert "field 'x_0' has an integer of 31 digits" in error.value.problems[0]

@@ -28,10 +28,10 @@ def test_steps_run_in_order_and_skip_llm_skips_the_base_model(monkeypatch, capsy
     steps = tuple((name, (lambda n=name: ran.append(n) or {"ok": n})) for name, _ in prepare.STEPS)
     monkeypatch.setattr(prepare, "STEPS", steps)
     assert main(["prepare", "--skip-llm"]) == 0
-    assert ran == ["risk_models", "index"]
+    assert ran == ["risk_models", "index", "users"]
     out = capsys.readouterr().out
     report = json.loads(out[out.index("{"):])
-    assert list(report) == ["risk_models", "index"] and report["index"]["result"] == {"ok": "index"}
+    assert list(report) == ["risk_models", "index", "users"] and report["index"]["result"] == {"ok": "index"}
     assert "prepare: risk_models ready in" in out
     ran.clear()
-    assert main(["prepare"]) == 0 and ran == ["risk_models", "index", "base_model"]
+    assert main(["prepare"]) == 0 and ran == ["risk_models", "index", "base_model", "users"]

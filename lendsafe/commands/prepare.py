@@ -38,7 +38,8 @@ def _base_model() -> dict:
     return {"path": str(path), "sha256": base_model_sha256(path)}
 
 
-STEPS = (("risk_models", _risk_models), ("index", _index), ("base_model", _base_model))
+STEPS = (("risk_models", _risk_models), ("index", _index), ("base_model", _base_model),
+         ("users", first_admin))          # the dashboard's first user, its password printed once
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -50,6 +51,5 @@ def run_prepare(args: argparse.Namespace) -> int:
         result = step()
         report[name] = {"result": result, "seconds": round(time.perf_counter() - started, 1)}
         print(f"prepare: {name} ready in {report[name]['seconds']} s", flush=True)
-    report["users"] = first_admin()      # the dashboard's first user, its password printed once
     print(json.dumps(report, indent=2, default=str))
     return 0
