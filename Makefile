@@ -31,6 +31,7 @@ run: install system-run artifacts
 	$(VENV)/bin/streamlit run app.py --server.headless true
 
 test: install system-test
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/lendsafe prepare
 	$(PYTHON) -m pytest -q --durations=15
 

@@ -74,7 +74,7 @@ def first_page_seconds(browser, script: Path, env: dict, log: Path) -> float:
 
 
 def held_out_denials(count: int) -> list[tuple[int, dict]]:
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.scoring import Scorer
     from lendsafe.ui.tables import held_out_applications
 
     rows = held_out_applications("hmda")
@@ -120,9 +120,9 @@ def browser_decisions(browser, rows: list[tuple[int, dict]], env: dict, log: Pat
 
 def library_decisions(rows: list[tuple[int, dict]], home: Path, use_llm: str | None, audit_url: str) -> tuple[list[float], list[str]]:
     """``Issuer.issue`` alone on the same kind of applications (first call untimed: loading)."""
-    from lendsafe.audit import AuditStore
-    from lendsafe.issuance import Issuer
-    from lendsafe.pipeline import Pipeline
+    from lendsafe.audit.store import AuditStore
+    from lendsafe.issue.issuer import Issuer
+    from lendsafe.explain.pipeline import Pipeline
 
     settings = Settings(home=home, use_llm=use_llm != "0")
     issuer = Issuer(Pipeline(settings), audit=AuditStore(audit_url), actor="bench:library")

@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lendsafe.audit import SQLITE_SYNCHRONOUS, AuditEntry, AuditStore, canonical_json  # noqa: E402
-from lendsafe.decision import Citation, Decision, Reason  # noqa: E402
+from lendsafe.audit.store import SQLITE_SYNCHRONOUS, AuditEntry, AuditStore, canonical_json  # noqa: E402
+from lendsafe.decide.decision import Citation, Decision, Reason  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "audit.json"
 FORK = multiprocessing.get_context("fork")
 STAND_IN_PDF = b"%PDF-1.4 stand-in"
 TARGET_RECORDS_PER_S = 500
-BATCH_CHUNK = 8                  # lendsafe.batch.run_batch's default chunk_size: one record_many per chunk
+BATCH_CHUNK = 8                  # lendsafe.issue.batch.run_batch's default chunk_size: one record_many per chunk
 DEFAULT_CONFIGS = (("FULL", 1), ("FULL", BATCH_CHUNK), ("NORMAL", 1))
 
 

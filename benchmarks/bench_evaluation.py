@@ -22,8 +22,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lendsafe.config import PROJECT_ROOT, Settings  # noqa: E402
-from lendsafe.evaluation import EvaluationConfig, held_out_sample, run_evaluation  # noqa: E402
-from lendsafe.evaluation_explain import Uncached  # noqa: E402
+from lendsafe.evaluation.run import EvaluationConfig, held_out_sample, run_evaluation  # noqa: E402
+from lendsafe.evaluation.explain import Uncached  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "evaluation.json"
 
@@ -35,8 +35,8 @@ def timed(function, *args, **kwargs):
 
 
 def bench_text_metrics(references: list[str]) -> dict:
-    from lendsafe.embeddings import embed
-    from lendsafe.evaluation_text import bert_scorer, bertscore, rouge
+    from lendsafe.knowledge.embeddings import embed
+    from lendsafe.evaluation.text import bert_scorer, bertscore, rouge
 
     candidates = references[1:] + references[:1]
     bert_scorer(), embed(references[:2])                          # load both models first
@@ -54,7 +54,7 @@ def _section(config: EvaluationConfig) -> float:
 
 
 def bench_harness(examples: list[dict], folder: Path, settings: Settings) -> dict:
-    from lendsafe.pipeline import Pipeline
+    from lendsafe.explain.pipeline import Pipeline
 
     groups: dict[tuple, list] = {}
     for e in examples:
@@ -71,7 +71,7 @@ def bench_harness(examples: list[dict], folder: Path, settings: Settings) -> dic
 
 
 def bench_lora(examples: list[dict], folder: Path, settings: Settings) -> dict:
-    from lendsafe.generation import LoraGenerator
+    from lendsafe.explain.generation import LoraGenerator
 
     generator = LoraGenerator(settings)
     generator.generate([examples[0]["messages"]], use_cache=False)    # warm-up

@@ -68,8 +68,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def adapter_for_benchmark(settings: Settings, workdir: Path, adapter_dir: Path | None) -> tuple[Path, str]:
     """The given (or configured) adapter when it is trained for this base; otherwise a fresh one."""
-    from lendsafe.basemodel import base_model_sha256, ensure_base_model
-    from lendsafe.finetune import check_adapter_compatible, init_adapter
+    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
+    from lendsafe.train.finetune import check_adapter_compatible, init_adapter
 
     adapter_dir = adapter_dir or settings.adapter_dir
     try:
@@ -129,8 +129,8 @@ class UncachedDraftingWriter(UncachedWriter):
 
 def run_pipeline_pairs(generator, rows: list[dict]) -> dict:
     """Whole decisions (score, reasons, retrieval, explanation, verification) without and with drafts."""
-    from lendsafe.pipeline import Pipeline
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     settings, knowledge = Settings(), KnowledgeBase(Settings())
     runs = {}
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter-dir", type=Path, default=None, help="adapter to time (default: Settings().adapter_dir)")
     args = parser.parse_args(argv)
 
-    from lendsafe.generation import DEFAULT_THREADS, LoraGenerator
+    from lendsafe.explain.generation import DEFAULT_THREADS, LoraGenerator
 
     settings = Settings()
     threads = args.threads or DEFAULT_THREADS
@@ -265,13 +265,13 @@ def main(argv: list[str] | None = None) -> int:
 def _tokenizer(settings: Settings):
     from transformers import AutoTokenizer
 
-    from lendsafe.basemodel import ensure_base_model
+    from lendsafe.lm.basemodel import ensure_base_model
 
     return AutoTokenizer.from_pretrained(ensure_base_model(settings))
 
 
 def _plain_base(settings: Settings):
-    from lendsafe.basemodel import load_base_model
+    from lendsafe.lm.basemodel import load_base_model
 
     return load_base_model(settings)[0]
 

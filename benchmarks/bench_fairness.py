@@ -49,8 +49,8 @@ def plain_fit(threads: int = 2) -> None:
     """One fit of the current hmda model's settings on its own training rows (its 2 threads, or 1)."""
     import xgboost as xgb
 
-    from lendsafe.datasets import load_dataset
-    from lendsafe.risk import RiskModel, model_dir
+    from lendsafe.decide.datasets import load_dataset
+    from lendsafe.decide.risk import RiskModel, model_dir
 
     model, dataset = RiskModel.load(model_dir("hmda")), load_dataset("hmda")
     train = np.setdiff1d(np.arange(len(dataset.y)), model.test_index_)

@@ -4,7 +4,7 @@ Both train the same LoRA (r=16, alpha=32, dropout 0.05 on every projection) of t
 bfloat16 on the same length-grouped batches of ``data/sft/train.jsonl``. The contenders take turns,
 step for step, so machine load falls on both alike:
 
-* ``lendsafe``: the step `lendsafe finetune` runs (``lendsafe.trainstep.training_step``: fused
+* ``lendsafe``: the step `lendsafe finetune` runs (``lendsafe.train.trainstep.training_step``: fused
   projections and blocked causal attention on Granite bases, LM head and chunked cross-entropy on
   target positions only, fp32 master weights with fused AdamW);
 * ``plain_peft``: the textbook loop (``model(**batch, labels=...)`` over every position,
@@ -32,9 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lendsafe.finetune import (FinetuneSettings, collate, encode_all, length_grouped_batches,  # noqa: E402
+from lendsafe.train.finetune import (FinetuneSettings, collate, encode_all, length_grouped_batches,  # noqa: E402
                                lora_config, read_examples)
-from lendsafe.trainstep import MasterWeightOptimizer, keep_freed_memory, training_step  # noqa: E402
+from lendsafe.train.trainstep import MasterWeightOptimizer, keep_freed_memory, training_step  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "finetune.json"
 TARGET_TOKENS_PER_S = 350
@@ -70,7 +70,7 @@ def _peft_model(settings: FinetuneSettings):
     import torch
     from peft import get_peft_model
 
-    from lendsafe.basemodel import load_base_model
+    from lendsafe.lm.basemodel import load_base_model
     from lendsafe.config import Settings
 
     torch.manual_seed(settings.seed)
@@ -84,7 +84,7 @@ def _peft_model(settings: FinetuneSettings):
 def benchmark_batches(settings: FinetuneSettings, count: int) -> list[dict]:
     from transformers import AutoTokenizer
 
-    from lendsafe.basemodel import ensure_base_model
+    from lendsafe.lm.basemodel import ensure_base_model
     from lendsafe.config import Settings
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_base_model(Settings(base_model=settings.base_model)))

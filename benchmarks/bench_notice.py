@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import method  # noqa: E402
-from lendsafe.decision import Decision, Reason  # noqa: E402
-from lendsafe.notice import NoticeSettings, build_notice, check_pdf, register_fonts, render_pdf  # noqa: E402
+from lendsafe.decide.decision import Decision, Reason  # noqa: E402
+from lendsafe.notice.document import NoticeSettings, build_notice, check_pdf, register_fonts, render_pdf  # noqa: E402
 
 REASONS = (("DEBT_TO_INCOME", "Excessive obligations in relation to income", "debt_to_income"),
            ("CONSUMER_CREDIT_HISTORY", "Delinquent past or present credit obligations with others",

@@ -29,8 +29,8 @@ FULL_PRODUCT = 60_000      # brute-force product grids up to this many points ar
 def denials(dataset_name: str) -> tuple[object, list[dict]]:
     """The scorer and every held-out application it denies."""
     from lendsafe.config import Settings
-    from lendsafe.evaluation_model import held_out_applications, load_held_out
-    from lendsafe.scoring import Scorer
+    from lendsafe.evaluation.model import held_out_applications, load_held_out
+    from lendsafe.decide.scoring import Scorer
 
     scorer = Scorer.load(dataset_name)
     applications = held_out_applications(load_held_out(dataset_name, Settings()))

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lendsafe.config import PROJECT_ROOT, Settings  # noqa: E402
-from lendsafe.retrieval import Bm25Baseline, KnowledgeBase, evaluate_retrieval, load_eval_queries  # noqa: E402
+from lendsafe.knowledge.retrieval import Bm25Baseline, KnowledgeBase, evaluate_retrieval, load_eval_queries  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "retrieval.json"
 OFFICIAL = (PROJECT_ROOT / ".." / "shared" / "regs").resolve()
@@ -45,7 +45,7 @@ def latencies_ms(search, questions: list[str], repeats: int) -> dict[str, float]
 
 
 def bench_build(home: Path) -> tuple[KnowledgeBase, dict]:
-    from lendsafe.embeddings import load_model
+    from lendsafe.knowledge.embeddings import load_model
 
     _, model_seconds = timed(load_model)
     kb = KnowledgeBase(Settings(home=home))

@@ -25,7 +25,7 @@ TARGETS = {"single_p50_ms": 0.6, "times_faster_than_shap": 1.5, "batch_per_secon
 
 def applications(dataset_name: str, count: int, seed: int = 0) -> list[dict]:
     """Real applications of the dataset (input fields only), drawn with replacement."""
-    from lendsafe.datasets import load_dataset
+    from lendsafe.decide.datasets import load_dataset
 
     dataset = load_dataset(dataset_name)
     rows = dataset.applications[[f.name for f in dataset.spec.input_fields]].to_dict("records")
@@ -44,8 +44,8 @@ def contenders(dataset_name: str, batch_size: int) -> tuple[dict, dict]:
     """(one-application contenders, whole-batch contenders) on the same model."""
     import shap
 
-    from lendsafe.application import parse_application
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.application import parse_application
+    from lendsafe.decide.scoring import Scorer
 
     scorer = Scorer.load(dataset_name)
     model = scorer.model

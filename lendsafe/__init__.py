@@ -1,6 +1,6 @@
 """LendSafe: explainable adverse-action notices.
 
-``from lendsafe import Pipeline, Decision``; ``Pipeline(dataset="hmda", reference="population").run(application)``
+``from lendsafe import Pipeline, Issuer, Decision``; ``Pipeline(dataset="hmda", reference="population").run(application)``
 returns the ``Decision`` (score, principal reasons, verified explanation). ``Issuer`` makes the notice
 and its audit record. Names load on first use, so ``import lendsafe`` stays fast.
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {"Pipeline": "lendsafe.pipeline", "Decision": "lendsafe.decision", "Reason": "lendsafe.decision",
-            "Issuer": "lendsafe.issuance", "verify": "lendsafe.verify", "Scorer": "lendsafe.scoring"}
+_EXPORTS = {"Pipeline": "lendsafe.explain.pipeline", "Decision": "lendsafe.decide.decision",
+            "Reason": "lendsafe.decide.decision", "Issuer": "lendsafe.issue.issuer", "verify": "lendsafe.explain.verify",
+            "Scorer": "lendsafe.decide.scoring"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -6,37 +6,21 @@ imported inside the command functions so ``lendsafe --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from lendsafe.commands import (audit, evaluate, explain, fairness, finetune, knowledge, notices, prepare, recourse,
+                               risk, users, verify)
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 
-COMMAND_MODULES = (
-    "lendsafe.commands.risk",
-    "lendsafe.commands.knowledge",
-    "lendsafe.commands.explain",
-    "lendsafe.commands.verify",
-    "lendsafe.commands.finetune",
-    "lendsafe.commands.notices",
-    "lendsafe.commands.evaluate",
-    "lendsafe.commands.audit",
-    "lendsafe.commands.prepare",
-    "lendsafe.commands.fairness",
-    "lendsafe.commands.users",
-    "lendsafe.commands.recourse",
-)
+# Each area's commands, in the order `lendsafe --help` lists them.
+COMMAND_MODULES = (risk, knowledge, explain, verify, finetune, notices, evaluate, audit, prepare, fairness, users,
+                   recourse)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendsafe", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

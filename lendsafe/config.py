@@ -10,6 +10,7 @@ from lendsafe.errors import ConfigurationError
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 SPECS_DIR = PROJECT_ROOT / "data" / "specs"
+REFERENCES = ("population", "cutoff")   # reason references, Reg B comment 9(b)(2)-5
 
 
 def _default_home() -> Path:
@@ -54,8 +55,6 @@ class Settings:
         "help": "http://host:port of a Chroma server (env LENDSAFE_CHROMA_URL); empty = embedded index under home"})
 
     def __post_init__(self) -> None:
-        from lendsafe.decision import REFERENCES
-
         if self.reference not in REFERENCES:
             raise ConfigurationError(f"reference must be one of {REFERENCES}; got {self.reference!r}")
         for name in ("models_dir", "data_dir", "home", "adapter_dir"):

@@ -18,11 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from lendsafe.composer import compose, reason_phrase
-from lendsafe.datasets import load_spec
-from lendsafe.decision import Decision
-from lendsafe.grounding import applicable_rights, retrieve
-from lendsafe.scoring import Scorer
+from lendsafe.explain.composer import compose, reason_phrase
+from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.decision import Decision
+from lendsafe.explain.grounding import applicable_rights, retrieve
+from lendsafe.decide.scoring import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "verifier_cases.jsonl"
@@ -32,7 +32,7 @@ OLD_OUTPUTS = ROOT / "scripts" / "earlier_adapter_outputs.json"
 
 @lru_cache(maxsize=1)
 def knowledge() -> Any:
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     return KnowledgeBase()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Citation
-from lendsafe.retrieval import load_corpus
+from lendsafe.decide.decision import Citation
+from lendsafe.knowledge.retrieval import load_corpus
 
 # What a denial retrieves for its rights and requirements (ECOA notice, specific reasons, FCRA 615(a)/(b)).
 DENIAL_PASSAGES = ("reg-b-1002-9-b-1", "reg-b-1002-9-b-2", "fcra-615a", "fcra-615a-4", "fcra-615b")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lendsafe.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, adapter_sha256, check_adapter_compatible,
+from lendsafe.lm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, adapter_sha256, check_adapter_compatible,
                                read_adapter_manifest)
 from lendsafe.errors import ArtifactNotFoundError, IncompatibleAdapterError
 

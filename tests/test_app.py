@@ -14,13 +14,13 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lendsafe.application import parse_application, read_applications_csv, row_to_application
-from lendsafe.audit import AuditStore
+from lendsafe.decide.application import parse_application, read_applications_csv, row_to_application
+from lendsafe.audit.store import AuditStore
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.datasets import load_spec
+from lendsafe.decide.datasets import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.identity import UsersFile
-from lendsafe.scoring import Scorer
+from lendsafe.decide.scoring import Scorer
 from lendsafe.ui import PAGES, display, tables
 from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows, sample_words
 from lendsafe.ui.form import widget_key
@@ -160,7 +160,7 @@ def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_ur
 
 def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model_loads():
     from lendsafe.config import Settings
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
     from lendsafe.ui.engine import LOADING_REASON, STAGES, Engine
 
     shared = Engine(Settings(use_llm=True))          # not started: the language model counts as still loading
@@ -175,7 +175,7 @@ def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model
 def test_the_draft_pdf_is_stamped_draft():
     from pypdf import PdfReader
 
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
     from lendsafe.ui.engine import draft_pdf
 
     pdf = draft_pdf(Scorer.load("hmda").score(DENIAL).with_updates(explanation=None), NoticeSettings())
@@ -440,7 +440,7 @@ def test_audit_text_search_is_case_insensitive_over_codes_and_statements():
 
 def test_evaluation_without_results_says_so_then_runs_with_a_limit(audit_url, tmp_path, monkeypatch):
     monkeypatch.setenv("LENDSAFE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("lendsafe.evaluation.DEFAULT_OUT", tmp_path / "absent.json")
+    monkeypatch.setattr("lendsafe.evaluation.run.DEFAULT_OUT", tmp_path / "absent.json")
     at = no_failure(new_app("lendsafe/ui/evaluation.py"))
     assert any("No results yet" in i.value for i in at.info)
     at.multiselect[1].set_value(["risk", "reasons"])
@@ -543,8 +543,8 @@ def test_points_are_the_risk_the_factor_adds_in_percentage_points():
 
 
 def test_every_verifier_check_has_a_sentence():
-    from lendsafe.composer import compose
-    from lendsafe.verify import verify
+    from lendsafe.explain.composer import compose
+    from lendsafe.explain.verify import verify
 
     decision = Scorer.load("hmda").score(DENIAL)
     names = {c.check for c in verify(decision, compose(decision)).checks}
@@ -567,7 +567,7 @@ def test_reference_changes_name_new_dropped_and_moved_reasons():
 
 
 def test_pdf_pages_render_as_png():
-    from lendsafe.notice import NoticeSettings, build_notice, render_pdf
+    from lendsafe.notice.document import NoticeSettings, build_notice, render_pdf
 
     pdf = render_pdf(build_notice(Scorer.load("hmda").score(DENIAL), NoticeSettings(), notice_date="2026-03-02"))
     pages = tables.pdf_page_images(pdf)

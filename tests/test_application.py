@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendsafe.application import (OPTIONAL_FIELDS, parse_application, parse_application_text, read_application_json,
+from lendsafe.decide.application import (OPTIONAL_FIELDS, parse_application, parse_application_text, read_application_json,
                                   read_applications_csv)
-from lendsafe.datasets import load_spec, matrix_from_records
+from lendsafe.decide.datasets import load_spec, matrix_from_records
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.scoring import Scorer
+from lendsafe.decide.scoring import Scorer
 
 APPLICATION = {
     "debt_to_income": 0.52, "housing_expense_to_income": 0.38, "loan_to_value": 0.97, "consumer_credit_history": 5,

@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from lendsafe.audit import (GENESIS_HASH, run_pragmas, REBUILT, RERENDERED, VERSION_TABLE, AuditEntry, AuditStore,
+from lendsafe.audit.store import (GENESIS_HASH, run_pragmas, REBUILT, RERENDERED, VERSION_TABLE, AuditEntry, AuditStore,
                             canonical_json, chain_hash, months_before, sha256_hex)
 from lendsafe.cli import main as cli_main
-from lendsafe.decision import Citation, Decision, Reason
+from lendsafe.decide.decision import Citation, Decision, Reason
 from lendsafe.errors import AuditIntegrityError, ConfigurationError
 
 FORK = multiprocessing.get_context("fork")
@@ -151,7 +151,7 @@ def test_migrations_reach_head_once_and_default_url_is_sqlite_under_home(backend
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine, text
 
-    from lendsafe.audit import MIGRATIONS_DIR
+    from lendsafe.audit.store import MIGRATIONS_DIR
 
     if backend_url == "sqlite":
         monkeypatch.setenv("LENDSAFE_HOME", str(tmp_path / "home"))
@@ -269,7 +269,7 @@ def test_record_many_chains_each_record_like_record_does(store):
 
 @pytest.mark.parametrize("bad_entry, problem", [
     ((dataclasses.replace(make_decision(9), risk=math.nan), None, None), "entry 2 of 3: cannot record"),
-    ((make_decision(9).to_dict(), None, None), "entry 2 of 3: expected a lendsafe.decision.Decision"),
+    ((make_decision(9).to_dict(), None, None), "entry 2 of 3: expected a lendsafe.decide.decision.Decision"),
     (make_decision(9), "entry 2 of 3: expected an AuditEntry"),
 ])
 def test_record_many_writes_nothing_when_one_entry_cannot_be_recorded(store, bad_entry, problem):
@@ -535,13 +535,13 @@ def test_a_writer_killed_mid_batch_leaves_a_valid_chain(db_url):
 def notice_api():
     """The notice module's contract: NoticeSettings, Notice, build_notice, render_pdf."""
     try:
-        import lendsafe.notice as notice_module
+        import lendsafe.notice.document as notice_module
     except ImportError as exc:
-        pytest.fail(f"replay needs lendsafe.notice (build_notice, render_pdf); import failed: {exc}")
+        pytest.fail(f"replay needs lendsafe.notice.document (build_notice, render_pdf); import failed: {exc}")
     missing = [name for name in ("NoticeSettings", "Notice", "build_notice", "render_pdf")
                if not hasattr(notice_module, name)]
     if missing:
-        pytest.fail(f"lendsafe.notice lacks {missing}, which replay calls")
+        pytest.fail(f"lendsafe.notice.document lacks {missing}, which replay calls")
     return notice_module
 
 
@@ -790,7 +790,7 @@ def test_an_issue_key_is_recorded_once_and_the_existing_record_stands_in(store):
 def test_the_database_refuses_a_second_record_under_one_issue_key(store):
     from sqlalchemy.exc import IntegrityError
 
-    from lendsafe.audit import _tables
+    from lendsafe.audit.store import _tables
 
     store.append([keyed(1, "d4" * 16)], actor="batch")
     records, _ = _tables()
@@ -806,7 +806,7 @@ def _downgrade_to_0002(url: str) -> None:
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    from lendsafe.audit import MIGRATIONS_DIR
+    from lendsafe.audit.store import MIGRATIONS_DIR
 
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     config = Config()
@@ -833,8 +833,8 @@ def test_upgrading_to_unique_issue_keys_copies_each_records_key_and_the_chain_ve
 
 def test_cli_lists_shows_and_replays_notices_of_incompleteness_and_refusals(tmp_path, capsys):
     from lendsafe.config import PROJECT_ROOT
-    from lendsafe.incomplete import triage
-    from lendsafe.issuance import NoticeCheckError, Issuer, refuse_failed
+    from lendsafe.notice.incomplete import triage
+    from lendsafe.issue.issuer import NoticeCheckError, Issuer, refuse_failed
 
     application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
     triaged = triage({k: v for k, v in application.items() if k != "condominium"}, "hmda")
@@ -870,14 +870,14 @@ def test_cli_lists_shows_and_replays_notices_of_incompleteness_and_refusals(tmp_
 
 def test_replay_of_a_notice_of_incompleteness_names_what_differs(tmp_path):
     from lendsafe.config import PROJECT_ROOT
-    from lendsafe.incomplete import triage
-    from lendsafe.issuance import Issuer
+    from lendsafe.notice.incomplete import triage
+    from lendsafe.issue.issuer import Issuer
 
     application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
     triaged = triage({k: v for k, v in application.items() if k != "condominium"}, "hmda")
     with AuditStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
         issued = Issuer(None, audit=store).issue_incomplete(triaged, "hmda", notice_date=date(2026, 3, 2))
-        import lendsafe.incomplete as incomplete
+        import lendsafe.notice.incomplete as incomplete
 
         real = incomplete.render_incomplete_pdf
         try:

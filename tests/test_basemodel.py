@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from lendsafe.basemodel import (BUNDLED_BASE, GRANITE_IDENTITY_MULTIPLIERS, base_model_sha256, bundled_gguf_path,
+from lendsafe.lm.basemodel import (BUNDLED_BASE, GRANITE_IDENTITY_MULTIPLIERS, base_model_sha256, bundled_gguf_path,
                                 check_head_tied, check_loads_completely, ensure_base_model, load_base_model)
 from lendsafe.config import Settings
 from lendsafe.errors import ArtifactNotFoundError
-from lendsafe.loading import MODEL_LOADING
+from lendsafe.lm.loading import MODEL_LOADING
 
 PROMPTS = ["The application was denied because", "Debt-to-income ratio: 0.45", "x"]
 

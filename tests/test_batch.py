@@ -14,14 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from lendsafe.audit import AuditStore
-from lendsafe.batch import MANIFEST_COLUMNS, run_batch, zip_batch
+from lendsafe.audit.store import AuditStore
+from lendsafe.issue.batch import MANIFEST_COLUMNS, run_batch, zip_batch
 from lendsafe.cli import main
-from lendsafe.composer import compose
+from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Decision, Reason
+from lendsafe.decide.decision import Decision, Reason
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.notice import NoticeSettings, check_pdf, pdf_text
+from lendsafe.notice.document import NoticeSettings, check_pdf, pdf_text
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
 
@@ -35,7 +35,7 @@ NOTICE_DATE = dt.date(2026, 3, 2)
 
 
 class FakePipeline:
-    """Stands in for lendsafe.pipeline.Pipeline: denies when debt_to_income > 0.5."""
+    """Stands in for lendsafe.explain.pipeline.Pipeline: denies when debt_to_income > 0.5."""
 
     settings = SimpleNamespace(dataset="hmda")
 
@@ -71,7 +71,7 @@ def composed_text_passes(monkeypatch):
     """The fake pipeline's composed explanation is taken as verified, so these tests hold the batch's own
     behaviour apart from changes to the composer and the verifier (tested in their own files); any other
     explanation still meets the real verifier."""
-    import lendsafe.issuance as issuance
+    import lendsafe.issue.issuer as issuance
 
     real = issuance.explanation_failures
 
@@ -155,7 +155,7 @@ def test_without_id_or_name_columns_those_cells_are_blank(applications, tmp_path
 
 
 def test_progress_reports_rows_per_second_and_eta_per_row():
-    from lendsafe.batch import ProgressMeter
+    from lendsafe.issue.batch import ProgressMeter
 
     now, calls = [0.0], []
     meter = ProgressMeter(lambda *args: calls.append(args), total=5, clock=lambda: now[0])
@@ -179,7 +179,7 @@ def test_rows_the_pipeline_rejects_are_reported_and_the_rest_processed(applicati
 
 
 def test_every_decision_of_a_batch_is_recorded_with_the_notice_it_produced(applications, tmp_path):
-    from lendsafe.audit import AuditStore
+    from lendsafe.audit.store import AuditStore
 
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
         result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
@@ -303,7 +303,7 @@ LENDER = EXAMPLES / "lender.toml"
 
 
 def test_a_row_with_a_blank_required_cell_gets_a_notice_of_incompleteness(tmp_path):
-    from lendsafe.incomplete import check_incomplete_pdf
+    from lendsafe.notice.incomplete import check_incomplete_pdf
 
     path = tmp_path / "apps.csv"
     write_csv(path, [DENIED, {**DENIED, "loan_to_value": "", "condominium": "", "applicant_name": "Ann Lee"},
@@ -504,7 +504,7 @@ def test_a_rerun_issues_nothing_twice(applications, tmp_path):
 
 def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issued_again(applications, tmp_path,
                                                                                            monkeypatch):
-    import lendsafe.batch as batch
+    import lendsafe.issue.batch as batch
 
     real_append = batch.CsvLog.append
     calls = []
@@ -552,7 +552,7 @@ def test_a_line_torn_by_a_kill_and_a_pdf_that_does_not_match_are_redone(applicat
 def test_a_second_run_into_a_folder_in_use_is_refused(applications, tmp_path):
     import fcntl
 
-    from lendsafe.batch import LOCK_NAME
+    from lendsafe.issue.batch import LOCK_NAME
     from lendsafe.errors import ConfigurationError
 
     (tmp_path / "out").mkdir()
@@ -581,7 +581,7 @@ def test_formula_cells_and_control_characters_are_neutralised_in_the_csv_files(t
 
 
 def test_cells_from_hostile_text_are_quoted():
-    from lendsafe.batch import safe_cell
+    from lendsafe.issue.batch import safe_cell
 
     assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "ok", 7)] == \
         ["'=1+1", "'+1", "'-1", "'@x", "\\x09x", "\\x0dx", "ok", 7]

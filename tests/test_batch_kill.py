@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lendsafe.audit import AuditStore
+from lendsafe.audit.store import AuditStore
 
 pytestmark = pytest.mark.slow
 

@@ -23,13 +23,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from lendsafe.audit import AuditStore
+from lendsafe.audit.store import AuditStore
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.datasets import load_spec
+from lendsafe.decide.datasets import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.identity import UsersFile
-from lendsafe.notice import NoticeSettings, check_pdf
-from lendsafe.scoring import Scorer
+from lendsafe.notice.document import NoticeSettings, check_pdf
+from lendsafe.decide.scoring import Scorer
 from lendsafe.ui import PAGES, tables
 from lendsafe.ui import server as server_helpers
 from lendsafe.ui.server import start

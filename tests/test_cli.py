@@ -13,7 +13,7 @@ from lendsafe import cli
 from lendsafe.cli import COMMAND_MODULES, build_parser, main
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.errors import ArtifactNotFoundError
-from lendsafe.risk import model_dir
+from lendsafe.decide.risk import model_dir
 
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "lendsafe"
@@ -172,8 +172,8 @@ def _verify(tmp_path, capsys, *args):
 
 
 def test_verify_passes_the_composers_text_and_fails_a_wrong_meaning(tmp_path, capsys):
-    from lendsafe.composer import compose
-    from lendsafe.scoring import Scorer
+    from lendsafe.explain.composer import compose
+    from lendsafe.decide.scoring import Scorer
 
     decision = Scorer.load("hmda").score(json.loads((EXAMPLES / "hmda_denial.json").read_text()))
     good = tmp_path / "good.txt"

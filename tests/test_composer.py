@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from lendsafe.composer import FEATURE_PHRASES, TemplateGenerator, compose, opening, reason_phrase, reason_sentences
+from lendsafe.explain.composer import FEATURE_PHRASES, TemplateGenerator, compose, opening, reason_phrase, reason_sentences
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.datasets import load_dataset, load_spec
-from lendsafe.risk import RiskModel, model_dir
-from lendsafe.scoring import Scorer
+from lendsafe.decide.datasets import load_dataset, load_spec
+from lendsafe.decide.risk import RiskModel, model_dir
+from lendsafe.decide.scoring import Scorer
 from passages import citations
-from lendsafe.verify import verify
+from lendsafe.explain.verify import verify
 
 CITATIONS = citations()
 
@@ -76,7 +76,7 @@ def test_approval_text_and_template_generator():
 
 
 def test_the_rights_part_follows_the_decisions_information_sources(decisions):
-    from lendsafe.grounding import RIGHTS, information_sources
+    from lendsafe.explain.grounding import RIGHTS, information_sources
 
     dispute = next(r.sentence for r in RIGHTS if r.key == "dispute")
     third_party = next(r.sentence for r in RIGHTS if r.key == "third_party")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lendsafe.config import FLAG_VALUES, PROJECT_ROOT, Settings
-from lendsafe.decision import REFERENCES
+from lendsafe.decide.decision import REFERENCES
 from lendsafe.errors import ConfigurationError, LendSafeError
 
 ENV = ("LENDSAFE_HOME", "LENDSAFE_DATABASE_URL", "LENDSAFE_USE_LLM", "LENDSAFE_CHROMA_URL")

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from lendsafe.cli import main
-from lendsafe.datasets import (
+from lendsafe.decide.datasets import (
     SPECS_DIR, builtin_dataset_names, frame_sha256, load_dataset, load_raw_frame, load_spec, matrix_from_records,
     model_matrix, to_bool,
 )
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
-from lendsafe.reasons import load_catalog
-from lendsafe.risk import RiskModel, RiskParams, SPEC_FILE, model_dir, train_risk_model
-from lendsafe.scoring import Scorer
+from lendsafe.decide.reasons import load_catalog
+from lendsafe.decide.risk import RiskModel, RiskParams, SPEC_FILE, model_dir, train_risk_model
+from lendsafe.decide.scoring import Scorer
 
 DATASETS = ("hmda", "credit")
 HMDA_FIELDS = ("debt_to_income", "housing_expense_to_income", "loan_to_value", "consumer_credit_history",
@@ -338,7 +338,7 @@ def test_derived_feature_from_an_excluded_column_is_rejected(tmp_path):
     spec = load_spec("credit")
     price = spec.feature("price")
     leaky = replace(spec, excluded=spec.excluded + (replace(spec.excluded[0], column=price.column),))
-    from lendsafe.datasets import _check_spec
+    from lendsafe.decide.datasets import _check_spec
 
     with pytest.raises(ConfigurationError, match="loan_to_price uses excluded column Price"):
         _check_spec(leaky)

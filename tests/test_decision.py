@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lendsafe.decision import REFERENCES, Citation, Decision, Reason
+from lendsafe.decide.decision import REFERENCES, Citation, Decision, Reason
 
 
 def _decision(decision: str = "deny", **changes) -> Decision:

@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 
-from lendsafe import embeddings
+from lendsafe.knowledge import embeddings
 
 
 pytestmark = pytest.mark.usefixtures("no_network")

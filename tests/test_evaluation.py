@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 
 from lendsafe.cli import main
-from lendsafe.config import Settings
+from lendsafe.config import PACKAGE_DIR, Settings
 from lendsafe.errors import ConfigurationError, LendSafeError
-from lendsafe.evaluation import (
+from lendsafe.evaluation.run import (
     SCHEMA_VERSION, EvaluationConfig, EvaluationMismatchError, check_gate, gate_summary, load_records, load_results,
     held_out_sample, records_path, run_evaluation, write_gate_baseline,
 )
-from lendsafe.evaluation_explain import (
+from lendsafe.evaluation.explain import (
     GATE_QUOTAS, Uncached, UncachedWithDrafts, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
     text_facts, training_keys,
 )
-from lendsafe.evaluation_model import agreement, load_held_out, nudge, split_overlap
-from lendsafe.evaluation_text import similarity, unrelated_pairs
-from lendsafe.generation import GenerationResult
-from lendsafe.evaluation_store import CODE_FILES, code_sha256
+from lendsafe.evaluation.model import agreement, load_held_out, nudge, split_overlap
+from lendsafe.evaluation.text import similarity, unrelated_pairs
+from lendsafe.explain.generation import GenerationResult
+from lendsafe.evaluation.store import CODE_FILES, code_sha256
 
 SETTINGS = Settings()
 SFT_DIR = SETTINGS.data_dir / "sft"
@@ -65,7 +65,7 @@ class StandInGenerator:
 
 
 def test_uncached_writers_run_the_model_the_issuing_one_with_the_pipelines_drafts():
-    from lendsafe.pipeline import _accepts_drafts
+    from lendsafe.explain.pipeline import _accepts_drafts
 
     calls = []
 
@@ -169,8 +169,8 @@ def test_similarity_is_one_for_identical_texts_and_lower_for_unrelated_ones(held
 
 
 def test_faithfulness_counts_factors_numbers_and_flags():
-    from lendsafe.composer import compose
-    from lendsafe.scoring import Scorer
+    from lendsafe.explain.composer import compose
+    from lendsafe.decide.scoring import Scorer
 
     from passages import citations
 
@@ -322,9 +322,9 @@ def test_results_of_other_artifacts_or_settings_are_never_mixed(tmp_path, held_o
 
 
 def test_a_refused_final_text_counts_against_final_faithfulness(tmp_path, monkeypatch):
-    import lendsafe.pipeline
+    import lendsafe.explain.pipeline
 
-    monkeypatch.setattr(lendsafe.pipeline, "compose", lambda decision: BAD_TEXT)
+    monkeypatch.setattr(lendsafe.explain.pipeline, "compose", lambda decision: BAD_TEXT)
     config = small_config(tmp_path, writers=("template",), sections=("explanations",), plots=False,
                           batch1_sample=0, limit=3)
     results = run_evaluation(config, bar=False)
@@ -399,4 +399,5 @@ def test_code_hashes_cover_every_module_of_a_package(tmp_path):
     (package / "c.py").write_text("")
     assert len({first, second, code_sha256(package)}) == 3
     assert code_sha256(package / "a.py") == hashlib.sha256(b"A = 1\n").hexdigest()
-    assert "verify" in CODE_FILES and "catalog.py" in CODE_FILES
+    assert "explain/verify" in CODE_FILES and "decide/catalog.py" in CODE_FILES
+    assert all((PACKAGE_DIR / name).exists() for name in CODE_FILES)

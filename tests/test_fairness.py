@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lendsafe.application import parse_application
+from lendsafe.decide.application import parse_application
 from lendsafe.cli import main
 from lendsafe.config import PACKAGE_DIR
-from lendsafe.datasets import load_dataset
+from lendsafe.decide.datasets import load_dataset
 from lendsafe.errors import ConfigurationError, InvalidApplicationError
-from lendsafe.evaluation_store import file_sha256
+from lendsafe.evaluation.store import file_sha256
 from lendsafe.fairness import FairnessConfig, current_hashes, load_fairness, stale
 from lendsafe.fairness.analysis import applications, score_rows
 from lendsafe.fairness.disparity import chi_square, holm
@@ -32,8 +32,8 @@ from lendsafe.fairness.lda import CUTOFF_MOVES, REGULARISATION, SEED_OFFSETS
 from lendsafe.fairness.outcomes import Z95, air, outcomes
 from lendsafe.fairness.results import results_sha256
 from lendsafe.fairness.tables import TABLES
-from lendsafe.risk import RiskModel, model_dir
-from lendsafe.scoring import Scorer
+from lendsafe.decide.risk import RiskModel, model_dir
+from lendsafe.decide.scoring import Scorer
 
 @pytest.fixture(scope="session")
 def hmda(fairness_hmda_folder) -> dict:
@@ -229,7 +229,7 @@ POISON = {"afam": lambda s: s.map({"yes": "no", "no": "yes"}), "single": lambda 
 @pytest.mark.parametrize("name", ["hmda", "credit"])
 def test_scoring_never_reads_protected_attributes(name):
     """Decisions from data with the protected columns poisoned, or removed, are byte-identical."""
-    from lendsafe.datasets import Dataset, applications_frame
+    from lendsafe.decide.datasets import Dataset, applications_frame
 
     dataset = load_dataset(name)
     rows = np.arange(0, len(dataset.y), 7)

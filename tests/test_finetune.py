@@ -5,7 +5,7 @@ import random
 import pytest
 
 from lendsafe.errors import ConfigurationError
-from lendsafe.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, encode_example,
+from lendsafe.train.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, encode_example,
                                finetune, length_grouped_batches)
 
 REASONS = ["your debt-to-income ratio of 0.45 is too high", "your credit history shows late payments",
@@ -54,7 +54,7 @@ def test_length_grouping_keeps_every_example_and_cuts_padding():
 def test_prompt_tokens_are_masked_and_target_ends_with_eos():
     from transformers import AutoTokenizer
 
-    from lendsafe.basemodel import ensure_base_model
+    from lendsafe.lm.basemodel import ensure_base_model
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_base_model())
     encoded = encode_example(tokenizer, tiny_example(0, "train"), 384)

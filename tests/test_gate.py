@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from lendsafe.config import Settings
-from lendsafe.evaluation import GATE_BASELINE, check_gate, gate_summary, read_gate_baseline, run_gate
-from lendsafe.evaluation_explain import GATE_QUOTAS
-from lendsafe.finetune import ADAPTER_WEIGHTS
+from lendsafe.evaluation.run import GATE_BASELINE, check_gate, gate_summary, read_gate_baseline, run_gate
+from lendsafe.evaluation.explain import GATE_QUOTAS
+from lendsafe.train.finetune import ADAPTER_WEIGHTS
 
 
 @pytest.mark.slow

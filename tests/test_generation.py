@@ -8,7 +8,7 @@ import pytest
 
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ConfigurationError, IncompatibleAdapterError
-from lendsafe.generation import GenerationCache, LoraGenerator, clean_narrative, draft_verified_greedy
+from lendsafe.explain.generation import GenerationCache, LoraGenerator, clean_narrative, draft_verified_greedy
 
 MAX_NEW_TOKENS = 24
 REASONS = ["debt-to-income ratio of 0.45", "two late payments in the last year", "loan-to-value ratio of 1.06",
@@ -61,7 +61,7 @@ def test_cache_survives_a_new_process(tmp_path):
 def test_int8_decoding_weights_match_the_linear_layer_and_leave_prompts_in_bfloat16():
     import torch
 
-    from lendsafe.generation import INT8_MAX_ROWS, add_int8_decoding_weights
+    from lendsafe.explain.generation import INT8_MAX_ROWS, add_int8_decoding_weights
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False)).to(torch.bfloat16)
@@ -77,7 +77,7 @@ def test_int8_decoding_weights_match_the_linear_layer_and_leave_prompts_in_bfloa
 
 @pytest.fixture(scope="session")
 def fresh_adapter(tmp_path_factory):
-    from lendsafe.finetune import init_adapter
+    from lendsafe.train.finetune import init_adapter
 
     folder = tmp_path_factory.mktemp("adapter")
     init_adapter(folder)
@@ -177,7 +177,7 @@ def tiny_model(int8: bool):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lendsafe.generation import add_int8_decoding_weights
+    from lendsafe.explain.generation import add_int8_decoding_weights
 
     torch.manual_seed(3)
     config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -303,8 +303,8 @@ class DraftRecorder:
 @pytest.mark.slow
 def test_the_pipeline_gives_the_composer_text_as_draft():
     """Slow: loads the knowledge base (no language model)."""
-    from lendsafe.pipeline import Pipeline
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     application = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
     knowledge = KnowledgeBase(Settings())

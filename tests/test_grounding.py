@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from lendsafe.composer import compose
+from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Citation
-from lendsafe.grounding import (
+from lendsafe.decide.decision import Citation
+from lendsafe.explain.grounding import (
     RIGHTS, applicable_rights, excerpt, grounding, information_sources, legal_sentences, prompt_passages,
     rights_sentences, support,
 )
-from lendsafe.retrieval import load_corpus
-from lendsafe.scoring import Scorer
-from lendsafe.verify import verify
+from lendsafe.knowledge.retrieval import load_corpus
+from lendsafe.decide.scoring import Scorer
+from lendsafe.explain.verify import verify
 
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
 # The passages every context below has retrieved (fixed here, so the labelled set does not move with ranking).

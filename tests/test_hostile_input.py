@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lendsafe.application import MAX_APPLICATION_BYTES, MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, read_application_json
+from lendsafe.decide.application import MAX_APPLICATION_BYTES, MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, read_application_json
 from lendsafe.cli import main as cli_main
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.redaction import printable, redact_url
@@ -352,7 +352,7 @@ def test_the_issues_notice_settings_cases(content, words, tmp_path, template_pip
                               *NOTICE_ARGS])
     assert "Traceback" not in err
     if words is None:
-        from lendsafe.notice import NoticeSettings
+        from lendsafe.notice.document import NoticeSettings
 
         assert code == 0 and NoticeSettings.from_file(path).consumer_report_used is False
     else:
@@ -360,7 +360,7 @@ def test_the_issues_notice_settings_cases(content, words, tmp_path, template_pip
 
 
 def test_an_unknown_placeholder_in_the_wording_is_refused_with_its_key(tmp_path, template_pipeline):
-    from lendsafe.notice import DEFAULT_TEMPLATE
+    from lendsafe.notice.document import DEFAULT_TEMPLATE
 
     wording = tmp_path / "wording.toml"
     wording.write_text(DEFAULT_TEMPLATE.read_text().replace("Page {page}", "Page {page} {secret}"))
@@ -378,7 +378,7 @@ def test_an_unknown_placeholder_in_the_wording_is_refused_with_its_key(tmp_path,
     ({"application_date": "9999-12-31"}, "application_date must be a date from 1900-01-01"),
 ])
 def test_a_notice_no_one_may_send_exits_2_and_records_only_a_refusal(change, words, tmp_path, template_pipeline):
-    from lendsafe.audit import AuditStore
+    from lendsafe.audit.store import AuditStore
 
     app = tmp_path / "application.json"
     app.write_text(json.dumps({**APPLICATION, **change}))
@@ -426,7 +426,7 @@ def test_notice_entry_points_report():
 # reader and the notice-settings loader). Each must end in exit 2 (or a LendSafeError) whose message names
 # the field; no traceback, no raw terminal escape. The report below prints how many inputs each took.
 
-from lendsafe.datasets import load_spec  # noqa: E402
+from lendsafe.decide.datasets import load_spec  # noqa: E402
 
 REFUSED: dict[str, Counter] = {name: Counter() for name in (
     "explain", "verify", "check-notice", "audit list", "audit show", "audit verify", "audit retention",
@@ -476,7 +476,7 @@ def wrong_applications(draw) -> tuple[bytes, str]:
 @pytest.fixture(scope="module")
 def one_pipeline():
     """`explain` and `verify` build a Pipeline per call; here they share one deterministic-writer pipeline."""
-    import lendsafe.pipeline as pipeline_module
+    import lendsafe.explain.pipeline as pipeline_module
     from lendsafe.config import Settings
 
     patch = pytest.MonkeyPatch()
@@ -588,8 +588,8 @@ def test_generated_inputs_through_check_notice_exit_2_naming_the_field(issued_no
 @pytest.fixture(scope="module")
 def audit_store_url(tmp_path_factory, issued_notice):
     """A store of its own holding three records (the `audit` actions are given its URL with --db)."""
-    from lendsafe.audit import AuditStore
-    from lendsafe.decision import Decision
+    from lendsafe.audit.store import AuditStore
+    from lendsafe.decide.decision import Decision
 
     url = f"sqlite:///{tmp_path_factory.mktemp('audit-fuzz') / 'audit.db'}"
     with AuditStore(url) as store:
@@ -710,7 +710,7 @@ def wrong_batch_csvs(draw) -> tuple[bytes, str, bool]:
 @given(case=wrong_batch_csvs())
 def test_generated_batch_uploads_name_the_column_of_each_wrong_row(tmp_path_factory, case):
     """The dashboard's batch page hands the uploaded bytes to run_batch, which reads them with read_csv."""
-    from lendsafe.incomplete import read_csv
+    from lendsafe.notice.incomplete import read_csv
 
     content, field, whole = case
     path = tmp_path_factory.mktemp("upload-csv") / "applications.csv"
@@ -753,7 +753,7 @@ def wrong_settings_uploads(draw) -> tuple[str, bytes, str]:
 @given(case=wrong_settings_uploads())
 def test_generated_settings_uploads_name_the_setting(case):
     """The dashboard's settings uploader hands the file's name and bytes to NoticeSettings.from_bytes."""
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
 
     name, content, field = case
     expect_library_refusal("upload: notice settings", lambda: NoticeSettings.from_bytes(name, content), field)

@@ -11,11 +11,11 @@ from dataclasses import replace
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.datasets import load_spec
+from lendsafe.decide.datasets import load_spec
 from lendsafe.errors import InvalidApplicationError, LendSafeError
-from lendsafe.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
+from lendsafe.notice.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
                                  missing_fields, read_csv, render_incomplete_pdf, triage)
-from lendsafe.notice import NoticeSettings, load_wording, pdf_text
+from lendsafe.notice.document import NoticeSettings, load_wording, pdf_text
 
 pytestmark = pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("qpdf")),
                                 reason="needs poppler-utils and qpdf")

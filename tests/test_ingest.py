@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lendsafe import ingest
+from lendsafe.knowledge import ingest
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.ingest import CorpusFormatError, label_citation, marker_level, read_passages
+from lendsafe.knowledge.ingest import CorpusFormatError, label_citation, marker_level, read_passages
 
 SHARED_REGS = (PROJECT_ROOT / ".." / "shared" / "regs").resolve()
 REG_B_XML = "reg_b_1002_2017-20417_20220101.xml"
@@ -168,7 +168,7 @@ def _trimmed_reg_b(source: Path, target: Path) -> Path:
 
 def test_index_command_indexes_official_text(shared_regs, tmp_path, monkeypatch):
     from lendsafe.cli import main
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     source = tmp_path / "official"
     source.mkdir()

@@ -10,11 +10,11 @@ import shutil
 
 import pytest
 
-from lendsafe.audit import AuditStore, sha256_hex
+from lendsafe.audit.store import AuditStore, sha256_hex
 from lendsafe.config import Settings
 from lendsafe.errors import AuditIntegrityError
-from lendsafe.issuance import Issuer, default_actor, open_audit_store
-from lendsafe.pipeline import Pipeline
+from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
+from lendsafe.explain.pipeline import Pipeline
 from lendsafe.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
@@ -105,7 +105,7 @@ def test_default_store_follows_the_settings(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------- re-verification and settings
 
 def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, store):
-    from lendsafe.issuance import UnverifiedExplanationError
+    from lendsafe.issue.issuer import UnverifiedExplanationError
 
     denial = pipeline.run(example("hmda_denial"))
     for text in ("You may apply again next month.", denial.explanation + " Our model is sure."):
@@ -127,7 +127,7 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
 
 
 def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
 
     demo = Issuer(pipeline).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
     assert demo.notice.specimen and demo.check.specimen and demo.check.passed
@@ -137,7 +137,7 @@ def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
 
 
 def test_an_incomplete_application_gets_a_checked_notice_of_incompleteness(pipeline):
-    from lendsafe.incomplete import triage
+    from lendsafe.notice.incomplete import triage
 
     application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
     issued = Issuer(pipeline).issue_incomplete(triage(application, "hmda"), "hmda", notice_date=NOTICE_DATE)
@@ -146,7 +146,7 @@ def test_an_incomplete_application_gets_a_checked_notice_of_incompleteness(pipel
 
 
 def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline, store):
-    from lendsafe.incomplete import triage
+    from lendsafe.notice.incomplete import triage
 
     application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
     issued = Issuer(pipeline, audit=store, actor="cli:officer").issue_incomplete(
@@ -163,8 +163,8 @@ def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline,
 
 
 def test_a_notice_that_fails_its_completeness_check_is_refused_and_recorded_as_a_refusal(pipeline, store, monkeypatch):
-    import lendsafe.notice as notice_module
-    from lendsafe.issuance import NoticeCheckError
+    import lendsafe.notice.document as notice_module
+    from lendsafe.issue.issuer import NoticeCheckError
 
     denial = pipeline.run(example("hmda_denial"))
     real = notice_module.check_pdf

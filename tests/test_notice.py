@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decision import Decision, Reason
+from lendsafe.decide.decision import Decision, Reason
 from lendsafe.errors import ConfigurationError, LendSafeError
-from lendsafe.grounding import information_sources
-from lendsafe.notice import (AGENCIES, CREDITOR_TYPES, MAX_REASONS, Notice, NoticeSettings, build_notice,
+from lendsafe.explain.grounding import information_sources
+from lendsafe.notice.document import (AGENCIES, CREDITOR_TYPES, MAX_REASONS, Notice, NoticeSettings, build_notice,
                              check_pdf, clean_text, diagonal_text, evidence_sha256, is_phone, is_toll_free,
                              load_wording, normalize, pdf_text, render_pdf)
-from lendsafe.reasons import load_catalog
-from lendsafe.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
+from lendsafe.decide.reasons import load_catalog
+from lendsafe.explain.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 
 pytestmark = pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("qpdf")),
                                 reason="needs poppler-utils and qpdf (make test installs them)")
@@ -195,7 +195,7 @@ def test_rebuilding_from_recorded_json_gives_the_same_bytes():
 def test_pdf_bytes_are_the_same_in_a_fresh_process():
     notice = build_notice(make_decision(), NoticeSettings(creditor_name="Ünïcode Κρέδιτ 信贷"),
                           notice_date=NOTICE_DATE)
-    code = ("import json,sys,hashlib; from lendsafe.notice import Notice, render_pdf; "
+    code = ("import json,sys,hashlib; from lendsafe.notice.document import Notice, render_pdf; "
             "n = Notice.from_dict(json.load(sys.stdin)); print(hashlib.sha256(render_pdf(n)).hexdigest())")
     done = subprocess.run([sys.executable, "-c", code], input=json.dumps(notice.to_dict()), capture_output=True,
                           text=True, check=True)
@@ -563,7 +563,7 @@ def test_the_issue_examples_are_caught():
 
 
 def test_notice_wording_and_catalog_statements_pass_the_shared_list():
-    import lendsafe.notice as notice_module
+    import lendsafe.notice.document as notice_module
 
     assert not hasattr(notice_module, "FORBIDDEN_PHRASES")
     reasons = tuple(Reason(code, entry.statement, "f", 1, "1", 0.5, entry.citation)
@@ -622,7 +622,7 @@ def test_unreadable_settings_files_are_refused(name, data, words):
 ])
 def test_a_wording_template_with_unknown_placeholders_is_refused(old, new, words, tmp_path):
     from lendsafe.errors import ConfigurationError
-    from lendsafe.notice import DEFAULT_TEMPLATE
+    from lendsafe.notice.document import DEFAULT_TEMPLATE
 
     wording = tmp_path / "wording.toml"
     wording.write_text(DEFAULT_TEMPLATE.read_text().replace(old, new, 1))
@@ -632,7 +632,7 @@ def test_a_wording_template_with_unknown_placeholders_is_refused(old, new, words
 
 def test_invisible_format_characters_are_cleaned_and_unprintable_names_refused():
     from lendsafe.errors import InvalidApplicationError
-    from lendsafe.notice import applicant_text, clean_text
+    from lendsafe.notice.document import applicant_text, clean_text
 
     assert clean_text("Jor\u00addan\u200b Avery\ufeff", 100) == "Jordan Avery"
     assert clean_text("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", 100).count("\u200c") == 1, "ZWNJ kept"

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from lendsafe.composer import compose
+from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import LendSafeError
-from lendsafe.pipeline import Pipeline
-from lendsafe.verify import verify
+from lendsafe.explain.pipeline import Pipeline
+from lendsafe.explain.verify import verify
 
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
 
@@ -44,7 +44,7 @@ class ScriptedGenerator:
 
 @pytest.fixture(scope="module")
 def knowledge():
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     return KnowledgeBase(Settings())
 
@@ -93,7 +93,7 @@ def test_the_strict_retry_prompt_differs_and_is_recorded(knowledge, faithful_tex
     generator = ScriptedGenerator(lambda p: seen.append(p) or "Bad.", lambda p: seen.append(p) or faithful_text)
     decision = pipeline_with(generator, knowledge).run(example("hmda_denial"))
     assert "Rules: mention exactly" in seen[1][1]["content"] and "Rules:" not in seen[0][1]["content"]
-    from lendsafe.prompts import messages_sha256
+    from lendsafe.explain.prompts import messages_sha256
 
     assert decision.prompt_sha256 == messages_sha256(seen[1])
 
@@ -109,7 +109,7 @@ def test_batches_generate_once_per_attempt_and_retry_only_the_failures(knowledge
 
 
 def test_an_unavailable_model_falls_back_in_auto_and_fails_loudly_when_required(knowledge, monkeypatch):
-    import lendsafe.generation as generation
+    import lendsafe.explain.generation as generation
 
     def unavailable(*args, **kwargs):
         raise LendSafeError("adapter folder not found")
@@ -129,7 +129,7 @@ def test_template_writer_never_loads_the_model(knowledge):
 
 
 def test_nothing_is_issued_when_even_the_final_text_fails(knowledge, monkeypatch):
-    import lendsafe.pipeline as pipeline_module
+    import lendsafe.explain.pipeline as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "compose", lambda decision: "We guarantee approval next time.")
     with pytest.raises(LendSafeError, match="nothing was issued"):

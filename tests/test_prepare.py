@@ -12,8 +12,8 @@ def test_only_missing_risk_models_are_trained(monkeypatch, tmp_path):
     (tmp_path / "hmda").mkdir()
     (tmp_path / "hmda" / "model.json").write_text("{}")
     trained = []
-    monkeypatch.setattr("lendsafe.risk.model_dir", lambda name, settings=None: tmp_path / name)
-    monkeypatch.setattr("lendsafe.risk.train_risk_model",
+    monkeypatch.setattr("lendsafe.decide.risk.model_dir", lambda name, settings=None: tmp_path / name)
+    monkeypatch.setattr("lendsafe.decide.risk.train_risk_model",
                         lambda name: trained.append(name) or SimpleNamespace(sha256="ab" * 32))
     assert prepare._risk_models() == {"credit": "trained (abababababab)", "hmda": "present"}
     assert trained == ["credit"]

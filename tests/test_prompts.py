@@ -7,8 +7,8 @@ import os
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.prompts import build_messages, messages_sha256, product_word, user_prompt
-from lendsafe.scoring import Scorer
+from lendsafe.explain.prompts import build_messages, messages_sha256, product_word, user_prompt
+from lendsafe.decide.scoring import Scorer
 from passages import citations
 
 GOLDEN = PROJECT_ROOT / "tests" / "golden"
@@ -58,7 +58,7 @@ def test_every_reason_appears_in_order_with_its_rounded_value():
 
 @pytest.mark.parametrize("rating", [3, 5, 6])
 def test_a_coded_value_carries_its_own_levels_meaning(rating):
-    from lendsafe.datasets import load_spec
+    from lendsafe.decide.datasets import load_spec
 
     feature = load_spec("hmda").feature("consumer_credit_history")
     decision = decision_for("hmda_denial", consumer_credit_history=rating)

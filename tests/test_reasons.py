@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendsafe.datasets import load_dataset, load_spec
-from lendsafe.decision import REFERENCES
+from lendsafe.decide.datasets import load_dataset, load_spec
+from lendsafe.decide.decision import REFERENCES
 from lendsafe.errors import ConfigurationError
-from lendsafe.reasons import (
+from lendsafe.decide.reasons import (
     MAX_REASONS, AdditivityError, check_additivity, check_reference, grouped_by_feature,
     grouped_by_reason, load_catalog, rank_adverse, reasons_for, relative_contributions,
 )
-from lendsafe.risk import RiskModel, model_dir
-from lendsafe.scoring import Scorer
+from lendsafe.decide.risk import RiskModel, model_dir
+from lendsafe.decide.scoring import Scorer
 
 DATASETS = ("hmda", "credit")
 
@@ -227,7 +227,7 @@ def _application(spec, draw):
 @settings(max_examples=120, deadline=None)
 @given(data=st.data(), dataset=st.sampled_from(DATASETS), reference=st.sampled_from(REFERENCES))
 def test_every_reason_is_adverse_for_the_applicant_and_every_drop_says_why(data, dataset, reference):
-    from lendsafe.datasets import with_derived
+    from lendsafe.decide.datasets import with_derived
 
     scorer = Scorer.load(dataset)
     spec = scorer.spec

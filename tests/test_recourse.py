@@ -11,18 +11,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lendsafe.application import parse_application
+from lendsafe.decide.application import parse_application
 from lendsafe.cli import main
 from lendsafe.config import Settings
 from lendsafe.errors import ConfigurationError
-from lendsafe.evaluation_model import held_out_applications, load_held_out
+from lendsafe.evaluation.model import held_out_applications, load_held_out
 from lendsafe.recourse import (
     MAX_CHANGES, RecourseSettings, actionable_axes, analyst_text, check_max_changes, educational_section,
     find_recourse, noun, risk_direction, wording_problems,
 )
 from lendsafe.recourse.axes import GRID_POINTS, make_axis
 from lendsafe.recourse.oracle import approves
-from lendsafe.scoring import Scorer
+from lendsafe.decide.scoring import Scorer
 
 DATASETS = ("hmda", "credit")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.decision import Citation, Decision, Reason
+from lendsafe.decide.decision import Citation, Decision, Reason
 from lendsafe.errors import ConfigurationError
-from lendsafe.ingest import read_passages
-from lendsafe.retrieval import (KnowledgeBase, evaluate_retrieval, load_corpus, load_eval_queries,
+from lendsafe.knowledge.ingest import read_passages
+from lendsafe.knowledge.retrieval import (KnowledgeBase, evaluate_retrieval, load_corpus, load_eval_queries,
                                 queries_for_decision)
 
 CATALOG = tomllib.loads((PROJECT_ROOT / "data" / "specs" / "reasons.toml").read_text())
@@ -281,7 +281,7 @@ def test_chroma_server_gives_the_same_answers(kb, chroma_server, tmp_path):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    from lendsafe.embeddings import chroma_embedding_function
+    from lendsafe.knowledge.embeddings import chroma_embedding_function
 
     remote = KnowledgeBase(Settings(home=tmp_path, chroma_url=chroma_server))
     info = remote.ensure_index()

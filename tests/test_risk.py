@@ -10,9 +10,9 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from lendsafe.cli import main
-from lendsafe.datasets import applications_frame, load_dataset, model_matrix
+from lendsafe.decide.datasets import applications_frame, load_dataset, model_matrix
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
-from lendsafe.risk import (
+from lendsafe.decide.risk import (
     RiskModel, RiskParams, TreeTables, adverse_impact, calibration_table, classification_metrics,
     load_tables, logistic_baseline, model_dir, split_indices, train_risk_model,
 )

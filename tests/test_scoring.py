@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.datasets import load_dataset
-from lendsafe.decision import Decision
+from lendsafe.decide.datasets import load_dataset
+from lendsafe.decide.decision import Decision
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, InvalidApplicationError
-from lendsafe.risk import model_dir
-from lendsafe.scoring import Scorer
+from lendsafe.decide.risk import model_dir
+from lendsafe.decide.scoring import Scorer
 
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
 

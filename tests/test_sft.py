@@ -8,11 +8,11 @@ from functools import lru_cache
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.prompts import build_messages
-from lendsafe.risk import RiskModel, model_dir
-from lendsafe.scoring import Scorer
-from lendsafe.sft import SPLITS, SftConfig, cached_citations, load_examples, perturb, split_of, training_applications
-from lendsafe.verify import verify
+from lendsafe.explain.prompts import build_messages
+from lendsafe.decide.risk import RiskModel, model_dir
+from lendsafe.decide.scoring import Scorer
+from lendsafe.train.sft import SPLITS, SftConfig, cached_citations, load_examples, perturb, split_of, training_applications
+from lendsafe.explain.verify import verify
 
 SFT_DIR = PROJECT_ROOT / "data" / "sft"
 
@@ -63,7 +63,7 @@ def rescored_all(batch: list[dict]) -> list:
 @lru_cache(maxsize=1)
 def _knowledge():
     """The retrieval the data was built with: the decision's passages come back the same way."""
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     return KnowledgeBase()
 

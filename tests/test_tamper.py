@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lendsafe.audit import GENESIS_HASH, AuditStore, canonical_json, chain_hash, format_timestamp, months_before
-from lendsafe.audit_anchor import KEY_ENV, AuditKey
+from lendsafe.audit.store import GENESIS_HASH, AuditStore, canonical_json, chain_hash, format_timestamp, months_before
+from lendsafe.audit.anchor import KEY_ENV, AuditKey
 from lendsafe.cli import main as cli_main
 from test_audit import Clock, execute_raw, fill
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from lendsafe import trainstep
-from lendsafe.finetune import LORA_TARGETS
-from lendsafe.loading import MODEL_LOADING
-from lendsafe.trainstep import (IGNORE_INDEX, ChunkedHeadLoss, DropoutDraws, FastDropout, FusedGraniteStep,
+from lendsafe.train import trainstep
+from lendsafe.train.finetune import LORA_TARGETS
+from lendsafe.lm.loading import MODEL_LOADING
+from lendsafe.train.trainstep import (IGNORE_INDEX, ChunkedHeadLoss, DropoutDraws, FastDropout, FusedGraniteStep,
                                 MasterWeightOptimizer, StockStep, fusable, keep_freed_memory, stock_target_loss,
                                 training_step)
 

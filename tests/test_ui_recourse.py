@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lendsafe.recourse import ANALYST_NOTE, change_words, find_recourse
-from lendsafe.scoring import Scorer
+from lendsafe.decide.scoring import Scorer
 
 DENIED = {"debt_to_income": 0.6, "housing_expense_to_income": 0.35, "loan_to_value": 0.95,
           "consumer_credit_history": 2, "mortgage_credit_history": 2, "public_bad_credit_record": False,
@@ -20,7 +20,7 @@ HOPELESS = {"debt_to_income": 0.1, "housing_expense_to_income": 0.05, "loan_to_v
 
 
 def _page(application: dict, dataset: str) -> None:
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.scoring import Scorer
     from lendsafe.ui.recourse import panel
 
     scorer = Scorer.load(dataset)

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendsafe.composer import compose
+from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.scoring import Scorer
+from lendsafe.decide.scoring import Scorer
 from passages import citations
-from lendsafe.verify import CHECKS, mentioned_factors, verify
+from lendsafe.explain.verify import CHECKS, mentioned_factors, verify
 
 CITATIONS = citations()
 
@@ -137,7 +137,7 @@ def test_the_labelled_set_is_large_and_covers_every_failure_kind():
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["label"] == "bad"], ids=lambda c: c["id"])
 def test_every_known_bad_text_fails_the_check_named_for_it(case):
-    from lendsafe.decision import Decision
+    from lendsafe.decide.decision import Decision
 
     report = verify(Decision.from_dict(case["decision"]), case["text"])
     assert case["check"] in report.failures, (case["kind"], report.failures)
@@ -145,14 +145,14 @@ def test_every_known_bad_text_fails_the_check_named_for_it(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["label"] == "good"], ids=lambda c: c["id"])
 def test_every_correct_paraphrase_passes(case):
-    from lendsafe.decision import Decision
+    from lendsafe.decide.decision import Decision
 
     report = verify(Decision.from_dict(case["decision"]), case["text"])
     assert report.passed, {k: v["detail"] for k, v in report.to_dict()["checks"].items() if not v["passed"]}
 
 
 def test_precision_and_recall_on_the_labelled_set_are_reported_as_measured():
-    from lendsafe.evaluation_explain import verifier_labelled_set
+    from lendsafe.evaluation.explain import verifier_labelled_set
 
     measured = verifier_labelled_set()
     assert measured["bad"] == sum(c["label"] == "bad" for c in CASES)
@@ -176,7 +176,7 @@ def rated():
 
 
 def test_every_other_levels_meaning_fails_and_the_own_passes(rated):
-    from lendsafe.datasets import load_spec
+    from lendsafe.decide.datasets import load_spec
 
     feature = load_spec("hmda").feature("consumer_credit_history")
     for rating, decision in rated.items():
@@ -215,7 +215,7 @@ def test_numbers_written_in_words_are_checked_as_figures(denial, faithful, writt
 
 def test_a_numbered_list_is_not_read_as_figures(denial):
     lines = [f"{i}. {r.statement}." for i, r in enumerate(denial.reasons, start=1)]
-    from lendsafe.grounding import rights_sentences
+    from lendsafe.explain.grounding import rights_sentences
 
     text = ("We cannot approve your mortgage application for these reasons, most important first:\n" + "\n".join(lines)
             + "\n" + " ".join(rights_sentences(denial)))

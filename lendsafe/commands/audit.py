@@ -20,7 +20,7 @@ LIST_FILTERS = ("dataset", "decision", "writer", "actor", "reason", "since", "un
 TIME_FILTERS = ("since", "until")
 MAX_LIST_LIMIT = 1_000_000
 CREDIT_KINDS = ("consumer", "business")
-# The decision column of each record kind (lendsafe.audit.RECORD_KINDS).
+# The decision column of each record kind (lendsafe.audit.store.RECORD_KINDS).
 DECISIONS = ("approve", "deny", "incomplete", "refusal", "purge")
 # Filter option -> (pattern its value must match, what that is): values no record can hold are refused.
 TEXT_FILTERS = {
@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from lendsafe.audit import AuditStore
+    from lendsafe.audit.store import AuditStore
 
     return AuditStore(args.database_url)
 
@@ -206,7 +206,7 @@ def _retention_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_months(args: argparse.Namespace) -> None:
-    from lendsafe.audit import check_retention
+    from lendsafe.audit.store import check_retention
 
     check_retention(args.months, args.credit)
 

@@ -32,7 +32,7 @@ def _limit(text: str) -> int | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lendsafe.evaluation import DEFAULT_COMPARISON_LIMIT, DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
+    from lendsafe.evaluation.run import DEFAULT_COMPARISON_LIMIT, DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
 
     parser = subparsers.add_parser(
         "evaluate", help="evaluate risk models, reasons, explanation writers, retrieval and notices on held-out data",
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_full(args: argparse.Namespace) -> int:
-    from lendsafe.evaluation import EvaluationConfig, run_evaluation
+    from lendsafe.evaluation.run import EvaluationConfig, run_evaluation
 
     config = EvaluationConfig(**({"out": args.out} if args.out else {}), split=args.split, limit=args.limit,
                               comparison_limit=args.comparison_limit,
@@ -113,7 +113,7 @@ def summary_text(results: dict) -> str:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from lendsafe.evaluation import check_gate, gate_summary, read_gate_baseline, run_gate as gate, write_gate_baseline
+    from lendsafe.evaluation.run import check_gate, gate_summary, read_gate_baseline, run_gate as gate, write_gate_baseline
 
     summary = gate_summary(gate(out=args.out, bar=not args.quiet))
     print(json.dumps(summary, indent=1))

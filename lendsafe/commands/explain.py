@@ -33,10 +33,10 @@ def explain_dict(decision, audit_id: int | None = None) -> dict:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from lendsafe.application import read_application_json
+    from lendsafe.decide.application import read_application_json
     from lendsafe.config import Settings
-    from lendsafe.issuance import default_actor, open_audit_store
-    from lendsafe.pipeline import Pipeline
+    from lendsafe.issue.issuer import default_actor, open_audit_store
+    from lendsafe.explain.pipeline import Pipeline
 
     application = read_application_json(args.file, args.dataset)
     settings = Settings(dataset=args.dataset)
@@ -49,7 +49,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_make_sft_data(args: argparse.Namespace) -> int:
-    from lendsafe.sft import SftConfig, make_sft_data
+    from lendsafe.train.sft import SftConfig, make_sft_data
 
     config = SftConfig(perturbations=args.perturbations, **({"out_dir": args.out} if args.out else {}))
     print(json.dumps(make_sft_data(config), indent=2))

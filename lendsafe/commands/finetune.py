@@ -10,7 +10,7 @@ FLAG_TYPES = {"Path": Path, "str": str, "int": int, "float": float}
 
 
 def register(subparsers) -> None:
-    from lendsafe.finetune import FinetuneSettings
+    from lendsafe.train.finetune import FinetuneSettings
 
     parser = subparsers.add_parser("finetune", help="train the LoRA adapter that writes explanations",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -26,7 +26,7 @@ def _type_name(annotation) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lendsafe.finetune import FinetuneSettings, finetune
+    from lendsafe.train.finetune import FinetuneSettings, finetune
 
     settings = FinetuneSettings(**{spec.name: getattr(args, spec.name) for spec in fields(FinetuneSettings)})
     result = finetune(settings)

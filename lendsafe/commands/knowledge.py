@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _knowledge_base(source: Path | None = None, hybrid: bool = True):
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     return KnowledgeBase(source=source, hybrid=hybrid)
 
@@ -50,7 +50,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from lendsafe.retrieval import evaluate_retrieval, load_eval_queries
+    from lendsafe.knowledge.retrieval import evaluate_retrieval, load_eval_queries
 
     report = evaluate_retrieval(_knowledge_base(), load_eval_queries(args.queries))
     if not args.show_misses:

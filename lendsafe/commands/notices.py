@@ -59,7 +59,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _notice_settings(path: Path | None):
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
 
     settings = NoticeSettings.from_file(path) if path else NoticeSettings()
     if settings.is_specimen:
@@ -71,7 +71,7 @@ def _notice_settings(path: Path | None):
 
 def _pipeline(args: argparse.Namespace):
     from lendsafe.config import Settings
-    from lendsafe.pipeline import Pipeline
+    from lendsafe.explain.pipeline import Pipeline
 
     writer = "template" if args.no_llm else args.writer
     settings = Settings(dataset=args.dataset, **({"use_llm": False} if writer == "template" else {}))
@@ -81,7 +81,7 @@ def _pipeline(args: argparse.Namespace):
 def _read_json(path: str) -> dict:
     """The application file's JSON, read within the application boundary's limits (size, UTF-8, depth,
     integer length, NaN, duplicate keys); validated later, so that missing fields can be triaged."""
-    from lendsafe.application import _read_limited, parse_application_text
+    from lendsafe.decide.application import _read_limited, parse_application_text
     from lendsafe.errors import InvalidApplicationError
 
     shown = printable(path)
@@ -95,7 +95,7 @@ def _read_json(path: str) -> dict:
 
 def _issuer(args: argparse.Namespace):
     """Settings first (a bad file stops here, before anything is decided or written), then the rest."""
-    from lendsafe.issuance import Issuer, default_actor, open_audit_store
+    from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
 
     settings = _notice_settings(args.notice_settings)
     pipeline = _pipeline(args)
@@ -115,7 +115,7 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 def run_notice(args: argparse.Namespace) -> int:
     from lendsafe.errors import InvalidApplicationError
-    from lendsafe.incomplete import missing_fields, triage
+    from lendsafe.notice.incomplete import missing_fields, triage
 
     application = _read_json(args.file)
     lacking = isinstance(application, dict) and missing_fields(application, args.dataset)
@@ -144,7 +144,7 @@ def _run_incomplete(args: argparse.Namespace, triaged) -> int:
     """Write the notice of incompleteness of an application that lacks required fields (recorded in the
     audit store; a notice that fails its check is recorded as a refusal and not written)."""
     from lendsafe.config import Settings
-    from lendsafe.issuance import Issuer, default_actor, open_audit_store
+    from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
 
     settings = _notice_settings(args.notice_settings)
     issued = Issuer(None, notice_settings=settings, audit=open_audit_store(Settings(dataset=args.dataset)),
@@ -163,8 +163,8 @@ def _run_incomplete(args: argparse.Namespace, triaged) -> int:
 def run_notices(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lendsafe.batch import run_batch
-    from lendsafe.issuance import default_actor, open_audit_store
+    from lendsafe.issue.batch import run_batch
+    from lendsafe.issue.issuer import default_actor, open_audit_store
 
     settings = _notice_settings(args.notice_settings)
     pipeline = _pipeline(args)
@@ -188,10 +188,10 @@ def run_notices(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from lendsafe.decision import Decision
+    from lendsafe.decide.decision import Decision
     from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
-    from lendsafe.incomplete import KIND
-    from lendsafe.notice import NoticeSettings, check_pdf
+    from lendsafe.notice.incomplete import KIND
+    from lendsafe.notice.document import NoticeSettings, check_pdf
 
     for path in (args.pdf, args.decision):
         if not path.is_file():
@@ -244,7 +244,7 @@ def _check_decision_fields(data: dict, path: Path) -> None:
 
 
 def _check_incomplete(pdf: bytes, record: dict, settings):
-    from lendsafe.incomplete import check_incomplete_pdf
+    from lendsafe.notice.incomplete import check_incomplete_pdf
 
     stated = {k: v for k, v in record.items() if k not in ("notice_date", "document_id")}
     return check_incomplete_pdf(pdf, stated, settings, notice_date=record.get("notice_date"),

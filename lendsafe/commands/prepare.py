@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _risk_models() -> dict:
-    from lendsafe.datasets import builtin_dataset_names
-    from lendsafe.risk import model_dir, train_risk_model
+    from lendsafe.decide.datasets import builtin_dataset_names
+    from lendsafe.decide.risk import model_dir, train_risk_model
 
     status = {}
     for name in builtin_dataset_names():
@@ -26,13 +26,13 @@ def _risk_models() -> dict:
 
 
 def _index() -> dict:
-    from lendsafe.retrieval import KnowledgeBase
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     return KnowledgeBase().ensure_index()
 
 
 def _base_model() -> dict:
-    from lendsafe.basemodel import base_model_sha256, ensure_base_model
+    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
 
     path = ensure_base_model()
     return {"path": str(path), "sha256": base_model_sha256(path)}

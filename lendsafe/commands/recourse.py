@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lendsafe.decision import REFERENCES
+from lendsafe.decide.decision import REFERENCES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_recourse(args: argparse.Namespace) -> int:
-    from lendsafe.application import read_application_json
+    from lendsafe.decide.application import read_application_json
     from lendsafe.recourse import DEFAULT_MAX_CHANGES, check_max_changes, find_recourse
-    from lendsafe.risk import RiskModel
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.risk import RiskModel
+    from lendsafe.decide.scoring import Scorer
 
     max_changes = check_max_changes(DEFAULT_MAX_CHANGES if args.max_changes is None else args.max_changes)
     scorer = Scorer(RiskModel.load(args.model)) if args.model else Scorer.load(_trained(args.dataset))
@@ -40,7 +40,7 @@ def _trained(dataset: str) -> str:
     """The dataset name when a risk model is trained for it; else an error naming --dataset and the choices."""
     from lendsafe.errors import ArtifactNotFoundError
     from lendsafe.redaction import printable
-    from lendsafe.risk import model_dir
+    from lendsafe.decide.risk import model_dir
 
     if (model_dir(dataset) / "model.json").is_file():
         return dataset

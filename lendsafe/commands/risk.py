@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lendsafe.risk import train_risk_model
+    from lendsafe.decide.risk import train_risk_model
 
     model = train_risk_model(args.spec or args.dataset, args.out)
     metrics = model.metrics_
@@ -40,9 +40,9 @@ def _summary(metrics: dict) -> dict:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from lendsafe.application import read_application_json
-    from lendsafe.risk import RiskModel
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.application import read_application_json
+    from lendsafe.decide.risk import RiskModel
+    from lendsafe.decide.scoring import Scorer
 
     scorer = Scorer(RiskModel.load(args.model)) if args.model else Scorer.load(args.dataset)
     application = read_application_json(args.file, scorer.spec)

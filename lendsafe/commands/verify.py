@@ -69,8 +69,8 @@ def verify_texts(application: dict[str, Any], texts: list[tuple[str, str]], data
                  reference: str) -> list[dict[str, Any]]:
     """The decision made once, each text verified against it (retrieved citations attached, as the pipeline does)."""
     from lendsafe.config import Settings
-    from lendsafe.pipeline import Pipeline
-    from lendsafe.verify import verify
+    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.explain.verify import verify
 
     pipeline = Pipeline(Settings(dataset=dataset, use_llm=False), reference=reference, writer="template")
     decision = pipeline.scorer.score(application, reference)
@@ -79,7 +79,7 @@ def verify_texts(application: dict[str, Any], texts: list[tuple[str, str]], data
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from lendsafe.application import read_application_json
+    from lendsafe.decide.application import read_application_json
 
     application = read_application_json(args.file, args.dataset)
     texts = [(args.text.name, read_text(args.text))] if args.text else read_texts(args.texts)

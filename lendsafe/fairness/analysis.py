@@ -94,7 +94,7 @@ class Scored:
 
 
 def score_rows(model: Any, dataset: Any, rows: np.ndarray) -> Scored:
-    from lendsafe.scoring import Scorer
+    from lendsafe.decide.scoring import Scorer
 
     decisions = Scorer(model).score_many(applications(dataset, rows))
     denied = np.array([d.decision == "deny" for d in decisions])
@@ -134,8 +134,8 @@ def lda_split(model: Any, dataset: Any, attrs: dict[str, Any], min_group: int) -
 
 def load_inputs(config: FairnessConfig, settings: Settings) -> tuple[Any, Any]:
     """The saved risk model and the dataset it was trained on (refused when the data has changed)."""
-    from lendsafe.datasets import load_dataset
-    from lendsafe.risk import RiskModel, model_dir
+    from lendsafe.decide.datasets import load_dataset
+    from lendsafe.decide.risk import RiskModel, model_dir
 
     model = RiskModel.load(model_dir(config.dataset, settings))
     dataset = load_dataset(config.dataset)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lendsafe.datasets import DatasetSpec
+from lendsafe.decide.datasets import DatasetSpec
 from lendsafe.fairness.groups import Attribute
 from lendsafe.fairness.outcomes import air
-from lendsafe.risk import RiskParams
+from lendsafe.decide.risk import RiskParams
 
 AUC_TOLERANCE = 0.005
 PARITY_NOTE = ("an attribute whose worst AIR is at or above 1 has no candidates: no protected group is approved "

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from lendsafe.config import PACKAGE_DIR
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
-from lendsafe.evaluation_store import differences, file_sha256, now
+from lendsafe.evaluation.store import differences, file_sha256, now
 from lendsafe.fairness.plots import draw_all
 from lendsafe.fairness.report import write_report
 from lendsafe.fairness.tables import TABLES
@@ -22,12 +22,12 @@ REPORT_FILE = "fairness_report.pdf"
 FIGURE_SECTIONS = ("config", "artifacts", "dataset", "attributes", "not_recorded", "outcomes", "reasons", "proxies",
                    "lda")
 CODE_FILES = tuple(sorted(f"fairness/{p.name}" for p in (PACKAGE_DIR / "fairness").glob("*.py"))) + (
-    "scoring.py", "reasons.py", "risk.py", "datasets.py")
+    "decide/scoring.py", "decide/reasons.py", "decide/risk.py", "decide/datasets.py")
 
 
 def artifact_hashes(model: Any, dataset: Any) -> dict[str, Any]:
     """sha256 of the model, the data, the spec, the reason catalog and the code the results depend on."""
-    from lendsafe.reasons import catalog_sha256
+    from lendsafe.decide.reasons import catalog_sha256
 
     return {"risk_model_sha256": model.sha256, "data_sha256": dataset.sha256,
             "spec_sha256": file_sha256(dataset.spec.path), "catalog_sha256": catalog_sha256(),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lendsafe.decision import Decision
+from lendsafe.decide.decision import Decision
 from lendsafe.errors import ConfigurationError
 from lendsafe.recourse.axes import Axis, actionable_axes
 from lendsafe.recourse.oracle import approves, bisect

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lendsafe.datasets import with_derived
-from lendsafe.decision import Decision
+from lendsafe.decide.datasets import with_derived
+from lendsafe.decide.decision import Decision
 from lendsafe.recourse.axes import Axis
 from lendsafe.recourse.oracle import approves
 from lendsafe.recourse.wording import noun

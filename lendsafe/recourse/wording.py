@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from lendsafe.datasets import DatasetSpec, FeatureSpec
+from lendsafe.decide.datasets import DatasetSpec, FeatureSpec
 from lendsafe.errors import ConfigurationError
-from lendsafe.verify.patterns import (BLAME_AND_SALES_PATTERNS, FORBIDDEN_PATTERNS, HEDGING_PATTERNS,
+from lendsafe.explain.verify.patterns import (BLAME_AND_SALES_PATTERNS, FORBIDDEN_PATTERNS, HEDGING_PATTERNS,
                                       INTERNAL_PATTERNS, PROTECTED_PATTERNS)
-from lendsafe.verify.text import find_all
+from lendsafe.explain.verify.text import find_all
 
 # What no applicant-facing recourse sentence may contain (the verifier's own tables).
 APPLICANT_PATTERNS = (FORBIDDEN_PATTERNS + PROTECTED_PATTERNS + INTERNAL_PATTERNS + HEDGING_PATTERNS

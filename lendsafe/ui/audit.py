@@ -36,7 +36,7 @@ def verify_chain(store: Any) -> None:
 
 def filters() -> tuple[dict[str, Any], dict[str, str]]:
     """(store filters on indexed columns, text searches over the records' content)."""
-    from lendsafe.datasets import builtin_dataset_names
+    from lendsafe.decide.datasets import builtin_dataset_names
 
     any_text = lambda v: v or "any"  # noqa: E731
     top = st.columns([2, 2, 2])
@@ -118,7 +118,7 @@ def refusal_view(store: Any, record: Any) -> None:
         st.dataframe([{"check": name, "why": printable(why)} for name, why in failures.items()], hide_index=True,
                      width="stretch", column_config={"why": st.column_config.TextColumn(width="large")})
     if refused.get("decision"):
-        from lendsafe.decision import Decision
+        from lendsafe.decide.decision import Decision
 
         with st.expander("The decision it was for"):
             display.full_decision(Decision.from_dict(refused["decision"]), record.id)

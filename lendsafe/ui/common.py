@@ -18,7 +18,7 @@ from typing import Any
 import streamlit as st
 
 from lendsafe.config import Settings
-from lendsafe.decision import REFERENCES
+from lendsafe.decide.decision import REFERENCES
 from lendsafe.errors import LendSafeError
 from lendsafe.identity import Identity, UsersFile, oidc_identity, users_path
 from lendsafe.redaction import printable, redact_url
@@ -43,8 +43,8 @@ _COUNTER = itertools.count(1)
 
 def available_datasets() -> list[str]:
     """Built-in datasets whose risk model is present."""
-    from lendsafe.datasets import builtin_dataset_names
-    from lendsafe.risk import model_dir
+    from lendsafe.decide.datasets import builtin_dataset_names
+    from lendsafe.decide.risk import model_dir
 
     base = Settings()
     return [name for name in builtin_dataset_names() if (model_dir(name, base) / "model.json").exists()]
@@ -69,7 +69,7 @@ def settings_key(settings: Settings) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _notice_settings(path: str) -> Any:
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
 
     return NoticeSettings.from_file(path) if path else NoticeSettings()
 
@@ -99,7 +99,7 @@ def pipeline(dataset: str | None = None, reference: str | None = None, writer: s
 
 @st.cache_resource(show_spinner=False)
 def _audit_store(url: str, _settings: Settings) -> Any:
-    from lendsafe.issuance import open_audit_store
+    from lendsafe.issue.issuer import open_audit_store
 
     return open_audit_store(_settings)
 
@@ -231,7 +231,7 @@ def current_writer() -> str:
 
 def issue(entry: dict[str, Any], reference: str) -> Any | None:
     """Issue the draft shown (exactly that decision) as the signed-in user: notice and audit record."""
-    from lendsafe.issuance import Issuer
+    from lendsafe.issue.issuer import Issuer
 
     draft = entry["drafts"].get(reference)
     who = identity()
@@ -297,7 +297,7 @@ def models_state() -> None:
 
 
 def dataset_title(name: str) -> str:
-    from lendsafe.datasets import load_spec
+    from lendsafe.decide.datasets import load_spec
 
     try:
         return f"{name} - {load_spec(name).title}"

@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from lendsafe.datasets import load_spec
-from lendsafe.decision import Decision
+from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.decision import Decision
 from lendsafe.errors import LendSafeError
 from lendsafe.ui import common, engine, tables
 

@@ -51,7 +51,7 @@ class Engine:
     """The knowledge base, the language model and one pipeline per (dataset, reference, writer)."""
 
     def __init__(self, settings: Settings):
-        from lendsafe.retrieval import KnowledgeBase
+        from lendsafe.knowledge.retrieval import KnowledgeBase
 
         self.settings = settings
         self.knowledge = KnowledgeBase(settings)
@@ -113,7 +113,7 @@ class Engine:
         part.finished = time.monotonic()
 
     def _load_scorers(self) -> None:
-        from lendsafe.scoring import Scorer
+        from lendsafe.decide.scoring import Scorer
 
         Scorer.load(self.settings.dataset, self.settings)
 
@@ -121,7 +121,7 @@ class Engine:
         self.knowledge.search(WARM_UP_QUERY, k=1)
 
     def _load_generator(self) -> None:
-        from lendsafe.generation import LoraGenerator
+        from lendsafe.explain.generation import LoraGenerator
 
         self.generator = LoraGenerator(self.settings)
 
@@ -152,7 +152,7 @@ class Engine:
     # ------------------------------------------------------------------ pipelines
     def pipeline(self, dataset: str, reference: str, writer: str = "auto") -> Any:
         """The pipeline for a dataset, reference and the writer available now (shared by every session)."""
-        from lendsafe.pipeline import Pipeline
+        from lendsafe.explain.pipeline import Pipeline
 
         effective = "template" if writer == "template" or self.generator is None else "auto"
         key = (dataset, reference, effective)
@@ -168,7 +168,7 @@ class Engine:
     def job_key(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
                 notice_settings: Any) -> str:
         """What a draft depends on: the application, dataset, reference, the writer available, the settings."""
-        from lendsafe.notice import canonical_json
+        from lendsafe.notice.document import canonical_json
 
         return canonical_json([application, dataset, reference, writer, self.generator is not None,
                                repr(notice_settings)])
@@ -218,7 +218,7 @@ class Engine:
 
     def _draft_now(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
                    notice_settings: Any, stage: Stage = lambda name, text: None) -> "Draft":
-        from lendsafe.verify import verify
+        from lendsafe.explain.verify import verify
 
         self.wait_for_imports()
         loading = writer != "template" and self.llm_loading
@@ -285,7 +285,7 @@ def writer_words(writer: str | None) -> str:
 
 def draft_pdf(decision: Any, notice_settings: Any) -> bytes:
     """The notice a decision would get, stamped DRAFT on every page: a preview, never sent or recorded."""
-    from lendsafe.notice import build_notice, render_pdf
+    from lendsafe.notice.document import build_notice, render_pdf
 
     notice = build_notice(decision, notice_settings)
     text = {**notice.wording["text"], "specimen_mark": DRAFT_MARK, "specimen_header": DRAFT_HEADER}

@@ -125,7 +125,7 @@ def metric_rows(metrics: tuple[Metric, ...], systems: dict[str, dict[str, Any]])
 
 def result_files() -> dict[str, Path]:
     """Results that exist: the committed evaluation and the last run started from the dashboard."""
-    from lendsafe.evaluation import DEFAULT_OUT
+    from lendsafe.evaluation.run import DEFAULT_OUT
 
     candidates = {"committed evaluation (data/eval/results.json)": DEFAULT_OUT,
                   APP_LABEL: common.app_settings().home / APP_RESULTS}
@@ -133,7 +133,7 @@ def result_files() -> dict[str, Path]:
 
 
 def open_results() -> dict[str, Any] | None:
-    from lendsafe.evaluation import load_results
+    from lendsafe.evaluation.run import load_results
 
     files = result_files()
     if not files:
@@ -155,8 +155,8 @@ def open_results() -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------- running
 
 def run_form() -> None:
-    from lendsafe.evaluation import SECTIONS, EvaluationConfig
-    from lendsafe.evaluation_explain import WRITERS
+    from lendsafe.evaluation.run import SECTIONS, EvaluationConfig
+    from lendsafe.evaluation.explain import WRITERS
 
     settings = common.app_settings()
     with st.form("ls_eval_form"):
@@ -182,7 +182,7 @@ def run_form() -> None:
 
 
 def run(config: Any, settings: Any) -> None:
-    from lendsafe.evaluation import run_evaluation
+    from lendsafe.evaluation.run import run_evaluation
 
     bar = st.progress(0.0, text="Starting the evaluation…")
     common.engine().wait_for_imports()
@@ -272,7 +272,7 @@ SECTION_VIEWS = {"risk": risk_section, "reasons": reasons_section, "retrieval": 
 
 def _evaluation_time(timing: dict[str, Any]) -> str:
     """'N s of evaluation' (the total, or what the finished sections took so far)."""
-    from lendsafe.evaluation import total_seconds
+    from lendsafe.evaluation.run import total_seconds
 
     if timing.get("total_seconds") is not None:
         return f"{timing['total_seconds']} s of evaluation"
@@ -371,7 +371,7 @@ def show(results: dict[str, Any]) -> None:
 def render() -> None:
     st.title("Evaluation")
     try:
-        import lendsafe.evaluation  # noqa: F401
+        import lendsafe.evaluation.run  # noqa: F401
     except ImportError as exc:
         common.stop_with(f"The evaluation module is not available yet ({exc}).")
     with st.expander("Run an evaluation", expanded=not result_files()):

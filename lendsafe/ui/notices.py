@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from lendsafe.datasets import load_spec
+from lendsafe.decide.datasets import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
 from lendsafe.ui import common, display, engine, tables
@@ -31,7 +31,7 @@ BATCH_MAX_MB = 50
 def parse_settings_upload(name: str, data: bytes) -> Any:
     """NoticeSettings from an uploaded TOML or JSON file; LendSafeError naming the field otherwise."""
     from lendsafe.errors import ConfigurationError
-    from lendsafe.notice import NoticeSettings
+    from lendsafe.notice.document import NoticeSettings
 
     if Path(name).suffix.lower() not in SETTINGS_SUFFIXES:
         raise ConfigurationError(f"settings file must be .toml or .json; got {printable(name)!r}")
@@ -148,7 +148,7 @@ def progress_text(done: int, total: int, rate: float, eta: float) -> str:
 def run_uploaded_batch(upload: Any, choice: dict[str, str]) -> dict[str, Any]:
     """Decide and issue every row of an uploaded CSV with the session's dataset, reference and writer,
     under a per-row progress bar (rate and time left); returns what the page shows."""
-    from lendsafe.batch import run_batch, zip_batch
+    from lendsafe.issue.batch import run_batch, zip_batch
 
     bar = st.progress(0.0, text="Reading the CSV…")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lendsafe.decision import Decision
+from lendsafe.decide.decision import Decision
 from lendsafe.recourse import ANALYST_NOTE, DEFAULT_MAX_CHANGES, MAX_CHANGES, Recourse, change_words, find_recourse
 
 TITLE = "What would change it"

@@ -20,10 +20,10 @@ from typing import Any, Iterable
 import pandas as pd
 
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.datasets import DatasetSpec, FeatureSpec
-from lendsafe.decision import Decision
+from lendsafe.decide.datasets import DatasetSpec, FeatureSpec
+from lendsafe.decide.decision import Decision
 from lendsafe.errors import ArtifactNotFoundError
-from lendsafe.reasons import ADVERSE_EPSILON
+from lendsafe.decide.reasons import ADVERSE_EPSILON
 
 EXAMPLES_DIR = PROJECT_ROOT / "data" / "examples"
 PREVIEW_DPI = 110
@@ -48,7 +48,7 @@ def md_escape(text: Any) -> str:
 class ExtraField:
     """A form field outside the model inputs: printed on the notice, never scored."""
 
-    name: str            # column name as read by ``lendsafe.application.row_to_application``
+    name: str            # column name as read by ``lendsafe.decide.application.row_to_application``
     label: str
     help: str
     multiline: bool = False
@@ -168,8 +168,8 @@ def sample_csv(spec: DatasetSpec) -> str:
 
 def held_out_applications(dataset: str, settings: Settings | None = None) -> list[tuple[int, dict[str, Any]]]:
     """(source row, application) for every test row the risk model recorded as held out."""
-    from lendsafe.datasets import load_dataset
-    from lendsafe.risk import RiskModel, model_dir
+    from lendsafe.decide.datasets import load_dataset
+    from lendsafe.decide.risk import RiskModel, model_dir
 
     model = RiskModel.load(model_dir(dataset, settings))
     data = load_dataset(dataset)
@@ -231,8 +231,8 @@ def points_text(value: float) -> str:
 
 def reason_statements(dataset: str) -> dict[str, str]:
     """Reason code -> the statement an applicant reads, for the dataset's model inputs."""
-    from lendsafe.catalog import load_catalog
-    from lendsafe.datasets import load_spec
+    from lendsafe.decide.catalog import load_catalog
+    from lendsafe.decide.datasets import load_spec
 
     catalog = load_catalog()
     return {f.reason: catalog[f.reason].statement for f in load_spec(dataset).features if f.reason in catalog}
@@ -395,7 +395,7 @@ def pdf_page_images(pdf: bytes, dpi: int = PREVIEW_DPI) -> list[bytes]:
 
 
 def notice_check_frame(check: Any) -> pd.DataFrame:
-    """The notice completeness check (``lendsafe.notice.check_pdf``) as rows."""
+    """The notice completeness check (``lendsafe.notice.document.check_pdf``) as rows."""
     results = check.to_dict().get("checks", {}) if check is not None else {}
     return pd.DataFrame([{"check": name.replace("_", " "), "result": CHECK_MARKS[bool(r["passed"])],
                           "detail": r.get("detail", "")} for name, r in results.items()],

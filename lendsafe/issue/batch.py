@@ -1,0 +1,604 @@
+"""Notices for a whole CSV of applications: one PDF per denial, a notice of incompleteness per row that
+lacks required fields, a manifest, and the rows that failed.
+
+Shared by `lendsafe notices` and the dashboard's batch page. A row that cannot be decided or issued
+(a wrong value, an explanation that fails verification at issue time, a notice that fails its own
+completeness check) goes to errors.csv with the reason and the rest are processed.
+
+Rows are numbered by ``data_row``: 1 is the first CSV record after the header (a blank line counts as a
+record, a quoted cell spanning lines does not add one), the same number in manifest.csv, errors.csv, the
+PDF file names and ``BatchResult``. Every manifest and error line also names the row's application_id and
+applicant_name as the CSV gives them (blank when the file has no such column).
+
+A batch is resumable and idempotent. Every row's issue is keyed by its application id (or its data row
+when it has none), its content hash and the dataset; the key also names the notice's document
+id, so identical rows get distinct documents. The audit store holds each key once (a unique index):
+a row another batch (another folder, another process) issued first is listed with status
+"already issued", its document id and audit record, and no PDF here. A notice refused at issue
+(completeness check, explanation verification) is recorded as a refusal and listed in errors.csv with
+the check that refused it and the refusal's audit record. Without an audit store, only the folder's
+own manifest guards against issuing twice. A group of rows is issued in this order: PDFs written
+atomically (temporary file, fsync, rename), then the group's audit records committed (each naming its
+key and its PDF's sha256), then its manifest.csv and errors.csv lines appended and fsynced. A rerun
+into the same folder reads the manifest and the audit store's keys and issues exactly the rows that are
+missing (rows listed as errors are tried again); a record whose manifest line was lost is listed again
+(its PDF regenerated from the record when it is missing). Another folder is another batch, whose
+rows already issued are listed as such, not issued again.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fcntl
+import hashlib
+import io
+import math
+import os
+import re
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lendsafe.audit.store import AuditEntry
+from lendsafe.errors import ConfigurationError, InvalidApplicationError, LendSafeError
+from lendsafe.issue.issuer import IssueRefused, Issuer, default_actor
+from lendsafe.notice.document import NoticeSettings, canonical_json
+from lendsafe.redaction import printable
+
+INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness
+
+ROW_COLUMNS = ("data_row", "application_id", "applicant_name")     # who a manifest or error line is about
+MANIFEST_COLUMNS = (*ROW_COLUMNS, "key", "id", "decision", "reasons", "sha256", "path", "check", "audit_id",
+                    "status")
+ERROR_COLUMNS = (*ROW_COLUMNS, "key", "problems", "refused", "audit_id")
+# A manifest row's status: issued by this batch, or found issued under its key by another batch (listed with
+# its document id and audit record; no PDF in this folder).
+ISSUED, ALREADY_ISSUED = "issued", "already issued"
+MANIFEST_NAME = "manifest.csv"
+ERRORS_NAME = "errors.csv"
+LOCK_NAME = ".lendsafe-batch.lock"
+BATCH_ID_NAME = ".lendsafe-batch-id"
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+LISTED_CHARS = 200                 # application id and applicant name in the manifest: longer text is cut
+KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+# Document id prefix and PDF file name prefix per kind of notice.
+DOCUMENTS = {"deny": ("AAN", "notice"), INCOMPLETE: ("NOI", "incomplete")}
+# A CSV cell starting with one of these is a formula to a spreadsheet: it is written with a leading '.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class RowId:
+    """Which application a line is about: its data row (1 = first row after the header), application id and
+    applicant name as the CSV gives them ("" when absent)."""
+
+    data_row: int
+    application_id: str = ""
+    applicant_name: str = ""
+
+    @classmethod
+    def of(cls, row: Any) -> "RowId":
+        """The id of a ``lendsafe.notice.incomplete.CsvRow`` (bytes that are not UTF-8 shown as U+FFFD, long text cut)."""
+        return cls(row.data_row, _listed(row.application_id), _listed(row.applicant_name))
+
+
+def _listed(text: str) -> str:
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text if len(text) <= LISTED_CHARS else text[:LISTED_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One processed application: its notice (denials only) and the notice's sha256."""
+
+    data_row: int       # 1 = the first CSV row after the header
+    application_id: str
+    applicant_name: str
+    key: str           # issue key: application id (or row) + content hash + dataset
+    id: str            # notice document id ("" for approvals)
+    decision: str      # "deny" | "approve" | "incomplete"
+    reasons: str       # reason codes, most important first (missing fields for "incomplete"), ";"-separated
+    sha256: str        # sha256 of the PDF bytes
+    path: str          # PDF file name inside the output folder
+    check: str         # "pass" (a notice that fails its check is not issued) | "" (no notice)
+    audit_id: str = ""  # audit record id ("" when no audit store was given)
+    status: str = ISSUED  # ISSUED | ALREADY_ISSUED (by another batch: no PDF here)
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> "ManifestRow":
+        return cls(**{**{name: row.get(name) or "" for name in MANIFEST_COLUMNS}, "data_row": int(row["data_row"])})
+
+    @classmethod
+    def listing(cls, who: RowId, key: str, *values: Any) -> "ManifestRow":
+        """The row of `who` under `key`, followed by id, decision, reasons, sha256, path, check, audit_id."""
+        return cls(who.data_row, who.application_id, who.applicant_name, key, *values)
+
+
+@dataclass(frozen=True)
+class BatchError:
+    """A row that was not issued: the problems, or the reason its notice was refused."""
+
+    data_row: int       # 1 = the first CSV row after the header
+    problems: tuple[str, ...]
+    key: str = ""
+    application_id: str = ""
+    applicant_name: str = ""
+    refused: str = ""   # a notice refused at issue: the check that refused it ("completeness check", ...)
+    audit_id: str = ""  # the refusal's audit record ("" without an audit store, or for rows not decided)
+
+    @classmethod
+    def of(cls, who: RowId, problems: tuple[str, ...], key: str = "", refused: str = "",
+           audit_id: str = "") -> "BatchError":
+        return cls(who.data_row, problems, key, who.application_id, who.applicant_name, refused, audit_id)
+
+    def as_row(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in ERROR_COLUMNS}, "problems": "; ".join(self.problems)}
+
+
+@dataclass
+class BatchResult:
+    out_dir: Path
+    rows: list[ManifestRow] = field(default_factory=list)
+    errors: list[BatchError] = field(default_factory=list)
+    resumed: int = 0               # rows found done by an earlier run into the same folder (or audit store)
+
+    @property
+    def processed(self) -> int:
+        return len(self.rows)
+
+    @property
+    def documents(self) -> list[ManifestRow]:
+        """Rows with a PDF: adverse-action notices and notices of incompleteness."""
+        return [r for r in self.rows if r.path]
+
+    @property
+    def notices(self) -> list[ManifestRow]:
+        """Rows with an adverse-action notice."""
+        return [r for r in self.documents if r.decision != INCOMPLETE]
+
+    @property
+    def incomplete(self) -> list[ManifestRow]:
+        return [r for r in self.rows if r.decision == INCOMPLETE and r.status == ISSUED]
+
+    @property
+    def already_issued(self) -> list[ManifestRow]:
+        """Rows another batch issued first (found under their issue key in the audit store)."""
+        return [r for r in self.rows if r.status == ALREADY_ISSUED]
+
+    @property
+    def refused(self) -> list[BatchError]:
+        """Rows whose notice was refused at issue (recorded as refusals when there is an audit store)."""
+        return [e for e in self.errors if e.refused]
+
+    @property
+    def failed_checks(self) -> list[ManifestRow]:
+        return [r for r in self.rows if r.check.startswith("fail")]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST_NAME
+
+    @property
+    def errors_path(self) -> Path:
+        return self.out_dir / ERRORS_NAME
+
+
+# ----------------------------------------------------------------------------- keys and names
+
+def issue_key(row: Any, dataset: str) -> str:
+    """The key of one row's issue: its application id (else its data row), content hash and dataset. The audit
+    store holds each key once, so an application is issued once whichever batch, folder or process gets to it
+    first; a row without an application id is known by its data row and content only (identical rows at the
+    same place of two files are one issue: give rows application ids to tell them apart)."""
+    who = f"application_id {row.application_id}" if row.application_id else f"data_row {row.data_row}"
+    text = canonical_json({"dataset": dataset, "who": who, "content": row.content_sha256})
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def document_id(kind: str, notice_date: dt.date, key: str) -> str:
+    return f"{DOCUMENTS[kind][0]}-{notice_date:%Y%m%d}-{key[:16]}"
+
+
+def pdf_name(kind: str, data_row: int, doc_id: str) -> str:
+    return f"{DOCUMENTS[kind][1]}_row{data_row:05d}_{doc_id}.pdf"
+
+
+def _problems(error: Any) -> tuple[str, ...]:
+    problems = getattr(error, "problems", None) or error
+    return tuple(str(p) for p in problems) if isinstance(problems, (list, tuple)) else (str(problems),)
+
+
+# ----------------------------------------------------------------------------- files that survive a kill
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves the old file or the new one, never a part."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: control characters escaped, formulas (= + - @) quoted."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]], header: bool = True) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows([{name: safe_cell(row[name]) for name in columns} for row in rows])
+    return buffer.getvalue()
+
+
+class CsvLog:
+    """A CSV file appended group by group (flushed and fsynced), readable again after a kill."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]):
+        self.path, self.columns = path, columns
+
+    def load(self) -> list[dict[str, str]]:
+        """The complete lines already written (a line torn by a kill is cut off); a new file gets its header."""
+        data = self.path.read_bytes() if self.path.is_file() else b""
+        complete = data[: data.rfind(b"\n") + 1]
+        if not complete:
+            write_atomic(self.path, _csv_text(self.columns, []).encode("utf-8"))
+            return []
+        if len(complete) != len(data):
+            write_atomic(self.path, complete)
+        reader = csv.DictReader(io.StringIO(complete.decode("utf-8", "replace")))
+        if tuple(reader.fieldnames or ()) != self.columns:
+            raise ConfigurationError(f"{printable(self.path)} has columns {reader.fieldnames}; expected "
+                                     f"{list(self.columns)} (written by another version): choose an empty --out folder")
+        return [row for row in reader
+                if KEY_PATTERN.match(row.get("key") or "") and (row.get("data_row") or "").isdigit()]
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with open(self.path, "a", encoding="utf-8", newline="") as handle:
+            handle.write(_csv_text(self.columns, rows, header=False))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class BatchFolder:
+    """The output folder of one batch: locked against a second run, its manifest and error list."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigurationError(f"--out must be a folder; {printable(self.path)} is a file")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.manifest = CsvLog(self.path / MANIFEST_NAME, MANIFEST_COLUMNS)
+        self.errors = CsvLog(self.path / ERRORS_NAME, ERROR_COLUMNS)
+        self._lock = None
+
+    def __enter__(self) -> "BatchFolder":
+        self._lock = open(self.path / LOCK_NAME, "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ConfigurationError(f"output folder {printable(self.path)} is in use by another batch; "
+                                     "wait for it or choose another --out folder") from None
+        for leftover in self.path.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self._lock.close()
+
+    def batch_id(self) -> str:
+        """The folder's batch id (made on its first run), kept in each record the batch makes: tells the
+        folder's own records (a lost manifest line) from records another batch made under the same key."""
+        path = self.path / BATCH_ID_NAME
+        text = path.read_text(encoding="utf-8", errors="replace").strip() if path.is_file() else ""
+        if not KEY_PATTERN.match(text):
+            text = uuid.uuid4().hex
+            write_atomic(path, text.encode("ascii"))
+        return text
+
+    def has_pdf(self, row: dict[str, str]) -> bool:
+        """True when a manifest row names no PDF, or its PDF is there with the recorded sha256."""
+        if not row.get("path"):
+            return True
+        path = self.path / Path(row["path"]).name
+        return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row.get("sha256")
+
+    def finish(self, result: BatchResult) -> None:
+        """Rewrite the manifest and error list in row order, one line per key (atomically)."""
+        result.rows = sorted({r.key: r for r in result.rows}.values(), key=lambda r: r.data_row)
+        result.errors = sorted({(e.key, e.data_row): e for e in result.errors}.values(), key=lambda e: e.data_row)
+        write_atomic(result.manifest_path, manifest_csv(result).encode("utf-8"))
+        write_atomic(result.errors_path, errors_csv(result).encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------- the run
+
+Progress = Callable[[int, int, float, float], None]   # (done, total, rows per second, ETA in seconds)
+
+
+class ProgressMeter:
+    """Calls `progress(done, total, rows_per_s, eta_s)` once per finished row. The rate counts only the rows
+    this run processed (rows an earlier run finished are done at the start); the ETA is the remaining rows
+    at that rate (``math.inf`` until a row has been processed)."""
+
+    def __init__(self, progress: Progress | None, total: int, clock: Callable[[], float] = time.monotonic):
+        self.progress, self.total, self.clock = progress, total, clock
+        self.started, self.done, self.resumed = clock(), 0, 0
+
+    def start(self, resumed: int) -> None:
+        self.done = self.resumed = resumed
+        self._report()
+
+    def advance(self, rows: int = 1) -> None:
+        for _ in range(rows):
+            self.done += 1
+            self._report()
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        elapsed = max(self.clock() - self.started, 1e-9)
+        rate = (self.done - self.resumed) / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else (0.0 if self.done >= self.total else math.inf)
+        self.progress(self.done, self.total, rate, eta)
+
+
+def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
+              progress: Progress | None = None, *, dataset: str | None = None,
+              notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
+              actor: str | None = None, incomplete: bool = True) -> BatchResult:
+    """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
+
+    Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
+    `progress(done, total, rows_per_s, eta_s)` is called once at the start (rows an earlier run finished)
+    and after every finished row (see ``ProgressMeter``). Every decision is recorded in `audit` (an
+    ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
+    fields gets a notice of incompleteness (``incomplete=False``: an error instead). Rows done by an
+    earlier run into `out_dir` (or recorded in `audit` under their issue key) are not issued again.
+    """
+    from lendsafe.notice.incomplete import read_csv
+
+    settings = settings or NoticeSettings()
+    notice_date = notice_date or dt.date.today()
+    dataset = dataset or getattr(pipeline, "dataset", None) or getattr(getattr(pipeline, "settings", None),
+                                                                        "dataset", "hmda")
+    rows = read_csv(Path(csv_path), dataset)        # a refused file writes nothing
+    issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
+    meter = ProgressMeter(progress, len(rows))
+    with BatchFolder(out_dir) as folder:
+        job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter)
+        todo = job.resume(rows)
+        meter.start(len(rows) - len(todo))
+        step = max(chunk_size, 1)
+        for start in range(0, len(todo), step):
+            job.run_chunk(todo[start:start + step])
+        folder.finish(job.result)
+    return job.result
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """One row ready to record: its audit entry and, for a notice, the PDF written before the record."""
+
+    who: RowId
+    key: str
+    entry: Any                       # AuditEntry | IncompleteEntry | RefusalEntry
+    listing: tuple = ()              # decision, reasons (the manifest's) for an issued row
+    pdf: bytes | None = None
+    name: str = ""                   # the PDF's file name in the folder
+    problems: tuple[str, ...] = ()   # why a refused row was refused
+
+
+@dataclass
+class _Batch:
+    issuer: Issuer
+    folder: BatchFolder
+    dataset: str
+    notice_date: dt.date
+    incomplete: bool
+    meter: ProgressMeter
+    result: BatchResult = None
+    batch: str = ""
+
+    def __post_init__(self) -> None:
+        self.result = BatchResult(self.folder.path)
+        self.batch = self.folder.batch_id()
+
+    # -- what an earlier run (or another batch) did
+    def resume(self, rows: list) -> list[tuple[Any, str]]:
+        """The (row, key) pairs still to issue. Rows an earlier run listed in the manifest (with their PDF)
+        or recorded in the audit store under their key are taken as done; rows it listed as errors are
+        tried again; a row repeating an earlier one (same application id and content) is an error."""
+        done = {r["key"]: ManifestRow.from_row(r) for r in self.folder.manifest.load() if self.folder.has_pdf(r)}
+        self.folder.errors.load()
+        keyed = [(row, issue_key(row, self.dataset)) for row in rows]
+        issued = self.issuer.audit.issued([key for _, key in keyed]) if self.issuer.audit is not None else {}
+        todo, first, found = [], {}, []
+        for row, key in keyed:
+            who = RowId.of(row)
+            if key in first:
+                found.append(BatchError.of(who, (f"repeats data_row {first[key]} (same application_id and "
+                                                 f"content); issued once, for data_row {first[key]}",), key))
+                continue
+            first[key] = row.data_row
+            if key in done:
+                self.result.rows.append(done[key])
+                self.result.resumed += 1
+            elif key in issued:
+                found.append(self._listed(who, key, issued[key]))
+                self.result.resumed += 1
+            else:
+                todo.append((row, key))
+        self._append(found)
+        return todo
+
+    def _listed(self, who: RowId, key: str, record: Any) -> ManifestRow | BatchError:
+        """The manifest row of a record already in the audit store under `key`: this batch's own (its
+        manifest line was lost; the PDF written again from the record when it is not in the folder), or
+        another batch's, listed as already issued with its document id and no PDF here."""
+        content = record.content
+        kind, codes = _recorded_listing(content)
+        values = (content.get("document_id") or "", kind, codes, record.notice_sha256 or "")
+        if content.get("batch") != self.batch:
+            return ManifestRow.listing(who, key, *values, "", "", str(record.id), ALREADY_ISSUED)
+        if not content.get("notice"):
+            return ManifestRow.listing(who, key, *values, "", "", str(record.id), ISSUED)
+        name = pdf_name(kind if kind in DOCUMENTS else "deny", who.data_row, content["document_id"])
+        manifest_row = ManifestRow.listing(who, key, *values, name, "pass", str(record.id), ISSUED)
+        if not self.folder.has_pdf(manifest_row.as_row()):
+            replayed = self.issuer.audit.replay(record.id)
+            if not replayed.identical:
+                return BatchError.of(who, (f"issued earlier as audit record {record.id}, but its notice PDF is not "
+                                           "in the folder and does not regenerate identically; export it with "
+                                           f"`lendsafe audit export {record.id}`",), key)
+            write_atomic(self.folder.path / name, replayed.pdf)
+        return manifest_row
+
+    # -- one group of rows
+    def run_chunk(self, chunk: list[tuple[Any, str]]) -> None:
+        """Decide, verify and render one group of rows; write its PDFs; record the group (decisions, notices of
+        incompleteness, refusals) in one transaction; list it."""
+        errors = [BatchError.of(RowId.of(row), _problems(row.error), key) for row, key in chunk
+                  if row.error is not None]
+        lacking = [(row, key) for row, key in chunk if row.triage is not None and row.triage.incomplete]
+        valid = [(row, key) for row, key in chunk if row.triage is not None and not row.triage.incomplete]
+        prepared = [self._incomplete(row, key) for row, key in lacking] + self._decided(valid)
+        pending = [item for item in prepared if isinstance(item, _Pending)]
+        errors += [item for item in prepared if isinstance(item, BatchError)]
+        for item in pending:
+            if item.pdf is not None:
+                write_atomic(self.folder.path / item.name, item.pdf)
+        appended = self.issuer.append([item.entry for item in pending])
+        self._append(errors + [self._outcome(item, done) for item, done in zip(pending, appended)])
+        self.meter.advance(len(chunk))
+
+    def _append(self, items: list) -> None:
+        rows = [item for item in items if isinstance(item, ManifestRow)]
+        errors = [item for item in items if isinstance(item, BatchError)]
+        self.folder.manifest.append([r.as_row() for r in rows])
+        self.folder.errors.append([e.as_row() for e in errors])
+        self.result.rows += rows
+        self.result.errors += errors
+
+    def _outcome(self, item: _Pending, appended: Any) -> ManifestRow | BatchError:
+        """The listing of a recorded row: issued, refused, or found already issued by another batch (its
+        PDF here is removed: it was never issued)."""
+        audit_id = "" if appended is None else str(appended.record.id)
+        if item.problems:
+            return BatchError.of(item.who, item.problems, item.key, item.entry.reason, audit_id)
+        if appended is not None and not appended.new:
+            if item.name:
+                (self.folder.path / item.name).unlink(missing_ok=True)
+            return self._listed(item.who, item.key, appended.record)
+        sha = hashlib.sha256(item.pdf).hexdigest() if item.pdf is not None else ""
+        return ManifestRow.listing(item.who, item.key, getattr(item.entry.notice, "document_id", "") or "",
+                                   *item.listing, sha, item.name, "pass" if item.name else "", audit_id, ISSUED)
+
+    def _incomplete(self, row: Any, key: str) -> _Pending | BatchError:
+        who = RowId.of(row)
+        if not self.incomplete:
+            return BatchError.of(who, tuple(f"{name} is required; it is missing" for name in row.triage.missing), key)
+        try:
+            issued = self.issuer.render_incomplete(row.triage, self.dataset, notice_date=self.notice_date,
+                                                   document_id=document_id(INCOMPLETE, self.notice_date, key))
+        except IssueRefused as refused:
+            return _Pending(who, key, refused.refusal(key), problems=_problems(refused))
+        except LendSafeError as exc:
+            return BatchError.of(who, _problems(exc), key)
+        return _Pending(who, key, issued.entry(key, self.batch), (INCOMPLETE, ";".join(issued.record["missing"])),
+                        issued.pdf, pdf_name(INCOMPLETE, who.data_row, issued.notice.document_id))
+
+    def _decided(self, valid: list[tuple[Any, str]]) -> list[_Pending | BatchError]:
+        """Decide every valid row (batched) and render its notice: an entry to record per row, a refusal
+        for a notice refused at issue, an error for a row that cannot be decided."""
+        outcomes = _decide(self.issuer.pipeline, [row.triage.application for row, _ in valid])
+        return [self._rendered(RowId.of(row), key, outcome) for (row, key), outcome in zip(valid, outcomes)]
+
+    def _rendered(self, who: RowId, key: str, decision: Any) -> _Pending | BatchError:
+        try:
+            if isinstance(decision, LendSafeError):
+                raise decision
+            notice, pdf, _ = self.issuer.render(decision, notice_date=self.notice_date,
+                                                document_id=document_id("deny", self.notice_date, key))
+        except IssueRefused as refused:
+            return _Pending(who, key, refused.refusal(key), problems=_problems(refused))
+        except LendSafeError as exc:
+            return BatchError.of(who, _problems(exc), key)
+        name = "" if notice is None else pdf_name("deny", who.data_row, notice.document_id)
+        return _Pending(who, key, AuditEntry(decision, notice, pdf, key, self.batch),
+                        (decision.decision, ";".join(r.code for r in decision.reasons)), pdf, name)
+
+
+def _recorded_listing(content: dict[str, Any]) -> tuple[str, str]:
+    """The manifest's decision and reasons of a recorded decision or notice of incompleteness."""
+    if content.get("kind") == "incomplete":
+        return INCOMPLETE, ";".join(content["record"]["missing"])
+    decision = content["decision"]
+    return decision["decision"], ";".join(r["code"] for r in decision.get("reasons") or ())
+
+
+def _decide(pipeline, applications: list[dict]) -> list[Any]:
+    """A Decision or InvalidApplicationError per application: batched when the pipeline can, one by one
+    when the batch is refused, so one bad row does not sink the others."""
+    if not applications:
+        return []
+    if hasattr(pipeline, "run_many"):
+        try:
+            return list(pipeline.run_many(applications))
+        except InvalidApplicationError:
+            pass
+    outcomes = []
+    for application in applications:
+        try:
+            outcomes.append(pipeline.run(application))
+        except InvalidApplicationError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- what is handed over
+
+def manifest_csv(result: BatchResult) -> str:
+    return _csv_text(MANIFEST_COLUMNS, [r.as_row() for r in result.rows])
+
+
+def errors_csv(result: BatchResult) -> str:
+    return _csv_text(ERROR_COLUMNS, [e.as_row() for e in result.errors])
+
+
+def zip_batch(result: BatchResult) -> bytes:
+    """The manifest, the error list and every PDF as one zip (same bytes for the same batch)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        entries = [(MANIFEST_NAME, manifest_csv(result).encode("utf-8")),
+                   (ERRORS_NAME, errors_csv(result).encode("utf-8"))]
+        entries += [(r.path, (result.out_dir / r.path).read_bytes()) for r in result.documents]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return buffer.getvalue()
