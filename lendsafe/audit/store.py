@@ -38,14 +38,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from functools import cache
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from lendsafe.audit.anchor import (EMPTY_STATE, MISSING, OK, WRONG_KEY, AuditKey, ChainState, Checkpoint,
                                    CheckpointReading, checkpoint_path, store_label)
 from lendsafe.decide.decision import Decision
+from lendsafe import canonical
 from lendsafe.errors import AuditIntegrityError, ConfigurationError, LendSafeError
 from lendsafe.redaction import CONTROL_WITH_LINES, printable, redact_url
 
@@ -78,30 +78,11 @@ SQLITE_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 
 # ----------------------------------------------------------------------------- canonical hashing
 
-def _json_default(value: Any) -> Any:
-    """JSON form of the few non-JSON types a decision may carry (numpy scalars, dates, paths)."""
-    converters: tuple[tuple[type | tuple[type, ...], Callable[[Any], Any]], ...] = (
-        ((datetime, date), lambda v: v.isoformat()),
-        (PurePath, str),
-        (Decimal, str),
-        ((set, frozenset), sorted),
-    )
-    for kinds, convert in converters:
-        if isinstance(value, kinds):
-            return convert(value)
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    if hasattr(value, "tolist") and callable(value.tolist):
-        return value.tolist()
-    raise TypeError(f"expected a JSON-compatible value; got {type(value).__name__}: {value!r}")
-
-
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 text, no NaN: the bytes the hash chain covers."""
+    """Sorted keys, no whitespace, UTF-8 text, no NaN: the bytes the hash chain covers (lendsafe.canonical)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as exc:
+        return canonical.canonical_json(value)
+    except canonical.CanonicalValueError as exc:
         raise AuditIntegrityError(f"cannot record this value canonically: {exc}") from exc
 
 
