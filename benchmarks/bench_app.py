@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import method  # noqa: E402
 from lendsafe.config import Settings  # noqa: E402
 from lendsafe.ui import server as dashboard  # noqa: E402
+from lendsafe.ui import PAGES  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 RESULTS = ROOT / "benchmarks" / "results" / "app.json"
@@ -59,6 +60,9 @@ def run_ended(page) -> float:
     page.wait_for_function(f"!document.querySelector('{dashboard.RUNNING_SELECTOR}')", timeout=TIMEOUT_MS,
                            polling=20)
     return time.perf_counter()
+
+
+EXPLORER_PATH = next(p.url_path for p in PAGES if p.module == "explorer")
 
 
 def first_page_seconds(browser, script: Path, env: dict, log: Path) -> float:
@@ -105,7 +109,7 @@ def browser_decisions(browser, rows: list[tuple[int, dict]], env: dict, log: Pat
     with dashboard.start(log=log, env=env) as running:
         running.wait_healthy()
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.goto(running.url)
+        page.goto(f"{running.url.rstrip('/')}/{EXPLORER_PATH}")
         page.get_by_role("heading", name="Decision explorer").wait_for(timeout=TIMEOUT_MS)
         page.get_by_text("Held-out application", exact=True).click()
         page.get_by_role("button", name="Decide this application").wait_for(timeout=TIMEOUT_MS)
