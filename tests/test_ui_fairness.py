@@ -83,6 +83,16 @@ def test_the_button_runs_the_analysis(empty_root):
     assert any("This analysis ran without the alternative search" in t for t in texts(at))
 
 
+def test_a_current_analysis_is_not_called_stale_and_a_changed_model_is(saved_root):
+    assert not any(t.startswith("Stale") for t in texts(page()))
+    path = saved_root / "hmda" / "fairness.json"
+    results = json.loads(path.read_text())
+    results["artifacts"]["risk_model_sha256"] = "0" * 64
+    path.write_text(json.dumps(results))
+    warnings = [t for t in texts(page()) if t.startswith("Stale")]
+    assert warnings and "risk\\_model\\_sha256" in warnings[0]
+
+
 def test_result_text_is_shown_as_plain_text(saved_root):
     path = saved_root / "hmda" / "fairness.json"
     results = json.loads(path.read_text())

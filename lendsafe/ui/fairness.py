@@ -42,6 +42,28 @@ def saved(dataset: str) -> dict[str, Any] | None:
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _current_hashes(dataset: str) -> dict[str, Any]:
+    from lendsafe.fairness import current_hashes
+
+    return current_hashes(dataset, common.app_settings())
+
+
+def stale_warning(dataset: str, results: dict[str, Any]) -> None:
+    """Say so when the saved analysis was made with another model, data, spec, catalog or code."""
+    from lendsafe.fairness import stale
+
+    try:
+        changed = stale(results, _current_hashes(dataset))
+    except LendSafeError as exc:
+        st.warning(f"Cannot tell whether this analysis is current: {md_escape(exc)}")
+        return
+    if changed:
+        st.warning(md_escape("Stale: this analysis was made with other artifacts than today's ("
+                             + "; ".join(changed[:4]) + "). Run it again to see today's figures."),
+                   icon=":material/history:")
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -180,6 +202,7 @@ def render() -> None:
         common.stop_with(f"No fair-lending analysis of {dataset} yet: run it above (or `lendsafe fairness "
                          f"--dataset {dataset}`).")
     folder = Path(results["folder"])
+    stale_warning(dataset, results)
     header(results)
     downloads(results, folder)
     outcomes_section(results, folder)
