@@ -167,9 +167,9 @@ def _identity(example: dict[str, Any]) -> dict[str, Any]:
 
 def notice_check(decision: Any) -> dict[str, Any]:
     """Render the denial's notice PDF and check its completeness over the PDF's own text."""
-    from lendsafe.issue.issuer import Issuer
+    from lendsafe.issue.issuer import render_notice
 
-    _, _, check = Issuer(None).render(decision, notice_date=NOTICE_DATE)
+    _, _, check = render_notice(decision, notice_date=NOTICE_DATE)
     return {"passed": check.passed, "failures": sorted(check.failures())}
 
 

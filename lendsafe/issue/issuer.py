@@ -2,28 +2,36 @@
 check it, and record it in the audit store; or, for an application that lacks required fields, issue
 the notice of incompleteness (12 CFR 1002.9(c)(2)).
 
-The CLI, the dashboard and batch runs all issue through ``Issuer`` so that every decision an
-applicant could receive is kept (12 CFR 1002.12(b)) with exactly the notice that was produced, and
-no notice prints an explanation the verifier has not passed at the moment of issue. A notice that
-fails its completeness check, or whose explanation fails verification at issue, is not issued: it is
-recorded as a refusal (what was refused and why) and ``IssueRefused`` is raised.
+``Issuer.issue`` is the one way a notice and its audit record are made: the CLI, the dashboard and
+batch runs all issue through an ``Issuer``, so that every decision an applicant could receive is kept
+(12 CFR 1002.12(b)) with exactly the notice that was produced, and no notice prints an explanation
+the verifier has not passed at the moment of issue. A notice that fails its completeness check, or
+whose explanation fails verification at issue, is not issued: it is recorded as a refusal (what was
+refused and why) and ``IssueRefused`` is raised. ``render_notice`` renders and checks a notice and
+records nothing (evaluation, previews).
 """
 from __future__ import annotations
 
 import datetime as dt
 import getpass
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
+from lendsafe.audit.store import AuditEntry, AuditStore, IncompleteEntry, RefusalEntry
 from lendsafe.config import Settings
 from lendsafe.decide.decision import Decision
-from lendsafe.errors import LendSafeError
-
+from lendsafe.errors import InvalidApplicationError, LendSafeError
+from lendsafe.explain.pipeline import Pipeline
+from lendsafe.explain.verify import verify
+from lendsafe.notice.document import Notice, NoticeCheck, NoticeSettings, build_notice, check_pdf, date_problems, render_pdf
+from lendsafe.notice.incomplete import (IncompleteNotice, Triage, build_incomplete_notice, check_incomplete_pdf,
+                                        incompleteness_record, missing_fields, render_incomplete_pdf, triage)
 
 ADVERSE_ACTION, INCOMPLETENESS = "adverse-action notice", "notice of incompleteness"
+Date = dt.date | str | None
 
 
 class IssueRefused(LendSafeError, ValueError):
@@ -37,10 +45,8 @@ class IssueRefused(LendSafeError, ValueError):
         self.decision, self.record, self.notice = decision, record, notice
         super().__init__(message)
 
-    def refusal(self, issue_key: str | None = None) -> Any:
-        """The audit entry recording this refusal (``lendsafe.audit.store.RefusalEntry``)."""
-        from lendsafe.audit.store import RefusalEntry
-
+    def refusal(self, issue_key: str | None = None) -> RefusalEntry:
+        """The audit entry recording this refusal."""
         return RefusalEntry(self.document, self.reason, self.failures, self.decision, self.record, self.notice,
                             issue_key)
 
@@ -78,9 +84,6 @@ def refuse_failed(notice: Any, check: Any, **subject: Any) -> None:
 
 def check_dates(decision: Decision) -> None:
     """Refuse (InvalidApplicationError naming the field) a decision whose dates no notice may print."""
-    from lendsafe.errors import InvalidApplicationError
-    from lendsafe.notice.document import date_problems
-
     problems = date_problems(decision.application or {})
     if problems:
         raise InvalidApplicationError(problems)
@@ -88,12 +91,42 @@ def check_dates(decision: Decision) -> None:
 
 def explanation_failures(decision: Decision) -> dict[str, str]:
     """Check name -> detail for every verifier check the decision's explanation fails now (none: {})."""
-    from lendsafe.explain.verify import verify
-
     if not decision.denied or not decision.explanation:
         return {}
     report = verify(decision, decision.explanation)
     return {c.check: c.detail for c in report.checks if not c.passed}
+
+
+def verify_explanation(decision: Decision) -> None:
+    """Raise UnverifiedExplanationError when the explanation a notice would print fails the verifier."""
+    failures = explanation_failures(decision)
+    if failures:
+        raise UnverifiedExplanationError(decision, failures)
+
+
+class Rendered(NamedTuple):
+    """A denial's notice, its PDF and the PDF's completeness check (all None for an approval)."""
+
+    notice: Notice | None
+    pdf: bytes | None
+    check: NoticeCheck | None
+
+
+def render_notice(decision: Decision, settings: NoticeSettings | None = None, *, notice_date: Date = None,
+                  counteroffer: str | None = None, document_id: str | None = None) -> Rendered:
+    """The checked notice of a denial, recorded nowhere: dates checked, the explanation verified again,
+    the notice refused (NoticeCheckError) when it fails its completeness check; all None for an approval."""
+    settings = settings or NoticeSettings()
+    check_dates(decision)
+    if not decision.denied:
+        return Rendered(None, None, None)
+    verify_explanation(decision)
+    notice = build_notice(decision, settings, notice_date=notice_date, counteroffer=counteroffer,
+                          document_id=document_id)
+    pdf = render_pdf(notice)
+    check = check_pdf(pdf, decision, settings)
+    refuse_failed(notice, check, decision=decision)
+    return Rendered(notice, pdf, check)
 
 
 @dataclass(frozen=True)
@@ -101,9 +134,9 @@ class Issued:
     """One issued decision: its notice (denials only), the PDF bytes, the PDF check and the audit id."""
 
     decision: Decision
-    notice: Any | None = None
+    notice: Notice | None = None
     pdf: bytes | None = None
-    check: Any | None = None
+    check: NoticeCheck | None = None
     record_id: int | None = None
 
     @property
@@ -117,15 +150,13 @@ class IssuedIncomplete:
     """One notice of incompleteness: what it states (record), the notice, its PDF and the PDF check."""
 
     record: dict[str, Any]
-    notice: Any
+    notice: IncompleteNotice
     pdf: bytes
-    check: Any
+    check: NoticeCheck
     record_id: int | None = None        # its audit record (None without a store)
 
-    def entry(self, issue_key: str | None = None, batch: str | None = None) -> Any:
-        """The audit entry recording this notice (``lendsafe.audit.store.IncompleteEntry``)."""
-        from lendsafe.audit.store import IncompleteEntry
-
+    def entry(self, issue_key: str | None = None, batch: str | None = None) -> IncompleteEntry:
+        """The audit entry recording this notice."""
         stated = {k: v for k, v in self.record.items() if k not in ("notice_date", "document_id")}
         return IncompleteEntry(stated, self.notice, self.pdf, issue_key, batch)
 
@@ -134,10 +165,23 @@ class IssuedIncomplete:
         return self.check.passed
 
 
-def open_audit_store(settings: Settings | None = None):
-    """The audit store at ``settings.database_url`` (SQLite under LENDSAFE_HOME by default)."""
-    from lendsafe.audit.store import AuditStore
+def render_incompleteness(triaged: Triage, dataset: str, settings: NoticeSettings | None = None, *,
+                          notice_date: Date = None, document_id: str | None = None) -> IssuedIncomplete:
+    """The checked notice of incompleteness of a triaged application, recorded nowhere; NoticeCheckError
+    when it fails its check."""
+    settings = settings or NoticeSettings()
+    record = incompleteness_record(triaged, dataset)
+    notice = build_incomplete_notice(record, settings, notice_date=notice_date, document_id=document_id)
+    pdf = render_incomplete_pdf(notice)
+    check = check_incomplete_pdf(pdf, record, settings, notice_date=notice.notice_date,
+                                 document_id=notice.document_id)
+    refuse_failed(notice, check, document=INCOMPLETENESS, record=record)
+    return IssuedIncomplete({**record, "notice_date": notice.notice_date, "document_id": notice.document_id},
+                            notice, pdf, check)
 
+
+def open_audit_store(settings: Settings | None = None) -> AuditStore:
+    """The audit store at ``settings.database_url`` (SQLite under LENDSAFE_HOME by default)."""
     settings = settings if isinstance(settings, Settings) else Settings()
     settings.ensure_home()
     return AuditStore(settings.database_url)
@@ -153,69 +197,82 @@ def default_actor(channel: str) -> str:
 
 
 class Issuer:
-    """Decides applications with a pipeline and issues their notices, recording each one."""
+    """Decides applications with a pipeline, issues their notices and records each one as ``actor``.
 
-    def __init__(self, pipeline: Any, *, notice_settings: Any = None, audit: Any = None,
-                 actor: str | None = None):
-        from lendsafe.notice.document import NoticeSettings
+    ``issue`` is the one way a notice and its audit record are made. Without an audit store nothing is
+    recorded (``record_id`` is None); without notice settings every notice is stamped SPECIMEN.
 
+    >>> issuer = Issuer(Pipeline(), notice_settings=NoticeSettings.from_file("lender.toml"),
+    ...                 audit=open_audit_store(), actor="cli:analyst")
+    >>> issued = issuer.issue(application)               # decide, verify, render, check, record
+    >>> issued.decision.decision, issued.notice.document_id, issued.record_id
+    ('deny', 'AAN-20260302-...', 1)
+    >>> issuer.issue(issued.decision)                   # a decision already made: issued as it is
+    """
+
+    def __init__(self, pipeline: Pipeline | None, *, notice_settings: NoticeSettings | None = None,
+                 audit: AuditStore | None = None, actor: str | None = None):
         self.pipeline = pipeline
         self.notice_settings = notice_settings or NoticeSettings()
         self.audit = audit
         self.actor = actor or default_actor("library")
 
-    def issue(self, application: dict[str, Any], *, reference: str | None = None,
-              notice_date: dt.date | str | None = None, counteroffer: str | None = None) -> Issued:
-        decision = self.pipeline.run(application, reference)
-        return self.issue_decision(decision, notice_date=notice_date, counteroffer=counteroffer)
+    @property
+    def dataset(self) -> str:
+        """The dataset the pipeline decides (its settings' when it names none)."""
+        return getattr(self.pipeline, "dataset", None) or self.pipeline.settings.dataset
+
+    def issue(self, application: Mapping[str, Any] | Decision, *, reference: str | None = None,
+              notice_date: Date = None, counteroffer: str | None = None,
+              incomplete: bool = False) -> Issued | IssuedIncomplete:
+        """Decide `application` (a ``Decision`` already made is issued as it is), then render, check and
+        record its notice (approvals: the record only). With `incomplete`, an application that lacks
+        required fields gets the notice of incompleteness naming them instead (``IssuedIncomplete``).
+        A refused notice is recorded as a refusal and IssueRefused raised."""
+        if incomplete and isinstance(application, dict) and missing_fields(application, self.dataset):
+            return self.issue_incomplete(triage(application, self.dataset), self.dataset, notice_date=notice_date)
+        decision = application if isinstance(application, Decision) else self.pipeline.run(application, reference)
+        with self.recording_refusals():
+            rendered = self.render(decision, notice_date=notice_date, counteroffer=counteroffer)
+        return Issued(decision, *rendered, self.record(decision, rendered.notice, rendered.pdf))
 
     def issue_many(self, applications: list[dict[str, Any]], *, reference: str | None = None,
-                   notice_date: dt.date | str | None = None) -> list[Issued]:
-        decisions = self.pipeline.run_many(applications, reference)
-        return self.issue_decisions(decisions, notice_date=notice_date)
+                   notice_date: Date = None) -> list[Issued]:
+        """``issue`` for several applications: decided together, recorded in one audit transaction."""
+        return self.issue_decisions(self.pipeline.run_many(applications, reference), notice_date=notice_date)
 
-    def issue_decisions(self, decisions: list[Decision], *,
-                        notice_date: dt.date | str | None = None) -> list[Issued]:
+    def issue_decisions(self, decisions: list[Decision], *, notice_date: Date = None) -> list[Issued]:
         """Render and check every notice, then record all the decisions in one audit transaction."""
         with self.recording_refusals():
             rendered = [(decision, *self.render(decision, notice_date=notice_date)) for decision in decisions]
         record_ids = self.record_many([(decision, notice, pdf) for decision, notice, pdf, _ in rendered])
         return [Issued(*issued, record_id) for issued, record_id in zip(rendered, record_ids)]
 
-    def issue_decision(self, decision: Decision, *, notice_date: dt.date | str | None = None,
-                       counteroffer: str | None = None) -> Issued:
-        """Render, check and record the notice of a decision already made (approvals: record only); a refused
-        notice is recorded as a refusal and IssueRefused raised."""
-        with self.recording_refusals():
-            notice, pdf, check = self.render(decision, notice_date=notice_date, counteroffer=counteroffer)
-        record_id = self.record(decision, notice, pdf)
-        return Issued(decision, notice, pdf, check, record_id)
-
-    def issue_incomplete(self, triaged: Any, dataset: str, *, notice_date: dt.date | str | None = None,
+    def issue_incomplete(self, triaged: Triage, dataset: str, *, notice_date: Date = None,
                          document_id: str | None = None) -> IssuedIncomplete:
-        """Render, check and record the notice of incompleteness of a triaged application
-        (``lendsafe.notice.incomplete.triage``); a refused notice is recorded as a refusal and IssueRefused raised."""
+        """Render, check and record the notice of incompleteness of a triaged application; a refused notice
+        is recorded as a refusal and IssueRefused raised."""
         with self.recording_refusals():
             issued = self.render_incomplete(triaged, dataset, notice_date=notice_date, document_id=document_id)
         [appended] = self.append([issued.entry()])
         return replace(issued, record_id=appended and appended.record.id)
 
-    def render_incomplete(self, triaged: Any, dataset: str, *, notice_date: dt.date | str | None = None,
-                          document_id: str | None = None) -> IssuedIncomplete:
-        """The notice of incompleteness of a triaged application, checked, not yet recorded; NoticeCheckError
-        when it fails its check."""
-        from lendsafe.notice.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
-                                         render_incomplete_pdf)
+    def record_decision(self, application: Mapping[str, Any], *, reference: str | None = None) -> Issued:
+        """Decide `application` and record the decision without a notice (what `lendsafe explain` keeps)."""
+        decision = self.pipeline.run(application, reference)
+        return Issued(decision, record_id=self.record(decision, None, None))
 
-        record = incompleteness_record(triaged, dataset)
-        notice = build_incomplete_notice(record, self.notice_settings, notice_date=notice_date,
-                                         document_id=document_id)
-        pdf = render_incomplete_pdf(notice)
-        check = check_incomplete_pdf(pdf, record, self.notice_settings, notice_date=notice.notice_date,
-                                     document_id=notice.document_id)
-        refuse_failed(notice, check, document=INCOMPLETENESS, record=record)
-        return IssuedIncomplete({**record, "notice_date": notice.notice_date, "document_id": notice.document_id},
-                                notice, pdf, check)
+    def render(self, decision: Decision, *, notice_date: Date = None, counteroffer: str | None = None,
+               document_id: str | None = None) -> Rendered:
+        """``render_notice`` with this issuer's settings: checked, not recorded."""
+        return render_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer,
+                             document_id=document_id)
+
+    def render_incomplete(self, triaged: Triage, dataset: str, *, notice_date: Date = None,
+                          document_id: str | None = None) -> IssuedIncomplete:
+        """``render_incompleteness`` with this issuer's settings: checked, not recorded."""
+        return render_incompleteness(triaged, dataset, self.notice_settings, notice_date=notice_date,
+                                     document_id=document_id)
 
     @contextmanager
     def recording_refusals(self, issue_key: str | None = None) -> Iterator[None]:
@@ -226,39 +283,16 @@ class Issuer:
             self.append([refused.refusal(issue_key)])
             raise
 
-    def verify_explanation(self, decision: Decision) -> None:
-        """Raise UnverifiedExplanationError when the explanation a notice would print fails the verifier."""
-        failures = explanation_failures(decision)
-        if failures:
-            raise UnverifiedExplanationError(decision, failures)
-
-    def render(self, decision: Decision, *, notice_date: dt.date | str | None = None,
-               counteroffer: str | None = None, document_id: str | None = None) -> tuple[Any, bytes | None, Any]:
-        """(notice, PDF, check) of a denial, its explanation verified again first and the notice refused
-        (NoticeCheckError) when it fails its completeness check; (None, None, None) for an approval."""
-        from lendsafe.notice.document import build_notice, check_pdf, render_pdf
-
-        check_dates(decision)
-        if not decision.denied:
-            return None, None, None
-        self.verify_explanation(decision)
-        notice = build_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer,
-                              document_id=document_id)
-        pdf = render_pdf(notice)
-        check = check_pdf(pdf, decision, self.notice_settings)
-        refuse_failed(notice, check, decision=decision)
-        return notice, pdf, check
-
-    def record(self, decision: Decision, notice: Any, pdf: bytes | None) -> int | None:
+    def record(self, decision: Decision, notice: Notice | None, pdf: bytes | None) -> int | None:
         [record_id] = self.record_many([(decision, notice, pdf)])
         return record_id
 
-    def record_many(self, entries: list[tuple[Decision, Any, bytes | None]],
+    def record_many(self, entries: list[tuple[Decision, Notice | None, bytes | None]],
                     keys: list[str] | None = None) -> list[int | None]:
         """Audit ids of (decision, notice, pdf) entries recorded in one transaction (None without a store);
         `keys` are the entries' issue keys (what a batch finds them by when it resumes)."""
         keys = keys or [None] * len(entries)
-        appended = self.append([(*entry, key) for entry, key in zip(entries, keys)])
+        appended = self.append([AuditEntry(*entry, key) for entry, key in zip(entries, keys)])
         return [None if item is None else item.record.id for item in appended]
 
     def append(self, entries: list[Any]) -> list[Any]:
