@@ -110,8 +110,7 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
     denial = pipeline.run(example("hmda_denial"))
     for text in ("You may apply again next month.", denial.explanation + " Our model is sure."):
         with pytest.raises(UnverifiedExplanationError, match="fails verification at issue time") as caught:
-            Issuer(pipeline, audit=store).issue_decision(denial.with_updates(explanation=text),
-                                                         notice_date=NOTICE_DATE)
+            Issuer(pipeline, audit=store).issue(denial.with_updates(explanation=text), notice_date=NOTICE_DATE)
         assert caught.value.failures
     refusals = store.list()
     assert [(r.kind, r.decision, r.notice_sha256) for r in refusals] == [("refusal", "refusal", None)] * 2
@@ -120,7 +119,7 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
         assert refused["reason"] == "explanation verification" and refused["document"] == "adverse-action notice"
         assert text in refused["decision"]["explanation"] and refused["failures"]
         assert record.first_reason == denial.reasons[0].code and record.dataset == "hmda"
-    assert Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE).passed
+    assert Issuer(pipeline, audit=store).issue(denial, notice_date=NOTICE_DATE).passed
     assert store.count() == 3 and store.verify().ok
     with pytest.raises(AuditIntegrityError, match="is a refusal: no notice was issued"):
         store.replay(refusals[0].id)
@@ -163,6 +162,7 @@ def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline,
 
 
 def test_a_notice_that_fails_its_completeness_check_is_refused_and_recorded_as_a_refusal(pipeline, store, monkeypatch):
+    import lendsafe.issue.issuer as issuer_module
     import lendsafe.notice.document as notice_module
     from lendsafe.issue.issuer import NoticeCheckError
 
@@ -174,9 +174,9 @@ def test_a_notice_that_fails_its_completeness_check_is_refused_and_recorded_as_a
         return dataclasses.replace(check, checks={**check.checks, "applicant": notice_module.CheckResult(
             False, "missing: applicant name")})
 
-    monkeypatch.setattr(notice_module, "check_pdf", failing)
+    monkeypatch.setattr(issuer_module, "check_pdf", failing)
     with pytest.raises(NoticeCheckError, match=r"fails its completeness check \(applicant: missing") as caught:
-        Issuer(pipeline, audit=store).issue_decision(denial, notice_date=NOTICE_DATE)
+        Issuer(pipeline, audit=store).issue(denial, notice_date=NOTICE_DATE)
     assert caught.value.failures == {"applicant": "missing: applicant name"} and store.count() == 1
     [refusal] = store.list()
     refused = refusal.content["refused"]
@@ -205,3 +205,59 @@ def test_issue_keys_are_recorded_and_found(pipeline, store):
     assert (again.record.id, again.new, store.count()) == (record_id, False, 1), "a key is issued once"
     with pytest.raises(AuditIntegrityError, match="issue_key must be 16-64 hex digits"):
         issuer.record_many([(decision, None, None)], keys=["not a key"])
+
+
+# ------------------------------------------------------------------------------- one entry for every face
+
+def test_the_library_api_is_pipeline_issuer_and_decision():
+    import lendsafe
+    from lendsafe import Decision, Issuer as exported, Pipeline as pipeline_class
+
+    assert exported is Issuer and pipeline_class is Pipeline and Decision.__module__ == "lendsafe.decide.decision"
+    assert {"Pipeline", "Issuer", "Decision"} <= set(lendsafe.__all__)
+    assert "issuer.issue(application)" in Issuer.__doc__
+
+
+def test_a_decision_already_made_is_issued_as_it_is_not_decided_again(pipeline, store):
+    denial = pipeline.run(example("hmda_denial"))
+    issued = Issuer(pipeline, audit=store).issue(denial, notice_date=NOTICE_DATE)
+    assert issued.decision is denial and issued.check.passed
+    assert store.get(issued.record_id).to_decision() == denial
+
+
+def test_issue_with_incomplete_gives_a_notice_of_incompleteness_for_missing_fields(pipeline, store):
+    from lendsafe.issue.issuer import IssuedIncomplete
+
+    application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
+    issued = Issuer(pipeline, audit=store).issue(application, notice_date=NOTICE_DATE, incomplete=True)
+    assert isinstance(issued, IssuedIncomplete) and issued.record["missing"] == ["condominium"]
+    assert store.get(issued.record_id).kind == "incomplete"
+    complete = Issuer(pipeline, audit=store).issue(example("hmda_denial"), notice_date=NOTICE_DATE, incomplete=True)
+    assert complete.decision.denied and store.count() == 2
+
+
+def test_without_incomplete_a_missing_field_is_refused_and_nothing_recorded(pipeline, store):
+    from lendsafe.errors import InvalidApplicationError
+
+    application = {k: v for k, v in example("hmda_denial").items() if k != "condominium"}
+    with pytest.raises(InvalidApplicationError, match="condominium"):
+        Issuer(pipeline, audit=store).issue(application, notice_date=NOTICE_DATE)
+    assert store.count() == 0
+
+
+def test_record_decision_keeps_the_decision_without_a_notice(pipeline, store):
+    explained = Issuer(pipeline, audit=store, actor="cli:analyst").record_decision(example("hmda_denial"))
+    record = store.get(explained.record_id)
+    assert explained.decision.denied and explained.notice is None and record.notice_sha256 is None
+    assert record.actor == "cli:analyst" and record.to_decision() == explained.decision
+
+
+def test_render_notice_checks_the_notice_and_records_nothing(pipeline):
+    from lendsafe.issue.issuer import UnverifiedExplanationError, render_notice
+
+    denial = pipeline.run(example("hmda_denial"))
+    notice, pdf, check = render_notice(denial, notice_date=NOTICE_DATE)
+    assert check.passed and pdf.startswith(b"%PDF") and notice.specimen
+    assert render_notice(pipeline.run(example("hmda_approval"))) == (None, None, None)
+    with pytest.raises(UnverifiedExplanationError):
+        render_notice(denial.with_updates(explanation="You may apply again next month."))

@@ -35,16 +35,15 @@ def explain_dict(decision, audit_id: int | None = None) -> dict:
 def run_explain(args: argparse.Namespace) -> int:
     from lendsafe.decide.application import read_application_json
     from lendsafe.config import Settings
-    from lendsafe.issue.issuer import default_actor, open_audit_store
+    from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
     from lendsafe.explain.pipeline import Pipeline
 
     application = read_application_json(args.file, args.dataset)
     settings = Settings(dataset=args.dataset)
-    pipeline = Pipeline(settings, reference=args.reference, writer=args.writer)
-    decision = pipeline.run(application)
-    record = open_audit_store(settings).record(decision, notice=None, notice_pdf=None,
-                                               actor=args.actor or default_actor("cli"))
-    print(json.dumps(explain_dict(decision, record.id), indent=2, ensure_ascii=False))
+    issuer = Issuer(Pipeline(settings, reference=args.reference, writer=args.writer),
+                    audit=open_audit_store(settings), actor=args.actor or default_actor("cli"))
+    explained = issuer.record_decision(application)
+    print(json.dumps(explain_dict(explained.decision, explained.record_id), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -78,21 +78,6 @@ def _pipeline(args: argparse.Namespace):
     return Pipeline(settings, dataset=args.dataset, reference=args.reference, writer=writer)
 
 
-def _read_json(path: str) -> dict:
-    """The application file's JSON, read within the application boundary's limits (size, UTF-8, depth,
-    integer length, NaN, duplicate keys); validated later, so that missing fields can be triaged."""
-    from lendsafe.decide.application import _read_limited, parse_application_text
-    from lendsafe.errors import InvalidApplicationError
-
-    shown = printable(path)
-    raw = _read_limited(path, shown)
-    try:
-        return parse_application_text(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise InvalidApplicationError([f"application file {shown} is not UTF-8 text (expected JSON): byte "
-                                       f"0x{raw[exc.start]:02x} at offset {exc.start}"]) from None
-
-
 def _issuer(args: argparse.Namespace):
     """Settings first (a bad file stops here, before anything is decided or written), then the rest."""
     from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
@@ -114,20 +99,22 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 
 def run_notice(args: argparse.Namespace) -> int:
+    from lendsafe.decide.application import read_json_file
     from lendsafe.errors import InvalidApplicationError
-    from lendsafe.notice.incomplete import missing_fields, triage
+    from lendsafe.issue.issuer import IssuedIncomplete
+    from lendsafe.notice.incomplete import missing_fields
 
-    application = _read_json(args.file)
-    lacking = isinstance(application, dict) and missing_fields(application, args.dataset)
-    if args.incomplete and lacking:
-        return _run_incomplete(args, triage(application, args.dataset))
+    application = read_json_file(args.file)
     issuer = _issuer(args)
     try:
-        issued = issuer.issue(application, notice_date=args.notice_date, counteroffer=args.counteroffer)
+        issued = issuer.issue(application, notice_date=args.notice_date, counteroffer=args.counteroffer,
+                              incomplete=args.incomplete)
     except InvalidApplicationError as exc:
-        if lacking:
+        if isinstance(application, dict) and missing_fields(application, args.dataset):
             exc.problems.append("to send a notice of incompleteness naming the missing fields, add --incomplete")
         raise
+    if isinstance(issued, IssuedIncomplete):
+        return _incomplete_written(args, issued)
     decision = issued.decision
     _write_json(args.decision_out, decision.to_dict())
     if issued.notice is None:
@@ -140,19 +127,12 @@ def run_notice(args: argparse.Namespace) -> int:
     return 0 if issued.passed else 1
 
 
-def _run_incomplete(args: argparse.Namespace, triaged) -> int:
-    """Write the notice of incompleteness of an application that lacks required fields (recorded in the
-    audit store; a notice that fails its check is recorded as a refusal and not written)."""
-    from lendsafe.config import Settings
-    from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
-
-    settings = _notice_settings(args.notice_settings)
-    issued = Issuer(None, notice_settings=settings, audit=open_audit_store(Settings(dataset=args.dataset)),
-                    actor=args.actor or default_actor("cli")).issue_incomplete(
-        triaged, args.dataset, notice_date=args.notice_date)
+def _incomplete_written(args: argparse.Namespace, issued) -> int:
+    """Write the notice of incompleteness issued for an application that lacks required fields (a notice
+    that failed its check was recorded as a refusal and is not written)."""
     _write_json(args.decision_out, issued.record)
     _write_pdf(args.out, issued.pdf)
-    print(json.dumps({"decision": "incomplete", "missing": list(triaged.missing),
+    print(json.dumps({"decision": "incomplete", "missing": list(issued.record["missing"]),
                       "document_id": issued.notice.document_id, "path": str(args.out),
                       "sha256": hashlib.sha256(issued.pdf).hexdigest(), "deadline": issued.notice.deadline,
                       "audit_id": issued.record_id,

@@ -250,12 +250,19 @@ class _JsonRefused(ValueError):
 
 
 def read_application_json(path: str | Path, dataset: str | DatasetSpec = "hmda") -> dict[str, Any]:
-    """Read and validate one application from a JSON file (``-`` reads standard input).
+    """Read and validate one application from a JSON file (``-`` reads standard input): ``read_json_file``
+    then ``parse_application``."""
+    return parse_application(read_json_file(path), dataset)
+
+
+def read_json_file(path: str | Path) -> Any:
+    """The JSON value of an application file (``-``: standard input), read within the boundary's limits but
+    not yet validated (a notice of incompleteness needs to see which fields are missing).
 
     Refused with a clear message (never a traceback): a missing path, a directory or other non-file,
     more than ``MAX_APPLICATION_BYTES``, text that is not UTF-8, invalid JSON, nesting deeper than
-    ``MAX_JSON_DEPTH``, integers longer than ``MAX_INTEGER_DIGITS`` digits, NaN/Infinity, a key given
-    twice, and JSON that is not an object.
+    ``MAX_JSON_DEPTH``, integers longer than ``MAX_INTEGER_DIGITS`` digits, NaN/Infinity and a key given
+    twice (JSON that is not an object is refused by ``parse_application``).
     """
     shown = printable(path)
     raw = _read_limited(path, shown)
@@ -264,7 +271,7 @@ def read_application_json(path: str | Path, dataset: str | DatasetSpec = "hmda")
     except UnicodeDecodeError as exc:
         raise InvalidApplicationError([f"application file {shown} is not UTF-8 text (expected JSON): byte "
                                        f"0x{raw[exc.start]:02x} at offset {exc.start}"]) from None
-    return parse_application(parse_application_text(text), dataset)
+    return parse_application_text(text)
 
 
 def _read_limited(path: str | Path, shown: str) -> bytes:

@@ -241,7 +241,7 @@ def issue(entry: dict[str, Any], reference: str) -> Any | None:
     issuer = Issuer(pipeline(entry["dataset"], reference), notice_settings=notice_settings(), audit=audit_store(),
                     actor=who.actor)
     try:
-        issued = issuer.issue_decision(draft.decision)
+        issued = issuer.issue(draft.decision)
     except LendSafeError as exc:
         st.error("Nothing was issued:")
         st.text(printable(exc, keep_newlines=True))
