@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.explain.composer import compose, reason_phrase
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.explain.grounding import applicable_rights, retrieve
 from lendsafe.decide.scoring import Scorer

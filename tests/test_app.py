@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from lendsafe.decide.application import parse_application, read_applications_csv, row_to_application
 from lendsafe.audit.store import AuditStore
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.identity import UsersFile
 from lendsafe.decide.scoring import Scorer

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from lendsafe.decide.application import (OPTIONAL_FIELDS, parse_application, parse_application_text, read_application_json,
                                   read_applications_csv)
-from lendsafe.decide.datasets import load_spec, matrix_from_records
+from lendsafe.decide.datasets import matrix_from_records
+from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.decide.scoring import Scorer
 

@@ -25,7 +25,7 @@ import pytest
 
 from lendsafe.audit.store import AuditStore
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.identity import UsersFile
 from lendsafe.notice.document import NoticeSettings, check_pdf

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lendsafe.decide.catalog import CatalogEntry, catalog_sha256, is_missing, load_catalog
-from lendsafe.decide.datasets import builtin_dataset_names, load_spec
+from lendsafe.decide.specs import builtin_dataset_names, load_spec
 from lendsafe.errors import ConfigurationError
 
 DATASETS = builtin_dataset_names()

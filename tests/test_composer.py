@@ -7,7 +7,8 @@ import pytest
 
 from lendsafe.explain.composer import FEATURE_PHRASES, TemplateGenerator, compose, opening, reason_phrase, reason_sentences
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import load_dataset, load_spec
+from lendsafe.decide.datasets import load_dataset
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.risk import RiskModel, model_dir
 from lendsafe.decide.scoring import Scorer
 from passages import citations

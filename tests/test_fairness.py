@@ -229,7 +229,7 @@ POISON = {"afam": lambda s: s.map({"yes": "no", "no": "yes"}), "single": lambda 
 @pytest.mark.parametrize("name", ["hmda", "credit"])
 def test_scoring_never_reads_protected_attributes(name):
     """Decisions from data with the protected columns poisoned, or removed, are byte-identical."""
-    from lendsafe.decide.datasets import Dataset, applications_frame
+    from lendsafe.decide.datasets import applications_frame, Dataset
 
     dataset = load_dataset(name)
     rows = np.arange(0, len(dataset.y), 7)

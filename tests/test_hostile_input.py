@@ -426,7 +426,7 @@ def test_notice_entry_points_report():
 # reader and the notice-settings loader). Each must end in exit 2 (or a LendSafeError) whose message names
 # the field; no traceback, no raw terminal escape. The report below prints how many inputs each took.
 
-from lendsafe.decide.datasets import load_spec  # noqa: E402
+from lendsafe.decide.specs import load_spec  # noqa: E402
 
 REFUSED: dict[str, Counter] = {name: Counter() for name in (
     "explain", "verify", "check-notice", "audit list", "audit show", "audit verify", "audit retention",

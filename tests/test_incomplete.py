@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.notice.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
                                  missing_fields, read_csv, render_incomplete_pdf, triage)

@@ -58,7 +58,7 @@ def test_every_reason_appears_in_order_with_its_rounded_value():
 
 @pytest.mark.parametrize("rating", [3, 5, 6])
 def test_a_coded_value_carries_its_own_levels_meaning(rating):
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
 
     feature = load_spec("hmda").feature("consumer_credit_history")
     decision = decision_for("hmda_denial", consumer_credit_history=rating)

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendsafe.decide.datasets import load_dataset, load_spec
+from lendsafe.decide.datasets import load_dataset
+
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import REFERENCES
 from lendsafe.errors import ConfigurationError
 from lendsafe.decide.reasons import (

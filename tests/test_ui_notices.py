@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.identity import Identity
 from lendsafe.ui import tables
 from lendsafe.ui.notices import BATCH_MAX_MB

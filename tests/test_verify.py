@@ -176,7 +176,7 @@ def rated():
 
 
 def test_every_other_levels_meaning_fails_and_the_own_passes(rated):
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
 
     feature = load_spec("hmda").feature("consumer_credit_history")
     for rating, decision in rated.items():

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _risk_models() -> dict:
-    from lendsafe.decide.datasets import builtin_dataset_names
+    from lendsafe.decide.specs import builtin_dataset_names
     from lendsafe.decide.risk import model_dir, train_risk_model
 
     status = {}

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec, load_spec, to_bool
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec, load_spec, to_bool
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.redaction import printable
 

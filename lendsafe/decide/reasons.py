@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from lendsafe.decide.catalog import SOURCES, CatalogEntry, catalog_sha256, load_catalog  # noqa: F401 (the reason API)
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec, is_missing
+from lendsafe.decide.catalog import is_missing
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 from lendsafe.decide.decision import REFERENCES, Reason
 from lendsafe.errors import ConfigurationError, LendSafeError
 

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from lendsafe.config import Settings
-from lendsafe.decide.datasets import SPECS_DIR, Dataset, DatasetSpec, load_spec
+from lendsafe.config import SPECS_DIR
+from lendsafe.decide.datasets import Dataset
+from lendsafe.decide.specs import DatasetSpec, load_spec
 from lendsafe.decide.treetables import TreeTables, load_tables
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 

@@ -8,7 +8,9 @@ applicant gave no value for is stated as missing, never with a figure.
 """
 from __future__ import annotations
 
-from lendsafe.decide.datasets import is_missing, load_spec
+from lendsafe.decide.catalog import is_missing
+
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision, Reason
 from lendsafe.errors import LendSafeError
 from lendsafe.explain.grounding import rights_sentences

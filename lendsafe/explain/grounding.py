@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Citation, Decision
 from lendsafe.decide.reasons import load_catalog
 from lendsafe.explain.sentences import sentences, spelled_numbers

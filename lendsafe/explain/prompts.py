@@ -10,7 +10,9 @@ import hashlib
 import json
 from typing import Any
 
-from lendsafe.decide.datasets import FeatureSpec, is_missing, load_spec
+from lendsafe.decide.catalog import is_missing
+
+from lendsafe.decide.specs import FeatureSpec, load_spec
 from lendsafe.decide.decision import Decision, Reason
 from lendsafe.explain.grounding import prompt_passages
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lendsafe.decide.datasets import DatasetSpec, ExcludedColumn
+from lendsafe.decide.specs import DatasetSpec, ExcludedColumn
 from lendsafe.errors import ConfigurationError
 
 MISSING_GROUP = "missing"

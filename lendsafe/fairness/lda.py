@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lendsafe.decide.datasets import DatasetSpec
+from lendsafe.decide.specs import DatasetSpec
 from lendsafe.fairness.groups import Attribute
 from lendsafe.fairness.outcomes import air
 from lendsafe.decide.risk import RiskParams

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lendsafe.decide.application import parse_application, row_to_application
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec, load_spec
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec, load_spec
 from lendsafe.errors import ArtifactNotFoundError, InvalidApplicationError, LendSafeError
 from lendsafe.notice.document import (CHECKS, DOCUMENT_ID_PATTERN, SHARED_CHECKS, TEXT_LIMITS, CheckResult, NoticeCheck,
                              NoticeSettings, _Context, _para, _parties_story, _result, _section, _ecoa_section,

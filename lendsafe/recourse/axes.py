@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lendsafe.decide.catalog import is_missing
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 
 GRID_POINTS = 256      # candidates per direction of a feature the model does not constrain
 EPS = 1e-6             # a value within this many steps of a grid point is on it (0.79 / 0.01 = 79.00000000000001)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 from lendsafe.errors import ConfigurationError
 from lendsafe.explain.verify.patterns import (BLAME_AND_SALES_PATTERNS, FORBIDDEN_PATTERNS, HEDGING_PATTERNS,
                                       INTERNAL_PATTERNS, PROTECTED_PATTERNS)

@@ -16,7 +16,8 @@ import numpy as np
 
 from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec, load_dataset
+from lendsafe.decide.datasets import load_dataset
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import ConfigurationError
 from lendsafe.explain.grounding import retrieval_key, retrieve

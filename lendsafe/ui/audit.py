@@ -36,7 +36,7 @@ def verify_chain(store: Any) -> None:
 
 def filters() -> tuple[dict[str, Any], dict[str, str]]:
     """(store filters on indexed columns, text searches over the records' content)."""
-    from lendsafe.decide.datasets import builtin_dataset_names
+    from lendsafe.decide.specs import builtin_dataset_names
 
     any_text = lambda v: v or "any"  # noqa: E731
     top = st.columns([2, 2, 2])

@@ -43,7 +43,7 @@ _COUNTER = itertools.count(1)
 
 def available_datasets() -> list[str]:
     """Built-in datasets whose risk model is present."""
-    from lendsafe.decide.datasets import builtin_dataset_names
+    from lendsafe.decide.specs import builtin_dataset_names
     from lendsafe.decide.risk import model_dir
 
     base = Settings()
@@ -297,7 +297,7 @@ def models_state() -> None:
 
 
 def dataset_title(name: str) -> str:
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
 
     try:
         return f"{name} - {load_spec(name).title}"

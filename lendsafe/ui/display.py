@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import LendSafeError
 from lendsafe.ui import common, engine, tables

@@ -43,7 +43,7 @@ HELD_OUT_COLUMNS = {"row": st.column_config.NumberColumn("data row", help="row o
 
 def held_out_columns(dataset: str) -> dict[str, Any]:
     """Column labels from the spec (with units), risk in percent, the reason codes wide."""
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
 
     labels = {f.name: st.column_config.Column(tables.field_label(f), help=f.help) for f in load_spec(dataset).input_fields}
     return {**labels, **HELD_OUT_COLUMNS}

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from lendsafe.decide.application import parse_application, row_to_application
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec, load_spec
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec, load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.ui import tables
 

@@ -21,7 +21,7 @@ ADAPTER_FILES = ("lendsafe_adapter.json", "adapter_config.json", "loss.json", "l
 @st.cache_data(show_spinner=False, max_entries=8)
 def risk_card(dataset: str, settings_key: str) -> dict[str, Any]:
     """The risk model card: metadata.json of the model beside its dataset spec."""
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
     from lendsafe.decide.reasons import load_catalog
     from lendsafe.decide.risk import model_dir
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
 from lendsafe.ui import common, display, engine, tables

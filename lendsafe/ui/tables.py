@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.decide.datasets import DatasetSpec, FeatureSpec
+from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import ArtifactNotFoundError
 from lendsafe.decide.reasons import ADVERSE_EPSILON
@@ -232,7 +232,7 @@ def points_text(value: float) -> str:
 def reason_statements(dataset: str) -> dict[str, str]:
     """Reason code -> the statement an applicant reads, for the dataset's model inputs."""
     from lendsafe.decide.catalog import load_catalog
-    from lendsafe.decide.datasets import load_spec
+    from lendsafe.decide.specs import load_spec
 
     catalog = load_catalog()
     return {f.reason: catalog[f.reason].statement for f in load_spec(dataset).features if f.reason in catalog}

@@ -4,7 +4,11 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from lendsafe.decide.datasets import is_missing, load_spec, with_derived
+from lendsafe.decide.catalog import is_missing
+
+from lendsafe.decide.datasets import with_derived
+
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.explain.grounding import prose
 from lendsafe.explain.sentences import spelled_numbers, without_list_markers

@@ -6,7 +6,9 @@ import re
 from functools import lru_cache
 
 from lendsafe.decide.catalog import load_catalog
-from lendsafe.decide.datasets import FeatureSpec, builtin_dataset_names, is_missing, load_spec, with_derived
+from lendsafe.decide.catalog import is_missing
+from lendsafe.decide.datasets import with_derived
+from lendsafe.decide.specs import builtin_dataset_names, FeatureSpec, load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.explain.grounding import prose
 from lendsafe.explain.sentences import sentences, spelled_numbers

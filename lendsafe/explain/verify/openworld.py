@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from lendsafe.decide.catalog import load_catalog
 from lendsafe.explain.composer import FEATURE_PHRASES, MISSING_PHRASE
-from lendsafe.decide.datasets import load_spec
+from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.explain.grounding import LEGAL_CUES
 from lendsafe.explain.prompts import product_word
