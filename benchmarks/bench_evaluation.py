@@ -78,7 +78,7 @@ def bench_lora(examples: list[dict], folder: Path, settings: Settings) -> dict:
     _, bare_s = timed(generator.generate, [e["messages"] for e in examples], use_cache=False)
     config = EvaluationConfig(out=folder / "lora.json", limit=len(examples), writers=("lora",),
                               sections=("explanations",), batch1_sample=0, plots=False, fresh=True)
-    results = run_evaluation(config, generators={"lora": Uncached(generator)}, bar=False)
+    results = run_evaluation(config, generators={"lora": Uncached(generator, drafts=False)}, bar=False)
     harness_s = results["timing"]["explanations"]["lora"]
     writer = results["sections"]["explanations"]["writers"]["lora"]
     return {"decisions": len(examples), "bare_generate_s": round(bare_s, 2), "harness_s": round(harness_s, 2),

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lendsafe.config import Settings  # noqa: E402
+from lendsafe.evaluation.explain import Uncached  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
 MAX_NEW_TOKENS = 360          # the longest explanation with its rights part is about 300 tokens
@@ -69,7 +70,8 @@ def percentile(values: list[float], q: float) -> float:
 def adapter_for_benchmark(settings: Settings, workdir: Path, adapter_dir: Path | None) -> tuple[Path, str]:
     """The given (or configured) adapter when it is trained for this base; otherwise a fresh one."""
     from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
-    from lendsafe.train.finetune import check_adapter_compatible, init_adapter
+    from lendsafe.lm.adapters import check_adapter_compatible
+    from lendsafe.train.finetune import init_adapter
 
     adapter_dir = adapter_dir or settings.adapter_dir
     try:
@@ -107,26 +109,6 @@ def run_draft_pairs(generator, rows: list[dict]) -> dict:
                                                / statistics.median([r.latency_ms for r in plain]), 3)}
 
 
-class UncachedWriter:
-    """The generator as the pipeline's writer, always running the model (honest latency), without drafts."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def generate(self, prompts):
-        return self.inner.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
-
-    def describe(self):
-        return self.inner.describe()
-
-
-class UncachedDraftingWriter(UncachedWriter):
-    """The same, taking the composer's texts the pipeline passes as drafts."""
-
-    def generate(self, prompts, drafts=None):
-        return self.inner.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, drafts=drafts)
-
-
 def run_pipeline_pairs(generator, rows: list[dict]) -> dict:
     """Whole decisions (score, reasons, retrieval, explanation, verification) without and with drafts."""
     from lendsafe.explain.pipeline import Pipeline
@@ -134,8 +116,8 @@ def run_pipeline_pairs(generator, rows: list[dict]) -> dict:
 
     settings, knowledge = Settings(), KnowledgeBase(Settings())
     runs = {}
-    for name, writer_class in (("without_draft", UncachedWriter), ("with_composer_draft", UncachedDraftingWriter)):
-        writer = writer_class(generator)
+    for name, drafts in (("without_draft", False), ("with_composer_draft", True)):
+        writer = Uncached(generator, drafts=drafts, max_new_tokens=MAX_NEW_TOKENS)
         decisions = [Pipeline(settings, dataset=row["dataset"], reference=row["reference"], writer="auto",
                               generator=writer, knowledge=knowledge).run(row["application"]) for row in rows]
         runs[name] = decisions

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lendsafe.explain.composer import FEATURE_PHRASES, TemplateGenerator, compose, opening, reason_phrase, reason_sentences
+from lendsafe.explain.composer import FEATURE_PHRASES, ComposerWriter, compose, opening, reason_phrase, reason_sentences
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.decide.datasets import load_dataset
 from lendsafe.decide.specs import load_spec
@@ -73,7 +73,7 @@ def test_approval_text_and_template_generator():
     decision = Scorer.load("hmda").score(application)
     text = compose(decision)
     assert not decision.denied and "approve" in text and verify(decision, text).passed
-    assert TemplateGenerator().write([decision, decision]) == [text, text]
+    assert [r.text for r in ComposerWriter().write([decision, decision], [[], []])] == [text, text]
 
 
 def test_the_rights_part_follows_the_decisions_information_sources(decisions):

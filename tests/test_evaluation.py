@@ -18,12 +18,12 @@ from lendsafe.evaluation.run import (
     held_out_sample, records_path, run_evaluation, write_gate_baseline,
 )
 from lendsafe.evaluation.explain import (
-    GATE_QUOTAS, Uncached, UncachedWithDrafts, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
+    GATE_QUOTAS, Uncached, choose, faithfulness, held_out_examples, load_split, overlap_report, shared_with_training,
     text_facts, training_keys,
 )
 from lendsafe.evaluation.model import agreement, load_held_out, nudge, split_overlap
 from lendsafe.evaluation.text import similarity, unrelated_pairs
-from lendsafe.explain.generation import GenerationResult
+from lendsafe.explain.writer import GenerationResult
 from lendsafe.evaluation.store import CODE_FILES, code_sha256
 
 SETTINGS = Settings()
@@ -41,13 +41,15 @@ class StandInGenerator:
     """Writes the composer's reference for known prompts: always ('good'), only on the stricter retry
     ('retry') or never ('bad'); counts the prompts it was given and can stop after a number of calls."""
 
+    name = "lora"
+
     def __init__(self, examples, modes, adapter_sha256="a" * 64, stop_after_calls=None):
         self.targets = {e["messages"][1]["content"]: (e["target"], modes(e)) for e in examples}
         self.adapter_sha256, self.stop_after_calls = adapter_sha256, stop_after_calls
         self.prompts = 0
         self.calls = 0
 
-    def generate(self, prompts, use_cache=True):
+    def write(self, decisions, prompts):
         if self.stop_after_calls is not None and self.calls >= self.stop_after_calls:
             raise KeyboardInterrupt("stand-in interruption")
         self.calls += 1
@@ -64,24 +66,19 @@ class StandInGenerator:
         return {"base_sha256": "b" * 64, "adapter_sha256": self.adapter_sha256}
 
 
-def test_uncached_writers_run_the_model_the_issuing_one_with_the_pipelines_drafts():
-    from lendsafe.explain.pipeline import _accepts_drafts
-
+def test_uncached_writers_run_the_model_the_issuing_one_with_drafts():
     calls = []
 
     class Recording:
-        def generate(self, prompts, use_cache=True, drafts=None):
-            calls.append((prompts, use_cache, drafts))
+        def write(self, decisions, prompts, **options):
+            calls.append((decisions, prompts, options))
             return []
 
-    writer = UncachedWithDrafts(Recording())
-    assert _accepts_drafts(writer)                       # the pipeline hands it the composer's text
-    writer.generate([["p"]], drafts=["guess"])
-    assert calls == [([["p"]], False, ["guess"])]
-    comparison = Uncached(Recording())                   # the base without adapter: plain batched decoding
-    assert not _accepts_drafts(comparison)
-    comparison.generate([["q"]])
-    assert calls[-1] == ([["q"]], False, None)
+    Uncached(Recording(), drafts=True).write(["d"], [["p"]])          # the issuing writer: the composer's text
+    assert calls == [(["d"], [["p"]], {"use_cache": False, "drafts": True, "max_new_tokens": 360})]
+    comparison = Uncached(Recording(), drafts=False)                    # the base without adapter: plain batches
+    comparison.write(["e"], [["q"]])
+    assert calls[-1][2]["drafts"] is False and comparison.name == "lora"
 
 
 def mode_by_rank(example) -> str:
@@ -322,9 +319,9 @@ def test_results_of_other_artifacts_or_settings_are_never_mixed(tmp_path, held_o
 
 
 def test_a_refused_final_text_counts_against_final_faithfulness(tmp_path, monkeypatch):
-    import lendsafe.explain.pipeline
+    import lendsafe.explain.composer
 
-    monkeypatch.setattr(lendsafe.explain.pipeline, "compose", lambda decision: BAD_TEXT)
+    monkeypatch.setattr(lendsafe.explain.composer, "compose", lambda decision: BAD_TEXT)
     config = small_config(tmp_path, writers=("template",), sections=("explanations",), plots=False,
                           batch1_sample=0, limit=3)
     results = run_evaluation(config, bar=False)

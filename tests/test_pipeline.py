@@ -11,6 +11,7 @@ from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import LendSafeError
 from lendsafe.explain.pipeline import Pipeline
 from lendsafe.explain.verify import verify
+from lendsafe.explain.writer import Writer
 
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
 
@@ -29,11 +30,14 @@ class Result:
 class ScriptedGenerator:
     """Stands in for the LoRA writer: answers each attempt with a scripted text (or the faithful one)."""
 
+    name = "lora"
+
     def __init__(self, *scripts):
         self.scripts = list(scripts)        # one callable per attempt: decision prompt -> text
         self.calls: list[int] = []
 
-    def generate(self, prompts):
+    def write(self, decisions, prompts):
+        assert len(decisions) == len(prompts)
         self.calls.append(len(prompts))
         script = self.scripts[min(len(self.calls), len(self.scripts)) - 1]
         return [Result(script(prompt)) for prompt in prompts]
@@ -58,6 +62,25 @@ def faithful_text(knowledge):
 
 def pipeline_with(generator, knowledge, writer="auto"):
     return Pipeline(Settings(), writer=writer, generator=generator, knowledge=knowledge)
+
+
+def test_both_writers_meet_the_writer_protocol():
+    from lendsafe.explain.composer import ComposerWriter
+    from lendsafe.explain.generation import LoraGenerator
+
+    assert isinstance(ComposerWriter(), Writer) and isinstance(ScriptedGenerator(), Writer)
+    assert LoraGenerator.name == "lora" and callable(LoraGenerator.write) and callable(LoraGenerator.describe)
+
+
+def test_the_composer_writes_through_the_protocol_for_the_fallback(knowledge):
+    from lendsafe.explain.composer import ComposerWriter
+    from lendsafe.explain.prompts import build_messages, messages_sha256
+
+    decision = Pipeline(Settings(use_llm=False), knowledge=knowledge).run(example("hmda_denial"))
+    prompt = build_messages(decision)
+    (result,) = ComposerWriter().write([decision], [prompt])
+    assert result.text == compose(decision) == decision.explanation and result.prompt_sha256 == messages_sha256(prompt)
+    assert not result.cached and result.draft_tokens_accepted is None
 
 
 def test_a_verified_first_answer_is_used(knowledge, faithful_text):
@@ -109,12 +132,12 @@ def test_batches_generate_once_per_attempt_and_retry_only_the_failures(knowledge
 
 
 def test_an_unavailable_model_falls_back_in_auto_and_fails_loudly_when_required(knowledge, monkeypatch):
-    import lendsafe.explain.generation as generation
+    import lendsafe.explain.pipeline as pipeline_module
 
     def unavailable(*args, **kwargs):
         raise LendSafeError("adapter folder not found")
 
-    monkeypatch.setattr(generation, "LoraGenerator", unavailable)
+    monkeypatch.setattr(pipeline_module, "LoraGenerator", unavailable)
     decision = Pipeline(Settings(), knowledge=knowledge).run(example("hmda_denial"))
     assert decision.writer == "template" and "language model unavailable" in decision.writer_reason
     with pytest.raises(LendSafeError, match="adapter folder not found"):
@@ -129,9 +152,9 @@ def test_template_writer_never_loads_the_model(knowledge):
 
 
 def test_nothing_is_issued_when_even_the_final_text_fails(knowledge, monkeypatch):
-    import lendsafe.explain.pipeline as pipeline_module
+    import lendsafe.explain.composer as composer_module
 
-    monkeypatch.setattr(pipeline_module, "compose", lambda decision: "We guarantee approval next time.")
+    monkeypatch.setattr(composer_module, "compose", lambda decision: "We guarantee approval next time.")
     with pytest.raises(LendSafeError, match="nothing was issued"):
         Pipeline(Settings(use_llm=False), knowledge=knowledge).run(example("hmda_denial"))
 

@@ -176,28 +176,25 @@ def notice_check(decision: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- running a writer
 
 class Uncached:
-    """A generator that always runs the model (honest latency; the generation cache left untouched).
+    """A language-model writer that always runs the model (honest latency; the generation cache left untouched).
 
-    It takes no drafts, so the pipeline decodes plain batched greedy: how the comparison writer (the
-    base without adapter, whose texts rarely match the composer's) runs fastest.
+    With ``drafts`` it takes the composer's text as a guess of the output, so the issuing writer decodes
+    as in the app and the CLI (the same text as plain greedy, at the speed that ships); without, plain
+    batched greedy: how the comparison writer (the base without adapter, whose texts rarely match the
+    composer's) runs fastest.
     """
 
-    def __init__(self, inner: Any):
-        self.inner = inner
+    name = "lora"
 
-    def generate(self, prompts: list[list[dict]]) -> list[Any]:
-        return self.inner.generate(prompts, use_cache=False)
+    def __init__(self, inner: Any, drafts: bool, max_new_tokens: int = 360):
+        self.inner, self.drafts, self.max_new_tokens = inner, drafts, max_new_tokens
+
+    def write(self, decisions: list[Any], prompts: list[list[dict]]) -> list[Any]:
+        return self.inner.write(decisions, prompts, use_cache=False, drafts=self.drafts,
+                                max_new_tokens=self.max_new_tokens)
 
     def describe(self) -> dict:
         return self.inner.describe()
-
-
-class UncachedWithDrafts(Uncached):
-    """``Uncached`` taking the pipeline's drafts (the composer's text as a guess of the output), so the
-    issuing writer decodes as in the app and the CLI: the same text as plain greedy, at the speed that ships."""
-
-    def generate(self, prompts: list[list[dict]], drafts: list[str | None] | None = None) -> list[Any]:
-        return self.inner.generate(prompts, use_cache=False, drafts=drafts)
 
 
 @dataclass

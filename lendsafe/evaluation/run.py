@@ -252,13 +252,12 @@ NOTES = (
 
 def _make_generator(run: Run) -> Callable[[Any], Any]:
     def make(spec: Any) -> Any:
-        from lendsafe.evaluation.explain import Uncached, UncachedWithDrafts
+        from lendsafe.evaluation.explain import Uncached
         from lendsafe.explain.generation import LoraGenerator
 
         generator = LoraGenerator(run.settings, use_adapter=spec.use_adapter, batch_size=run.config.batch_size,
                                   threads=run.config.threads)
-        uncached = UncachedWithDrafts if spec.use_adapter else Uncached
-        return generator if run.config.use_cache else uncached(generator)
+        return generator if run.config.use_cache else Uncached(generator, drafts=bool(spec.use_adapter))
     return make
 
 

@@ -14,7 +14,8 @@ from lendsafe.config import PACKAGE_DIR, Settings
 from lendsafe.errors import ArtifactNotFoundError, LendSafeError
 
 CODE_FILES = ("explain/pipeline.py", "explain/verify", "explain/composer.py", "explain/prompts.py",
-              "explain/generation.py", "decide/catalog.py", "decide/reasons.py", "explain/grounding.py",
+              "explain/generation.py", "explain/writer.py", "explain/drafts.py", "explain/int8.py",
+              "explain/prepared.py", "decide/catalog.py", "decide/reasons.py", "explain/grounding.py",
               "explain/sentences.py")
 Progress = Callable[[int, int, str], None]
 

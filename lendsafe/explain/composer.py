@@ -8,13 +8,17 @@ applicant gave no value for is stated as missing, never with a figure.
 """
 from __future__ import annotations
 
+import time
+from typing import Sequence
+
 from lendsafe.decide.catalog import is_missing
 
 from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision, Reason
 from lendsafe.errors import LendSafeError
 from lendsafe.explain.grounding import rights_sentences
-from lendsafe.explain.prompts import product_word
+from lendsafe.explain.prompts import messages_sha256, product_word
+from lendsafe.explain.writer import GenerationResult, Messages
 
 # How each feature is named in a sentence: {v} is the rounded value with its unit, {level} what it means.
 FEATURE_PHRASES = {
@@ -88,10 +92,20 @@ def compose(decision: Decision) -> str:
     return " ".join(p.strip() for p in parts if p.strip())
 
 
-class TemplateGenerator:
-    """The deterministic writer behind the same interface the pipeline uses for the LoRA writer."""
+class ComposerWriter:
+    """The deterministic writer behind the ``Writer`` protocol (the pipeline's fallback and 'template' writer)."""
 
     name = "template"
 
-    def write(self, decisions: list[Decision]) -> list[str]:
-        return [compose(d) for d in decisions]
+    def write(self, decisions: Sequence[Decision], prompts: Sequence[Messages]) -> list[GenerationResult]:
+        return [_composed(decision, prompt) for decision, prompt in zip(decisions, prompts, strict=True)]
+
+    def describe(self) -> dict:
+        return {"writer": "deterministic composer"}
+
+
+def _composed(decision: Decision, prompt: Messages) -> GenerationResult:
+    started = time.perf_counter()
+    text = compose(decision)
+    return GenerationResult(text, messages_sha256(prompt), 0, round((time.perf_counter() - started) * 1000.0, 3),
+                            False)

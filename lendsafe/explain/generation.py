@@ -5,28 +5,33 @@ similar length; each output is cleaned to the narrative (special tokens, role pr
 unfinished trailing sentence removed). Results are cached by sha256 of (model id, base sha256,
 adapter sha256, prompt, generation parameters), in memory and in SQLite under ``home/cache``.
 
-A prompt may come with a draft (the text the model is expected to write, e.g. the composer's):
-after the prompt, the whole draft is checked in one forward pass and every token the model itself
-would have chosen greedily is kept (draft-verified decoding, see ``draft_verified_greedy``). The
-text is the model's own greedy output (bit for bit with the int8 default, up to near-ties with
-bfloat16 weights); the draft only saves one-token steps, so it is no part of the cache key.
+As a ``Writer`` (``write``) it gives each decision's composer text as a draft: a prompt with a draft
+runs through draft-verified decoding (``lendsafe.explain.drafts``: the same text, fewer decoding
+steps). The default int8 decoding weights are ``lendsafe.explain.int8``; the merged, quantized model
+is kept ready on disk by ``lendsafe.explain.prepared``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 from lendsafe.config import Settings
+from lendsafe.decide.decision import Decision
 from lendsafe.errors import ConfigurationError
+from lendsafe.explain.composer import compose
+from lendsafe.explain.drafts import DRAFT_VERIFICATION, checked_drafts, draft_ids, draft_verified_greedy
+from lendsafe.explain.int8 import add_int8_decoding_weights
+from lendsafe.explain.prepared import finish_prepared, is_prepared, load_prepared, prepared_folder, start_prepared
+from lendsafe.explain.writer import GenerationResult, Messages
+from lendsafe.lm.adapters import adapter_sha256, apply_adapter, check_adapter_compatible, prompt_text
+from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model, load_base_model
 
 CACHE_FILE = "generations.sqlite"
 STOP_TOKENS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
@@ -40,37 +45,13 @@ DEFAULT_BATCH_SIZE = 8
 # (batched output equals one-by-one output); bfloat16 rounding can flip near-ties between batch shapes.
 DTYPES = ("bfloat16", "float32", "int8")
 DTYPE_OF_WEIGHTS = {"bfloat16": "bfloat16", "float32": "float32", "int8": "bfloat16"}
-INT8_MAX_ROWS = 16   # rows (batch x new tokens) up to which a linear layer uses its int8 weights
 # Decoding one token reads every weight once: memory-bound, and on a machine whose cores are shared a
 # second OpenMP thread waiting at each barrier made it up to 20x slower; one thread is the robust default.
 DEFAULT_THREADS = 1
-# Draft-verified decoding: after the model departs from the draft, the last LOOKUP_NGRAM tokens it
-# wrote are looked up in the draft; where they occur, the draft's next tokens are checked in one pass,
-# REALIGN_GUESS_TOKENS at first (a rejected guess wastes little), twice as many after each guess kept whole.
-LOOKUP_NGRAM = 3
-REALIGN_GUESS_TOKENS = 15
 # Eager attention (softmax in float32) gives every query row the same bits whether one token or many run
 # at once; with the row-invariant int8 kernel this makes a verified draft bitwise equal to one-token
 # decoding (SDPA's multi-row kernel does not: its logits differed from one-token steps by up to ~1).
 ATTENTION = "eager"
-DRAFT_VERIFICATION = "greedy-verified drafts: only the model's own argmax tokens are kept"
-# The merged model and its int8 weights are kept under home/cache/writer/<identity> after the first load:
-# later processes read them instead of merging the adapter and quantizing again (the same bits).
-PREPARED_FORMAT = 1
-PREPARED_MARK = "lendsafe_prepared.json"
-INT8_FILE = "int8_decoding.safetensors"
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """One explanation: cleaned text, the sha256 of the exact prompt text, tokens generated, timing."""
-
-    text: str
-    prompt_sha256: str
-    tokens: int
-    latency_ms: float
-    cached: bool
-    draft_tokens_accepted: int | None = None   # tokens taken from a verified draft; None: no draft used
 
 
 def clean_narrative(text: str) -> str:
@@ -124,14 +105,14 @@ class GenerationCache:
 
 
 class LoraGenerator:
-    """Base model + LoRA adapter (checked against the base's sha256, then merged) writing explanations."""
+    """Base model + LoRA adapter (checked against the base's sha256, then merged) writing explanations;
+    a ``Writer`` whose texts carry the name 'lora'."""
+
+    name = "lora"
 
     def __init__(self, settings: Settings | None = None, adapter_dir: Path | str | None = None,
                  use_adapter: bool = True, cache_dir: Path | str | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "int8", threads: int | None = None):
-        from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
-        from lendsafe.lm.adapters import adapter_sha256, check_adapter_compatible
-
         self.dtype = _checked_choice("dtype", dtype, DTYPES)
         self.settings = settings or Settings()
         self.base_sha256 = base_model_sha256(ensure_base_model(self.settings))
@@ -147,9 +128,11 @@ class LoraGenerator:
     def _load(self):
         """Model and tokenizer: from the prepared folder (adapter merged, int8 weights made) when a previous
         load left one, else from the base and the adapter, leaving the prepared folder for next time."""
+        import torch
+
         prepared = self.prepared_dir()
-        if prepared is not None and (prepared / PREPARED_MARK).is_file():
-            model, tokenizer = self._load_prepared(prepared)
+        if is_prepared(prepared):
+            model, tokenizer = load_prepared(prepared, getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]), self.dtype == "int8")
         else:
             model, tokenizer = self._load_fresh(prepared)
         _set_attention(model, ATTENTION)
@@ -165,45 +148,21 @@ class LoraGenerator:
         if self.dtype != "int8" or self.adapter_dir is None or \
                 self.adapter_dir.resolve() != Path(self.settings.adapter_dir).resolve():
             return None
-        identity = {"base_sha256": self.base_sha256, "adapter_sha256": self.adapter_sha256, "dtype": self.dtype,
-                    "format": PREPARED_FORMAT}
-        return self.settings.home / "cache" / "writer" / sha256_text(json.dumps(identity, sort_keys=True))[:32]
+        return prepared_folder(self.settings.home, {"base_sha256": self.base_sha256,
+                                                    "adapter_sha256": self.adapter_sha256, "dtype": self.dtype})
 
     def _load_fresh(self, prepared: Path | None):
         """Base + adapter merged, then int8 weights; the merged weights, the tokenizer and the int8
         weights are left in ``prepared`` as they are made."""
         import torch
 
-        from lendsafe.lm.basemodel import load_base_model
-        from lendsafe.lm.adapters import apply_adapter
-
         model, tokenizer = load_base_model(self.settings, dtype=getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]))
         if self.adapter_dir is not None:
             model = apply_adapter(model, self.adapter_dir, self.base_sha256, merge=True)
-        partial = _start_prepared(model, tokenizer, prepared) if prepared is not None else None
+        partial = start_prepared(model, tokenizer, prepared) if prepared is not None else None
         if self.dtype == "int8":
             add_int8_decoding_weights(model)
-        _finish_prepared(model, partial, prepared, self.describe())
-        return model, tokenizer
-
-    def _load_prepared(self, folder: Path):
-        import torch
-        from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
-        from lendsafe.lm.basemodel import check_head_tied
-        from lendsafe.lm.loading import MODEL_LOADING
-
-        transformers_logging.disable_progress_bar()
-        with MODEL_LOADING:
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, DTYPE_OF_WEIGHTS[self.dtype]),
-                                                         local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        check_head_tied(model, folder)
-        if self.dtype == "int8":
-            saved = {name: tensor.clone() for name, tensor in load_file(str(folder / INT8_FILE)).items()}
-            add_int8_decoding_weights(model, saved)      # own memory: the int8 kernel does not take mapped files
+        finish_prepared(model, partial, prepared, self.describe())
         return model, tokenizer
 
     def describe(self) -> dict:
@@ -216,8 +175,6 @@ class LoraGenerator:
                 "attention": ATTENTION, "decoding": "greedy", "draft_verification": DRAFT_VERIFICATION}
 
     def prompt_text(self, messages: list[dict]) -> str:
-        from lendsafe.lm.adapters import prompt_text
-
         return prompt_text(self.tokenizer, messages)
 
     def cache_key(self, messages: list[dict], params: dict) -> str:
@@ -225,6 +182,13 @@ class LoraGenerator:
                     "adapter_sha256": self.adapter_sha256, "dtype": self.dtype, "attention": ATTENTION,
                     "prompt": messages, "params": params}
         return sha256_text(json.dumps(identity, sort_keys=True, ensure_ascii=False))
+
+    def write(self, decisions: Sequence[Decision], prompts: Sequence[Messages], *, use_cache: bool = True,
+              drafts: bool = True, max_new_tokens: int = 360) -> list[GenerationResult]:
+        """The ``Writer`` face: ``generate`` with each decision's composer text as its draft (``drafts``;
+        the same text, fewer decoding steps when the model agrees with the composer)."""
+        guesses = [compose(decision) for decision in decisions] if drafts else None
+        return self.generate(list(prompts), max_new_tokens=max_new_tokens, use_cache=use_cache, drafts=guesses)
 
     def generate(self, prompts: list[list[dict]], max_new_tokens: int = 360, repetition_penalty: float = 1.0,
                  use_cache: bool = True, drafts: list[str | None] | None = None) -> list[GenerationResult]:
@@ -237,7 +201,7 @@ class LoraGenerator:
         """
         params = {"max_new_tokens": int(max_new_tokens), "repetition_penalty": float(repetition_penalty),
                   "do_sample": False}
-        drafts = _checked_drafts(drafts, len(prompts)) if params["repetition_penalty"] == 1.0 else [None] * len(prompts)
+        drafts = checked_drafts(drafts, len(prompts)) if params["repetition_penalty"] == 1.0 else [None] * len(prompts)
         results: list[GenerationResult | None] = [None] * len(prompts)
         pending = []
         for index, messages in enumerate(prompts):
@@ -266,18 +230,13 @@ class LoraGenerator:
         ordered = sorted(pending, key=lambda item: len(item[2]))
         return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
 
-    def draft_ids(self, draft: str) -> list[int]:
-        """A draft as the tokens the model would write for it: its text, then the end of turn."""
-        ids = self.tokenizer(draft, add_special_tokens=False)["input_ids"]
-        return ids + [self.tokenizer.eos_token_id] if ids else []
-
     def _run_drafted(self, prompt: str, draft: str, params: dict) -> GenerationResult:
         import torch
 
         with self.lock, torch.inference_mode(), _torch_threads(self.threads):
             started = time.perf_counter()
             prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            tokens, accepted = draft_verified_greedy(self.model, prompt_ids, self.draft_ids(draft),
+            tokens, accepted = draft_verified_greedy(self.model, prompt_ids, draft_ids(self.tokenizer, draft),
                                                      params["max_new_tokens"], self.stop_ids)
             latency = _ms_since(started)
         return GenerationResult(clean_narrative(self.tokenizer.decode(tokens, skip_special_tokens=True)),
@@ -303,179 +262,6 @@ class LoraGenerator:
             if token in self.stop_ids:
                 return position + 1
         return len(row)
-
-
-def draft_verified_greedy(model, prompt_ids: list[int], draft_ids: list[int], max_new_tokens: int,
-                          stop_ids: list[int]) -> tuple[list[int], int]:
-    """The model's greedy continuation of ``prompt_ids`` and how many of its tokens the draft supplied.
-
-    The prompt runs alone, exactly as in ``generate``. Every later forward pass feeds the token not yet
-    in the KV cache plus a guess from the draft (first the whole draft); the model's argmax at every
-    guessed position is compared with the guess, the agreeing prefix is kept with the model's own next
-    token after it, and the cache is cropped to what was kept. When the model departs from the draft,
-    the draft is searched for the tokens it just wrote and guessed from there in a window that starts at
-    REALIGN_GUESS_TOKENS and doubles while guesses are taken whole. The output is what one-token greedy
-    decoding writes whatever the draft says: stop token included, at most ``max_new_tokens`` tokens.
-    """
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-    output: list[int] = []
-    from_draft: list[bool] = []
-    feed, guess, start, cursor, window = list(prompt_ids), [], 0, 0, len(draft_ids)
-    with ExitStack() as decoding:
-        while True:
-            choices = _greedy_choices(model, cache, feed, guess)
-            kept = next((i for i, (token, chosen) in enumerate(zip(guess, choices)) if token != chosen), len(guess))
-            if kept < len(guess):
-                cache.crop(-(len(guess) - kept))   # negative: tokens to remove (every transformers version)
-            if guess:
-                window = window * 2 if kept == len(guess) else REALIGN_GUESS_TOKENS
-            output += guess[:kept] + [choices[kept]]
-            from_draft += [True] * kept + [False]
-            length = _finished_length(output, stop_ids, max_new_tokens)
-            if length is not None:
-                return output[:length], sum(from_draft[:length])
-            if len(output) == 1:
-                decoding.enter_context(int8_weights_for_every_row(model))
-            feed = [choices[kept]]
-            cursor = start + kept if kept else cursor   # a guess wholly rejected was a false alignment
-            start, guess = _realigned_guess(output, draft_ids, cursor, min(window, max_new_tokens - len(output) - 1))
-
-
-def _greedy_choices(model, cache, feed: list[int], guess: list[int]) -> list[int]:
-    """The model's argmax after the last fed token and after every guessed token (len(guess) + 1)."""
-    import torch
-
-    logits = model(input_ids=torch.tensor([feed + guess]), past_key_values=cache, use_cache=True,
-                   logits_to_keep=len(guess) + 1).logits
-    return logits[0].argmax(dim=-1).tolist()
-
-
-def _finished_length(output: list[int], stop_ids: list[int], limit: int) -> int | None:
-    """Tokens to return (through the first stop token, at most ``limit``), or None to go on."""
-    for position, token in enumerate(output[:limit]):
-        if token in stop_ids:
-            return position + 1
-    return limit if len(output) >= limit else None
-
-
-def _realigned_guess(output: list[int], draft_ids: list[int], cursor: int, limit: int) -> tuple[int, list[int]]:
-    """``(start, tokens)``: at most ``limit`` draft tokens from the first place at or after ``cursor``
-    that follows the model's last 3, 2 or 1 tokens (longest first); ``(cursor, [])`` when there is none."""
-    if limit <= 0:
-        return cursor, []
-    for size in range(min(LOOKUP_NGRAM, len(output)), 0, -1):
-        tail = output[-size:]
-        for start in range(max(cursor, size), len(draft_ids)):
-            if draft_ids[start - size:start] == tail:
-                return start, draft_ids[start:start + limit]
-    return cursor, []
-
-
-def _checked_drafts(drafts: list[str | None] | None, count: int) -> list[str | None]:
-    if drafts is None:
-        return [None] * count
-    if len(drafts) != count:
-        raise ConfigurationError(f"drafts must hold one text or None per prompt ({count}); got {len(drafts)}")
-    for position, draft in enumerate(drafts):
-        if draft is not None and not isinstance(draft, str):
-            raise ConfigurationError(f"drafts[{position}] must be a string or None; got {type(draft).__name__}")
-    return list(drafts)
-
-
-def add_int8_decoding_weights(model, prepared: dict | None = None) -> int:
-    """Give every linear layer per-output-channel int8 weights for small inputs (decoding steps).
-
-    Symmetric quantization, scale = max |w| / 127 per row; ``torch.ops.aten._weight_int8pack_mm``
-    multiplies without de-quantizing. The bfloat16 weights stay for the prompt (many rows at once).
-    ``prepared`` (from ``int8_state``) gives the int8 weights and scales instead of computing them.
-    Returns the number of layers converted.
-    """
-    import torch
-
-    class Int8DecodingLinear(torch.nn.Module):
-        def __init__(self, linear: torch.nn.Linear, qweight=None, scale=None):
-            super().__init__()
-            if qweight is None:
-                weight = linear.weight.detach().float()
-                scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-                qweight = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
-            self.linear = linear
-            self.max_rows = INT8_MAX_ROWS
-            self.register_buffer("qweight", qweight)
-            self.register_buffer("scale", scale.to(linear.weight.dtype))
-
-        def forward(self, x):
-            rows = x.numel() // x.shape[-1]
-            if (self.max_rows is not None and rows > self.max_rows) or self.linear.bias is not None:
-                return self.linear(x)
-            out = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, x.shape[-1]).contiguous(), self.qweight, self.scale)
-            return out.reshape(*x.shape[:-1], out.shape[-1])
-
-    converted = 0
-    for parent_name, parent in list(model.named_modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                key = f"{parent_name}.{name}" if parent_name else name
-                saved = (prepared[f"{key}.qweight"], prepared[f"{key}.scale"]) if prepared else (None, None)
-                setattr(parent, name, Int8DecodingLinear(child, *saved))
-                converted += 1
-    return converted
-
-
-def int8_state(model) -> dict:
-    """Every int8 decoding layer's weights and scales by layer name (what ``add_int8_decoding_weights``
-    takes back as ``prepared``)."""
-    return {f"{name}.{part}": getattr(module, part).contiguous()
-            for name, module in model.named_modules() if hasattr(module, "qweight") and hasattr(module, "max_rows")
-            for part in ("qweight", "scale")}
-
-
-def _start_prepared(model, tokenizer, folder: Path) -> Path | None:
-    """Save the merged model and tokenizer in a partial folder beside ``folder``; None when it cannot."""
-    partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    try:
-        shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial, safe_serialization=True)
-        tokenizer.save_pretrained(partial)
-        return partial
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
-        return None
-
-
-def _finish_prepared(model, partial: Path | None, folder: Path, identity: dict) -> None:
-    """Add the int8 weights and the mark, then move the partial folder into place (whole or not at all)."""
-    from safetensors.torch import save_file
-
-    if partial is None:
-        return
-    try:
-        int8 = int8_state(model)
-        if int8:
-            save_file(int8, str(partial / INT8_FILE))
-        (partial / PREPARED_MARK).write_text(json.dumps(identity, indent=1, sort_keys=True))
-        os.replace(partial, folder)
-    except OSError:        # read-only home, or another process put the folder in place first
-        pass
-    shutil.rmtree(partial, ignore_errors=True)
-
-
-@contextmanager
-def int8_weights_for_every_row(model):
-    """Layers with int8 decoding weights use them for inputs of any size (a verified draft is computed
-    with the weights that one-token decoding uses: ``_weight_int8pack_mm`` gives every row the same
-    bits whatever the number of rows); no effect on a model without them."""
-    layers = [module for module in model.modules() if hasattr(module, "qweight") and hasattr(module, "max_rows")]
-    previous = [layer.max_rows for layer in layers]
-    for layer in layers:
-        layer.max_rows = None
-    try:
-        yield
-    finally:
-        for layer, rows in zip(layers, previous):
-            layer.max_rows = rows
 
 
 def _set_attention(model, implementation: str) -> None:

@@ -1,26 +1,28 @@
 """``Pipeline.run(application) -> Decision``: the one entry point the UI, CLI and batch call.
 
-score + reasons -> retrieval -> explanation (LoRA writer) -> verification -> one stricter retry ->
-deterministic composer when the text still fails. The decision records which writer produced the
-text and why, and the hashes of every artifact involved.
+score + reasons -> retrieval -> explanation (the language-model ``Writer``) -> verification -> one
+stricter retry -> the deterministic composer (also a ``Writer``) when the text still fails. The decision
+records which writer produced the text and why, and the hashes of every artifact involved.
 """
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from lendsafe.explain.composer import compose
 from lendsafe.config import Settings
 from lendsafe.decide.decision import Decision
-from lendsafe.errors import LendSafeError
-from lendsafe.explain.grounding import grounding, retrieval_key, retrieve
-from lendsafe.explain.prompts import build_messages, messages_sha256
 from lendsafe.decide.reasons import catalog_sha256
 from lendsafe.decide.scoring import Scorer
+from lendsafe.errors import LendSafeError
+from lendsafe.explain.composer import ComposerWriter
+from lendsafe.explain.generation import LoraGenerator
+from lendsafe.explain.grounding import grounding, retrieval_key, retrieve
+from lendsafe.explain.prompts import build_messages, messages_sha256
 from lendsafe.explain.verify import verify
+from lendsafe.explain.writer import Writer
+from lendsafe.knowledge.retrieval import KnowledgeBase
 
 WRITERS = ("auto", "lora", "template")
 WARM_UP_QUERY = "statement of specific reasons for adverse action"
@@ -38,20 +40,13 @@ class Draft:
     attempts: list[dict[str, Any]] | None = None
 
 
-def _accepts_drafts(generator: Any) -> bool:
-    """Whether ``generator.generate`` takes guessed outputs (``drafts=``), as ``LoraGenerator`` does."""
-    try:
-        return "drafts" in inspect.signature(generator.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class Pipeline:
     """Scores, explains and verifies applications; heavy parts load on first use and are shared."""
 
     def __init__(self, settings: Settings | None = None, *, dataset: str | None = None,
-                 reference: str | None = None, writer: str = "auto", generator: Any = None,
+                 reference: str | None = None, writer: str = "auto", generator: Writer | None = None,
                  knowledge: Any = None, passages: bool = True):
+        """``generator``: a ready language-model ``Writer`` (else ``LoraGenerator`` loads on first use)."""
         if writer not in WRITERS:
             raise LendSafeError(f"writer must be one of {WRITERS}; got {writer!r}")
         self.settings = settings or Settings()
@@ -60,6 +55,7 @@ class Pipeline:
         self.writer = "template" if not self.settings.use_llm and writer == "auto" else writer
         self._generator, self._knowledge = generator, knowledge
         self._generator_error: str | None = None
+        self.composer = ComposerWriter()
         self._lock = threading.Lock()
         self._citations: dict[tuple, tuple] = {}
         self._warm = False
@@ -74,20 +70,16 @@ class Pipeline:
     def knowledge(self) -> Any:
         with self._lock:
             if self._knowledge is None:
-                from lendsafe.knowledge.retrieval import KnowledgeBase
-
                 self._knowledge = KnowledgeBase(self.settings)
             return self._knowledge
 
-    def generator(self) -> Any | None:
-        """The LoRA writer, or None (with the reason kept) when it cannot be loaded."""
+    def generator(self) -> Writer | None:
+        """The language-model writer, or None (with the reason kept) when it cannot be loaded."""
         if self.writer == "template":
             return None
         with self._lock:
             if self._generator is None and self._generator_error is None:
                 try:
-                    from lendsafe.explain.generation import LoraGenerator
-
                     self._generator = LoraGenerator(self.settings)
                 except (LendSafeError, OSError, ImportError) as exc:
                     if self.writer == "lora":
@@ -144,36 +136,36 @@ class Pipeline:
         if generator is not None:
             self._attempt(generator, drafts, strict=False)
             self._attempt(generator, [d for d in drafts if d.text is None], strict=True)
-        for draft in drafts:
-            if draft.text is None:
-                self._fall_back(draft)
+        self._fall_back([draft for draft in drafts if draft.text is None])
 
-    def _attempt(self, generator: Any, drafts: list[Draft], strict: bool) -> None:
+    def _attempt(self, writer: Writer, drafts: list[Draft], strict: bool) -> None:
         if not drafts:
             return
         prompts = [build_messages(d.decision, strict=strict, passages=self.passages) for d in drafts]
-        if _accepts_drafts(generator):   # the composer's text as a guess: faster, same text
-            results = generator.generate(prompts, drafts=[compose(d.decision) for d in drafts])
-        else:
-            results = generator.generate(prompts)
+        results = writer.write([d.decision for d in drafts], prompts)
         for draft, prompt, result in zip(drafts, prompts, results):
             report = verify(draft.decision, result.text)
             draft.attempts = (draft.attempts or []) + [{
-                "writer": "lora", "strict": strict, "text": result.text, "passed": report.passed,
+                "writer": writer.name, "strict": strict, "text": result.text, "passed": report.passed,
                 "failures": report.failures, "latency_ms": round(result.latency_ms, 1), "cached": result.cached,
                 "draft_tokens_accepted": getattr(result, "draft_tokens_accepted", None)}]
             if report.passed:
-                draft.text, draft.writer, draft.prompt_sha256 = result.text, "lora", messages_sha256(prompt)
+                draft.text, draft.writer, draft.prompt_sha256 = result.text, writer.name, messages_sha256(prompt)
                 draft.reason = "passed verification" + (" on the stricter retry" if strict else " on the first attempt")
 
-    def _fall_back(self, draft: Draft) -> None:
-        draft.text, draft.writer = compose(draft.decision), "template"
+    def _fall_back(self, drafts: list[Draft]) -> None:
+        """The composer writes what the language model did not (or could not) write."""
+        prompts = [build_messages(d.decision, passages=self.passages) for d in drafts]
+        results = self.composer.write([d.decision for d in drafts], prompts)
+        for draft, prompt, result in zip(drafts, prompts, results):
+            draft.text, draft.writer, draft.prompt_sha256 = result.text, self.composer.name, messages_sha256(prompt)
+            draft.reason = self._fallback_reason(draft)
+
+    def _fallback_reason(self, draft: Draft) -> str:
         if draft.attempts:
             failures = sorted({f for a in draft.attempts for f in a["failures"]})
-            draft.reason = f"language model text failed verification twice ({', '.join(failures)})"
-        else:
-            draft.reason = self._generator_error or "deterministic writer selected"
-        draft.prompt_sha256 = messages_sha256(build_messages(draft.decision, passages=self.passages))
+            return f"language model text failed verification twice ({', '.join(failures)})"
+        return self._generator_error or "deterministic writer selected"
 
     def _finish(self, draft: Draft, latency_ms: float, artifacts: dict[str, str]) -> Decision:
         report = verify(draft.decision, draft.text or "")
