@@ -21,7 +21,7 @@ from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.identity import UsersFile
 from lendsafe.decide.scoring import Scorer
-from lendsafe.ui import PAGES, display, tables
+from lendsafe.ui import PAGES, display, fields, records, tables
 from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows, sample_words
 from lendsafe.ui.form import widget_key
 from lendsafe.ui.models import adapter_status
@@ -107,12 +107,12 @@ def test_form_has_one_field_per_application_field_from_the_spec_with_units_and_l
     at = no_failure(new_app())
     spec = load_spec("hmda")
     labels = {w.label for w in [*at.text_input, *at.selectbox, *at.text_area]}
-    assert {tables.field_label(f) for f in spec.input_fields} <= labels
-    assert {e.label for e in tables.EXTRA_FIELDS} <= labels
+    assert {fields.field_label(f) for f in spec.input_fields} <= labels
+    assert {e.label for e in fields.EXTRA_FIELDS} <= labels
     rating = at.selectbox(key=widget_key("hmda", "consumer_credit_history"))
     assert rating.options == [f"{value} - {meaning}" for value, meaning in spec.feature("consumer_credit_history").levels]
     credit = load_spec("credit")
-    assert tables.field_label(credit.feature("income")).endswith("($)")
+    assert fields.field_label(credit.feature("income")).endswith("($)")
 
 
 def test_a_bad_value_shows_the_library_message_at_once_and_it_goes_when_valid(audit_url):
@@ -121,7 +121,7 @@ def test_a_bad_value_shows_the_library_message_at_once_and_it_goes_when_valid(au
     at.text_input(key=widget_key("hmda", "loan_to_value")).input("lots")
     at.text_input(key=widget_key("hmda", "application_date")).input("yesterday")
     no_failure(at.run())
-    row = {**tables.form_values(load_spec("hmda"), DENIAL), "debt_to_income": "-1", "loan_to_value": "lots",
+    row = {**fields.form_values(load_spec("hmda"), DENIAL), "debt_to_income": "-1", "loan_to_value": "lots",
            "application_date": "yesterday"}
     with pytest.raises(InvalidApplicationError) as expected:
         parse_application(row_to_application(row, load_spec("hmda")), "hmda")
@@ -148,7 +148,7 @@ def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_ur
                                                                       for r in expected.reasons]
     assert "pp" in listed and "log-odds" not in listed
     draft = entry(at)["drafts"]["population"]
-    assert draft.pdf and tables.pdf_page_images(draft.pdf)
+    assert draft.pdf and records.pdf_page_images(draft.pdf)
     checklist = next(m.value for m in at.markdown if m.value.startswith("- :"))
     checks = draft.decision.verification["checks"]
     assert len(checklist.splitlines()) == len(checks) and not any(name in checklist for name in checks)
@@ -212,7 +212,7 @@ def test_changing_the_inputs_marks_the_result_stale(audit_url):
     at.text_input(key=widget_key("hmda", "debt_to_income")).input("0.2").run()
     assert at.header[0].value == "Result (from the form) - stale"
     assert any(w.value.startswith("Stale: the inputs changed") for w in at.warning)
-    at.text_input(key=widget_key("hmda", "debt_to_income")).input(tables.cell_text(None, DENIAL["debt_to_income"])).run()
+    at.text_input(key=widget_key("hmda", "debt_to_income")).input(fields.cell_text(None, DENIAL["debt_to_income"])).run()
     assert at.header[0].value == "Result (from the form)"
 
 
@@ -222,12 +222,12 @@ def test_switching_the_dataset_keeps_each_datasets_work(audit_url):
     at.sidebar.selectbox[0].set_value("credit").run()
     spec = load_spec("credit")
     labels = {w.label for w in [*at.text_input, *at.selectbox]}
-    assert {tables.field_label(f) for f in spec.input_fields} <= labels and "Debt-to-income ratio" not in labels
+    assert {fields.field_label(f) for f in spec.input_fields} <= labels and "Debt-to-income ratio" not in labels
     housing = at.selectbox(key=widget_key("credit", "home"))
     assert housing.options[0] == "not given (left blank)" and "ignore" not in housing.options
     button(at, "Decide").click()
     no_failure(at.run())
-    expected = Scorer.load("credit").score(tables.example_application("credit"))
+    expected = Scorer.load("credit").score(fields.example_application("credit"))
     assert metric(at, "Decision") == ("Denied" if expected.denied else "Approved")
     at.sidebar.selectbox[0].set_value("hmda").run()
     assert entry(at)["id"] == first and metric(at, "Decision") == "Denied"
@@ -310,7 +310,7 @@ def batch_upload(at: AppTest, rows: list[dict]) -> AppTest:
 
 def test_batch_needs_a_sign_in_and_a_confirmation_and_uses_the_session_reference(audit_url):
     spec = load_spec("hmda")
-    rows = list(csv.DictReader(io.StringIO(tables.sample_csv(spec))))
+    rows = list(csv.DictReader(io.StringIO(fields.sample_csv(spec))))
     rows.append({**rows[0], "debt_to_income": "-5", "application_id": "BAD-1"})
     rows.append({**rows[0], "debt_to_income": "", "application_id": "INCOMPLETE-1"})
     at = new_app("lendsafe/ui/notices.py")
@@ -348,7 +348,7 @@ def test_batch_progress_says_rate_and_time_left():
 
 def test_sample_csv_reads_back_without_errors():
     for dataset in ("hmda", "credit"):
-        rows = read_applications_csv_text(tables.sample_csv(load_spec(dataset)), dataset)
+        rows = read_applications_csv_text(fields.sample_csv(load_spec(dataset)), dataset)
         assert rows and all(error is None for _, _, error in rows)
 
 
@@ -388,8 +388,8 @@ def test_audit_page_opens_verifies_replays_and_exports_a_record(issued, audit_ur
 
 def test_audit_searches_by_applicant_id_reason_and_date(issued, audit_url):
     store = AuditStore(audit_url)
-    record = next(r for r in store.list(limit=None) if tables.record_applicant(r)[0])
-    name, application_id = tables.record_applicant(record)
+    record = next(r for r in store.list(limit=None) if records.record_applicant(r)[0])
+    name, application_id = records.record_applicant(record)
     at = no_failure(issued.switch_page("lendsafe/ui/audit.py").run())
     at.text_input(key="ls_audit_who").input(name.lower()[2:]).run()
     listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
@@ -414,7 +414,7 @@ def test_audit_shows_a_notice_of_incompleteness_record(issued, audit_url):
     at.selectbox(key="ls_audit_open").set_value(incomplete[-1].id).run()
     assert any("notice of incompleteness" in m.value for m in no_failure(at).markdown)
     assert any(t.value.startswith("Missing: debt_to_income") for t in at.text)
-    assert tables.record_applicant(incomplete[-1])[1] == "INCOMPLETE-1"
+    assert records.record_applicant(incomplete[-1])[1] == "INCOMPLETE-1"
 
 
 def test_audit_link_opens_the_named_record(issued, audit_url):
@@ -431,9 +431,9 @@ def test_audit_text_search_is_case_insensitive_over_codes_and_statements():
 
     record = SimpleNamespace(content={"decision": {"application": {"application_id": "HMDA-7", "applicant": {"name": "Ann Lee"}},
                                                    "reasons": [{"code": "DEBT_TO_INCOME", "statement": "Excessive obligations"}]}})
-    assert tables.record_matches(record, "ann") and tables.record_matches(record, "hmda-7")
-    assert tables.reason_matches(record, "debt to income") and tables.reason_matches(record, "excessive")
-    assert not tables.reason_matches(record, "collateral") and tables.record_matches(record, "")
+    assert records.record_matches(record, "ann") and records.record_matches(record, "hmda-7")
+    assert records.reason_matches(record, "debt to income") and records.reason_matches(record, "excessive")
+    assert not records.reason_matches(record, "collateral") and records.record_matches(record, "")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -503,7 +503,7 @@ def test_adapter_status_reads_manifest_losses_and_curve(tmp_path):
 # ---------------------------------------------------------------------------- shaping (no Streamlit)
 
 def test_problems_are_keyed_by_the_field_they_name():
-    by_field, general = tables.problems_by_field(
+    by_field, general = fields.problems_by_field(
         ["debt_to_income must be between 0 and 3; got -1", "applicant.name is too long: x; got 'y'",
          "application must be a JSON object; got list"], ["debt_to_income", "applicant_name"])
     assert set(by_field) == {"debt_to_income", "applicant_name"} and general == [
@@ -520,8 +520,8 @@ def test_markdown_escape_keeps_text_literal():
 def test_form_values_round_trip_to_the_same_application():
     for dataset in ("hmda", "credit"):
         spec = load_spec(dataset)
-        example = tables.example_application(dataset)
-        row = tables.form_values(spec, example)
+        example = fields.example_application(dataset)
+        row = fields.form_values(spec, example)
         assert parse_application(row_to_application(row, spec), spec) == parse_application(example, spec)
 
 
@@ -570,7 +570,7 @@ def test_pdf_pages_render_as_png():
     from lendsafe.notice.document import NoticeSettings, build_notice, render_pdf
 
     pdf = render_pdf(build_notice(Scorer.load("hmda").score(DENIAL), NoticeSettings(), notice_date="2026-03-02"))
-    pages = tables.pdf_page_images(pdf)
+    pages = records.pdf_page_images(pdf)
     assert 1 <= len(pages) <= 2 and all(p.startswith(b"\x89PNG") for p in pages)
 
 

@@ -30,7 +30,7 @@ from lendsafe.errors import LendSafeError
 from lendsafe.identity import UsersFile
 from lendsafe.notice.document import NoticeSettings, check_pdf
 from lendsafe.decide.scoring import Scorer
-from lendsafe.ui import PAGES, tables
+from lendsafe.ui import PAGES, fields, records
 from lendsafe.ui import server as server_helpers
 from lendsafe.ui.server import start
 
@@ -121,8 +121,8 @@ def set_text(page, label: str, value: str) -> None:
 def decide_the_denial_from_the_form(page) -> None:
     spec = load_spec("hmda")
     for feature in spec.input_fields:
-        if not tables.is_choice(feature):
-            set_text(page, tables.field_label(feature), tables.cell_text(feature, DENIAL[feature.name]))
+        if not fields.is_choice(feature):
+            set_text(page, fields.field_label(feature), fields.cell_text(feature, DENIAL[feature.name]))
     page.get_by_role("button", name="Decide", exact=True).click()
     page.get_by_role("heading", name="Result (from the form)").wait_for(timeout=DECISION_TIMEOUT_MS)
     wait_idle(page)
@@ -140,7 +140,7 @@ def test_a_what_if_decision_records_nothing_and_cannot_be_issued_anonymously(pag
     spec = load_spec("hmda")
     rating = spec.feature("consumer_credit_history")
     shown = page.get_by_role("combobox", name=rating.label)
-    assert tables.choice_label(rating, str(DENIAL[rating.name])) in shown.input_value()
+    assert fields.choice_label(rating, str(DENIAL[rating.name])) in shown.input_value()
     decide_the_denial_from_the_form(page)
     expected = Scorer.load("hmda").score(DENIAL)
     for reason in expected.reasons:
@@ -159,7 +159,7 @@ def test_a_what_if_decision_records_nothing_and_cannot_be_issued_anonymously(pag
 
 
 def test_editing_a_value_marks_the_result_stale_and_errors_clear_when_valid(page):
-    label = tables.field_label(load_spec("hmda").feature("debt_to_income"))
+    label = fields.field_label(load_spec("hmda").feature("debt_to_income"))
     set_text(page, label, "-1")
     page.get_by_role("heading", name="Result (from the form) - stale").wait_for()
     assert page.get_by_text("debt_to_income must be between 0 and 3").first.is_visible()
@@ -167,7 +167,7 @@ def test_editing_a_value_marks_the_result_stale_and_errors_clear_when_valid(page
     set_text(page, label, "0.5")
     assert not page.get_by_text("debt_to_income must be between 0 and 3").count(), "the error goes once valid"
     assert page.get_by_text(re.compile("^Stale: the inputs changed since this decision")).first.is_visible()
-    set_text(page, label, tables.cell_text(None, DENIAL["debt_to_income"]))
+    set_text(page, label, fields.cell_text(None, DENIAL["debt_to_income"]))
     page.get_by_role("heading", name="Result (from the form)", exact=True).wait_for()
     assert not page.get_by_text(re.compile("^Stale:")).count(), "back to the decided values: not stale"
 
@@ -202,7 +202,7 @@ def test_issuing_as_a_signed_in_analyst_records_her_identity(page, server):
 
 
 def batch_csv(server) -> Path:
-    rows = list(csv.DictReader(io.StringIO(tables.sample_csv(load_spec("hmda")))))
+    rows = list(csv.DictReader(io.StringIO(fields.sample_csv(load_spec("hmda")))))
     rows = [{**row, "application_id": f"BATCH-{i}", "applicant_name": f"Batch Applicant {i}"} for i, row in enumerate(rows)]
     rows.insert(1, {**rows[0], "application_id": "BAD-ROW", "applicant_name": "Bad Row", "loan_to_value": "-2"})
     path = server.folder / "applications.csv"
@@ -244,14 +244,14 @@ def test_a_batch_runs_with_the_reference_chosen_in_the_session(page, server):
 
 def test_the_audit_page_searches_by_applicant_and_reason_and_opens_a_linked_record(page, server):
     open_page(page, "Audit")
-    target = next(r for r in records(server) if tables.record_applicant(r)[0] == "Batch Applicant 1")
+    target = next(r for r in records(server) if records.record_applicant(r)[0] == "Batch Applicant 1")
     set_text(page, "Applicant or application id", "batch applicant 1")
     table = page.locator("[data-testid=stDataFrame]").first
     assert page.get_by_text(re.compile(r"^1 record\(s\) match")).first.is_visible()
     set_text(page, "Applicant or application id", "")
     code = target.first_reason
     set_text(page, "Reason", code.lower())
-    expected = [r for r in records(server) if tables.reason_matches(r, code.lower())]
+    expected = [r for r in records(server) if records.reason_matches(r, code.lower())]
     assert page.get_by_text(re.compile(rf"^{len(expected)} record\(s\) match")).first.is_visible()
     assert table.is_visible()
     page.goto(f"{server.url}/audit?record={target.id}")

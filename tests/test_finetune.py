@@ -5,8 +5,9 @@ import random
 import pytest
 
 from lendsafe.errors import ConfigurationError
-from lendsafe.train.finetune import (ADAPTER_MANIFEST, IGNORE_INDEX, FinetuneSettings, encode_example,
-                               finetune, length_grouped_batches)
+from lendsafe.lm.adapters import ADAPTER_MANIFEST
+from lendsafe.train.finetune import FinetuneSettings, encode_example, finetune, length_grouped_batches
+from lendsafe.train.kernels import IGNORE_INDEX
 
 REASONS = ["your debt-to-income ratio of 0.45 is too high", "your credit history shows late payments",
            "your income is not sufficient for the amount requested"]

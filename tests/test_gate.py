@@ -12,7 +12,7 @@ import pytest
 from lendsafe.config import Settings
 from lendsafe.evaluation.run import GATE_BASELINE, check_gate, gate_summary, read_gate_baseline, run_gate
 from lendsafe.evaluation.explain import GATE_QUOTAS
-from lendsafe.train.finetune import ADAPTER_WEIGHTS
+from lendsafe.lm.adapters import ADAPTER_WEIGHTS
 
 
 @pytest.mark.slow

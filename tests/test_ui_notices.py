@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.decide.specs import load_spec
 from lendsafe.identity import Identity
-from lendsafe.ui import tables
+from lendsafe.ui import fields
 from lendsafe.ui.notices import BATCH_MAX_MB
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftoppm"), reason="needs poppler-utils (make test installs it)")
@@ -43,7 +43,7 @@ def markdown_texts(at: AppTest) -> list[str]:
 
 
 def hostile_csv() -> bytes:
-    rows = list(csv.DictReader(io.StringIO(tables.sample_csv(load_spec("hmda")))))
+    rows = list(csv.DictReader(io.StringIO(fields.sample_csv(load_spec("hmda")))))
     rows = [{**row, "applicant_name": EVIL} for row in rows]
     rows.append({**rows[0], "debt_to_income": "=HYPERLINK(\"http://evil.example\")"})
     buffer = io.StringIO()

@@ -3,7 +3,8 @@
 One example a line: ``{"id", "application_id", "dataset", "split", "messages": [system, user], "target"}``.
 The prompt is the tokenizer's chat template over ``messages`` with the generation prompt; the target
 is appended with EOS and is the only part the loss sees. Batches are grouped by length to cut padding
-and right-padded; how one step computes its loss (fused on Granite bases) is ``lendsafe.train.trainstep``.
+and right-padded; how one step computes its loss (fused on Granite bases) is ``lendsafe.train.trainstep``
+(choosing) and ``lendsafe.train.fused``.
 
 The adapter folder carries its own record (``lendsafe_adapter.json``): base id and sha256, data
 hashes, hyperparameters, throughput and losses; ``check_adapter_compatible`` refuses any other base.
@@ -18,12 +19,11 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from lendsafe.lm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, adapter_sha256,  # noqa: F401 (re-exported)
-                               apply_adapter, check_adapter_compatible, file_sha256, prompt_text,
-                               read_adapter_manifest)
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
-from lendsafe.train.trainstep import IGNORE_INDEX, MasterWeightOptimizer, keep_freed_memory, training_step
+from lendsafe.lm.adapters import ADAPTER_MANIFEST, adapter_sha256, check_adapter_compatible, file_sha256, prompt_text
+from lendsafe.train.kernels import IGNORE_INDEX
+from lendsafe.train.trainstep import MasterWeightOptimizer, keep_freed_memory, training_step
 
 DATA_FILES = ("train.jsonl", "validation.jsonl")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

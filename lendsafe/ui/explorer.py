@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from lendsafe.decide.decision import REFERENCES
-from lendsafe.ui import common, display, form, recourse, tables
+from lendsafe.ui import common, display, fields, form, recourse, tables
 
 SOURCE_WIDGET = "ls_source"
 SOURCES = ("Fill the form", "Held-out application")
@@ -45,7 +45,7 @@ def held_out_columns(dataset: str) -> dict[str, Any]:
     """Column labels from the spec (with units), risk in percent, the reason codes wide."""
     from lendsafe.decide.specs import load_spec
 
-    labels = {f.name: st.column_config.Column(tables.field_label(f), help=f.help) for f in load_spec(dataset).input_fields}
+    labels = {f.name: st.column_config.Column(fields.field_label(f), help=f.help) for f in load_spec(dataset).input_fields}
     return {**labels, **HELD_OUT_COLUMNS}
 
 

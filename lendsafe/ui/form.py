@@ -14,7 +14,7 @@ import streamlit as st
 from lendsafe.decide.application import parse_application, row_to_application
 from lendsafe.decide.specs import DatasetSpec, FeatureSpec, load_spec
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.ui import tables
+from lendsafe.ui import fields, tables
 
 PROBLEMS_KEY = "ls_form_problems"    # dataset -> (by field, general), from the last check
 SAVED_KEY = "ls_form_saved"          # dataset -> last cells (widget state ends with the page)
@@ -25,12 +25,12 @@ def widget_key(dataset: str, name: str) -> str:
 
 
 def field_names(spec: DatasetSpec) -> list[str]:
-    return [f.name for f in spec.input_fields] + [e.name for e in tables.EXTRA_FIELDS]
+    return [f.name for f in spec.input_fields] + [e.name for e in fields.EXTRA_FIELDS]
 
 
 def fill(dataset: str, application: dict[str, Any]) -> None:
     """Put an application's values into the form (call from a callback or before the form draws)."""
-    values = tables.form_values(load_spec(dataset), application)
+    values = fields.form_values(load_spec(dataset), application)
     for name, text in values.items():
         st.session_state[widget_key(dataset, name)] = text
     st.session_state.setdefault(SAVED_KEY, {})[dataset] = values
@@ -46,7 +46,7 @@ def _ensure_defaults(dataset: str, spec: DatasetSpec) -> None:
         for name, text in saved.items():
             st.session_state[widget_key(dataset, name)] = text
     else:
-        fill(dataset, tables.example_application(dataset))
+        fill(dataset, fields.example_application(dataset))
 
 
 def _help(feature: FeatureSpec) -> str:
@@ -54,24 +54,24 @@ def _help(feature: FeatureSpec) -> str:
 
 
 def _text_widget(dataset: str, feature: FeatureSpec) -> None:
-    st.text_input(tables.field_label(feature), key=widget_key(dataset, feature.name), help=_help(feature),
-                  placeholder=tables.expected_text(feature), on_change=check, args=(dataset,))
+    st.text_input(fields.field_label(feature), key=widget_key(dataset, feature.name), help=_help(feature),
+                  placeholder=fields.expected_text(feature), on_change=check, args=(dataset,))
 
 
 def _choice_widget(dataset: str, feature: FeatureSpec) -> None:
-    options = tables.choices(feature)
+    options = fields.choices(feature)
     key = widget_key(dataset, feature.name)
     if st.session_state.get(key) not in options:
         st.session_state[key] = options[0]
-    st.selectbox(tables.field_label(feature), options, key=key, help=_help(feature),
-                 format_func=lambda option: tables.choice_label(feature, option), on_change=check, args=(dataset,))
+    st.selectbox(fields.field_label(feature), options, key=key, help=_help(feature),
+                 format_func=lambda option: fields.choice_label(feature, option), on_change=check, args=(dataset,))
 
 
 def _draw(dataset: str, feature: FeatureSpec) -> None:
-    (_choice_widget if tables.is_choice(feature) else _text_widget)(dataset, feature)
+    (_choice_widget if fields.is_choice(feature) else _text_widget)(dataset, feature)
 
 
-def _extra_widget(dataset: str, extra: tables.ExtraField) -> None:
+def _extra_widget(dataset: str, extra: fields.ExtraField) -> None:
     draw = st.text_area if extra.multiline else st.text_input
     draw(extra.label, key=widget_key(dataset, extra.name), help=extra.help, on_change=check, args=(dataset,))
 
@@ -100,7 +100,7 @@ def check(dataset: str) -> dict[str, Any] | None:
     try:
         application = read(dataset)
     except InvalidApplicationError as exc:
-        problems[dataset] = tables.problems_by_field(exc.problems, field_names(load_spec(dataset)))
+        problems[dataset] = fields.problems_by_field(exc.problems, field_names(load_spec(dataset)))
         return None
     problems.pop(dataset, None)
     return application
@@ -125,17 +125,17 @@ def application_form(dataset: str, on_valid: Callable[[dict[str, Any]], None]) -
     by_field, general = st.session_state.get(PROBLEMS_KEY, {}).get(dataset) or ({}, [])
     for problem in general:
         st.error(tables.md_escape(problem))
-    typed = [f for f in spec.input_fields if not tables.is_choice(f)]
+    typed = [f for f in spec.input_fields if not fields.is_choice(f)]
     columns = st.columns(2)
     for index, feature in enumerate(typed):             # figures two to a row
         with columns[index % 2]:
             _draw(dataset, feature)
             _problems_under(feature.name, by_field)
-    for feature in [f for f in spec.input_fields if tables.is_choice(f)]:   # ratings and facts: full width
+    for feature in [f for f in spec.input_fields if fields.is_choice(f)]:   # ratings and facts: full width
         _draw(dataset, feature)
         _problems_under(feature.name, by_field)
     with st.expander("Applicant and loan (printed on the notice, never scored)"):
-        for extra in tables.EXTRA_FIELDS:
+        for extra in fields.EXTRA_FIELDS:
             _extra_widget(dataset, extra)
             _problems_under(extra.name, by_field)
     st.button("Decide", type="primary", on_click=_submit, args=(dataset, on_valid), key=f"ls_decide:{dataset}",

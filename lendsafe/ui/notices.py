@@ -13,7 +13,7 @@ import streamlit as st
 from lendsafe.decide.specs import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
-from lendsafe.ui import common, display, engine, tables
+from lendsafe.ui import common, display, engine, fields, records
 
 
 class BatchRefused(LendSafeError):
@@ -127,7 +127,7 @@ def one_notice(issued: Any, actor: str) -> None:
         st.subheader("Completeness check")
         st.write("All required elements are present." if issued.passed else
                  "The notice misses: " + ", ".join(issued.check.failures()))
-        checks = tables.notice_check_frame(issued.check)
+        checks = records.notice_check_frame(issued.check)
         st.dataframe(checks, hide_index=True, width="stretch", height=35 * (len(checks) + 1) + 3,
                      column_config={"check": st.column_config.TextColumn(width="medium"), "detail": display.WIDE})
 
@@ -196,7 +196,7 @@ def batch() -> None:
              "incompleteness (Reg B 1002.9(c)) naming what is missing.")
     st.info(f"This batch runs with this session's {choice_text(choice)} (change them in the sidebar).",
             icon=":material/tune:")
-    st.download_button("Download a sample CSV", tables.sample_csv(spec), file_name=f"{choice['dataset']}_sample.csv",
+    st.download_button("Download a sample CSV", fields.sample_csv(spec), file_name=f"{choice['dataset']}_sample.csv",
                        mime="text/csv", on_click="ignore", key="ls_sample_csv")
     upload = st.file_uploader(f"Applications CSV (at most {BATCH_MAX_MB} MB)", type=["csv"], key="ls_batch_upload")
     too_big = upload is not None and upload.size > BATCH_MAX_MB * 1024 * 1024

@@ -1,32 +1,22 @@
-"""What the dashboard shows, computed without Streamlit: tables, form rows, page images.
+"""What the dashboard shows of decisions, computed without Streamlit: tables and the words and numbers in them
+(the application form: ``fields``; notices and audit records: ``records``).
 
 Every function here takes library objects (``Decision``, ``DatasetSpec``, audit records) and returns
 plain data, so the pages stay thin and the shaping is tested on its own.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import re
-import shutil
-import subprocess
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
-from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.decide.specs import DatasetSpec, FeatureSpec
+from lendsafe.config import Settings
+from lendsafe.decide.specs import DatasetSpec
 from lendsafe.decide.decision import Decision
-from lendsafe.errors import ArtifactNotFoundError
 from lendsafe.decide.reasons import ADVERSE_EPSILON
 
-EXAMPLES_DIR = PROJECT_ROOT / "data" / "examples"
-PREVIEW_DPI = 110
 ROLE_PRINCIPAL = "adverse: principal reason"
 ROLE_ADVERSE = "adverse: not among the reasons"
 ROLE_LOWERED = "lowered risk"
@@ -40,128 +30,6 @@ MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>#|~$])")
 def md_escape(text: Any) -> str:
     """Text shown as-is inside Streamlit markdown (no emphasis, links, LaTeX from ``$``)."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
-
-
-# ---------------------------------------------------------------------------- the application form
-
-@dataclass(frozen=True)
-class ExtraField:
-    """A form field outside the model inputs: printed on the notice, never scored."""
-
-    name: str            # column name as read by ``lendsafe.decide.application.row_to_application``
-    label: str
-    help: str
-    multiline: bool = False
-
-
-EXTRA_FIELDS = (
-    ExtraField("applicant_name", "Applicant name", "printed on the notice"),
-    ExtraField("applicant_address", "Applicant address", "one line per address line", multiline=True),
-    ExtraField("application_id", "Application id", "your reference for this application"),
-    ExtraField("application_date", "Application date", "YYYY-MM-DD"),
-    ExtraField("loan_amount", "Loan amount", "amount of credit requested"),
-    ExtraField("product", "Product", "e.g. 30-year fixed mortgage"),
-)
-
-
-def choices(feature: FeatureSpec) -> list[str]:
-    """Options of a yes/no, category or rated (levels) field; an empty choice when the field is optional."""
-    if feature.type == "bool":
-        options = ["yes", "no"]
-    elif feature.categories:
-        options = list(feature.categories)
-    else:
-        options = [str(value) for value, _ in feature.levels]
-    return ([""] if feature.optional else []) + options
-
-
-def choice_label(feature: FeatureSpec, option: str) -> str:
-    """What an option means, from the spec: '5 - delinquent payments sixty days past due', 'renting'."""
-    if option == "":
-        return "not given (left blank)"
-    levels = {("yes" if k else "no") if isinstance(k, bool) else str(k): v for k, v in feature.levels}
-    meaning = levels.get(option)
-    if meaning is None:
-        return option
-    if feature.type == "bool":
-        return f"{option} - {meaning}"
-    return f"{option} - {meaning}" if feature.type in ("int", "float") else meaning
-
-
-def is_choice(feature: FeatureSpec) -> bool:
-    """Fields drawn as a select box: yes/no, categories and whole-number ratings with a meaning per level."""
-    return feature.type in ("bool", "category") or (feature.type == "int" and bool(feature.levels))
-
-
-def field_label(feature: FeatureSpec) -> str:
-    """The label with its unit from the spec: 'Loan amount ($)', 'Employment (years)'."""
-    unit = feature.unit
-    return f"{feature.label} ({unit})" if unit and unit.lower() not in feature.label.lower() else feature.label
-
-
-def expected_text(feature: FeatureSpec) -> str:
-    """The placeholder of a typed field, e.g. 'a number between 0 and 3'."""
-    word = {"float": "a number", "int": "a whole number"}.get(feature.type, "")
-    if feature.min is not None and feature.max is not None:
-        word += f" between {feature.min:g} and {feature.max:g}"
-    return word + (" (optional)" if feature.optional else "")
-
-
-def cell_text(feature: FeatureSpec | None, value: Any) -> str:
-    """An application value as the text a form cell holds (the inverse of CSV reading)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool) or (feature is not None and feature.type == "bool"):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
-    return str(value)
-
-
-def form_values(spec: DatasetSpec, application: dict[str, Any]) -> dict[str, str]:
-    """Every form cell (model inputs and extra fields) filled from an application dict."""
-    values = {f.name: cell_text(f, application.get(f.name)) for f in spec.input_fields}
-    applicant = application.get("applicant") or {}
-    for extra in EXTRA_FIELDS:
-        if extra.name.startswith("applicant_"):
-            values[extra.name] = str(applicant.get(extra.name.removeprefix("applicant_"), "") or "")
-        else:
-            values[extra.name] = cell_text(None, application.get(extra.name))
-    return values
-
-
-def problems_by_field(problems: Iterable[str], field_names: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """The library's per-field messages, keyed by the form field they name (``applicant.name`` ->
-    ``applicant_name``); messages naming no form field are returned apart."""
-    known = set(field_names)
-    by_field: dict[str, list[str]] = {}
-    general: list[str] = []
-    for problem in problems:
-        name = problem.split(" ", 1)[0].replace(".", "_")
-        if name in known:
-            by_field.setdefault(name, []).append(problem)
-        else:
-            general.append(problem)
-    return by_field, general
-
-
-def example_application(dataset: str) -> dict[str, Any]:
-    """The dataset's example denial from ``data/examples`` (first example of the dataset otherwise)."""
-    candidates = sorted(EXAMPLES_DIR.glob(f"{dataset}_*.json"), key=lambda p: ("denial" not in p.stem, p.name))
-    if not candidates:
-        return {}
-    return json.loads(candidates[0].read_text(encoding="utf-8"))
-
-
-def sample_csv(spec: DatasetSpec) -> str:
-    """A batch CSV with the dataset's columns and its example applications, to start from."""
-    columns = [f.name for f in spec.input_fields] + [e.name for e in EXTRA_FIELDS]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for path in sorted(EXAMPLES_DIR.glob(f"{spec.name}_*.json")):
-        writer.writerow(form_values(spec, json.loads(path.read_text(encoding="utf-8"))))
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------- held-out applications
@@ -377,88 +245,3 @@ def _rank_change(before: int | None, after: int | None) -> str:
     if before == after:
         return "same rank"
     return f"moved {'up' if after < before else 'down'} {abs(before - after)}"
-
-
-# ---------------------------------------------------------------------------- notices and records
-
-def pdf_page_images(pdf: bytes, dpi: int = PREVIEW_DPI) -> list[bytes]:
-    """Each page of a PDF as PNG bytes, rendered by poppler's ``pdftoppm``."""
-    if not shutil.which("pdftoppm"):
-        raise ArtifactNotFoundError("pdftoppm not found: install Debian's poppler-utils (make system-run)")
-    with tempfile.TemporaryDirectory(prefix="lendsafe-preview-") as folder:
-        source = Path(folder) / "notice.pdf"
-        source.write_bytes(pdf)
-        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(source), str(Path(folder) / "page")],
-                       check=True, capture_output=True, timeout=60)
-        pages = sorted(Path(folder).glob("page-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-        return [page.read_bytes() for page in pages]
-
-
-def notice_check_frame(check: Any) -> pd.DataFrame:
-    """The notice completeness check (``lendsafe.notice.document.check_pdf``) as rows."""
-    results = check.to_dict().get("checks", {}) if check is not None else {}
-    return pd.DataFrame([{"check": name.replace("_", " "), "result": CHECK_MARKS[bool(r["passed"])],
-                          "detail": r.get("detail", "")} for name, r in results.items()],
-                        columns=["check", "result", "detail"])
-
-
-RECORD_COLUMNS = ("id", "created", "applicant", "application id", "dataset", "decision", "first reason",
-                  "writer", "actor")
-
-
-def record_application(record: Any) -> dict[str, Any]:
-    """The application a record is about, whatever its kind (decision, incomplete, refusal); {} for a purge."""
-    content = record.content or {}
-    refused = content.get("refused") or {}
-    holder = content.get("decision") or content.get("record") or refused.get("decision") or refused.get("record") or {}
-    return holder.get("application") or {}
-
-
-def record_reasons(record: Any) -> list[dict[str, Any]]:
-    content = record.content or {}
-    decision = content.get("decision") or (content.get("refused") or {}).get("decision") or {}
-    return list(decision.get("reasons") or ())
-
-
-def record_applicant(record: Any) -> tuple[str, str]:
-    """(applicant name, application id) of a record ("" when not given)."""
-    application = record_application(record)
-    applicant = application.get("applicant") or {}
-    name = applicant.get("name", "") if isinstance(applicant, dict) else str(applicant)
-    return str(name or ""), str(application.get("application_id") or "")
-
-
-def records_frame(records: Iterable[Any]) -> pd.DataFrame:
-    """Audit records as rows an analyst reads: when, who applied, what was decided, who acted."""
-    lines = []
-    for r in records:
-        name, application_id = record_applicant(r)
-        lines.append({"id": r.id, "created": r.created_at[:19].replace("T", " "), "applicant": name,
-                      "application id": application_id, "dataset": r.dataset, "decision": r.decision,
-                      "first reason": r.first_reason or "", "writer": WRITER_LABELS.get(r.writer or "", r.writer or ""),
-                      "actor": r.actor})
-    return pd.DataFrame(lines, columns=list(RECORD_COLUMNS))
-
-
-WRITER_LABELS = {"lora": "language model", "template": "template writer"}
-
-
-def record_matches(record: Any, text: str) -> bool:
-    """Whether a record's applicant name, application id, reason codes or statements contain ``text``
-    (case-insensitive); an empty text matches every record."""
-    wanted = text.strip().casefold()
-    if not wanted:
-        return True
-    reasons = record_reasons(record)
-    fields = [*record_applicant(record), *(r.get("code", "") for r in reasons), *(r.get("statement", "") for r in reasons)]
-    return any(wanted in str(value).casefold() for value in fields)
-
-
-def reason_matches(record: Any, text: str) -> bool:
-    """Whether any principal reason's code or statement contains ``text`` (case-insensitive)."""
-    wanted = text.strip().casefold().replace(" ", "_")
-    if not wanted:
-        return True
-    reasons = record_reasons(record)
-    return any(wanted in r.get("code", "").casefold() or text.strip().casefold() in r.get("statement", "").casefold()
-               for r in reasons)
