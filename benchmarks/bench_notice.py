@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import method  # noqa: E402
 from lendsafe.decide.decision import Decision, Reason  # noqa: E402
-from lendsafe.notice.document import NoticeSettings, build_notice, check_pdf, register_fonts, render_pdf  # noqa: E402
+from lendsafe.notice import NoticeSettings, build_notice, check_pdf, render_pdf  # noqa: E402
+from lendsafe.notice.text import register_fonts  # noqa: E402
 
 REASONS = (("DEBT_TO_INCOME", "Excessive obligations in relation to income", "debt_to_income"),
            ("CONSUMER_CREDIT_HISTORY", "Delinquent past or present credit obligations with others",
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     pdf = render_pdf(latin)
     timings = method.interleave({"bare_canvas_page": bare_canvas_page, "notice_latin": lambda: render_pdf(latin),
                                  "notice_multiscript": lambda: render_pdf(mixed),
-                                 "check_pdf": lambda: check_pdf(pdf, decision)}, calls=20, warmup=2)
+                                 "check_pdf": lambda: check_pdf(pdf, latin, decision)}, calls=20, warmup=2)
     figures = method.summaries(timings, baseline="bare_canvas_page")
     for name, row in figures.items():
         print(f"{name:20s} p50 {row['p50_ms']:8.3f} ms  x{row['ratio_to_baseline_p50']} bare canvas")

@@ -535,13 +535,13 @@ def test_a_writer_killed_mid_batch_leaves_a_valid_chain(db_url):
 def notice_api():
     """The notice module's contract: NoticeSettings, Notice, build_notice, render_pdf."""
     try:
-        import lendsafe.notice.document as notice_module
+        import lendsafe.notice as notice_module
     except ImportError as exc:
-        pytest.fail(f"replay needs lendsafe.notice.document (build_notice, render_pdf); import failed: {exc}")
+        pytest.fail(f"replay needs lendsafe.notice (build_notice, render_pdf); import failed: {exc}")
     missing = [name for name in ("NoticeSettings", "Notice", "build_notice", "render_pdf")
                if not hasattr(notice_module, name)]
     if missing:
-        pytest.fail(f"lendsafe.notice.document lacks {missing}, which replay calls")
+        pytest.fail(f"lendsafe.notice lacks {missing}, which replay calls")
     return notice_module
 
 

@@ -21,7 +21,8 @@ from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
 from lendsafe.decide.decision import Decision, Reason
 from lendsafe.errors import InvalidApplicationError
-from lendsafe.notice.document import NoticeSettings, check_pdf, pdf_text
+from lendsafe.notice import NoticeSettings, build_notice, check_pdf
+from lendsafe.notice.pdftext import pdf_text
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
 
@@ -127,7 +128,8 @@ def test_batch_writes_one_checked_pdf_per_denial_and_a_manifest(applications, tm
         pdf = (result.out_dir / row["path"]).read_bytes()
         assert hashlib.sha256(pdf).hexdigest() == row["sha256"] and row["check"] == "pass"
         assert row["reasons"] == "DEBT_TO_INCOME;CONSUMER_CREDIT_HISTORY"
-        assert check_pdf(pdf, pipeline.run(app)).passed
+        decision = pipeline.run(app)
+        assert check_pdf(pdf, build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE), decision).passed
 
 
 def test_manifest_and_errors_name_the_data_row_application_id_and_applicant(tmp_path):

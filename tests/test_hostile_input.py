@@ -352,7 +352,7 @@ def test_the_issues_notice_settings_cases(content, words, tmp_path, template_pip
                               *NOTICE_ARGS])
     assert "Traceback" not in err
     if words is None:
-        from lendsafe.notice.document import NoticeSettings
+        from lendsafe.notice.settings import NoticeSettings
 
         assert code == 0 and NoticeSettings.from_file(path).consumer_report_used is False
     else:
@@ -360,7 +360,7 @@ def test_the_issues_notice_settings_cases(content, words, tmp_path, template_pip
 
 
 def test_an_unknown_placeholder_in_the_wording_is_refused_with_its_key(tmp_path, template_pipeline):
-    from lendsafe.notice.document import DEFAULT_TEMPLATE
+    from lendsafe.notice.wording import DEFAULT_TEMPLATE
 
     wording = tmp_path / "wording.toml"
     wording.write_text(DEFAULT_TEMPLATE.read_text().replace("Page {page}", "Page {page} {secret}"))
@@ -753,7 +753,7 @@ def wrong_settings_uploads(draw) -> tuple[str, bytes, str]:
 @given(case=wrong_settings_uploads())
 def test_generated_settings_uploads_name_the_setting(case):
     """The dashboard's settings uploader hands the file's name and bytes to NoticeSettings.from_bytes."""
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
 
     name, content, field = case
     expect_library_refusal("upload: notice settings", lambda: NoticeSettings.from_bytes(name, content), field)

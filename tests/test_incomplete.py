@@ -15,7 +15,9 @@ from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.notice.incomplete import (build_incomplete_notice, check_incomplete_pdf, incompleteness_record,
                                  missing_fields, read_csv, render_incomplete_pdf, triage)
-from lendsafe.notice.document import NoticeSettings, load_wording, pdf_text
+from lendsafe.notice.pdftext import pdf_text
+from lendsafe.notice.settings import NoticeSettings
+from lendsafe.notice.wording import load_wording
 
 pytestmark = pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("qpdf")),
                                 reason="needs poppler-utils and qpdf")

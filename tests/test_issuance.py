@@ -126,7 +126,7 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
 
 
 def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
 
     demo = Issuer(pipeline).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
     assert demo.notice.specimen and demo.check.specimen and demo.check.passed
@@ -163,14 +163,14 @@ def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline,
 
 def test_a_notice_that_fails_its_completeness_check_is_refused_and_recorded_as_a_refusal(pipeline, store, monkeypatch):
     import lendsafe.issue.issuer as issuer_module
-    import lendsafe.notice.document as notice_module
+    import lendsafe.notice.check as notice_module
     from lendsafe.issue.issuer import NoticeCheckError
 
     denial = pipeline.run(example("hmda_denial"))
     real = notice_module.check_pdf
 
-    def failing(pdf, decision, settings=None):
-        check = real(pdf, decision, settings)
+    def failing(pdf, notice, decision, settings=None):
+        check = real(pdf, notice, decision, settings)
         return dataclasses.replace(check, checks={**check.checks, "applicant": notice_module.CheckResult(
             False, "missing: applicant name")})
 

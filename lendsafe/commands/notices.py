@@ -36,11 +36,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(many)
     many.set_defaults(func=run_notices)
 
-    check = subparsers.add_parser("check-notice", help="check a notice PDF's text against its decision (JSON)")
+    check = subparsers.add_parser(
+        "check-notice", help="check a notice PDF's text against the notice as issued (audit record or decision JSON)",
+        description="Compares the PDF's own text with the notice as it was issued: its content, date and "
+                    "document id as recorded in the audit store, for the decision it was issued for. "
+                    "Give --record N (the audit_id `lendsafe notice` printed), or --decision FILE (what "
+                    "`lendsafe notice --decision-out` wrote): a decision's issued notice is then found in the "
+                    "audit store (the record of that decision with this PDF's bytes, or its only record); an "
+                    "incompleteness record carries its own notice date and document id.")
     check.add_argument("pdf", type=Path, help="notice PDF")
-    check.add_argument("--decision", type=Path, required=True,
-                       help="decision JSON (Decision.to_dict()), or the incompleteness record `notice --incomplete` wrote")
-    check.add_argument("--notice-settings", type=Path, help="notice settings TOML/JSON used for the notice")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--record", type=_record_id, metavar="N",
+                        help="audit record the notice was issued under (its decision, notice and settings)")
+    source.add_argument("--decision", type=Path,
+                        help="decision JSON (Decision.to_dict()) whose issued notice is in the audit store, or the "
+                             "incompleteness record `notice --incomplete --decision-out` wrote")
+    check.add_argument("--notice-settings", type=Path,
+                       help="notice settings TOML/JSON the notice must have been made with (default: with --record "
+                            "the settings recorded with it; with --decision the demonstration settings)")
+    check.add_argument("--db", dest="database_url",
+                       help="audit store URL (default: LENDSAFE_DATABASE_URL or SQLite under LENDSAFE_HOME)")
     check.set_defaults(func=run_check)
 
 
@@ -59,7 +74,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _notice_settings(path: Path | None):
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
 
     settings = NoticeSettings.from_file(path) if path else NoticeSettings()
     if settings.is_specimen:
@@ -167,11 +182,72 @@ def run_notices(args: argparse.Namespace) -> int:
     return 0 if result.processed else 1
 
 
+def _record_id(text: str) -> int:
+    """An audit record id: a whole number from 1."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an audit record id (a whole number); got {printable(text)[:80]!r}") \
+            from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an audit record id from 1; got {value}")
+    return value
+
+
 def run_check(args: argparse.Namespace) -> int:
+    """Check the PDF against the notice as issued: from --record N, or found for --decision FILE."""
+    check = _check_record(args) if args.record is not None else _check_decision_file(args)
+    print(json.dumps(check.to_dict(), indent=2))
+    return 0 if check.passed else 1
+
+
+def _read_pdf(path: Path) -> bytes:
+    from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
+
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"file not found: {printable(path)}")
+    pdf = path.read_bytes()
+    if not pdf.startswith(b"%PDF-"):
+        raise ConfigurationError(f"pdf: expected a PDF file (it starts with %PDF-); {printable(path)} is not one")
+    return pdf
+
+
+def _given_settings(args: argparse.Namespace, recorded: dict | None = None):
+    """--notice-settings when given, else the recorded settings, else the demonstration settings."""
+    from lendsafe.notice.settings import NoticeSettings
+
+    if args.notice_settings:
+        return NoticeSettings.from_file(args.notice_settings)
+    return NoticeSettings.from_dict(recorded) if recorded else NoticeSettings()
+
+
+def _check_record(args: argparse.Namespace):
+    """The PDF against the notice audit record N holds (adverse action or incompleteness)."""
+    from lendsafe.audit.store import AuditStore
+    from lendsafe.errors import ConfigurationError
+    from lendsafe.notice import Notice, check_pdf
+    from lendsafe.notice.incomplete import KIND, check_incomplete_pdf
+
+    with AuditStore(args.database_url) as store:
+        record = store.get(args.record)
+    pdf, content = _read_pdf(args.pdf), record.content
+    if not content.get("notice") or record.kind not in ("decision", KIND):
+        raise ConfigurationError(f"--record {record.id} is {record.kind!r} ({record.decision}): no notice was "
+                                 "issued under it")
+    settings = _given_settings(args, content.get("notice_settings"))
+    if record.kind == KIND:
+        return check_incomplete_pdf(pdf, content["record"], settings, notice_date=content["notice"]["notice_date"],
+                                    document_id=content["notice"]["document_id"])
+    return check_pdf(pdf, Notice.from_dict(content["notice"]), record.to_decision(), settings)
+
+
+def _check_decision_file(args: argparse.Namespace):
+    """The PDF against the notice issued for a decision JSON (found in the audit store), or against the
+    notice of incompleteness an incompleteness record states."""
     from lendsafe.decide.decision import Decision
     from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
+    from lendsafe.notice import check_pdf
     from lendsafe.notice.incomplete import KIND
-    from lendsafe.notice.document import NoticeSettings, check_pdf
 
     for path in (args.pdf, args.decision):
         if not path.is_file():
@@ -181,24 +257,46 @@ def run_check(args: argparse.Namespace) -> int:
     except (ValueError, RecursionError) as exc:          # JSONDecodeError and UnicodeDecodeError included
         raise ConfigurationError(f"--decision must be a JSON file; {printable(args.decision)} is not "
                                  f"({printable(exc)[:200]})") from None
-    settings = NoticeSettings.from_file(args.notice_settings) if args.notice_settings else NoticeSettings()
+    settings = _given_settings(args)
     if not isinstance(data, dict):
         raise ConfigurationError(f"--decision must hold a JSON object; got {type(data).__name__}")
     if data.get("kind") != KIND:
         _check_decision_fields(data, args.decision)
-    pdf = args.pdf.read_bytes()
-    if not pdf.startswith(b"%PDF-"):
-        raise ConfigurationError(f"pdf: expected a PDF file (it starts with %PDF-); {printable(args.pdf)} is not one")
+    pdf = _read_pdf(args.pdf)
     try:
-        check = (_check_incomplete(pdf, data, settings) if data.get("kind") == KIND
-                 else check_pdf(pdf, Decision.from_dict(data), settings))
+        if data.get("kind") == KIND:
+            return _check_incomplete(pdf, data, settings)
+        decision = Decision.from_dict(data)
     except LendSafeError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigurationError(f"--decision {printable(args.decision)} is not the JSON `lendsafe notice "
                                  f"--decision-out` writes: {type(exc).__name__} {printable(exc)[:200]}") from None
-    print(json.dumps(check.to_dict(), indent=2))
-    return 0 if check.passed else 1
+    return check_pdf(pdf, _issued_notice(args, decision, pdf), decision, settings)
+
+
+def _issued_notice(args: argparse.Namespace, decision, pdf: bytes):
+    """The notice issued for `decision`, from the audit store: the record with this PDF's bytes (the latest
+    when several), else the decision's only record; ArtifactNotFoundError naming --record otherwise."""
+    from lendsafe.audit.store import AuditStore
+    from lendsafe.errors import ArtifactNotFoundError
+    from lendsafe.notice import Notice
+    from lendsafe.notice.model import evidence_sha256
+
+    sha, first = evidence_sha256(decision), decision.reasons[0].code if decision.reasons else None
+    with AuditStore(args.database_url) as store:
+        found = [r for r in store.list(dataset=decision.dataset, decision="deny", reason=first, limit=None)
+                 if (r.content.get("notice") or {}).get("evidence_sha256") == sha]
+        where = printable(store.safe_url)
+    same_pdf = [r for r in found if r.notice_sha256 == hashlib.sha256(pdf).hexdigest()]
+    if same_pdf or len(found) == 1:
+        return Notice.from_dict((same_pdf or found)[-1].content["notice"])
+    if not found:
+        raise ArtifactNotFoundError(f"no notice issued for the decision in {printable(args.decision)} is recorded in "
+                                    f"the audit store {where}; pass --db with the store it was issued in, or "
+                                    "--record N")
+    raise ArtifactNotFoundError(f"the decision in {printable(args.decision)} was issued {len(found)} times (audit "
+                                f"records {[r.id for r in found]}) and none holds this PDF; pass --record N")
 
 
 # Decision JSON field -> (check, what it must be): the fields check-notice compares the notice with.

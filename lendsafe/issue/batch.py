@@ -45,7 +45,8 @@ from typing import Any, Callable
 from lendsafe.audit.store import AuditEntry
 from lendsafe.errors import ConfigurationError, InvalidApplicationError, LendSafeError
 from lendsafe.issue.issuer import IssueRefused, Issuer, default_actor
-from lendsafe.notice.document import NoticeSettings, canonical_json
+from lendsafe.canonical import canonical_json
+from lendsafe.notice.settings import NoticeSettings
 from lendsafe.redaction import printable
 
 INCOMPLETE = "incomplete"          # the manifest's decision for a notice of incompleteness

@@ -26,7 +26,9 @@ from lendsafe.decide.decision import Decision
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.explain.pipeline import Pipeline
 from lendsafe.explain.verify import verify
-from lendsafe.notice.document import Notice, NoticeCheck, NoticeSettings, build_notice, check_pdf, date_problems, render_pdf
+from lendsafe.notice import Notice, NoticeSettings, build_notice, check_pdf, render_pdf
+from lendsafe.notice.context import NoticeCheck
+from lendsafe.notice.dates import date_problems
 from lendsafe.notice.incomplete import (IncompleteNotice, Triage, build_incomplete_notice, check_incomplete_pdf,
                                         incompleteness_record, missing_fields, render_incomplete_pdf, triage)
 
@@ -124,7 +126,7 @@ def render_notice(decision: Decision, settings: NoticeSettings | None = None, *,
     notice = build_notice(decision, settings, notice_date=notice_date, counteroffer=counteroffer,
                           document_id=document_id)
     pdf = render_pdf(notice)
-    check = check_pdf(pdf, decision, settings)
+    check = check_pdf(pdf, notice, decision, settings)
     refuse_failed(notice, check, decision=decision)
     return Rendered(notice, pdf, check)
 

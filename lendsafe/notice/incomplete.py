@@ -21,11 +21,17 @@ from typing import Any
 from lendsafe.decide.application import parse_application, row_to_application
 from lendsafe.decide.specs import DatasetSpec, FeatureSpec, load_spec
 from lendsafe.errors import ArtifactNotFoundError, InvalidApplicationError, LendSafeError
-from lendsafe.notice.document import (CHECKS, DOCUMENT_ID_PATTERN, SHARED_CHECKS, TEXT_LIMITS, CheckResult, NoticeCheck,
-                             NoticeSettings, _Context, _para, _parties_story, _result, _section, _ecoa_section,
-                             _specimen_header, applicant_text, canonical_json, checked_date, clean_address,
-                             clean_text, creditor_contact, date_problems,
-                             format_date, load_wording, render_story, run_checks)
+from lendsafe.canonical import canonical_json
+from lendsafe.notice.check import CHECKS, SHARED_CHECKS
+from lendsafe.notice.context import CheckContext as _Context, CheckResult, NoticeCheck, presence as _result, run_checks
+from lendsafe.notice.dates import checked_date, date_problems, format_date
+from lendsafe.notice.model import DOCUMENT_ID_PATTERN
+from lendsafe.notice.pdf import (creditor_contact, ecoa_section as _ecoa_section, para as _para,
+                                 parties_story as _parties_story, render_story, section as _section,
+                                 specimen_header as _specimen_header)
+from lendsafe.notice.settings import NoticeSettings
+from lendsafe.notice.text import TEXT_LIMITS, applicant_text, clean_address, clean_text
+from lendsafe.notice.wording import load_wording
 from lendsafe.decide.reasons import load_catalog
 from lendsafe.redaction import printable
 

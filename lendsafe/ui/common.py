@@ -69,7 +69,7 @@ def settings_key(settings: Settings) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _notice_settings(path: str) -> Any:
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
 
     return NoticeSettings.from_file(path) if path else NoticeSettings()
 

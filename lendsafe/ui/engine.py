@@ -168,7 +168,7 @@ class Engine:
     def job_key(self, application: dict[str, Any], dataset: str, reference: str, writer: str,
                 notice_settings: Any) -> str:
         """What a draft depends on: the application, dataset, reference, the writer available, the settings."""
-        from lendsafe.notice.document import canonical_json
+        from lendsafe.canonical import canonical_json
 
         return canonical_json([application, dataset, reference, writer, self.generator is not None,
                                repr(notice_settings)])
@@ -285,7 +285,7 @@ def writer_words(writer: str | None) -> str:
 
 def draft_pdf(decision: Any, notice_settings: Any) -> bytes:
     """The notice a decision would get, stamped DRAFT on every page: a preview, never sent or recorded."""
-    from lendsafe.notice.document import build_notice, render_pdf
+    from lendsafe.notice import build_notice, render_pdf
 
     notice = build_notice(decision, notice_settings)
     text = {**notice.wording["text"], "specimen_mark": DRAFT_MARK, "specimen_header": DRAFT_HEADER}
