@@ -160,7 +160,7 @@ def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_ur
 
 def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model_loads():
     from lendsafe.config import Settings
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
     from lendsafe.ui.engine import LOADING_REASON, STAGES, Engine
 
     shared = Engine(Settings(use_llm=True))          # not started: the language model counts as still loading
@@ -175,7 +175,7 @@ def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model
 def test_the_draft_pdf_is_stamped_draft():
     from pypdf import PdfReader
 
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
     from lendsafe.ui.engine import draft_pdf
 
     pdf = draft_pdf(Scorer.load("hmda").score(DENIAL).with_updates(explanation=None), NoticeSettings())
@@ -567,7 +567,7 @@ def test_reference_changes_name_new_dropped_and_moved_reasons():
 
 
 def test_pdf_pages_render_as_png():
-    from lendsafe.notice.document import NoticeSettings, build_notice, render_pdf
+    from lendsafe.notice import NoticeSettings, build_notice, render_pdf
 
     pdf = render_pdf(build_notice(Scorer.load("hmda").score(DENIAL), NoticeSettings(), notice_date="2026-03-02"))
     pages = records.pdf_page_images(pdf)

@@ -28,7 +28,7 @@ from lendsafe.config import PROJECT_ROOT
 from lendsafe.decide.specs import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.identity import UsersFile
-from lendsafe.notice.document import NoticeSettings, check_pdf
+from lendsafe.notice import Notice, NoticeSettings, check_pdf
 from lendsafe.decide.scoring import Scorer
 from lendsafe.ui import PAGES, fields, records
 from lendsafe.ui import server as server_helpers
@@ -197,7 +197,7 @@ def test_issuing_as_a_signed_in_analyst_records_her_identity(page, server):
         page.get_by_role("button", name="Download the issued notice").click()
     pdf = Path(download.value.path()).read_bytes()
     assert hashlib.sha256(pdf).hexdigest() == record.notice_sha256
-    assert check_pdf(pdf, record.to_decision(), NoticeSettings()).passed
+    assert check_pdf(pdf, Notice.from_dict(record.content["notice"]), record.to_decision(), NoticeSettings()).passed
     screenshot(page, "explorer_issued")
 
 

@@ -31,7 +31,7 @@ BATCH_MAX_MB = 50
 def parse_settings_upload(name: str, data: bytes) -> Any:
     """NoticeSettings from an uploaded TOML or JSON file; LendSafeError naming the field otherwise."""
     from lendsafe.errors import ConfigurationError
-    from lendsafe.notice.document import NoticeSettings
+    from lendsafe.notice.settings import NoticeSettings
 
     if Path(name).suffix.lower() not in SETTINGS_SUFFIXES:
         raise ConfigurationError(f"settings file must be .toml or .json; got {printable(name)!r}")
