@@ -59,8 +59,8 @@ def lender() -> NoticeSettings:
 
 
 def issued(decision: Decision, settings: NoticeSettings | None = None, **kwargs) -> Notice:
-    """The notice issued for `decision` on NOTICE_DATE."""
-    return build_notice(decision, settings or NoticeSettings(), notice_date=NOTICE_DATE, **kwargs)
+    """The notice issued for `decision` (on NOTICE_DATE unless `notice_date` is given)."""
+    return build_notice(decision, settings or NoticeSettings(), **{"notice_date": NOTICE_DATE, **kwargs})
 
 
 def rendered(decision: Decision, settings: NoticeSettings | None = None, **kwargs) -> bytes:

@@ -89,5 +89,6 @@ def test_record_without_a_notice_is_refused(tmp_path, capsys, store_url):
     pdf.write_bytes(render_pdf(issued(make_decision())))
     assert main(["check-notice", str(pdf), "--record", str(record_id), "--db", store_url]) == 2
     assert "no notice was issued under it" in capsys.readouterr().err
-    assert main(["check-notice", str(pdf), "--record", "0", "--db", store_url]) == 2
-    assert "expected an audit record id from 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["check-notice", str(pdf), "--record", "0", "--db", store_url])
+    assert refused.value.code == 2 and "expected an audit record id from 1" in capsys.readouterr().err
