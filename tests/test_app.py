@@ -21,7 +21,7 @@ from lendsafe.decide.specs import load_spec
 from lendsafe.errors import InvalidApplicationError
 from lendsafe.identity import UsersFile
 from lendsafe.decide.scoring import Scorer
-from lendsafe.ui import PAGES, display, fields, records, tables
+from lendsafe.ui import PAGES, display, fields, record_rows, tables
 from lendsafe.ui.evaluation import RISK_METRICS, _evaluation_time, metric_rows, sample_words
 from lendsafe.ui.form import widget_key
 from lendsafe.ui.models import adapter_status
@@ -148,7 +148,7 @@ def test_a_decision_is_a_draft_shown_first_in_words_and_records_nothing(audit_ur
                                                                       for r in expected.reasons]
     assert "pp" in listed and "log-odds" not in listed
     draft = entry(at)["drafts"]["population"]
-    assert draft.pdf and records.pdf_page_images(draft.pdf)
+    assert draft.pdf and record_rows.pdf_page_images(draft.pdf)
     checklist = next(m.value for m in at.markdown if m.value.startswith("- :"))
     checks = draft.decision.verification["checks"]
     assert len(checklist.splitlines()) == len(checks) and not any(name in checklist for name in checks)
@@ -388,8 +388,8 @@ def test_audit_page_opens_verifies_replays_and_exports_a_record(issued, audit_ur
 
 def test_audit_searches_by_applicant_id_reason_and_date(issued, audit_url):
     store = AuditStore(audit_url)
-    record = next(r for r in store.list(limit=None) if records.record_applicant(r)[0])
-    name, application_id = records.record_applicant(record)
+    record = next(r for r in store.list(limit=None) if record_rows.record_applicant(r)[0])
+    name, application_id = record_rows.record_applicant(record)
     at = no_failure(issued.switch_page("lendsafe/ui/audit.py").run())
     at.text_input(key="ls_audit_who").input(name.lower()[2:]).run()
     listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
@@ -414,7 +414,7 @@ def test_audit_shows_a_notice_of_incompleteness_record(issued, audit_url):
     at.selectbox(key="ls_audit_open").set_value(incomplete[-1].id).run()
     assert any("notice of incompleteness" in m.value for m in no_failure(at).markdown)
     assert any(t.value.startswith("Missing: debt_to_income") for t in at.text)
-    assert records.record_applicant(incomplete[-1])[1] == "INCOMPLETE-1"
+    assert record_rows.record_applicant(incomplete[-1])[1] == "INCOMPLETE-1"
 
 
 def test_audit_link_opens_the_named_record(issued, audit_url):
@@ -431,9 +431,9 @@ def test_audit_text_search_is_case_insensitive_over_codes_and_statements():
 
     record = SimpleNamespace(content={"decision": {"application": {"application_id": "HMDA-7", "applicant": {"name": "Ann Lee"}},
                                                    "reasons": [{"code": "DEBT_TO_INCOME", "statement": "Excessive obligations"}]}})
-    assert records.record_matches(record, "ann") and records.record_matches(record, "hmda-7")
-    assert records.reason_matches(record, "debt to income") and records.reason_matches(record, "excessive")
-    assert not records.reason_matches(record, "collateral") and records.record_matches(record, "")
+    assert record_rows.record_matches(record, "ann") and record_rows.record_matches(record, "hmda-7")
+    assert record_rows.reason_matches(record, "debt to income") and record_rows.reason_matches(record, "excessive")
+    assert not record_rows.reason_matches(record, "collateral") and record_rows.record_matches(record, "")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -570,7 +570,7 @@ def test_pdf_pages_render_as_png():
     from lendsafe.notice import NoticeSettings, build_notice, render_pdf
 
     pdf = render_pdf(build_notice(Scorer.load("hmda").score(DENIAL), NoticeSettings(), notice_date="2026-03-02"))
-    pages = records.pdf_page_images(pdf)
+    pages = record_rows.pdf_page_images(pdf)
     assert 1 <= len(pages) <= 2 and all(p.startswith(b"\x89PNG") for p in pages)
 
 

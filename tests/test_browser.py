@@ -30,7 +30,7 @@ from lendsafe.errors import LendSafeError
 from lendsafe.identity import UsersFile
 from lendsafe.notice import Notice, NoticeSettings, check_pdf
 from lendsafe.decide.scoring import Scorer
-from lendsafe.ui import PAGES, fields, records
+from lendsafe.ui import PAGES, fields, record_rows
 from lendsafe.ui import server as server_helpers
 from lendsafe.ui.server import start
 
@@ -244,14 +244,14 @@ def test_a_batch_runs_with_the_reference_chosen_in_the_session(page, server):
 
 def test_the_audit_page_searches_by_applicant_and_reason_and_opens_a_linked_record(page, server):
     open_page(page, "Audit")
-    target = next(r for r in records(server) if records.record_applicant(r)[0] == "Batch Applicant 1")
+    target = next(r for r in records(server) if record_rows.record_applicant(r)[0] == "Batch Applicant 1")
     set_text(page, "Applicant or application id", "batch applicant 1")
     table = page.locator("[data-testid=stDataFrame]").first
     assert page.get_by_text(re.compile(r"^1 record\(s\) match")).first.is_visible()
     set_text(page, "Applicant or application id", "")
     code = target.first_reason
     set_text(page, "Reason", code.lower())
-    expected = [r for r in records(server) if records.reason_matches(r, code.lower())]
+    expected = [r for r in records(server) if record_rows.reason_matches(r, code.lower())]
     assert page.get_by_text(re.compile(rf"^{len(expected)} record\(s\) match")).first.is_visible()
     assert table.is_visible()
     page.goto(f"{server.url}/audit?record={target.id}")

@@ -17,7 +17,7 @@ import streamlit as st
 
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable, redact_url
-from lendsafe.ui import common, display, records
+from lendsafe.ui import common, display, record_rows
 
 LIST_LIMIT = 500          # rows listed
 SEARCH_WINDOW = 20_000    # newest records searched by the filters
@@ -54,7 +54,7 @@ def filters() -> tuple[dict[str, Any], dict[str, str]]:
         "decision": cols[1].selectbox("Decision", ["", "deny", "approve", "incomplete", "refusal"],
                                       format_func=lambda v: KIND_WORDS.get(v, v) or "any", key="ls_audit_decision"),
         "writer": cols[2].selectbox("Writer", ["", "lora", "template"], key="ls_audit_writer",
-                                    format_func=lambda v: records.WRITER_LABELS.get(v, "any")),
+                                    format_func=lambda v: record_rows.WRITER_LABELS.get(v, "any")),
         "actor": cols[3].text_input("Issued by", key="ls_audit_actor", placeholder="e.g. local:alice"),
     }
     if common.actor() and st.checkbox("Only what I issued", key="ls_audit_mine"):
@@ -169,7 +169,7 @@ def replay_view(replay: Any) -> None:
 
 
 def record_label(record: Any) -> str:
-    name, application_id = records.record_applicant(record)
+    name, application_id = record_rows.record_applicant(record)
     return printable(f"#{record.id} · {record.created_at[:19].replace('T', ' ')} · {name or 'unnamed'} · "
                      f"{application_id or '-'} · {record.decision} · {record.first_reason or '-'} · {record.actor}")
 
@@ -214,8 +214,8 @@ def matching(store: Any, chosen: dict[str, Any], text: dict[str, str]) -> list[A
     """Newest first: records passing the store filters and the text searches."""
     head_id, _ = store.head()
     found = store.list(after_id=max(0, head_id - SEARCH_WINDOW), limit=None, **chosen)
-    found = [r for r in found if r.kind == "purge" or (records.record_matches(r, text["who"])
-                                                       and records.reason_matches(r, text["reason"]))]
+    found = [r for r in found if r.kind == "purge" or (record_rows.record_matches(r, text["who"])
+                                                       and record_rows.reason_matches(r, text["reason"]))]
     if text["who"] or text["reason"]:
         found = [r for r in found if r.kind != "purge"]
     return found[-LIST_LIMIT:][::-1]
@@ -252,7 +252,7 @@ def render() -> None:
     if not records and linked is None:
         st.info("No decision matches. Decisions issued in the explorer, the notices page and the CLI land here.")
         return
-    st.dataframe(records.records_frame(records), hide_index=True, height=260, width="stretch", column_config=LIST_COLUMNS)
+    st.dataframe(record_rows.records_frame(records), hide_index=True, height=260, width="stretch", column_config=LIST_COLUMNS)
     by_id = {r.id: r for r in records}
     if linked is not None:
         by_id.setdefault(linked.id, linked)

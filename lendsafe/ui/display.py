@@ -14,7 +14,7 @@ import streamlit as st
 from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import LendSafeError
-from lendsafe.ui import common, engine, records, tables
+from lendsafe.ui import common, engine, record_rows, tables
 
 ROLE_COLORS = {tables.ROLE_PRINCIPAL: "#c0392b", tables.ROLE_ADVERSE: "#e67e22", tables.ROLE_LOWERED: "#2e86c1"}
 CHECK_ICONS = {True: ":green[:material/check_circle:]", False: ":red[:material/cancel:]"}
@@ -232,7 +232,7 @@ def full_decision(decision: Decision, record_id: int | None = None) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _first_page(pdf: bytes, digest: str) -> list[bytes]:
-    return records.pdf_page_images(pdf)
+    return record_rows.pdf_page_images(pdf)
 
 
 def pdf_preview(pdf: bytes, caption: str, pages: int | None = None) -> None:

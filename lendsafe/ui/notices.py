@@ -13,7 +13,7 @@ import streamlit as st
 from lendsafe.decide.specs import load_spec
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
-from lendsafe.ui import common, display, engine, fields, records
+from lendsafe.ui import common, display, engine, fields, record_rows
 
 
 class BatchRefused(LendSafeError):
@@ -127,7 +127,7 @@ def one_notice(issued: Any, actor: str) -> None:
         st.subheader("Completeness check")
         st.write("All required elements are present." if issued.passed else
                  "The notice misses: " + ", ".join(issued.check.failures()))
-        checks = records.notice_check_frame(issued.check)
+        checks = record_rows.notice_check_frame(issued.check)
         st.dataframe(checks, hide_index=True, width="stretch", height=35 * (len(checks) + 1) + 3,
                      column_config={"check": st.column_config.TextColumn(width="medium"), "detail": display.WIDE})
 
