@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import re
 from dataclasses import replace
 
 import pytest
 
-from lendsafe.errors import ConfigurationError
 from lendsafe.explain.grounding import information_sources
 from lendsafe.explain.verify import FORBIDDEN_PATTERNS, INTERNAL_PATTERNS
 from lendsafe.decide.reasons import load_catalog

@@ -68,6 +68,7 @@ class Extracted:
 
 
 def extract(pdf_bytes: bytes, wording: dict[str, dict[str, str]]) -> Extracted:
+    """The PDF's text, its footer lines (found by `wording`'s footer labels) taken apart from the body."""
     text = wording["text"]
     label = {key: re.escape(compact(template_parts(text[key])[0]))
              for key in ("footer_document", "footer_evidence", "footer_page")}
