@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lendsafe.audit.store import SQLITE_SYNCHRONOUS, AuditEntry, AuditStore, canonical_json  # noqa: E402
+from lendsafe.audit.database import SQLITE_SYNCHRONOUS  # noqa: E402
+from lendsafe.audit.records import AuditEntry, canonical_json  # noqa: E402
+from lendsafe.audit.store import AuditStore  # noqa: E402
 from lendsafe.decide.decision import Citation, Decision, Reason  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "audit.json"

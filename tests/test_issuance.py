@@ -10,7 +10,9 @@ import shutil
 
 import pytest
 
-from lendsafe.audit.store import AuditStore, sha256_hex
+from lendsafe.audit.records import sha256_hex
+from lendsafe.audit.replay import replay_notice
+from lendsafe.audit.store import AuditStore
 from lendsafe.config import Settings
 from lendsafe.errors import AuditIntegrityError
 from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
@@ -44,7 +46,7 @@ def test_a_denial_gets_a_checked_notice_and_one_audit_record(pipeline, store):
     record = store.get(issued.record_id)
     assert record.actor == "app:test" and record.decision == "deny" and store.count() == 1
     assert record.to_decision().explanation == issued.decision.explanation
-    assert store.replay(issued.record_id).identical
+    assert replay_notice(store, issued.record_id).identical
 
 
 def test_an_approval_is_recorded_without_a_notice(pipeline, store):
@@ -72,7 +74,7 @@ def test_issue_many_records_each_decision_in_order_in_one_transaction(pipeline, 
         record = store.get(one.record_id)
         assert record.to_decision() == one.decision
         assert record.notice_sha256 == (None if one.pdf is None else sha256_hex(one.pdf))
-    assert store.replay(issued[2].record_id).identical
+    assert replay_notice(store, issued[2].record_id).identical
 
 
 def test_issue_decisions_records_nothing_when_one_decision_cannot_be_recorded(pipeline, store):
@@ -122,7 +124,7 @@ def test_an_explanation_that_fails_the_verifier_now_is_not_issued(pipeline, stor
     assert Issuer(pipeline, audit=store).issue(denial, notice_date=NOTICE_DATE).passed
     assert store.count() == 3 and store.verify().ok
     with pytest.raises(AuditIntegrityError, match="is a refusal: no notice was issued"):
-        store.replay(refusals[0].id)
+        replay_notice(store, refusals[0].id)
 
 
 def test_notices_are_specimens_until_the_lender_settings_are_given(pipeline):
@@ -157,7 +159,7 @@ def test_a_notice_of_incompleteness_is_recorded_chained_and_replayable(pipeline,
     assert record.content["record"]["missing"] == ["condominium"]
     assert record.content["notice"]["missing"] == list(issued.notice.missing)
     assert record.content["document_id"] == issued.notice.document_id and store.verify().ok
-    replayed = store.replay(record.id)
+    replayed = replay_notice(store, record.id)
     assert replayed.identical and replayed.pdf == issued.pdf, replayed.summary()
 
 

@@ -15,10 +15,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lendsafe.audit.store import GENESIS_HASH, AuditStore, canonical_json, chain_hash, format_timestamp, months_before
+from audit_support import Clock, execute_raw, fill
 from lendsafe.audit.anchor import KEY_ENV, AuditKey
+from lendsafe.audit.chain import GENESIS_HASH, chain_hash
+from lendsafe.audit.records import canonical_json, format_timestamp
+from lendsafe.audit.retention import months_before
+from lendsafe.audit.store import AuditStore
 from lendsafe.cli import main as cli_main
-from test_audit import Clock, execute_raw, fill
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 KEY = "k" * 48

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from lendsafe.canonical import CanonicalValueError, canonical_json
 from lendsafe.errors import AuditIntegrityError, ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class Checkpoint:
             return CheckpointReading(WRONG_KEY, self.where, detail=(
                 f"signed with audit key {data.get('key_id')!r}; this process has key {self.key.key_id!r} "
                 f"(set {KEY_ENV} or the key file to the store's key)"))
-        if not self.key.check("checkpoint", _canonical(body), data.get("mac")):
+        if not self._signed(body, data.get("mac")):
             return CheckpointReading(ALTERED, self.where, detail="its signature does not match its content "
                                                                  "(the file was edited)")
         try:
@@ -211,6 +212,14 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError) as exc:
             return CheckpointReading(UNREADABLE, self.where, detail=f"has an unexpected shape ({exc!r})")
         return CheckpointReading(OK, self.where, confirmed, pending, signed_from)
+
+    def _signed(self, body: dict[str, Any], mac: Any) -> bool:
+        """Whether ``mac`` signs the canonical JSON of ``body``; a NaN or infinity (which LendSafe never
+        writes, so the file was edited) has no canonical JSON and is not signed."""
+        try:
+            return self.key.check("checkpoint", canonical_json(body), mac)
+        except CanonicalValueError:
+            return False
 
     # -- writing
     def advance(self, before: ChainState, after: ChainState) -> bool:
@@ -252,7 +261,7 @@ class Checkpoint:
                 "signed_from": dict(signed_from), "confirmed": confirmed.to_dict(),
                 "pending": None if pending is None else pending.to_dict(),
                 "written_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-        data = {**body, "mac": self.key.sign("checkpoint", _canonical(body))}
+        data = {**body, "mac": self.key.sign("checkpoint", canonical_json(body))}
         if self.path is None:
             self._memory = data
             return
@@ -274,10 +283,6 @@ class Checkpoint:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _write_atomically(path: Path, text: str) -> None:

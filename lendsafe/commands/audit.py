@@ -20,7 +20,7 @@ LIST_FILTERS = ("dataset", "decision", "writer", "actor", "reason", "since", "un
 TIME_FILTERS = ("since", "until")
 MAX_LIST_LIMIT = 1_000_000
 CREDIT_KINDS = ("consumer", "business")
-# The decision column of each record kind (lendsafe.audit.store.RECORD_KINDS).
+# The decision column of each record kind (lendsafe.audit.records.RECORD_KINDS).
 DECISIONS = ("approve", "deny", "incomplete", "refusal", "purge")
 # Filter option -> (pattern its value must match, what that is): values no record can hold are refused.
 TEXT_FILTERS = {
@@ -158,8 +158,10 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from lendsafe.audit.replay import replay_notice
+
     with _open(args) as store:
-        result = store.replay(args.id)
+        result = replay_notice(store, args.id)
     if args.out:
         with _writing(args.out):
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -175,8 +177,10 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from lendsafe.audit.evidence import export_evidence
+
     with _open(args) as store, _writing(args.out):
-        sidecar = store.export(args.id, args.out)
+        sidecar = export_evidence(store, args.id, args.out)
     replay = sidecar["replay"]
     print(f"wrote {args.out / f'record-{args.id}.json'}"
           + (f" and {args.out / sidecar['notice_pdf']}" if sidecar["notice_pdf"] else ""))
@@ -206,7 +210,7 @@ def _retention_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_months(args: argparse.Namespace) -> None:
-    from lendsafe.audit.store import check_retention
+    from lendsafe.audit.retention import check_retention
 
     check_retention(args.months, args.credit)
 

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from lendsafe.audit.store import AuditEntry, AuditStore, IncompleteEntry, RefusalEntry
+from lendsafe.audit.records import AuditEntry, IncompleteEntry, RefusalEntry
+from lendsafe.audit.store import AuditStore
 from lendsafe.config import Settings
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import InvalidApplicationError, LendSafeError

@@ -15,6 +15,8 @@ from typing import Any
 
 import streamlit as st
 
+from lendsafe.audit.evidence import export_evidence
+from lendsafe.audit.replay import replay_notice
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable, redact_url
 from lendsafe.ui import common, display, record_rows
@@ -150,7 +152,7 @@ def notice_view(store: Any, record: Any) -> None:
 def replay_button(store: Any, record: Any) -> None:
     if st.button("Replay the notice from this record", key=f"ls_replay_{record.id}"):
         try:
-            st.session_state[REPLAY_KEY] = store.replay(record.id)
+            st.session_state[REPLAY_KEY] = replay_notice(store, record.id)
         except LendSafeError as exc:
             st.error("Replay failed.")
             st.code(printable(exc, keep_newlines=True), language=None, wrap_lines=True)
@@ -192,9 +194,9 @@ def evidence_pack(store: Any, record: Any) -> None:
 
 
 def evidence_zip(store: Any, record_id: int) -> bytes:
-    """The files ``AuditStore.export`` writes, zipped in memory."""
+    """The files ``export_evidence`` writes, zipped in memory."""
     with tempfile.TemporaryDirectory(prefix="lendsafe-evidence-") as folder:
-        store.export(record_id, folder)
+        export_evidence(store, record_id, folder)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(Path(folder).iterdir()):

@@ -1,6 +1,6 @@
 """Alembic environment of the audit store.
 
-``lendsafe.audit.store`` runs the upgrade programmatically and hands over its own connection (already
+``lendsafe.audit.database.migrate`` runs the upgrade programmatically and hands over its own connection (already
 inside a locked transaction) through ``config.attributes["connection"]``. Run from the command
 line, the environment opens ``sqlalchemy.url`` from the Alembic config or ``Settings().database_url``.
 """
