@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from lendsafe.audit.store import AuditStore
-from lendsafe.issue.batch import MANIFEST_COLUMNS, run_batch, zip_batch
+from lendsafe.issue.batch import run_batch
+from lendsafe.issue.batchfolder import MANIFEST_COLUMNS, zip_batch
 from lendsafe.cli import main
 from lendsafe.explain.composer import compose
 from lendsafe.config import PROJECT_ROOT
@@ -129,7 +130,8 @@ def test_batch_writes_one_checked_pdf_per_denial_and_a_manifest(applications, tm
         assert hashlib.sha256(pdf).hexdigest() == row["sha256"] and row["check"] == "pass"
         assert row["reasons"] == "DEBT_TO_INCOME;CONSUMER_CREDIT_HISTORY"
         decision = pipeline.run(app)
-        assert check_pdf(pdf, build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE), decision).passed
+        assert check_pdf(pdf, build_notice(decision, NoticeSettings(), notice_date=NOTICE_DATE, document_id=row["id"]),
+                         decision).passed
 
 
 def test_manifest_and_errors_name_the_data_row_application_id_and_applicant(tmp_path):
@@ -506,9 +508,9 @@ def test_a_rerun_issues_nothing_twice(applications, tmp_path):
 
 def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issued_again(applications, tmp_path,
                                                                                            monkeypatch):
-    import lendsafe.issue.batch as batch
+    import lendsafe.issue.batchfolder as batchfolder
 
-    real_append = batch.CsvLog.append
+    real_append = batchfolder.CsvLog.append
     calls = []
 
     def crash_after_first_group(log, rows):
@@ -519,12 +521,12 @@ def test_records_committed_before_the_manifest_line_are_listed_on_rerun_not_issu
         return real_append(log, rows)
 
     with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
-        monkeypatch.setattr(batch.CsvLog, "append", crash_after_first_group)
+        monkeypatch.setattr(batchfolder.CsvLog, "append", crash_after_first_group)
         with pytest.raises(KeyboardInterrupt):
             run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
                       chunk_size=2)
         assert store.count() == 3 and len(read_manifest(tmp_path / "out" / "manifest.csv")) == 2
-        monkeypatch.setattr(batch.CsvLog, "append", real_append)
+        monkeypatch.setattr(batchfolder.CsvLog, "append", real_append)
         (tmp_path / "out" / next(p.name for p in (tmp_path / "out").glob("notice_row00004_*.pdf"))).unlink()
         pipeline = FakePipeline()
         result = run_batch(applications, tmp_path / "out", pipeline, notice_date=NOTICE_DATE, audit=store,
@@ -554,7 +556,7 @@ def test_a_line_torn_by_a_kill_and_a_pdf_that_does_not_match_are_redone(applicat
 def test_a_second_run_into_a_folder_in_use_is_refused(applications, tmp_path):
     import fcntl
 
-    from lendsafe.issue.batch import LOCK_NAME
+    from lendsafe.issue.batchfolder import LOCK_NAME
     from lendsafe.errors import ConfigurationError
 
     (tmp_path / "out").mkdir()
@@ -583,7 +585,7 @@ def test_formula_cells_and_control_characters_are_neutralised_in_the_csv_files(t
 
 
 def test_cells_from_hostile_text_are_quoted():
-    from lendsafe.issue.batch import safe_cell
+    from lendsafe.issue.batchfolder import safe_cell
 
     assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "ok", 7)] == \
         ["'=1+1", "'+1", "'-1", "'@x", "\\x09x", "\\x0dx", "ok", 7]
