@@ -108,7 +108,8 @@ def test_pragmas_are_retried_while_the_database_is_locked_then_the_error_is_rais
     run_pragmas(cursor, ("busy_timeout=1", "journal_mode=WAL"), sleep=lambda _: None)
     assert cursor.executed == ["PRAGMA busy_timeout=1", "PRAGMA journal_mode=WAL"]
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        run_pragmas(_LockedCursor(locked=10**9), ("journal_mode=WAL",), wait_seconds=0.05, sleep=lambda _: time.sleep(0.01))
+        run_pragmas(_LockedCursor(locked=10**9), ("journal_mode=WAL",), wait_seconds=0.05,
+                    sleep=lambda _: time.sleep(0.01))
 
 
 def test_the_database_refuses_a_second_record_under_one_issue_key(store):

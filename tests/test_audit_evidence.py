@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from audit_support import checkpoints_in_tmp, clock, db_url, execute_raw, fill, record_with_notice, store  # noqa: F401
+from audit_support import checkpoints_in_tmp, clock, db_url, fill, record_with_notice, store  # noqa: F401
 from lendsafe.audit.chain import GENESIS_HASH, chain_hash
 from lendsafe.audit.evidence import export_evidence
 

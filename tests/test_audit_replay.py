@@ -79,7 +79,8 @@ def test_replay_of_a_notice_of_incompleteness_names_what_differs(tmp_path, monke
     with AuditStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
         issued = Issuer(None, audit=store).issue_incomplete(triaged, "hmda", notice_date=date(2026, 3, 2))
         real = replay_module.render_incomplete_pdf
-        monkeypatch.setattr(replay_module, "render_incomplete_pdf", lambda notice: real(notice) + b"\n% changed renderer")
+        monkeypatch.setattr(replay_module, "render_incomplete_pdf",
+                            lambda notice: real(notice) + b"\n% changed renderer")
         replayed = replay_notice(store, issued.record_id)
     assert not replayed.identical and replayed.mode.startswith("rebuilt from the recorded incompleteness record")
     assert any(line.startswith("notice PDF sha256: recorded") for line in replayed.differences)
