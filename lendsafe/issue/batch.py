@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lendsafe.audit.store import AuditEntry
+from lendsafe.audit.records import AuditEntry
+from lendsafe.audit.replay import replay_notice
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.issue.batchfolder import (ALREADY_ISSUED, INCOMPLETE, ISSUED, BatchError, BatchFolder, BatchResult,
                                         ManifestRow, RowId, write_atomic)
@@ -207,7 +208,7 @@ class _Batch:
         name = pdf_name(kind if kind in DOCUMENTS else "deny", who.data_row, content["document_id"])
         manifest_row = ManifestRow.listing(who, key, *values, name, "pass", str(record.id), ISSUED)
         if not self.folder.has_pdf(manifest_row.as_row()):
-            replayed = self.issuer.audit.replay(record.id)
+            replayed = replay_notice(self.issuer.audit, record.id)
             if not replayed.identical:
                 return BatchError.of(who, (f"issued earlier as audit record {record.id}, but its notice PDF is not "
                                            "in the folder and does not regenerate identically; export it with "
