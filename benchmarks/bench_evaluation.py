@@ -22,8 +22,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lendsafe.config import PROJECT_ROOT, Settings  # noqa: E402
-from lendsafe.evaluation.run import EvaluationConfig, held_out_sample, run_evaluation  # noqa: E402
-from lendsafe.evaluation.explain import Uncached  # noqa: E402
+from lendsafe.evaluation.config import EvaluationConfig  # noqa: E402
+from lendsafe.evaluation.run import held_out_sample, run_evaluation  # noqa: E402
+from lendsafe.evaluation.writers import Uncached  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "evaluation.json"
 
@@ -50,7 +51,7 @@ def bench_text_metrics(references: list[str]) -> dict:
 
 def _section(config: EvaluationConfig) -> float:
     results = run_evaluation(config, bar=False)
-    return sum(results["timing"]["explanations"].values())
+    return sum(results.timing["explanations"].values())
 
 
 def bench_harness(examples: list[dict], folder: Path, settings: Settings) -> dict:
@@ -79,8 +80,8 @@ def bench_lora(examples: list[dict], folder: Path, settings: Settings) -> dict:
     config = EvaluationConfig(out=folder / "lora.json", limit=len(examples), writers=("lora",),
                               sections=("explanations",), batch1_sample=0, plots=False, fresh=True)
     results = run_evaluation(config, generators={"lora": Uncached(generator, drafts=False)}, bar=False)
-    harness_s = results["timing"]["explanations"]["lora"]
-    writer = results["sections"]["explanations"]["writers"]["lora"]
+    harness_s = results.timing["explanations"]["lora"]
+    writer = results.writers["lora"].to_dict()
     return {"decisions": len(examples), "bare_generate_s": round(bare_s, 2), "harness_s": round(harness_s, 2),
             "harness_vs_bare_generate": round(harness_s / bare_s, 2), "first_pass_rate": writer["first_pass_rate"],
             "passed_on_retry_rate": writer["passed_on_retry_rate"], "fallback_rate": writer["fallback_rate"]}

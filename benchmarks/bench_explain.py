@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lendsafe.config import Settings  # noqa: E402
-from lendsafe.evaluation.explain import Uncached  # noqa: E402
+from lendsafe.evaluation.writers import Uncached  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
 MAX_NEW_TOKENS = 360          # the longest explanation with its rights part is about 300 tokens

@@ -440,7 +440,7 @@ def test_audit_text_search_is_case_insensitive_over_codes_and_statements():
 
 def test_evaluation_without_results_says_so_then_runs_with_a_limit(audit_url, tmp_path, monkeypatch):
     monkeypatch.setenv("LENDSAFE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("lendsafe.evaluation.run.DEFAULT_OUT", tmp_path / "absent.json")
+    monkeypatch.setattr("lendsafe.evaluation.config.DEFAULT_OUT", tmp_path / "absent.json")
     at = no_failure(new_app("lendsafe/ui/evaluation.py"))
     assert any("No results yet" in i.value for i in at.info)
     at.multiselect[1].set_value(["risk", "reasons"])

@@ -152,7 +152,7 @@ def test_every_correct_paraphrase_passes(case):
 
 
 def test_precision_and_recall_on_the_labelled_set_are_reported_as_measured():
-    from lendsafe.evaluation.explain import verifier_labelled_set
+    from lendsafe.evaluation.summaries import verifier_labelled_set
 
     measured = verifier_labelled_set()
     assert measured["bad"] == sum(c["label"] == "bad" for c in CASES)

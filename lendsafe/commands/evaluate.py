@@ -5,6 +5,12 @@ import argparse
 import json
 from pathlib import Path
 
+from lendsafe.errors import ConfigurationError
+from lendsafe.evaluation.config import (
+    DEFAULT_COMPARISON_LIMIT, DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, WRITERS, EvaluationConfig,
+)
+from lendsafe.evaluation.results import SECTIONS, EvaluationResults, dig
+
 SUMMARY_FIGURES = (   # (label, path into a writer's summary)
     ("first pass", ("first_pass_rate",)),
     ("final pass", ("final_pass_rate",)),
@@ -32,8 +38,6 @@ def _limit(text: str) -> int | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lendsafe.evaluation.run import DEFAULT_COMPARISON_LIMIT, DEFAULT_LIMIT, DEFAULT_OUT, GATE_BASELINE, SECTIONS
-
     parser = subparsers.add_parser(
         "evaluate", help="evaluate risk models, reasons, explanation writers, retrieval and notices on held-out data",
         description="Held-out evaluation written incrementally to a results JSON (resumed when interrupted), "
@@ -46,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"of those, how many the base model without adapter writes (the comparison), or 'all'; "
                              f"default {DEFAULT_COMPARISON_LIMIT}, which keeps the full evaluation within 20 min on 2 cores")
     parser.add_argument("--out", type=Path, help=f"results JSON (default {DEFAULT_OUT}; gate: under LENDSAFE_HOME/eval)")
-    parser.add_argument("--writers", type=_names, default=("lora", "base", "lora_no_passages", "template"),
+    parser.add_argument("--writers", type=_names, default=tuple(WRITERS),
                         help="comma-separated writers: lora, base, lora_no_passages (the retrieval ablation), "
                              "template (default all four)")
     parser.add_argument("--sections", type=_names, default=SECTIONS, help="comma-separated: " + ", ".join(SECTIONS))
@@ -63,14 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.write_baseline and not args.gate:
-        from lendsafe.errors import ConfigurationError
-
         raise ConfigurationError("--write-baseline needs --gate")
     return run_gate(args) if args.gate else run_full(args)
 
 
 def run_full(args: argparse.Namespace) -> int:
-    from lendsafe.evaluation.run import EvaluationConfig, run_evaluation
+    from lendsafe.evaluation.run import run_evaluation     # the harness loads on use: `lendsafe --help` stays fast
 
     config = EvaluationConfig(**({"out": args.out} if args.out else {}), split=args.split, limit=args.limit,
                               comparison_limit=args.comparison_limit,
@@ -78,42 +80,40 @@ def run_full(args: argparse.Namespace) -> int:
                               plots=not args.no_plots, batch1_sample=args.batch1_sample, threads=args.threads)
     results = run_evaluation(config, bar=not args.quiet)
     print(summary_text(results))
-    print(f"results: {config.out}  (complete: {results['complete']}, {results['timing']['total_seconds']} s of work, "
-          f"{results['timing']['this_run_seconds']} s this run)")
+    print(f"results: {config.out}  (complete: {results.complete}, {results.timing['total_seconds']} s of work, "
+          f"{results.timing['this_run_seconds']} s this run)")
     return 0
 
 
-def _figure(summary: dict, path: tuple[str, ...]) -> str:
-    value = summary
-    for key in path:
-        value = (value or {}).get(key)
+def _figure(summary: object, path: tuple[str, ...]) -> str:
+    value = dig(summary, path)
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) and value <= 1 else f"{value:,.0f}"
 
 
-def summary_text(results: dict) -> str:
+def summary_text(results: EvaluationResults) -> str:
     """A short plain-text table of the headline figures."""
     lines = []
-    for name, data in results["sections"].get("risk", {}).get("datasets", {}).items():
+    for name, data in (results.risk.datasets if results.risk else {}).items():
         lines.append(f"risk {name}: AUC {data['model']['auc']:.3f} (logistic {data['logistic_baseline']['auc']:.3f}), "
                      f"KS {data['model']['ks']:.3f}, Brier {data['model']['brier']:.3f}")
-    writers = results["sections"].get("explanations", {}).get("writers", {})
-    if writers:
+    if results.writers:
         lines.append("writer    " + "".join(f"{label:>15}" for label, _ in SUMMARY_FIGURES))
-        lines += [f"{w:<10}" + "".join(f"{_figure(s, p):>15}" for _, p in SUMMARY_FIGURES) for w, s in writers.items()]
-    notices = results["sections"].get("notices")
+        lines += [f"{w:<10}" + "".join(f"{_figure(s, p):>15}" for _, p in SUMMARY_FIGURES)
+                  for w, s in results.writers.items()]
+    notices = results.notices
     if notices:
-        lines.append(f"notices: {notices['notices']} checked, completeness pass rate {notices['completeness_pass_rate']}")
-    retrieval = results["sections"].get("retrieval")
+        lines.append(f"notices: {notices.notices} checked, completeness pass rate {notices.completeness_pass_rate}")
+    retrieval = results.retrieval
     if retrieval:
-        kb = retrieval["knowledge_base"]
-        lines.append(f"retrieval: recall@4 {kb['recall@4']}, MRR {kb['mrr']} ({retrieval['queries']} questions)")
+        kb = retrieval.knowledge_base
+        lines.append(f"retrieval: recall@4 {kb['recall@4']}, MRR {kb['mrr']} ({retrieval.queries} questions)")
     return "\n".join(lines)
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from lendsafe.evaluation.run import check_gate, gate_summary, read_gate_baseline, run_gate as gate, write_gate_baseline
+    from lendsafe.evaluation.gate import check_gate, gate_summary, read_gate_baseline, run_gate as gate, write_gate_baseline
 
     summary = gate_summary(gate(out=args.out, bar=not args.quiet))
     print(json.dumps(summary, indent=1))

@@ -1,7 +1,7 @@
 """Plots of an evaluation (matplotlib, Agg), each saved as PNG beside the data drawn (JSON or CSV).
 
-Computing is apart from drawing: every function takes the results dict (and records for the latency
-histogram) and returns ``{name: {"png": path, "data": path, "title": text}}`` with paths relative to
+Computing is apart from drawing: every function takes the results (``EvaluationResults``; records for the
+latency histogram) and returns ``{name: {"png": path, "data": path, "title": text}}`` with paths relative to
 the results file's folder.
 """
 from __future__ import annotations
@@ -10,6 +10,8 @@ import csv
 import json
 from pathlib import Path
 from typing import Any
+
+from lendsafe.evaluation.results import EvaluationResults, dig
 
 WRITER_COLUMNS = (        # (column, where it is in a writer's summary)
     ("decisions", ("decisions",)),
@@ -29,12 +31,6 @@ WRITER_COLUMNS = (        # (column, where it is in a writer's summary)
     ("latency_p95_ms", ("latency_ms", "p95")),
     ("batch1_p50_ms", ("batch1_latency_ms", "p50")),
 )
-
-
-def dig(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
 
 
 def _pyplot() -> Any:
@@ -59,10 +55,10 @@ def _entry(png: Path, data: Path, base: Path, title: str) -> dict[str, str]:
             "data": str(data.relative_to(base)) if data.is_relative_to(base) else str(data), "title": title}
 
 
-def risk_plots(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
+def risk_plots(results: EvaluationResults, plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
     """ROC and calibration of each risk model beside the logistic baseline (held-out rows)."""
     plt, out = _pyplot(), {}
-    for name, data in results["sections"].get("risk", {}).get("datasets", {}).items():
+    for name, data in (results.risk.datasets if results.risk else {}).items():
         figure, (roc, calibration) = plt.subplots(1, 2, figsize=(10, 4.2))
         for system, style in (("model", "-"), ("logistic_baseline", "--")):
             curve, metrics = data["roc"][system], data[system]
@@ -84,9 +80,8 @@ def risk_plots(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[str,
     return out
 
 
-def writer_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    writers = results["sections"].get("explanations", {}).get("writers", {})
-    return [{"writer": w, **{column: dig(s, path) for column, path in WRITER_COLUMNS}} for w, s in writers.items()]
+def writer_rows(results: EvaluationResults) -> list[dict[str, Any]]:
+    return [{"writer": w, **{column: dig(s, path) for column, path in WRITER_COLUMNS}} for w, s in results.writers.items()]
 
 
 def _cell(value: Any) -> str:
@@ -95,7 +90,7 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def writer_table(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
+def writer_table(results: EvaluationResults, plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
     """The per-writer metric table as a PNG and a CSV."""
     rows = writer_rows(results)
     if not rows:
@@ -119,14 +114,13 @@ def writer_table(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[st
     return {"writer_metrics": _entry(png, csv_path, base, "Per-writer metrics")}
 
 
-def failure_breakdown(results: dict[str, Any], plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
+def failure_breakdown(results: EvaluationResults, plot_dir: Path, base: Path) -> dict[str, dict[str, str]]:
     """Share of decisions failing each verification check on the writer's first attempt."""
-    writers = results["sections"].get("explanations", {}).get("writers", {})
-    if not writers:
+    failures = {w: s.faithfulness["first_attempt"]["failures_by_check"] for w, s in results.writers.items()}
+    if not failures:
         return {}
-    checks = sorted({c for s in writers.values() for c in s["faithfulness"]["first_attempt"]["failures_by_check"]})
-    shares = {w: [s["faithfulness"]["first_attempt"]["failures_by_check"].get(c, 0) / max(s["decisions"], 1)
-                  for c in checks] for w, s in writers.items()}
+    checks = sorted({c for by_check in failures.values() for c in by_check})
+    shares = {w: [failures[w].get(c, 0) / max(s.decisions, 1) for c in checks] for w, s in results.writers.items()}
     csv_path = plot_dir / "faithfulness_failures.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
@@ -166,7 +160,7 @@ def latency_histogram(records: list[dict[str, Any]], plot_dir: Path, base: Path)
     return {"latency": _entry(png, json_path, base, "Latency per decision, per writer")}
 
 
-def make_plots(results: dict[str, Any], plot_dir: Path, base: Path,
+def make_plots(results: EvaluationResults, plot_dir: Path, base: Path,
                records: list[dict[str, Any]] | None = None) -> dict[str, dict[str, str]]:
     """Draw every plot the results allow; returns the plot index stored in the results."""
     plot_dir.mkdir(parents=True, exist_ok=True)

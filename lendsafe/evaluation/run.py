@@ -1,16 +1,12 @@
 """The evaluation harness: held-out evidence that the risk model, its reasons, the explanation writers,
 retrieval and notices can be trusted, written to one results file.
 
-``run_evaluation(config, progress=None) -> dict`` runs the sections of ``config`` and returns the
-results; ``load_results(path) -> dict`` reads them back (plot paths resolved). Results carry a schema
-version and the hashes of every artifact; a results file is only ever resumed with the same
-artifacts and settings (otherwise :class:`EvaluationMismatchError`, or start fresh). Sections are
-saved as they finish and explanations decision by decision (``<out>.records.jsonl``), so an
-interrupted run keeps what it finished and resumes there.
-
-The gate (``run_gate`` + ``check_gate``) is a fixed 34-decision evaluation of the LoRA writer that
-fails when the final output is not 100% faithful or first-pass faithfulness falls more than 3 points
-below ``data/eval/gate_baseline.json``.
+``run_evaluation(config, progress=None) -> EvaluationResults`` runs the sections of ``config`` and returns
+the results (typed: ``lendsafe.evaluation.results``, where ``load_results`` reads them back). Results carry
+a schema version and the hashes of every artifact; a results file is only ever resumed with the same
+artifacts and settings (otherwise :class:`EvaluationMismatchError`, or start fresh). Sections are saved as
+they finish and explanations decision by decision (``<out>.records.jsonl``), so an interrupted run keeps
+what it finished and resumes there. The gate is ``lendsafe.evaluation.gate``.
 """
 from __future__ import annotations
 
@@ -18,103 +14,24 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from lendsafe.config import PROJECT_ROOT, Settings
-from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, LendSafeError
-from lendsafe.evaluation.store import (
-    EvaluationMismatchError, Progress, ProgressReporter, ResultsStore, artifact_hashes, now, records_path,
+from lendsafe.config import Settings
+from lendsafe.evaluation.config import COMPARISON_WRITERS, WRITERS, EvaluationConfig, WriterSpec
+from lendsafe.evaluation.model import evaluate_reasons, evaluate_risk_model
+from lendsafe.evaluation.plots import make_plots
+from lendsafe.evaluation.results import SCHEMA_VERSION, EvaluationResults
+from lendsafe.evaluation.sample import TRAINING_SPLITS, choose, held_out_examples, load_split, overlap_report
+from lendsafe.evaluation.store import Progress, ProgressReporter, ResultsStore, artifact_hashes
+from lendsafe.evaluation.summaries import (
+    needed_passages_recall, notices_summary, summarize_writer, text_similarity, verifier_labelled_set,
 )
-
-SCHEMA_VERSION = 1
-SECTIONS = ("risk", "reasons", "retrieval", "explanations", "notices")
-EVAL_DIR = PROJECT_ROOT / "data" / "eval"
-DEFAULT_OUT = EVAL_DIR / "results.json"
-GATE_BASELINE = EVAL_DIR / "gate_baseline.json"
-DEFAULT_LIMIT = None                      # every held-out denial of the SFT test split (see EvaluationConfig.limit)
-DEFAULT_COMPARISON_LIMIT = 60             # of which the base without adapter writes the first 60 (the comparison)
-COMPARISON_WRITERS = ("base", "lora_no_passages")   # writers that only serve as a comparison, never issue a notice
-GATE_MAX_DROP = 0.03                      # first-pass LoRA faithfulness may fall at most 3 points
-NOT_IDENTITY = ("out", "fresh", "plots")  # config fields that do not change what is measured
-
-
-def _check_subset(name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    unknown = [v for v in values if v not in allowed]
-    if unknown or not values:
-        raise ConfigurationError(f"{name} must be a non-empty selection of {allowed}; got {values}")
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """What to evaluate and where the results go."""
-
-    out: Path = field(default=DEFAULT_OUT, metadata={"help": "results JSON (records go to <out>.records.jsonl)"})
-    split: str = field(default="test", metadata={"help": "held-out split: the risk models' recorded test rows and "
-                                                         "the SFT test split (only 'test')"})
-    limit: int | None = field(default=DEFAULT_LIMIT, metadata={
-        "help": "held-out explanations evaluated, the first N in a stable hash order (None = all 180 held-out denials)"})
-    comparison_limit: int | None = field(default=DEFAULT_COMPARISON_LIMIT, metadata={
-        "help": "of those, how many the comparison writer (base, no adapter) writes: the first N of the same order "
-                f"(None = all). Default {DEFAULT_COMPARISON_LIMIT}: it writes about 6 s per decision on 2 cores, "
-                "and the full evaluation then fits 20 min"})
-    writers: tuple[str, ...] = field(default=("lora", "base", "lora_no_passages", "template"), metadata={
-        "help": "explanation writers: lora (adapter), base (no adapter), lora_no_passages (the adapter with the "
-                "retrieved passages left out of the prompt: the retrieval ablation), template (composer)"})
-    sections: tuple[str, ...] = field(default=SECTIONS, metadata={"help": "sections to run: " + ", ".join(SECTIONS)})
-    datasets: tuple[str, ...] = field(default=("hmda", "credit"), metadata={"help": "risk models evaluated"})
-    sample: str = field(default="limit", metadata={"help": "'limit' (first N by a stable hash) or 'gate' (fixed 34)"})
-    kind: str = field(default="full", metadata={"help": "'full' evaluation or 'gate'"})
-    chunk_size: int = field(default=16, metadata={"help": "decisions per Pipeline.run_many call (and per save)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per generation batch"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads for generation (None = generator default)"})
-    batch1_sample: int = field(default=8, metadata={
-        "help": "decisions also timed one at a time, for the writers the app issues with (lora, template)"})
-    perturbation_copies: int = field(default=5, metadata={"help": "perturbed copies per held-out denial"})
-    perturbation_scale: float = field(default=0.02, metadata={"help": "relative size of a perturbation of a figure"})
-    retrieval_limit: int | None = field(default=None, metadata={"help": "retrieval questions used (None = all)"})
-    seed: int = field(default=20261122, metadata={"help": "seed of perturbations and unrelated pairs"})
-    use_cache: bool = field(default=False, metadata={"help": "answer repeated prompts from the generation cache "
-                                                             "(off: every text is generated and timed)"})
-    plots: bool = field(default=True, metadata={"help": "draw the plots next to the results"})
-    fresh: bool = field(default=False, metadata={"help": "discard existing results at `out` instead of resuming"})
-
-    def __post_init__(self) -> None:
-        from lendsafe.evaluation.explain import WRITERS
-
-        object.__setattr__(self, "out", Path(self.out))
-        for name in ("writers", "sections", "datasets"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        _check_subset("writers", self.writers, tuple(WRITERS))
-        _check_subset("sections", self.sections, SECTIONS)
-        _check_subset("split", (self.split,), ("test",))
-        _check_subset("sample", (self.sample,), ("limit", "gate"))
-        _check_subset("kind", (self.kind,), ("full", "gate"))
-        for name in ("limit", "comparison_limit", "chunk_size", "batch_size", "threads", "perturbation_copies",
-                     "retrieval_limit"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"{name} must be a whole number >= 1; got {value!r}")
-        if self.batch1_sample < 0:
-            raise ConfigurationError(f"batch1_sample must be >= 0; got {self.batch1_sample}")
-        if not 0 < self.perturbation_scale < 0.5:
-            raise ConfigurationError(f"perturbation_scale must be between 0 and 0.5; got {self.perturbation_scale}")
-
-    @classmethod
-    def help_table(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that decide what is measured (a results file is resumed only with the same)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if k not in NOT_IDENTITY}
-
-
-def gate_config(out: Path | str | None = None, **changes: Any) -> EvaluationConfig:
-    """The gate: the LoRA writer on 34 fixed held-out denials, explanations only, no plots."""
-    out = Path(out) if out else Settings().home / "eval" / "gate_results.json"
-    return EvaluationConfig(out=out, kind="gate", sample="gate", writers=("lora",), sections=("explanations",),
-                            batch1_sample=0, plots=False, fresh=True, **changes)
+from lendsafe.evaluation.writers import ExplainRun, Uncached, run_writer
+from lendsafe.explain.generation import LoraGenerator
+from lendsafe.explain.writer import Writer
+from lendsafe.knowledge.embeddings import set_offline
+from lendsafe.knowledge.retrieval import KnowledgeBase, evaluate_retrieval, load_eval_queries
 
 
 # ---------------------------------------------------------------------------- running
@@ -125,20 +42,16 @@ class Run:
     settings: Settings
     store: ResultsStore
     progress: ProgressReporter
-    generators: dict[str, Any]
+    generators: dict[str, Writer]
     knowledge: Any = None
 
     def kb(self) -> Any:
         if self.knowledge is None:
-            from lendsafe.knowledge.retrieval import KnowledgeBase
-
             self.knowledge = KnowledgeBase(self.settings)
         return self.knowledge
 
 
 def _risk(run: Run) -> dict[str, Any]:
-    from lendsafe.evaluation.model import evaluate_risk_model
-
     out = {}
     for done, name in enumerate(run.config.datasets):
         run.progress(done, len(run.config.datasets), "risk models")
@@ -149,8 +62,6 @@ def _risk(run: Run) -> dict[str, Any]:
 
 
 def _reasons(run: Run) -> dict[str, Any]:
-    from lendsafe.evaluation.model import evaluate_reasons
-
     c, out = run.config, {}
     for done, name in enumerate(c.datasets):
         run.progress(done, len(c.datasets), "reasons")
@@ -160,8 +71,6 @@ def _reasons(run: Run) -> dict[str, Any]:
 
 
 def _retrieval(run: Run) -> dict[str, Any]:
-    from lendsafe.knowledge.retrieval import evaluate_retrieval, load_eval_queries
-
     queries = load_eval_queries()[: run.config.retrieval_limit]
     run.progress(0, 1, "retrieval")
     report = evaluate_retrieval(run.kb(), queries)
@@ -175,20 +84,18 @@ SIMPLE_SECTIONS = {"risk": _risk, "reasons": _reasons, "retrieval": _retrieval}
 
 
 def run_evaluation(config: EvaluationConfig | None = None, progress: Progress | None = None, *,
-                   settings: Settings | None = None, generators: dict[str, Any] | None = None,
-                   bar: bool = True) -> dict[str, Any]:
-    """Run (or resume) the evaluation and return the results dict (also written to ``config.out``).
+                   settings: Settings | None = None, generators: dict[str, Writer] | None = None,
+                   bar: bool = True) -> EvaluationResults:
+    """Run (or resume) the evaluation and return the results (also written to ``config.out``).
 
     ``progress(done, total, stage)`` is called as work completes; ``generators`` maps a writer name
-    to a ready generator (tests pass stand-ins); otherwise LoraGenerator is loaded on first use.
+    to a ready language-model ``Writer`` (tests pass stand-ins); otherwise LoraGenerator is loaded on first use.
     """
-    from lendsafe.knowledge.embeddings import set_offline
-
     set_offline()
     config, settings = config or EvaluationConfig(), settings or Settings()
     generators = dict(generators or {})
     header = {"schema_version": SCHEMA_VERSION, "kind": config.kind, "config": config.identity(),
-              "artifacts": artifact_hashes(config, settings, generators)}
+              "artifacts": artifact_hashes(config, settings, generators, {w: WRITERS[w].use_adapter for w in WRITERS})}
     run = Run(config, settings, ResultsStore(config.out, header, fresh=config.fresh), ProgressReporter(progress, bar),
               generators)
     started = time.perf_counter()
@@ -209,7 +116,7 @@ def run_evaluation(config: EvaluationConfig | None = None, progress: Progress | 
     results["timing"]["total_seconds"] = total_seconds(results["timing"])
     results["machine"] = {"cpu_count": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     run.store.save()
-    return results
+    return EvaluationResults.from_dict(results)
 
 
 def total_seconds(timing: dict[str, Any]) -> float:
@@ -219,11 +126,10 @@ def total_seconds(timing: dict[str, Any]) -> float:
 
 
 def _plots(run: Run) -> None:
-    from lendsafe.evaluation.plots import make_plots
-
     run.progress(0, 1, "plots")
     folder = run.config.out.parent
-    run.store.results["plots"] = make_plots(run.store.results, folder / "plots", folder, run.store.records)
+    results = EvaluationResults.from_dict(run.store.results)
+    run.store.results["plots"] = make_plots(results, folder / "plots", folder, run.store.records)
     run.progress(1, 1, "plots")
     run.store.save()
 
@@ -250,11 +156,8 @@ NOTES = (
 )
 
 
-def _make_generator(run: Run) -> Callable[[Any], Any]:
-    def make(spec: Any) -> Any:
-        from lendsafe.evaluation.explain import Uncached
-        from lendsafe.explain.generation import LoraGenerator
-
+def _make_generator(run: Run) -> Callable[[WriterSpec], Writer]:
+    def make(spec: WriterSpec) -> Writer:
         generator = LoraGenerator(run.settings, use_adapter=spec.use_adapter, batch_size=run.config.batch_size,
                                   threads=run.config.threads)
         return generator if run.config.use_cache else Uncached(generator, drafts=bool(spec.use_adapter))
@@ -263,8 +166,6 @@ def _make_generator(run: Run) -> Callable[[Any], Any]:
 
 def held_out_sample(config: EvaluationConfig, settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The explanation examples evaluated, and the report proving they share nothing with training."""
-    from lendsafe.evaluation.explain import TRAINING_SPLITS, choose, held_out_examples, load_split, overlap_report
-
     sft_dir = settings.data_dir / "sft"
     candidates, report = held_out_examples(sft_dir, config.split)
     examples = choose(candidates, config.limit, config.sample)
@@ -276,8 +177,6 @@ def held_out_sample(config: EvaluationConfig, settings: Settings) -> tuple[list[
 
 
 def _explanations(run: Run) -> None:
-    from lendsafe.evaluation.explain import ExplainRun, run_writer
-
     examples, sample = held_out_sample(run.config, run.settings)
     writers = run.config.writers if "explanations" in run.config.sections else run.config.writers[:1]
     explain = ExplainRun(run.settings, run.config.chunk_size, run.config.batch1_sample,
@@ -309,10 +208,6 @@ def _writer_seconds(run: Run, writer: str, examples: list[dict[str, Any]]) -> fl
 def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[dict[str, Any]],
                             sample: dict[str, Any]) -> None:
     """Per-writer summaries (text similarity too, except in the gate) and the notices summary."""
-    from lendsafe.evaluation.explain import (
-        needed_passages_recall, notices_summary, summarize_writer, verifier_labelled_set,
-    )
-
     ids = {e["id"] for e in examples}
     records = {w: run.store.select("decision", w, ids) for w in writers}
     if "explanations" in run.config.sections:
@@ -330,100 +225,9 @@ def _summarize_explanations(run: Run, writers: tuple[str, ...], examples: list[d
 
 
 def _similarity(run: Run, records: dict[str, list[dict[str, Any]]], references: dict[str, str]) -> dict[str, Any]:
-    from lendsafe.evaluation.explain import text_similarity
-
     if run.config.kind == "gate":          # the gate compares faithfulness only
         return {}
     run.progress(0, 1, "text similarity")
     similarity = text_similarity(records, references, run.config.seed)
     run.progress(1, 1, "text similarity")
     return similarity
-
-
-# ---------------------------------------------------------------------------- reading
-
-def load_results(path: Path | str = DEFAULT_OUT) -> dict[str, Any]:
-    """A results file, with each plot's ``png`` and ``data`` paths made absolute."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"no evaluation results at {path}; run `lendsafe evaluate`")
-    results = json.loads(path.read_text(encoding="utf-8"))
-    if results.get("schema_version") != SCHEMA_VERSION:
-        raise EvaluationMismatchError(f"{path} has schema_version {results.get('schema_version')!r}; this LendSafe "
-                                      f"reads {SCHEMA_VERSION} (re-run `lendsafe evaluate --fresh`)")
-    for entry in results.get("plots", {}).values():
-        for key in ("png", "data"):
-            if entry.get(key):
-                entry[key] = str((path.parent / entry[key]).resolve())
-    return results
-
-
-def load_records(path: Path | str = DEFAULT_OUT) -> list[dict[str, Any]]:
-    """The per-decision records next to a results file (texts, checks, latencies)."""
-    file = records_path(Path(path))
-    if not file.is_file():
-        raise ArtifactNotFoundError(f"no evaluation records at {file}; run `lendsafe evaluate`")
-    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [row for row in rows if "kind" in row]
-
-
-# ---------------------------------------------------------------------------- gate
-
-def run_gate(settings: Settings | None = None, progress: Progress | None = None, *, out: Path | str | None = None,
-             generators: dict[str, Any] | None = None, bar: bool = True) -> dict[str, Any]:
-    """The gate evaluation (always fresh); returns its results."""
-    return run_evaluation(gate_config(out), progress, settings=settings, generators=generators, bar=bar)
-
-
-def gate_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The figures the gate compares: first-pass and final faithfulness of the LoRA writer."""
-    section = results["sections"]["explanations"]
-    lora = section["writers"]["lora"]
-    return {"schema_version": SCHEMA_VERSION, "decisions": lora["decisions"],
-            "ids_sha256": section["sample"]["ids_sha256"], "first_pass_rate": lora["first_pass_rate"],
-            "final_pass_rate": lora["final_pass_rate"], "fallback_rate": lora["fallback_rate"],
-            "failures_by_check": lora["faithfulness"]["first_attempt"]["failures_by_check"],
-            "artifacts": results["artifacts"]["writers"]["lora"], "written": now()}
-
-
-def check_gate(summary: dict[str, Any], baseline: dict[str, Any], max_drop: float = GATE_MAX_DROP) -> list[str]:
-    """Why the gate fails (empty when it passes)."""
-    problems = []
-    if summary["final_pass_rate"] is None or summary["final_pass_rate"] < 1.0:
-        problems.append(f"final faithfulness is {_pct(summary['final_pass_rate'])}; every issued explanation must "
-                        f"pass verification (100%)")
-    if summary["ids_sha256"] != baseline.get("ids_sha256"):
-        problems.append("the gate's decisions differ from the baseline's (the SFT test split changed): rewrite the "
-                        "baseline with `lendsafe evaluate --gate --write-baseline`")
-    floor = baseline["first_pass_rate"] - max_drop
-    if summary["first_pass_rate"] is None or summary["first_pass_rate"] < floor - 1e-9:
-        problems.append(f"first-pass LoRA faithfulness fell to {_pct(summary['first_pass_rate'])} from the baseline's "
-                        f"{_pct(baseline['first_pass_rate'])} (at most {max_drop * 100:.0f} points lower allowed)")
-    return problems
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def read_gate_baseline(path: Path | str = GATE_BASELINE) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"no gate baseline at {path}; write it with `lendsafe evaluate --gate "
-                                    f"--write-baseline`")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_gate_baseline(summary: dict[str, Any], path: Path | str = GATE_BASELINE) -> Path:
-    """Commit a gate run as the baseline; refused unless its final faithfulness is 100%."""
-    if summary["final_pass_rate"] != 1.0:
-        raise LendSafeError(f"final faithfulness is {_pct(summary['final_pass_rate'])}; a baseline needs 100%")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    return path
-
-
-__all__ = ["EvaluationConfig", "EvaluationMismatchError", "SCHEMA_VERSION", "check_gate", "gate_config",
-           "gate_summary", "load_records", "load_results", "read_gate_baseline", "run_evaluation", "run_gate",
-           "write_gate_baseline"]

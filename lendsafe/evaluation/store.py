@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lendsafe.config import PACKAGE_DIR, Settings
-from lendsafe.errors import ArtifactNotFoundError, LendSafeError
+from lendsafe.decide.reasons import catalog_sha256
+from lendsafe.decide.risk import RiskModel, model_dir
+from lendsafe.errors import ArtifactNotFoundError
+from lendsafe.evaluation.results import EvaluationMismatchError, records_path
+from lendsafe.knowledge.retrieval import corpus_hash, default_corpus_dir, load_corpus
+from lendsafe.lm.adapters import adapter_sha256
+from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
 
 CODE_FILES = ("explain/pipeline.py", "explain/verify", "explain/composer.py", "explain/prompts.py",
               "explain/generation.py", "explain/writer.py", "explain/drafts.py", "explain/int8.py",
               "explain/prepared.py", "decide/catalog.py", "decide/reasons.py", "explain/grounding.py",
               "explain/sentences.py")
 Progress = Callable[[int, int, str], None]
-
-
-class EvaluationMismatchError(LendSafeError):
-    """A results file holds results of other artifacts or settings; they are never mixed."""
 
 
 # ---------------------------------------------------------------------------- artifacts
@@ -42,37 +44,30 @@ def code_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def writer_hashes(writer: str, settings: Settings, generators: dict[str, Any]) -> dict[str, Any]:
-    """The language model behind a writer: base and adapter sha256 (from files, before loading)."""
-    from lendsafe.evaluation.explain import WRITERS
-
-    spec = WRITERS[writer]
-    if spec.use_adapter is None:
+def writer_hashes(writer: str, use_adapter: bool | None, settings: Settings, generators: dict[str, Any]) -> dict[str, Any]:
+    """The language model behind a writer: base and adapter sha256 (from files, before loading); nothing for
+    a writer without one (``use_adapter`` None)."""
+    if use_adapter is None:
         return {}
     if writer in generators:
         described = generators[writer].describe()
         return {k: described.get(k) for k in ("base_sha256", "adapter_sha256")}
-    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
-    from lendsafe.lm.adapters import adapter_sha256
-
     hashes = {"base_sha256": base_model_sha256(ensure_base_model(settings)), "adapter_sha256": None}
-    if spec.use_adapter:
+    if use_adapter:
         hashes["adapter_sha256"] = adapter_sha256(settings.adapter_dir)
     return hashes
 
 
-def artifact_hashes(config: Any, settings: Settings, generators: dict[str, Any]) -> dict[str, Any]:
-    """sha256 of every artifact the results depend on."""
-    from lendsafe.decide.reasons import catalog_sha256
-    from lendsafe.knowledge.retrieval import corpus_hash, default_corpus_dir, load_corpus
-    from lendsafe.decide.risk import RiskModel, model_dir
-
+def artifact_hashes(config: Any, settings: Settings, generators: dict[str, Any],
+                    use_adapter: dict[str, bool | None]) -> dict[str, Any]:
+    """sha256 of every artifact the results depend on; ``use_adapter`` says for each writer whether its
+    language model has the adapter (None: no language model)."""
     models = {name: RiskModel.load(model_dir(name, settings)) for name in config.datasets}
     sft_dir = settings.data_dir / "sft"
     return {
         "risk_model_sha256": {name: m.sha256 for name, m in models.items()},
         "data_sha256": {name: m.data_["sha256"] for name, m in models.items()},
-        "writers": {w: writer_hashes(w, settings, generators) for w in config.writers},
+        "writers": {w: writer_hashes(w, use_adapter[w], settings, generators) for w in config.writers},
         "corpus_sha256": corpus_hash(load_corpus(default_corpus_dir(settings))),
         "catalog_sha256": catalog_sha256(),
         "sft_sha256": {name: file_sha256(sft_dir / f"{name}.jsonl") for name in ("train", "validation", config.split)},
@@ -96,10 +91,6 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def records_path(out: Path) -> Path:
-    return Path(out).with_name(Path(out).stem + ".records.jsonl")
 
 
 class ResultsStore:

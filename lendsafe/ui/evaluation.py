@@ -11,7 +11,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import lendsafe.evaluation.config as evaluation_config
 from lendsafe.errors import LendSafeError
+from lendsafe.evaluation.config import WRITERS, EvaluationConfig
+from lendsafe.evaluation.results import (
+    SECTIONS, EvaluationResults, ExplanationsSection, NoticesSection, ReasonsSection, RetrievalSection, RiskSection, dig,
+    load_results,
+)
+from lendsafe.evaluation.run import run_evaluation, total_seconds
 from lendsafe.ui import common, tables
 
 APP_RESULTS = Path("eval") / "app_results.json"      # under LENDSAFE_HOME: runs started from the dashboard
@@ -29,14 +36,6 @@ class Metric:
     meaning: str
     floor: str
     ceiling: str
-
-
-def dig(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
 
 
 RISK_METRICS = (
@@ -114,7 +113,7 @@ def _value(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def metric_rows(metrics: tuple[Metric, ...], systems: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def metric_rows(metrics: tuple[Metric, ...], systems: dict[str, Any]) -> pd.DataFrame:
     """One row per metric, one column per system, then what it means, its floor and ceiling."""
     rows = [{"metric": m.label, **{name: _value(dig(data, m.path)) for name, data in systems.items()},
              "what it means": m.meaning, "floor": m.floor, "ceiling": m.ceiling} for m in metrics]
@@ -125,16 +124,12 @@ def metric_rows(metrics: tuple[Metric, ...], systems: dict[str, dict[str, Any]])
 
 def result_files() -> dict[str, Path]:
     """Results that exist: the committed evaluation and the last run started from the dashboard."""
-    from lendsafe.evaluation.run import DEFAULT_OUT
-
-    candidates = {"committed evaluation (data/eval/results.json)": DEFAULT_OUT,
+    candidates = {"committed evaluation (data/eval/results.json)": evaluation_config.DEFAULT_OUT,
                   APP_LABEL: common.app_settings().home / APP_RESULTS}
     return {label: path for label, path in candidates.items() if path.is_file()}
 
 
-def open_results() -> dict[str, Any] | None:
-    from lendsafe.evaluation.run import load_results
-
+def open_results() -> EvaluationResults | None:
     files = result_files()
     if not files:
         st.info("No results yet: run an evaluation below (or `lendsafe evaluate`, which writes "
@@ -155,9 +150,6 @@ def open_results() -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------- running
 
 def run_form() -> None:
-    from lendsafe.evaluation.run import SECTIONS, EvaluationConfig
-    from lendsafe.evaluation.explain import WRITERS
-
     settings = common.app_settings()
     with st.form("ls_eval_form"):
         st.write("Run the evaluation on held-out data; results go to "
@@ -181,9 +173,7 @@ def run_form() -> None:
     run(config, settings)
 
 
-def run(config: Any, settings: Any) -> None:
-    from lendsafe.evaluation.run import run_evaluation
-
+def run(config: EvaluationConfig, settings: Any) -> None:
     bar = st.progress(0.0, text="Starting the evaluation…")
     common.engine().wait_for_imports()
 
@@ -195,7 +185,7 @@ def run(config: Any, settings: Any) -> None:
     except LendSafeError as exc:
         st.error(f"The evaluation stopped: {exc}")
         return
-    bar.progress(1.0, text=f"Done in {results['timing']['this_run_seconds']} s")
+    bar.progress(1.0, text=f"Done in {results.timing['this_run_seconds']} s")
     st.session_state[JUST_RUN_KEY] = True
     st.toast("Evaluation finished: its results are shown below", icon=":material/analytics:")
 
@@ -209,10 +199,10 @@ def show_table(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3, column_config=wide)
 
 
-def risk_section(section: dict[str, Any]) -> None:
+def risk_section(section: RiskSection) -> None:
     st.subheader("Risk models (held-out test rows)")
-    st.caption(section.get("split", ""))
-    for name, data in section.get("datasets", {}).items():
+    st.caption(section.split)
+    for name, data in section.datasets.items():
         held = data.get("held_out", {})
         st.markdown(f"**{name}** — predicts {data.get('outcome')}; {held.get('test_rows')} test rows, "
                     f"{held.get('shared_rows')} shared with training; base rate "
@@ -220,50 +210,49 @@ def risk_section(section: dict[str, Any]) -> None:
         show_table(metric_rows(RISK_METRICS, {"model": data["model"], "logistic baseline": data["logistic_baseline"]}))
 
 
-def reasons_section(section: dict[str, Any]) -> None:
+def reasons_section(section: ReasonsSection) -> None:
     st.subheader("Reason stability")
-    systems = section.get("datasets", {})
-    show_table(metric_rows(REASON_METRICS, systems))
+    show_table(metric_rows(REASON_METRICS, section.datasets))
 
 
-def retrieval_section(section: dict[str, Any]) -> None:
+def retrieval_section(section: RetrievalSection) -> None:
     st.subheader("Retrieval")
-    st.caption(f"{section.get('queries')} questions over {section.get('passages')} passages; ranking "
-               f"{section.get('ranking')} (keyword weight {section.get('keyword_weight')}).")
-    systems = {name: section[name] for name in ("knowledge_base", "vector_only", "bm25") if name in section}
+    st.caption(f"{section.queries} questions over {section.passages} passages; ranking "
+               f"{section.ranking} (keyword weight {section.keyword_weight}).")
+    systems = {name: getattr(section, name) for name in ("knowledge_base", "vector_only", "bm25")
+               if getattr(section, name)}
     show_table(metric_rows(RETRIEVAL_METRICS, systems))
 
 
-def explanations_section(section: dict[str, Any]) -> None:
+def explanations_section(section: ExplanationsSection) -> None:
     st.subheader("Explanation writers (held-out denials)")
-    sample = section.get("sample", {})
+    sample = section.sample
     overlap = sample.get("overlap_with_training", {})
     selection = "all of them" if sample.get("selection") == "limit None" else sample.get("selection")
     st.caption(f"{sample.get('evaluated')} held-out decisions ({selection}); shared with training: "
                f"{overlap.get('shared_applications')} applications, {overlap.get('shared_prompts')} prompts.")
-    writers = section.get("writers", {})
-    show_table(metric_rows(WRITER_METRICS, writers))
-    needed = section.get("passages_needed")
+    show_table(metric_rows(WRITER_METRICS, section.writers))
+    needed = section.passages_needed
     if needed:
         st.caption(f"Retrieval of the passages each decision needs (a rule for every reason, every right that "
                    f"applies): recall {needed['recall']} ({needed['retrieved']} of {needed['needed']}).")
-    labelled = section.get("verifier_labelled_set")
+    labelled = section.verifier_labelled_set
     if labelled:
         st.caption(f"Verifier on its labelled set ({labelled['bad']} known-bad texts, {labelled['good']} correct "
                    f"paraphrases): recall {labelled['recall']}, precision {labelled['precision']}, "
                    f"{labelled['false_alarms']} false alarm(s).")
-    for note in section.get("notes", []):
+    for note in section.notes:
         st.caption("• " + note)
 
 
-def notices_section(section: dict[str, Any]) -> None:
+def notices_section(section: NoticesSection) -> None:
     st.subheader("Notices")
-    rate = section.get("completeness_pass_rate")
-    st.write(f"{section.get('notices')} notices rendered from the {section.get('writer')} writer's decisions; "
+    rate = section.completeness_pass_rate
+    st.write(f"{section.notices} notices rendered from the {section.writer} writer's decisions; "
              f"completeness check pass rate {rate if rate is not None else 'n/a'} (floor 0, ceiling 1: every "
              "notice must pass).")
-    if section.get("failures_by_check"):
-        st.json(section["failures_by_check"])
+    if section.failures_by_check:
+        st.json(section.failures_by_check)
 
 
 SECTION_VIEWS = {"risk": risk_section, "reasons": reasons_section, "retrieval": retrieval_section,
@@ -272,8 +261,6 @@ SECTION_VIEWS = {"risk": risk_section, "reasons": reasons_section, "retrieval": 
 
 def _evaluation_time(timing: dict[str, Any]) -> str:
     """'N s of evaluation' (the total, or what the finished sections took so far)."""
-    from lendsafe.evaluation.run import total_seconds
-
     if timing.get("total_seconds") is not None:
         return f"{timing['total_seconds']} s of evaluation"
     return f"{total_seconds(timing)} s of evaluation so far"
@@ -298,13 +285,12 @@ def fraction(count: Any, total: Any) -> str:
     return f"{count} of {total}" if count is not None and total is not None else "n/a"
 
 
-def analyst_summary(results: dict[str, Any]) -> None:
+def analyst_summary(results: EvaluationResults) -> None:
     """Four answers in words: faithful explanations, untrue statements, complete notices, risk-model quality."""
-    sections, config = results.get("sections", {}), results.get("config", {})
     st.subheader("For analysts")
     cols = st.columns(3)
-    explanations = sections.get("explanations", {})
-    chosen = main_writer(explanations.get("writers", {}))
+    explanations = results.explanations or ExplanationsSection()
+    chosen = main_writer(explanations.writers)
     if chosen:
         name, writer = chosen
         final, first = dig(writer, ("final_pass_rate",)), dig(writer, ("first_pass_rate",))
@@ -315,28 +301,28 @@ def analyst_summary(results: dict[str, Any]) -> None:
                             "must be 100%: nothing unverified is issued")
         cols[0].caption(f"{engine_words(name)}: {(first or 0):.1%} passed on the first draft; the template writer "
                         f"took over for {(dig(writer, ('fallback_rate',)) or 0):.1%}. Over "
-                        f"{sample_words(config, explanations.get('sample', {}))}.")
+                        f"{sample_words(results.config, explanations.sample)}.")
         cols[1].metric("Issued explanations stating something untrue", fraction(errors.get("untrue_texts"), errors.get("texts")),
                        help="a wrong level meaning, a false yes/no fact, a favourable fact given as a reason, a missing "
                             "value stated as fact, a wrong figure, a cut-off text or a wrong legal basis")
         cols[1].caption(f"First drafts before verification: {fraction(first_errors.get('untrue_texts'), first_errors.get('texts'))} "
                         "stated something untrue; the verifier stopped every one.")
-    notices = sections.get("notices")
+    notices = results.notices
     if notices:
-        rate = notices.get("completeness_pass_rate")
+        rate = notices.completeness_pass_rate
         cols[2].metric("Notices complete", f"{rate:.0%}" if rate is not None else "n/a",
                        help="notices whose PDF contains every element Reg B and the FCRA require")
-        cols[2].caption(f"{notices.get('notices')} notices rendered and checked.")
-    risk_words(sections.get("risk", {}))
+        cols[2].caption(f"{notices.notices} notices rendered and checked.")
+    risk_words(results.risk or RiskSection())
 
 
 def engine_words(writer: str) -> str:
     return {"lora": "Language model", "template": "Template writer", "base": "Base model without the adapter"}.get(writer, writer)
 
 
-def risk_words(section: dict[str, Any]) -> None:
+def risk_words(section: RiskSection) -> None:
     """Each risk model's quality in a sentence."""
-    for name, data in section.get("datasets", {}).items():
+    for name, data in section.datasets.items():
         model, baseline = data.get("model", {}), data.get("logistic_baseline", {})
         if model.get("auc") is None:
             continue
@@ -349,18 +335,18 @@ def risk_words(section: dict[str, Any]) -> None:
             f"{data.get('held_out', {}).get('test_rows')} held-out applications."))
 
 
-def show(results: dict[str, Any]) -> None:
-    status = "complete" if results.get("complete") else "incomplete (resume with `lendsafe evaluate`)"
-    st.caption(f"Results {status}; updated {results.get('updated')}; {_evaluation_time(results.get('timing', {}))}.")
+def show(results: EvaluationResults) -> None:
+    status = "complete" if results.complete else "incomplete (resume with `lendsafe evaluate`)"
+    st.caption(f"Results {status}; updated {results.updated}; {_evaluation_time(results.timing)}.")
     analyst_summary(results)
     st.divider()
     st.subheader("Detail for engineers")
     st.caption("ROUGE and BERTScore measure imitation of the template writer's text, not truth: read them beside "
                "their unrelated-pairs floor and the faithfulness figures above.")
     for name, view in SECTION_VIEWS.items():
-        if name in results.get("sections", {}):
-            view(results["sections"][name])
-    plots = {key: entry for key, entry in results.get("plots", {}).items() if key not in ENGINEERING_PLOTS_SKIPPED}
+        if name in results.sections:
+            view(results.sections[name])
+    plots = {key: entry for key, entry in results.plots.items() if key not in ENGINEERING_PLOTS_SKIPPED}
     if plots:
         st.subheader("Plots")
     for entry in plots.values():
@@ -370,10 +356,6 @@ def show(results: dict[str, Any]) -> None:
 
 def render() -> None:
     st.title("Evaluation")
-    try:
-        import lendsafe.evaluation.run  # noqa: F401
-    except ImportError as exc:
-        common.stop_with(f"The evaluation module is not available yet ({exc}).")
     with st.expander("Run an evaluation", expanded=not result_files()):
         run_form()
     results = open_results()
