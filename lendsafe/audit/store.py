@@ -28,6 +28,7 @@ from lendsafe.audit.database import last_record_query, tables
 from lendsafe.audit.records import (AuditEntry, AuditRecord, Appended, check_actor, entry_bodies, format_timestamp,
                                     purge_body)
 from lendsafe.audit.retention import PurgeResult, check_retention, months_before, purge_fields, purge_request
+from lendsafe.config import Settings
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import AuditIntegrityError, ConfigurationError
 from lendsafe.redaction import printable, redact_url
@@ -49,8 +50,6 @@ class AuditStore:
         """``key``: the audit key (default ``LENDSAFE_AUDIT_KEY`` or ``<home>/audit.key``);
         ``checkpoint``: the checkpoint file (default: see ``lendsafe.audit.anchor.checkpoint_path``)."""
         from sqlalchemy.engine import make_url
-
-        from lendsafe.config import Settings
 
         settings = Settings() if url is None or key is None or checkpoint is None else None
         url = url if url is not None else settings.database_url
