@@ -148,7 +148,8 @@ def progress_text(done: int, total: int, rate: float, eta: float) -> str:
 def run_uploaded_batch(upload: Any, choice: dict[str, str]) -> dict[str, Any]:
     """Decide and issue every row of an uploaded CSV with the session's dataset, reference and writer,
     under a per-row progress bar (rate and time left); returns what the page shows."""
-    from lendsafe.issue.batch import run_batch, zip_batch
+    from lendsafe.issue.batch import run_batch
+    from lendsafe.issue.batchfolder import zip_batch
 
     bar = st.progress(0.0, text="Reading the CSV…")
 
