@@ -1,3 +1,4 @@
-"""Held-out evaluation: the risk model, the reasons, retrieval, the explanations of each writer and the
-notices, with their results store, plots and the quality gate.
+"""Held-out evaluation: what is measured (``config``), the held-out sample, per-decision records, the
+writers compared, their summaries, the risk model and reasons (``model``), text similarity, the results
+store, the typed results and their one reader (``results``), plots, the run and the quality gate.
 """

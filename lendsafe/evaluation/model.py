@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 
 from lendsafe.config import Settings
+from lendsafe.decide.datasets import load_dataset
+from lendsafe.decide.risk import RiskModel, classification_metrics, logistic_baseline, model_dir, split_indices
+from lendsafe.decide.scoring import Scorer
 from lendsafe.errors import LendSafeError
 
 ROC_POINTS = 101              # ROC curve kept at this many false-positive rates for plots
@@ -22,9 +25,6 @@ class HeldOutError(LendSafeError):
 
 def load_held_out(dataset_name: str, settings: Settings) -> dict[str, Any]:
     """The risk model, its data and the recorded train/test rows, checked against each other."""
-    from lendsafe.decide.datasets import load_dataset
-    from lendsafe.decide.risk import RiskModel, model_dir, split_indices
-
     model = RiskModel.load(model_dir(dataset_name, settings))
     dataset = load_dataset(dataset_name)
     if dataset.sha256 != model.data_["sha256"]:
@@ -58,8 +58,6 @@ def roc_points(y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:
 
 def evaluate_risk_model(dataset_name: str, settings: Settings) -> dict[str, Any]:
     """Test-split metrics of the model and of the logistic baseline, recomputed from the artifacts."""
-    from lendsafe.decide.risk import classification_metrics, logistic_baseline
-
     held = load_held_out(dataset_name, settings)
     model, data, train, test = held["model"], held["dataset"], held["train"], held["test"]
     X_test, y_test = data.X.iloc[test], data.y[test]
@@ -123,8 +121,6 @@ def agreement(pairs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> dict[str,
 
 def evaluate_reasons(dataset_name: str, settings: Settings, copies: int, scale: float, seed: int) -> dict[str, Any]:
     """Stability of the reasons of held-out denials under perturbation and between the references."""
-    from lendsafe.decide.scoring import Scorer
-
     held = load_held_out(dataset_name, settings)
     scorer = Scorer.load(dataset_name, settings)
     decisions = scorer.score_many(held_out_applications(held), "population")

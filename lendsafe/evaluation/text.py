@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lendsafe.knowledge.embeddings import model_path, set_offline, torch_threads
 from lendsafe.lm.loading import MODEL_LOADING
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -37,8 +38,6 @@ def rouge(candidates: Sequence[str], references: Sequence[str]) -> dict[str, lis
 @lru_cache(maxsize=1)
 def bert_scorer() -> Any:
     """BERTScore over the local all-MiniLM-L6-v2 (no download, no baseline rescaling)."""
-    from lendsafe.knowledge.embeddings import model_path, set_offline
-
     set_offline()
     from bert_score import BERTScorer
     from transformers.utils import logging as transformers_logging
@@ -51,8 +50,6 @@ def bert_scorer() -> Any:
 
 def bertscore(candidates: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
     """BERTScore precision, recall and F1 per pair (raw cosine-based values, not rescaled)."""
-    from lendsafe.knowledge.embeddings import torch_threads
-
     if not candidates:
         return {"bertscore_precision": [], "bertscore_recall": [], "bertscore_f1": []}
     with torch_threads(BERTSCORE_THREADS):

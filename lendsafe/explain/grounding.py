@@ -17,6 +17,7 @@ from typing import Any
 from lendsafe.decide.specs import load_spec
 from lendsafe.decide.decision import Citation, Decision
 from lendsafe.decide.reasons import load_catalog
+from lendsafe.errors import LendSafeError
 from lendsafe.explain.sentences import sentences, spelled_numbers
 
 MAX_PASSAGE_WORDS = 48          # per passage in the prompt: keeps the prompt (and latency) small
@@ -68,8 +69,6 @@ def information_sources(decision: Decision) -> frozenset[str]:
 @lru_cache(maxsize=16)
 def input_sources(dataset: str) -> frozenset[str]:
     """Information sources of a dataset's model inputs (none when the dataset is not known)."""
-    from lendsafe.errors import LendSafeError
-
     try:
         features = load_spec(dataset).model_features
     except LendSafeError:

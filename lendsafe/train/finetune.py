@@ -22,6 +22,7 @@ from pathlib import Path
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 from lendsafe.lm.adapters import ADAPTER_MANIFEST, adapter_sha256, check_adapter_compatible, file_sha256, prompt_text
+from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model, load_base_model
 from lendsafe.train.kernels import IGNORE_INDEX
 from lendsafe.train.trainstep import MasterWeightOptimizer, keep_freed_memory, training_step
 
@@ -183,8 +184,6 @@ def finetune(settings: FinetuneSettings) -> TrainingRun:
     import torch
     from peft import get_peft_model
 
-    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model, load_base_model
-
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(settings.seed)
     keep_freed_memory()
@@ -344,8 +343,6 @@ def init_adapter(out: Path | str, settings: FinetuneSettings | None = None) -> d
     """Write a freshly initialised (untrained, identity) LoRA adapter with its manifest: for benchmarks."""
     import torch
     from peft import get_peft_model
-
-    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model, load_base_model
 
     settings = settings or FinetuneSettings(out=Path(out))
     base_settings = Settings(base_model=settings.base_model)

@@ -24,6 +24,7 @@ from lendsafe.explain.grounding import retrieval_key, retrieve
 from lendsafe.explain.prompts import build_messages
 from lendsafe.decide.risk import RiskModel, model_dir
 from lendsafe.decide.scoring import Scorer
+from lendsafe.knowledge.retrieval import KnowledgeBase
 
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
@@ -186,8 +187,6 @@ def make_sft_data(config: SftConfig | None = None, knowledge: Any = None) -> dic
     """Build and write the SFT data; returns the manifest."""
     config = config or SftConfig()
     if knowledge is None:
-        from lendsafe.knowledge.retrieval import KnowledgeBase
-
         knowledge = KnowledgeBase()
     manifest = write_examples(build_examples(config, knowledge), config.out_dir)
     manifest["config"] = {k: str(v) for k, v in asdict(config).items()}
