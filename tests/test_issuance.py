@@ -81,7 +81,7 @@ def test_issue_decisions_records_nothing_when_one_decision_cannot_be_recorded(pi
     issuer = Issuer(pipeline, audit=store)
     denial, approval = pipeline.run(example("hmda_denial")), pipeline.run(example("hmda_approval"))
     with pytest.raises(AuditIntegrityError, match="entry 2 of 2"):
-        issuer.issue_decisions([approval, dataclasses.replace(denial, risk=math.nan)], notice_date=NOTICE_DATE)
+        issuer.issue_decisions([denial, dataclasses.replace(approval, risk=math.nan)], notice_date=NOTICE_DATE)
     assert store.count() == 0
     assert [i.record_id for i in issuer.issue_decisions([approval, denial], notice_date=NOTICE_DATE)] == [1, 2]
 

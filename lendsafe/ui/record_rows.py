@@ -31,7 +31,7 @@ def pdf_page_images(pdf: bytes, dpi: int = PREVIEW_DPI) -> list[bytes]:
 
 
 def notice_check_frame(check: Any) -> pd.DataFrame:
-    """The notice completeness check (``lendsafe.notice.document.check_pdf``) as rows."""
+    """The notice completeness check (``lendsafe.notice.check.check_pdf``) as rows."""
     results = check.to_dict().get("checks", {}) if check is not None else {}
     return pd.DataFrame([{"check": name.replace("_", " "), "result": CHECK_MARKS[bool(r["passed"])],
                           "detail": r.get("detail", "")} for name, r in results.items()],
