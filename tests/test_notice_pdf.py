@@ -31,6 +31,25 @@ def test_same_notice_gives_identical_bytes_also_after_a_round_trip():
     assert render_pdf(Notice.from_dict(json.loads(json.dumps(notice.to_dict())))) == pdf
 
 
+def test_kept_line_breaks_give_the_bytes_reportlab_lays_out_afresh():
+    from reportlab.platypus import Paragraph
+
+    from lendsafe.notice import pdf
+
+    notices = [build_notice(make_decision(n), NoticeSettings(), notice_date=NOTICE_DATE) for n in (1, 4)]
+    kept = [render_pdf(n) for n in notices + notices]          # the second round reuses every line break
+    pdf._cached_para.cache_clear()
+    pdf._paragraph_class.cache_clear()
+    original = pdf._paragraph_class
+    try:
+        pdf._paragraph_class = lambda: Paragraph               # plain reportlab, nothing kept
+        fresh = [render_pdf(n) for n in notices]
+    finally:
+        pdf._paragraph_class = original
+        pdf._cached_para.cache_clear()
+    assert kept == fresh + fresh
+
+
 def test_rebuilding_from_recorded_json_gives_the_same_bytes():
     decision = make_decision(application={**make_decision().application, "application_date": dt.date(2026, 2, 20)})
     settings = NoticeSettings(creditor_name="Harbor Bank", **SCORE_SETTINGS)

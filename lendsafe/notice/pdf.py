@@ -57,12 +57,29 @@ def para(text: str, style: str = "body", *, bullet: str | None = None):
 
 @lru_cache(maxsize=2048)
 def _cached_para(text: str, style: str, bullet: str | None):
-    from reportlab.platypus import Paragraph
-
     chosen = _styles()[style]
     text = markup(text, width=_frame_width() - chosen.leftIndent - 2, size=chosen.fontSize,
                   bold=chosen.fontName == STANDARD_BOLD)
-    return Paragraph(text, chosen, bulletText=bullet)
+    return _paragraph_class()(text, chosen, bulletText=bullet)
+
+
+@lru_cache(maxsize=1)
+def _paragraph_class() -> type:
+    """reportlab's Paragraph, keeping the line breaks it last computed (a shared paragraph is laid out
+    at the same width in every notice, so it breaks its lines once). Only the public ``breakLines`` is
+    overridden; reportlab's own attributes are left to reportlab."""
+    from reportlab.platypus import Paragraph
+
+    class LineBreaksKept(Paragraph):
+        def breakLines(self, width, *args, **kwargs):
+            key = (tuple(width) if isinstance(width, (list, tuple)) else width, args, tuple(sorted(kwargs.items())))
+            kept = self.__dict__.get("_lendsafe_kept_lines")
+            if kept is None or kept[0] != key:
+                kept = (key, super().breakLines(width, *args, **kwargs))
+                self._lendsafe_kept_lines = kept
+            return kept[1]
+
+    return LineBreaksKept
 
 
 def section(heading: str, *flowables):
