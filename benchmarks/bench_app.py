@@ -19,6 +19,7 @@ Writes benchmarks/results/app.json (``--force`` to replace a quiet result with a
 """
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import sys

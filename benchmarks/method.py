@@ -1,8 +1,9 @@
 """The benchmark method every ``benchmarks/bench_*.py`` uses.
 
 * Contenders take turns call by call within a round (the order rotates), so a noisy neighbour slows
-  them alike; rounds repeat until every contender's round medians agree within ``max_spread`` (or the
-  round limit is reached, and the result says the spread is too wide).
+  them alike; rounds repeat until every contender's figure is known within ``max_spread`` (the 95%
+  interval of its round medians' mean, relative; or the round limit is reached, and the result says the
+  spread is too wide).
 * The run records its date, the 1-min/5-min/15-min load average before and after, the CPU time other
   processes used while it ran, and the versions of Python and the libraries it names.
 * A run is ``noisy`` (with why) when the machine was busy or the rounds did not settle. A noisy run does
@@ -26,7 +27,8 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BUSY_LOAD = 1.0          # 1-min load average (or other processes' busy cores) at which a run is noisy
-MAX_SPREAD = 0.10        # (max - min) / median of the round medians at which rounds have settled
+MAX_SPREAD = 0.10        # relative 95% half-width of the round medians' mean at which rounds have settled
+Z95 = 1.96
 MIN_ROUNDS, MAX_ROUNDS = 3, 12
 
 
@@ -81,9 +83,13 @@ class Timing:
         return [statistics.median(r) for r in self.rounds if r]
 
     def spread(self) -> float:
+        """Half-width of the 95% interval of the mean round median, relative to the median round median:
+        how far the figure could move with more rounds (one outlying round widens it, it does not decide)."""
         medians = self.round_medians()
         middle = statistics.median(medians) if medians else 0.0
-        return (max(medians) - min(medians)) / middle if middle else 0.0
+        if len(medians) < 2 or not middle:
+            return 0.0
+        return Z95 * statistics.stdev(medians) / len(medians) ** 0.5 / middle
 
     def summary(self) -> dict[str, Any]:
         s = self.samples

@@ -46,6 +46,12 @@ def test_rounds_take_turns_and_stop_once_the_round_medians_agree():
     assert summary["b"]["spread"] == 0 and summary["b"]["calls"] == 12
 
 
+def test_one_outlying_round_among_steady_ones_settles():
+    timing = method.Timing(rounds=[[1.0]] * 11 + [[1.4]])
+    assert 0 < timing.spread() <= method.MAX_SPREAD
+    assert method.Timing(rounds=[[1.0], [2.0], [1.0], [2.0]]).spread() > method.MAX_SPREAD
+
+
 def test_rounds_run_to_the_limit_when_they_do_not_settle_and_say_so():
     clock = FakeClock()
     drifting = [0.001 * (1 + n // 2) for n in range(1000)]          # slower every round
