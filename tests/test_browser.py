@@ -32,10 +32,10 @@ from lendsafe.notice import Notice, NoticeSettings, check_pdf
 from lendsafe.decide.scoring import Scorer
 from lendsafe.ui import PAGES, fields, record_rows
 from lendsafe.ui import server as server_helpers
+
+from browser_support import ARTIFACTS, CHROMIUM, browser_tab  # noqa: F401
 from lendsafe.ui.server import start
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 DENIAL = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
 START_TIMEOUT_S = 90
 DECISION_TIMEOUT_MS = 300_000
@@ -69,18 +69,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(PAGE_TIMEOUT_MS)
-        tab.goto(server.url)
+    with browser_tab(server.url, PAGE_TIMEOUT_MS) as tab:
         tab.get_by_role("heading", name="LendSafe").wait_for()
         yield tab
-        browser.close()
 
 
 def wait_idle(page) -> None:

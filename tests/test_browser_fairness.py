@@ -15,10 +15,10 @@ from lendsafe.config import PROJECT_ROOT
 from lendsafe.errors import LendSafeError
 from lendsafe.fairness.analysis import FAIRNESS_DIR_ENV
 from lendsafe.ui import server as server_helpers
+
+from browser_support import ARTIFACTS, CHROMIUM, browser_tab  # noqa: F401
 from lendsafe.ui.server import start
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 START_TIMEOUT_S = 90
 RUN_TIMEOUT_MS = 300_000
 PAGE_TIMEOUT_MS = 60_000
@@ -48,20 +48,11 @@ def server(tmp_path_factory, fairness_hmda_folder):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(PAGE_TIMEOUT_MS)
-        tab.goto(server.url)
+    with browser_tab(server.url, PAGE_TIMEOUT_MS) as tab:
         tab.get_by_role("link", name=TITLE).first.click()
         tab.get_by_role("heading", name=TITLE, exact=True).wait_for()
         server_helpers.wait_idle(tab, RUN_TIMEOUT_MS)
         yield tab
-        browser.close()
 
 
 def test_the_saved_analysis_is_drawn_with_its_plots_and_report(page, server):
