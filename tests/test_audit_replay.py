@@ -92,7 +92,8 @@ def test_replay_passes_the_recorded_application_date_and_counteroffer_to_build_n
     monkeypatch.setattr(replay_module, "build_notice", lambda *a, **k: calls.append(k) or build_notice(*a, **k))
     assert replay_notice(store, record.id).identical
     assert calls == [{"notice_date": date(2024, 3, 5), "document_id": "AAN-TEST-1",
-                      "application_date": record.content["notice"]["application_date"], "counteroffer": None}]
+                      "application_date": record.content["notice"]["application_date"], "counteroffer": None,
+                      "educational": ()}]
 
 
 def test_each_record_kind_says_whether_and_how_it_replays(store):

@@ -263,3 +263,42 @@ def test_render_notice_checks_the_notice_and_records_nothing(pipeline):
     assert render_notice(pipeline.run(example("hmda_approval"))) == (None, None, None)
     with pytest.raises(UnverifiedExplanationError):
         render_notice(denial.with_updates(explanation="You may apply again next month."))
+
+
+def _educational_settings(**changes):
+    from lendsafe.notice.settings import NoticeSettings
+
+    return dataclasses.replace(NoticeSettings.from_file(EXAMPLES / "lender.toml"), educational_section=True, **changes)
+
+
+def test_the_educational_section_is_off_by_default_and_prints_nothing(pipeline):
+    issued = Issuer(pipeline).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    assert issued.notice.educational == () and "educational" not in issued.notice.to_dict()
+    assert issued.check.checks["educational_section"].passed
+
+
+def test_the_educational_section_prints_proven_options_and_replays_byte_for_byte(pipeline, store):
+    from lendsafe.notice.text import compact
+    from lendsafe.recourse import find_recourse
+
+    issuer = Issuer(pipeline, notice_settings=_educational_settings(educational_options=1), audit=store)
+    issued = issuer.issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    sentences = issued.notice.educational
+    assert len(sentences) == 2 and sentences[0].startswith("For your information only: had the")
+    assert issued.check.passed and issued.check.checks["educational_section"].passed
+    text = compact(issued.check.text)
+    assert all(compact(s) in text for s in sentences)
+    # the option printed is one the same model approves when it re-scores it
+    recourse = find_recourse(pipeline.scorer, issued.decision.application, issued.decision.reference)
+    assert recourse.options and all(o.decision.decision == "approve" for o in recourse.options)
+    assert replay_notice(store, issued.record_id).identical
+
+
+def test_a_pdf_without_the_issued_educational_section_fails_its_check(pipeline):
+    from lendsafe.notice import check_pdf, render_pdf
+
+    settings = _educational_settings()
+    issued = Issuer(pipeline, notice_settings=settings).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    stripped = render_pdf(dataclasses.replace(issued.notice, educational=()))
+    check = check_pdf(stripped, issued.notice, issued.decision, settings)
+    assert not check.passed and not check.checks["educational_section"].passed

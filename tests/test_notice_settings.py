@@ -24,6 +24,12 @@ def test_settings_round_trip_through_dict_and_file(tmp_path):
     assert NoticeSettings.from_file(path) == settings
 
 
+def test_settings_added_later_are_recorded_only_when_set():
+    assert not {"educational_section", "educational_options"} & set(NoticeSettings().to_dict())
+    on = NoticeSettings(educational_section=True, educational_options=3)
+    assert on.to_dict()["educational_section"] is True and NoticeSettings.from_dict(on.to_dict()) == on
+
+
 @pytest.mark.parametrize("changes, fragment", [
     ({"creditor_type": "bank"}, "creditor_type must be one of"),
     ({"creditor_name": " "}, "creditor_name must be a non-empty text"),
@@ -32,6 +38,9 @@ def test_settings_round_trip_through_dict_and_file(tmp_path):
     ({**SCORE_SETTINGS, "credit_score": 900}, "credit_score must lie in score_range"),
     ({**SCORE_SETTINGS, "score_factors": ("a", "b", "c", "d", "e")}, "1 to 4 key factors"),
     ({**SCORE_SETTINGS, "score_date": "yesterday"}, "score_date must be a date"),
+    ({"educational_options": 0}, "educational_options must be a whole number from 1 to 6"),
+    ({"educational_options": 7}, "educational_options must be a whole number from 1 to 6"),
+    ({"educational_section": "often"}, "educational_section must be true or false"),
 ])
 def test_settings_reject_bad_values_with_a_clear_message(changes, fragment):
     with pytest.raises(ConfigurationError, match=fragment):

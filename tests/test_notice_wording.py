@@ -16,6 +16,15 @@ def test_replacement_template_must_carry_every_key(tmp_path):
         NoticeSettings(template_path=path)
 
 
+def test_a_template_written_before_a_later_key_takes_the_default_wording_for_it(tmp_path):
+    from lendsafe.notice.wording import DEFAULT_TEMPLATE, load_wording
+
+    path = tmp_path / "wording.toml"
+    path.write_text(re.sub(r"(?m)^educational = .*\n", "", DEFAULT_TEMPLATE.read_text()))
+    assert "educational =" not in path.read_text()
+    assert load_wording(path)["headings"]["educational"] == load_wording()["headings"]["educational"]
+
+
 @pytest.mark.parametrize("old, new, words", [
     ("Page {page}", "Page {page} {secret}", "[text] footer_page uses unknown placeholder(s) ['secret']"),
     ("Page {page}", "Page {page.__class__}", "unknown placeholder(s) ['page.__class__']"),

@@ -54,7 +54,8 @@ def _rebuild_notice(content: dict[str, Any]) -> tuple[Any, bytes]:
     notice = build_notice(Decision.from_dict(content["decision"]), NoticeSettings.from_dict(content["notice_settings"]),
                           notice_date=decode_date(content["notice_date"]), document_id=content["document_id"],
                           application_date=recorded.get("application_date"),
-                          counteroffer=recorded.get("counteroffer_terms") or None)
+                          counteroffer=recorded.get("counteroffer_terms") or None,
+                          educational=tuple(recorded.get("educational", ())))
     return notice, render_pdf(notice)
 
 

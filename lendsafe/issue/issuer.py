@@ -32,6 +32,7 @@ from lendsafe.notice.context import NoticeCheck
 from lendsafe.notice.dates import date_problems
 from lendsafe.notice.incomplete import (IncompleteNotice, Triage, build_incomplete_notice, check_incomplete_pdf,
                                         incompleteness_record, missing_fields, render_incomplete_pdf, triage)
+from lendsafe.recourse import RecourseSettings, educational_section, find_recourse
 
 ADVERSE_ACTION, INCOMPLETENESS = "adverse-action notice", "notice of incompleteness"
 Date = dt.date | str | None
@@ -116,20 +117,32 @@ class Rendered(NamedTuple):
 
 
 def render_notice(decision: Decision, settings: NoticeSettings | None = None, *, notice_date: Date = None,
-                  counteroffer: str | None = None, document_id: str | None = None) -> Rendered:
+                  counteroffer: str | None = None, document_id: str | None = None,
+                  educational: tuple[str, ...] = ()) -> Rendered:
     """The checked notice of a denial, recorded nowhere: dates checked, the explanation verified again,
-    the notice refused (NoticeCheckError) when it fails its completeness check; all None for an approval."""
+    the notice refused (NoticeCheckError) when it fails its completeness check; all None for an approval.
+    `educational` is the lender's educational section (``educational_sentences``), printed as given."""
     settings = settings or NoticeSettings()
     check_dates(decision)
     if not decision.denied:
         return Rendered(None, None, None)
     verify_explanation(decision)
     notice = build_notice(decision, settings, notice_date=notice_date, counteroffer=counteroffer,
-                          document_id=document_id)
+                          document_id=document_id, educational=educational)
     pdf = render_pdf(notice)
     check = check_pdf(pdf, notice, decision, settings)
     refuse_failed(notice, check, decision=decision)
     return Rendered(notice, pdf, check)
+
+
+def educational_sentences(decision: Decision, scorer: Any, settings: NoticeSettings) -> tuple[str, ...]:
+    """The educational section of a denial's notice when the lender turns it on: the options that the same
+    model, re-scoring them, approves, in the recourse wording that promises nothing; () otherwise."""
+    if not (settings.educational_section and decision.denied):
+        return ()
+    recourse = find_recourse(scorer, decision.application, decision.reference)
+    chosen = RecourseSettings(educational_section=True, educational_options=settings.educational_options)
+    return educational_section(scorer.spec, recourse, chosen)
 
 
 @dataclass(frozen=True)
@@ -267,9 +280,12 @@ class Issuer:
 
     def render(self, decision: Decision, *, notice_date: Date = None, counteroffer: str | None = None,
                document_id: str | None = None) -> Rendered:
-        """``render_notice`` with this issuer's settings: checked, not recorded."""
+        """``render_notice`` with this issuer's settings (and, when they turn it on, the educational section
+        from the pipeline's scorer): checked, not recorded."""
+        educational = (educational_sentences(decision, self.pipeline.scorer, self.notice_settings)
+                       if self.notice_settings.educational_section and self.pipeline is not None else ())
         return render_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer,
-                             document_id=document_id)
+                             document_id=document_id, educational=educational)
 
     def render_incomplete(self, triaged: Triage, dataset: str, *, notice_date: Date = None,
                           document_id: str | None = None) -> IssuedIncomplete:

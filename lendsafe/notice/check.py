@@ -71,7 +71,8 @@ def _check_action(c: CheckContext) -> CheckResult:
 def _reason_items(c: CheckContext) -> list[str] | None:
     """Numbered items of the reasons section, or None when there is no reasons section."""
     heading = compact(c.headings["reasons"])
-    others = [compact(c.headings[k]) for k in ("explanation", "ecoa", "fcra", "third_party", "score", "request")]
+    others = [compact(c.headings[k]) for k in ("explanation", "educational", "ecoa", "fcra", "third_party", "score",
+                                                  "request")]
     lines = [compact(line) for line in c.text.lines]
     starts = [i for i, line in enumerate(lines) if line == heading]
     if not starts:
@@ -102,6 +103,16 @@ def _check_reasons(c: CheckContext) -> CheckResult:
     if [compact(i) for i in items] != expected:
         return CheckResult(False, f"reasons in the PDF {items} differ from the decision's {list(c.expected.reasons)}")
     return CheckResult(True, f"{len(items)} reason(s) match the decision, in order")
+
+
+def _check_educational(c: CheckContext) -> CheckResult:
+    """The lender's educational section: every issued sentence printed under its heading, or no section."""
+    if not c.expected.educational:
+        present = c.has(c.headings["educational"])
+        return CheckResult(not present, "no educational section issued; section " + ("present" if present else "absent"))
+    labelled = {"educational heading": c.headings["educational"]}
+    labelled |= {f"educational sentence {i}": s for i, s in enumerate(c.expected.educational, 1)}
+    return presence(c.missing(labelled), f"educational section with {len(c.expected.educational)} sentence(s)")
 
 
 def _check_reason_count(c: CheckContext) -> CheckResult:
@@ -258,6 +269,7 @@ CHECKS = {
     "ecoa_notice": _check_ecoa,
     "fcra_block": _check_fcra,
     "third_party_block": _check_third_party,
+    "educational_section": _check_educational,
     "credit_score_block": _check_score,
     "document_id": _check_document_id,
     "evidence_sha256": _check_evidence,
@@ -285,7 +297,8 @@ def check_pdf(pdf_bytes: bytes, notice: Notice, decision: Decision,
 def rebuild_arguments(notice: Notice) -> dict[str, Any]:
     """The `build_notice` keywords that make `notice` again from its decision and settings."""
     return {"notice_date": notice.notice_date, "document_id": notice.document_id,
-            "application_date": notice.application_date, "counteroffer": notice.counteroffer_terms or None}
+            "application_date": notice.application_date, "counteroffer": notice.counteroffer_terms or None,
+            "educational": notice.educational}
 
 
 def _issued_checks(notice: Notice, decision: Decision, settings: NoticeSettings) -> dict[str, CheckResult]:

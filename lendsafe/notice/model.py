@@ -21,6 +21,8 @@ from lendsafe.canonical import canonical_sha256
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import ConfigurationError, LendSafeError
 from lendsafe.explain.grounding import information_sources
+from lendsafe.explain.verify.patterns import APPLICANT_PATTERNS
+from lendsafe.explain.verify.text import find_all
 from lendsafe.notice.dates import checked_date, parse_date
 from lendsafe.notice.settings import NoticeSettings
 from lendsafe.notice.text import TEXT_LIMITS, applicant_text, clean_address, clean_text
@@ -56,14 +58,19 @@ class Notice:
     max_explanation_chars: int = 1200
     third_party: bool = False                         # FCRA 615(b)(1) block: a reason rests on an outside source
     specimen: bool = False                            # stamped SPECIMEN: the lender's settings are not configured
+    educational: tuple[str, ...] = ()                 # proven recourse, only when the lender turns the section on
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        data = json.loads(json.dumps(asdict(self)))
+        if not self.educational:
+            del data["educational"]     # notices without the section keep the bytes they were recorded with
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Notice":
         data = dict(data)
         data["reasons"] = tuple(data["reasons"])
+        data["educational"] = tuple(data.get("educational", ()))
         data["agencies"] = tuple(tuple(a) for a in data["agencies"])
         for key in ("request_contact", "consumer_report"):
             data[key] = tuple(data[key]) if data.get(key) is not None else None
@@ -79,8 +86,12 @@ def evidence_sha256(decision: Decision) -> str:
 
 def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: dt.date | str | None = None,
                  document_id: str | None = None, application_date: dt.date | str | None = None,
-                 counteroffer: str | None = None) -> Notice:
+                 counteroffer: str | None = None, educational: tuple[str, ...] = ()) -> Notice:
     """The notice for a denied decision (pure apart from today's date when none is given).
+
+    `educational` holds the sentences of the lender's educational section (proven recourse, worded by
+    ``lendsafe.recourse.educational_section``); they are refused unless the settings turn the section on
+    and none of them contains what the verifier forbids in applicant-facing text.
 
     The applicant's name and address are read from the application's ``applicant`` mapping
     (``name``, ``address``) and the date from ``application_date``, when present.
@@ -116,7 +127,21 @@ def build_notice(decision: Decision, settings: NoticeSettings, *, notice_date: d
         max_explanation_chars=settings.max_explanation_chars,
         third_party="third_party" in information_sources(decision),
         specimen=settings.is_specimen,
+        educational=_educational(educational, settings),
     )
+
+
+def _educational(sentences: tuple[str, ...], settings: NoticeSettings) -> tuple[str, ...]:
+    """The educational section's sentences, cleaned; LendSafeError when the lender has not turned it on or a
+    sentence carries a forbidden, protected, internal, hedging or sales phrase."""
+    if sentences and not settings.educational_section:
+        raise LendSafeError("educational sentences were given but the notice settings do not turn on "
+                            "educational_section")
+    cleaned = tuple(clean_text(s, TEXT_LIMITS["educational"]) for s in sentences)
+    found = [hit for s in cleaned for hit in find_all(APPLICANT_PATTERNS, s)]
+    if found:
+        raise LendSafeError(f"educational section refused: it contains {sorted(set(found))}")
+    return cleaned
 
 
 def _notice_reasons(decision: Decision, settings: NoticeSettings) -> tuple[str, ...]:

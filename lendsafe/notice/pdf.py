@@ -132,6 +132,8 @@ def _action_story(n: Notice, explanation_limit: int) -> list:
     explanation = truncate(n.explanation or "", explanation_limit) if explanation_limit > 0 else ""
     if explanation:
         story.append(section(h["explanation"], para(explanation)))
+    if n.educational:
+        story.append(section(h["educational"], *(para(sentence) for sentence in n.educational)))
     return story
 
 

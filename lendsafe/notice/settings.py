@@ -68,6 +68,10 @@ PHONE_FIELDS = ("creditor_phone", "cra_phone", "request_contact_phone")
 PHONE_PATTERN = re.compile(r"^\+?[\d\s().-]{7,25}(?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
 TOLL_FREE_PREFIXES = ("800", "833", "844", "855", "866", "877", "888")
 INCOMPLETE_DAYS = (10, 180)     # bounds of a "reasonable period" to supply missing information
+EDUCATIONAL_OPTIONS = (1, 6)    # bounds of the educational section's number of options
+# Settings added after notices were first recorded: kept out of the recorded settings while at their
+# default, so a record made without them has the same bytes as before they existed.
+LATER_DEFAULTS = {"educational_section": False, "educational_options": 2}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -124,6 +128,11 @@ class NoticeSettings:
     template_path: Path = field(default=DEFAULT_TEMPLATE, metadata=_help("TOML file with the notice wording"))
     max_explanation_chars: int = field(default=1200, metadata=_help(
         "longest explanation narrative printed; longer text is cut with an ellipsis"))
+    educational_section: bool = field(default=False, metadata=_help(
+        "print an educational section on denial notices: which changes, proven by re-scoring with the same model, "
+        "would have met the credit standards, in wording that promises nothing (off by default)"))
+    educational_options: int = field(default=2, metadata=_help(
+        f"at most this many options in the educational section, {EDUCATIONAL_OPTIONS[0]} to {EDUCATIONAL_OPTIONS[1]}"))
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -148,6 +157,9 @@ class NoticeSettings:
         if not INCOMPLETE_DAYS[0] <= self.incomplete_days <= INCOMPLETE_DAYS[1]:
             raise ConfigurationError(f"incomplete_days must be between {INCOMPLETE_DAYS[0]} and "
                                      f"{INCOMPLETE_DAYS[1]} days; got {self.incomplete_days!r}")
+        if not EDUCATIONAL_OPTIONS[0] <= self.educational_options <= EDUCATIONAL_OPTIONS[1]:
+            raise ConfigurationError(f"educational_options must be a whole number from {EDUCATIONAL_OPTIONS[0]} to "
+                                     f"{EDUCATIONAL_OPTIONS[1]}; got {self.educational_options!r}")
         load_wording(self.template_path)
 
     def _check_phones(self) -> None:
@@ -199,7 +211,7 @@ class NoticeSettings:
         data["score_range"] = list(self.score_range)
         data["score_factors"] = list(self.score_factors)
         data["agency"] = list(self.agency)
-        return data
+        return {k: v for k, v in data.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
     @classmethod
     def from_file(cls, path: Path | str) -> "NoticeSettings":

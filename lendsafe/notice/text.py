@@ -14,7 +14,8 @@ from lendsafe.errors import ArtifactNotFoundError, InvalidApplicationError
 
 ELLIPSIS = "\u2026"
 # Limits on free text so that a notice fits in two pages; longer text ends with an ellipsis.
-TEXT_LIMITS = {"name": 120, "address": 300, "phone": 40, "terms": 500, "factor": 120, "source": 120}
+TEXT_LIMITS = {"name": 120, "address": 300, "phone": 40, "terms": 500, "factor": 120, "source": 120,
+               "educational": 600}
 ADDRESS_MAX_LINES = 5
 
 _BIDI_CONTROLS = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -15,6 +15,8 @@ from lendsafe.redaction import printable
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_TEMPLATE = TEMPLATE_DIR / "notice_en.toml"
 SECTIONS = ("headings", "text")
+# Keys added after lenders first wrote their own templates: a template without one takes the default's.
+LATER_KEYS = {"headings": ("educational",)}
 
 
 def load_wording(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, dict[str, str]]:
@@ -32,8 +34,17 @@ def _load_wording_cached(path: str, _mtime: int) -> dict[str, dict[str, str]]:
         data = handle.read(SETTINGS_MAX_BYTES + 1)
     wording = read_settings_bytes(path, data)
     if Path(path) != DEFAULT_TEMPLATE.resolve():
-        _check_wording(wording, load_wording(DEFAULT_TEMPLATE), path)
+        default = load_wording(DEFAULT_TEMPLATE)
+        _fill_later_keys(wording, default)
+        _check_wording(wording, default, path)
     return {section: dict(wording[section]) for section in SECTIONS}
+
+
+def _fill_later_keys(wording: dict, default: dict) -> None:
+    for section, keys in LATER_KEYS.items():
+        if isinstance(wording.get(section), dict):
+            for key in keys:
+                wording[section].setdefault(key, default[section][key])
 
 
 def placeholders_of(template: str) -> set[str]:

@@ -14,13 +14,9 @@ from typing import Any
 
 from lendsafe.decide.specs import DatasetSpec, FeatureSpec
 from lendsafe.errors import ConfigurationError
-from lendsafe.explain.verify.patterns import (BLAME_AND_SALES_PATTERNS, FORBIDDEN_PATTERNS, HEDGING_PATTERNS,
-                                      INTERNAL_PATTERNS, PROTECTED_PATTERNS)
+from lendsafe.explain.verify.patterns import APPLICANT_PATTERNS
 from lendsafe.explain.verify.text import find_all
 
-# What no applicant-facing recourse sentence may contain (the verifier's own tables).
-APPLICANT_PATTERNS = (FORBIDDEN_PATTERNS + PROTECTED_PATTERNS + INTERNAL_PATTERNS + HEDGING_PATTERNS
-                      + BLAME_AND_SALES_PATTERNS)
 EDUCATIONAL_OPTION = ("For your information only: had {changes}, with everything else in your application the "
                       "same, it would have met our credit standards when we assessed it.")
 EDUCATIONAL_CLOSING = ("This is general information about this assessment, not a commitment to lend: any new "

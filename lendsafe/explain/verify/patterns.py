@@ -74,6 +74,9 @@ MODEL_NAME_PATTERNS = (r"\blora\b", r"adapter", r"smollm", r"granite", r"xgboost
                        r"treeshap", r"machine learning", r"\balgorithm", r"lendsafe")
 INTERNAL_PATTERNS = (r"threshold", r"cut-?off", r"\bscore", r"probabilit", r"\brisk\b", r"\bmodel\b",
                      r"contribution", r"\bai\b", *MODEL_NAME_PATTERNS)
+# What no applicant-facing sentence outside the explanation may contain (the educational section, for one).
+APPLICANT_PATTERNS = (FORBIDDEN_PATTERNS + PROTECTED_PATTERNS + INTERNAL_PATTERNS + HEDGING_PATTERNS
+                      + BLAME_AND_SALES_PATTERNS)
 DENIAL_PATTERNS = (r"cannot approve", r"can ?not approve", r"unable to approve", r"not (?:been )?approved",
                    r"not to approve", r"not able to approve",
                    r"\bdenied\b", r"\bdecline", r"\bdeny\b", r"could not approve")
