@@ -8,7 +8,9 @@ as canonical JSON plus the notice's settings, date, document id and PDF hash, so
 rebuilt byte for byte. The other kinds (``RECORD_KINDS``): ``incomplete``, a notice of incompleteness
 (12 CFR 1002.9(c)(2): the missing fields, the notice, its settings and PDF hash); ``refusal``, a notice
 that was not issued because it failed its completeness check or its explanation failed verification at
-issue (what was refused and why; no PDF); ``purge``, the chain record of a purge (``retention``).
+issue (what was refused and why; no PDF); ``purge``, the chain record of a purge (``retention``); ``review``,
+an analyst's action on a notice held for review (``lendsafe.review``: held, edited, rejected, reassigned; an
+approval is the ``decision`` record it issues, carrying a ``review`` section).
 
 A body is everything recorded except the record's place in the chain (id, created_at: ``chain.link``).
 The indexed, filterable columns of a record are all derived from its hashed content (``index_columns``).
@@ -31,8 +33,10 @@ from lendsafe.redaction import CONTROL_WITH_LINES
 
 RECORD_FORMAT = 1
 PURGE_KIND = "purge"
-DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND = "decision", "incomplete", "refusal"
-RECORD_KINDS = (DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND, PURGE_KIND)
+DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND, REVIEW_KIND = "decision", "incomplete", "refusal", "review"
+RECORD_KINDS = (DECISION_KIND, INCOMPLETE_KIND, REFUSAL_KIND, PURGE_KIND, REVIEW_KIND)
+# review action -> the decision column of its record (what `lendsafe audit list` shows)
+REVIEW_ACTIONS = {"hold": "held", "edit": "edited", "reject": "rejected", "reassign": "reassigned"}
 ISSUE_KEY_PATTERN = re.compile(r"^[0-9a-f]{16,64}$")
 ACTOR_MAX_CHARS = 128
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -78,6 +82,7 @@ class AuditEntry(NamedTuple):
     notice_pdf: bytes | None = None
     issue_key: str | None = None     # what the issue is keyed by (batches: application or row + content hash)
     batch: str | None = None         # the id of the batch folder that issued it (32 hex digits)
+    review: dict[str, Any] | None = None  # the review that approved it (lendsafe.review): item, revision, who
 
 
 class IncompleteEntry(NamedTuple):
@@ -101,6 +106,16 @@ class RefusalEntry(NamedTuple):
     record: dict[str, Any] | None = None  # the incompleteness record a notice of incompleteness was for
     notice: Any | None = None        # the refused notice, when one was built
     issue_key: str | None = None     # the key it would have been issued under (kept as refused_key: not taken)
+
+
+class ReviewEntry(NamedTuple):
+    """An analyst's action on a notice held for review (``REVIEW_ACTIONS``); a hold carries the drafted decision."""
+
+    action: str                      # "hold" | "edit" | "reject" | "reassign"
+    details: dict[str, Any]          # what the action did: item, dataset, writer, first_reason, text, diff, ...
+    decision: Decision | None = None  # the decision held (hold only)
+    issue_key: str | None = None     # the key the action claims (one hold per decision, one edit per revision,
+    # one outcome per item): a second process claiming it finds the first one's record instead
 
 
 @dataclass(frozen=True)
@@ -231,18 +246,19 @@ def _stored(body: dict[str, Any]) -> dict[str, Any]:
 
 def record_body(decision: Decision, notice: Any, notice_pdf: bytes | None, actor: str,
                 notice_settings: Any = None, *, issue_key: str | None = None,
-                batch: str | None = None) -> dict[str, Any]:
+                batch: str | None = None, review: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything recorded for one decision except its place in the chain (id, created_at)."""
     check_actor(actor)
     _check_decision(decision)
     return _stored({"format": RECORD_FORMAT, "actor": actor, "decision": decision.to_dict(),
                     "versions": library_versions(), **_notice_fields(notice, notice_pdf, notice_settings),
-                    **_checked_key(issue_key), **_checked_key(batch, "batch")})
+                    **_checked_key(issue_key), **_checked_key(batch, "batch"),
+                    **({"review": dict(review)} if review else {})})
 
 
 def _decision_body(entry: AuditEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
     return record_body(entry.decision, entry.notice, entry.notice_pdf, actor, notice_settings,
-                       issue_key=entry.issue_key, batch=entry.batch)
+                       issue_key=entry.issue_key, batch=entry.batch, review=entry.review)
 
 
 def _incomplete_body(entry: IncompleteEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
@@ -270,15 +286,33 @@ def _refusal_body(entry: RefusalEntry, actor: str, notice_settings: Any) -> dict
                     "versions": library_versions(), **_checked_key(entry.issue_key, "refused_key")})
 
 
+def _review_body(entry: ReviewEntry, actor: str, notice_settings: Any) -> dict[str, Any]:
+    """A review action: what it did (``details`` names the item and its dataset), the decision a hold holds."""
+    if entry.action not in REVIEW_ACTIONS:
+        raise AuditIntegrityError(f"review action must be one of {sorted(REVIEW_ACTIONS)}; got {entry.action!r}")
+    if not (entry.details or {}).get("dataset"):
+        raise AuditIntegrityError("a review record names the dataset of its item (details['dataset'])")
+    if (entry.action == "hold") != (entry.decision is not None):
+        raise AuditIntegrityError("a hold records the decision it holds; other review actions record none")
+    if entry.decision is not None:
+        _check_decision(entry.decision)
+    decision = {} if entry.decision is None else {"decision": entry.decision.to_dict()}
+    return _stored({"format": RECORD_FORMAT, "kind": REVIEW_KIND, "actor": actor,
+                    "review": {"action": entry.action, **entry.details}, **decision,
+                    "notice_settings": None if notice_settings is None else notice_settings.to_dict(),
+                    "versions": library_versions(), **_checked_key(entry.issue_key)})
+
+
 def purge_body(actor: str, purge_fields: dict[str, Any]) -> dict[str, Any]:
     """The chain record of a purge: who purged, and the purge-log entry as hashed."""
     return {"format": RECORD_FORMAT, "kind": PURGE_KIND, "actor": actor, "purge": purge_fields}
 
 
-ENTRY_BODIES = {AuditEntry: _decision_body, IncompleteEntry: _incomplete_body, RefusalEntry: _refusal_body}
+ENTRY_BODIES = {AuditEntry: _decision_body, IncompleteEntry: _incomplete_body, RefusalEntry: _refusal_body,
+                ReviewEntry: _review_body}
 
 
-def _as_entry(item: Any) -> AuditEntry | IncompleteEntry | RefusalEntry:
+def _as_entry(item: Any) -> AuditEntry | IncompleteEntry | RefusalEntry | ReviewEntry:
     """An entry as given, or an ``AuditEntry`` from a (decision, notice, notice_pdf) tuple; else a clear error."""
     if type(item) in ENTRY_BODIES:
         return item
@@ -316,6 +350,12 @@ def _refusal_columns(content: dict[str, Any]) -> dict[str, Any]:
     return {**columns, "decision": REFUSAL_KIND}
 
 
+def _review_columns(content: dict[str, Any]) -> dict[str, Any]:
+    review = content["review"]
+    return {"dataset": review["dataset"], "decision": REVIEW_ACTIONS[review["action"]],
+            "writer": review.get("writer"), "first_reason": review.get("first_reason")}
+
+
 def _decision_kind_columns(content: dict[str, Any]) -> dict[str, Any]:
     return {**_decision_columns(content["decision"]), "decision": content["decision"]["decision"]}
 
@@ -326,6 +366,7 @@ KIND_COLUMNS = {
     INCOMPLETE_KIND: lambda content: {"dataset": content["record"]["dataset"], "decision": INCOMPLETE_KIND,
                                       "writer": None, "first_reason": None},
     REFUSAL_KIND: _refusal_columns,
+    REVIEW_KIND: _review_columns,
     DECISION_KIND: _decision_kind_columns,
 }
 

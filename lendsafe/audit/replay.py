@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lendsafe.audit.chain import check_own_hash
-from lendsafe.audit.records import (INCOMPLETE_KIND, LIBRARIES_FOR_REPLAY, PURGE_KIND, REFUSAL_KIND, AuditRecord,
-                                    canonical_json, decode_date, library_versions, sha256_hex)
+from lendsafe.audit.records import (INCOMPLETE_KIND, LIBRARIES_FOR_REPLAY, PURGE_KIND, REFUSAL_KIND, REVIEW_KIND,
+                                    AuditRecord, canonical_json, decode_date, library_versions, sha256_hex)
 from lendsafe.audit.store import AuditStore
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import AuditIntegrityError
@@ -78,7 +78,9 @@ RERENDERED = "re-rendered from the recorded notice (no notice settings were reco
 REBUILT_INCOMPLETE = "rebuilt from the recorded incompleteness record and notice settings"
 REPLAY_MODES = {REBUILT: _rebuild_notice, RERENDERED: _rerender_notice, REBUILT_INCOMPLETE: _rebuild_incomplete}
 NOT_REPLAYABLE = {REFUSAL_KIND: "is a refusal: no notice was issued, so there is nothing to replay",
-                  PURGE_KIND: "is the chain record of a purge: it has no notice"}
+                  PURGE_KIND: "is the chain record of a purge: it has no notice",
+                  REVIEW_KIND: "is a review action: a notice held for review is issued by its approval, whose "
+                               "decision record replays"}
 
 
 def replay_mode(record: AuditRecord) -> str:
@@ -115,7 +117,7 @@ def replay_record(record: AuditRecord) -> ReplayResult:
     except (KeyError, TypeError, ValueError) as exc:
         raise AuditIntegrityError(f"record {record.id} cannot be replayed: its recorded notice inputs are "
                                   f"incomplete ({type(exc).__name__}: {exc})") from None
-    differences = field_differences(content["notice"], notice.to_dict())
+    differences = field_differences(content["notice"], notice.to_dict()) + approved_text_differences(content)
     replayed_sha = sha256_hex(pdf)
     if content["notice_sha256"] is None:
         differences.append("notice PDF sha256: none recorded, so the bytes cannot be compared")
@@ -123,6 +125,17 @@ def replay_record(record: AuditRecord) -> ReplayResult:
         differences.append(f"notice PDF sha256: recorded {content['notice_sha256']}, replayed {replayed_sha}")
         differences.extend(_version_notes(content.get("versions") or {}))
     return ReplayResult(record.id, mode, content["notice_sha256"], replayed_sha, tuple(differences), pdf)
+
+
+def approved_text_differences(content: dict[str, Any]) -> list[str]:
+    """A notice issued by a review approval must print exactly the paragraph approved (its sha256 is in the
+    record's ``review`` section): the difference, or nothing."""
+    approved = (content.get("review") or {}).get("text_sha256")
+    printed = (content.get("notice") or {}).get("explanation") or ""
+    if approved is None or sha256_hex(printed.encode("utf-8")) == approved:
+        return []
+    return [f"explanation: the notice prints a paragraph whose sha256 is {sha256_hex(printed.encode('utf-8'))}, "
+            f"the review approved {approved}"]
 
 
 def _version_notes(recorded: dict[str, str | None]) -> list[str]:

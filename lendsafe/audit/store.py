@@ -108,14 +108,18 @@ class AuditStore:
         (an entry whose issue key is already recorded: that record, see ``append``)."""
         return [appended.record for appended in self.append(entries, actor=actor, notice_settings=notice_settings)]
 
-    def append(self, entries: Sequence[Any], *, actor: str, notice_settings: Any | None = None) -> list[Appended]:
+    def append(self, entries: Sequence[Any], *, actor: str, notice_settings: Any | None = None,
+               unless: Sequence[str] = ()) -> list[Appended]:
         """Append several entries in one transaction, each linked to the one before.
 
         ``entries`` are ``AuditEntry(decision, notice, notice_pdf, issue_key)`` (or plain 3-tuples),
         ``IncompleteEntry`` or ``RefusalEntry``. All of them are checked and serialised before the lock is
         taken, so one bad entry writes nothing. One commit (one fsync on SQLite) covers the whole group.
         An entry whose issue key is already recorded (by another process, or earlier in the group) is not
-        recorded again: ``Appended(existing record, new=False)`` stands in its place.
+        recorded again: ``Appended(existing record, new=False)`` stands in its place. When any of the
+        issue keys ``unless`` is already recorded (checked under the same lock), nothing is appended: every
+        entry gets ``Appended(that record, new=False)`` (a review action the item's outcome or a newer
+        revision has overtaken).
         """
         bodies = entry_bodies(entries, actor, notice_settings)
         if not bodies:
@@ -123,6 +127,9 @@ class AuditStore:
         records, _ = tables()
         with database.locked(self._engine) as conn:
             before = self._state(conn)
+            overtaken = self._keyed(conn, list(unless))
+            if overtaken:
+                return [Appended(next(iter(overtaken.values())), False) for _ in bodies]
             taken = self._keyed(conn, [body.get("issue_key") for body in bodies])
             head, linked, appended = (before.head_id, before.head_hash), [], []
             for body in bodies:
@@ -213,10 +220,11 @@ class AuditStore:
             raise AuditIntegrityError(f"no audit record with id {record_id} (purged or never written)")
         return self._to_record(row)
 
-    def list(self, *, dataset: str | None = None, decision: str | None = None, writer: str | None = None,
-             actor: str | None = None, reason: str | None = None, since: datetime | str | None = None,
+    def list(self, *, dataset: str | None = None, decision: str | Sequence[str] | None = None,
+             writer: str | None = None, actor: str | None = None, reason: str | None = None, since: datetime | str | None = None,
              until: datetime | str | None = None, after_id: int = 0, limit: int | None = 100) -> list[AuditRecord]:
-        """Records in chain order, filtered on the indexed columns (reason = first reason code)."""
+        """Records in chain order, filtered on the indexed columns (reason = first reason code; a tuple or
+        list of values matches any of them)."""
         from sqlalchemy import select
 
         records, _ = tables()
@@ -224,7 +232,9 @@ class AuditStore:
                  "first_reason": reason}
         query = select(records).where(records.c.id > after_id).order_by(records.c.id).limit(limit)
         for column, wanted in equal.items():
-            if wanted is not None:
+            if isinstance(wanted, (tuple, list)):
+                query = query.where(records.c[column].in_(list(wanted)))
+            elif wanted is not None:
                 query = query.where(records.c[column] == wanted)
         if since is not None:
             query = query.where(records.c.created_at >= _as_timestamp(since))

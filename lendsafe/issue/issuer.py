@@ -302,6 +302,20 @@ class Issuer:
             self.append([refused.refusal(issue_key)])
             raise
 
+    def issue_reviewed(self, decision: Decision, *, issue_key: str, review: Mapping[str, Any],
+                       unless: tuple[str, ...] = (), notice_date: Date = None) -> tuple[Issued, bool]:
+        """Issue a decision a reviewer approved (``lendsafe.review``): rendered and checked like ``issue``,
+        recorded with its ``review`` section under ``issue_key`` unless one of the keys ``unless`` is already
+        recorded. Returns (issued, new): not new when another process recorded that key (or one of ``unless``)
+        first; ``issued.record_id`` then names that record and nothing was issued here."""
+        with self.recording_refusals():
+            rendered = self.render(decision, notice_date=notice_date)
+        [appended] = self.append([AuditEntry(decision, rendered.notice, rendered.pdf, issue_key, None, dict(review))],
+                                 unless=unless)
+        if appended is None:
+            return Issued(decision, *rendered), True
+        return Issued(decision, *rendered, appended.record.id), appended.new
+
     def record(self, decision: Decision, notice: Notice | None, pdf: bytes | None) -> int | None:
         [record_id] = self.record_many([(decision, notice, pdf)])
         return record_id
@@ -314,9 +328,10 @@ class Issuer:
         appended = self.append([AuditEntry(*entry, key) for entry, key in zip(entries, keys)])
         return [None if item is None else item.record.id for item in appended]
 
-    def append(self, entries: list[Any]) -> list[Any]:
-        """``AuditStore.append`` of audit entries (decisions, notices of incompleteness, refusals) in one
-        transaction, with this issuer's actor and settings; a None per entry without a store."""
+    def append(self, entries: list[Any], *, unless: tuple[str, ...] = ()) -> list[Any]:
+        """``AuditStore.append`` of audit entries (decisions, notices of incompleteness, refusals, review
+        actions) in one transaction, with this issuer's actor and settings; a None per entry without a store.
+        ``unless``: issue keys whose presence stops the append (see ``AuditStore.append``)."""
         if self.audit is None:
             return [None] * len(entries)
-        return self.audit.append(entries, actor=self.actor, notice_settings=self.notice_settings)
+        return self.audit.append(entries, actor=self.actor, notice_settings=self.notice_settings, unless=unless)
