@@ -9,12 +9,12 @@ import argparse
 import sys
 
 from lendsafe.commands import (audit, evaluate, explain, fairness, finetune, knowledge, notices, prepare, recourse,
-                               risk, users, verify)
+                               risk, serve, users, verify)
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 
 # Each area's commands, in the order `lendsafe --help` lists them.
 COMMAND_MODULES = (risk, knowledge, explain, verify, finetune, notices, evaluate, audit, prepare, fairness, users,
-                   recourse)
+                   recourse, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    forwarded = serve.forward(argv)          # a running `lendsafe serve` worker answers, when there is one
+    if forwarded is not None:
+        return forwarded
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

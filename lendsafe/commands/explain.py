@@ -36,11 +36,11 @@ def run_explain(args: argparse.Namespace) -> int:
     from lendsafe.decide.application import read_application_json
     from lendsafe.config import Settings
     from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
-    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.commands.serve import pipeline
 
     application = read_application_json(args.file, args.dataset)
     settings = Settings(dataset=args.dataset)
-    issuer = Issuer(Pipeline(settings, reference=args.reference, writer=args.writer),
+    issuer = Issuer(pipeline(settings, reference=args.reference, writer=args.writer),
                     audit=open_audit_store(settings), actor=args.actor or default_actor("cli"))
     explained = issuer.record_decision(application)
     print(json.dumps(explain_dict(explained.decision, explained.record_id), indent=2, ensure_ascii=False))
