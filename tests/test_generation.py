@@ -143,3 +143,15 @@ def test_the_writer_gives_each_decisions_composer_text_as_draft():
     assert decision.verification["attempts"][0]["draft_tokens_accepted"] == len(composed.explanation.split())
     recorder.write([composed], [[]], use_cache=False, drafts=False, max_new_tokens=7)
     assert recorder.drafts[-1] is None and recorder.calls[-1] == (1, 7, False)
+
+
+def test_the_generation_cache_survives_its_file_being_removed(tmp_path):
+    from lendsafe.explain.generation import GenerationCache
+
+    cache = GenerationCache(tmp_path)
+    cache.put("a", "text", 3, "sha")
+    cache.path.unlink()
+    assert GenerationCache(tmp_path).get("a") is None
+    assert cache.get("b") is None
+    cache.put("b", "other", 1, "sha")
+    assert GenerationCache(tmp_path).get("b") == ("other", 1, "sha")

@@ -78,12 +78,13 @@ class GenerationCache:
         self.lock = threading.Lock()
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                           "tokens INTEGER NOT NULL, prompt_sha256 TEXT NOT NULL, created REAL NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+        """A connection to the cache file, its table made first (the file may have been removed since)."""
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                   "tokens INTEGER NOT NULL, prompt_sha256 TEXT NOT NULL, created REAL NOT NULL)")
+        return db
 
     def get(self, key: str) -> tuple[str, int, str] | None:
         with self.lock:
