@@ -1,4 +1,5 @@
-"""`lendsafe finetune`: train the LoRA adapter on the SFT set (flags mirror `FinetuneSettings`)."""
+"""`lendsafe finetune`: train the LoRA adapter on the SFT set (flags mirror `FinetuneSettings`);
+`--sweep GRID` trains and measures every configuration of a TOML grid instead (`lendsafe.train.sweep`)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,10 @@ def register(subparsers) -> None:
         default = spec.default if spec.default is not MISSING else None
         parser.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, default=default,
                             type=FLAG_TYPES[_type_name(spec.type)], help=spec.metadata.get("help", ""))
+    parser.add_argument("--sweep", type=Path, metavar="GRID",
+                        help="run the LoRA sweep of this TOML grid (e.g. data/sweep/lora.toml): each run trains "
+                             "from the base; the record (sweep.json, sweep.png) goes to --out; of the other flags "
+                             "only --data-dir and --base-model apply")
     parser.set_defaults(func=run)
 
 
@@ -28,11 +33,24 @@ def _type_name(annotation) -> str:
 def run(args: argparse.Namespace) -> int:
     from lendsafe.train.finetune import FinetuneSettings, finetune
 
+    if args.sweep:
+        return run_sweep(args)
     settings = FinetuneSettings(**{spec.name: getattr(args, spec.name) for spec in fields(FinetuneSettings)})
     result = finetune(settings)
     print(f"adapter written to {result.out}: {result.steps} steps, {result.train_tokens_per_s:.0f} train tokens/s, "
           f"final train loss {result.manifest['final_train_loss']:.4f}, "
           f"final validation loss {result.manifest['final_validation_loss']}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from lendsafe.train.sweep import SweepGrid, sweep
+
+    record = sweep(SweepGrid.read(args.sweep), Path(args.out), Path(args.data_dir), args.base_model)
+    for run in record["runs"]:
+        print(f"{run['name']:>22}: first pass {run['first_pass']}/{run['texts']}, meaning errors "
+              f"{run['meaning_errors']}, validation loss {run['validation_loss']}, {run['train_tokens_per_s']} tokens/s")
+    print(f"chosen: {record['chosen']['name']} ({record['chosen']['rule']}); record in {Path(args.out) / 'sweep.json'}")
     return 0
 
 

@@ -7,7 +7,9 @@ adapter sha256, prompt, generation parameters), in memory and in SQLite under ``
 
 As a ``Writer`` (``write``) it gives each decision's composer text as a draft: a prompt with a draft
 runs through draft-verified decoding (``lendsafe.explain.drafts``: the same text, fewer decoding
-steps). The default int8 decoding weights are ``lendsafe.explain.int8``; the merged, quantized model
+steps). Decoding is greedy unless a ``Sampling`` is given: then every prompt is sampled on its own,
+its draws seeded from the sampling's seed and the prompt (the text does not depend on the batch), and
+drafts are not used. The default int8 decoding weights are ``lendsafe.explain.int8``; the merged, quantized model
 is kept ready on disk by ``lendsafe.explain.prepared``.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +55,32 @@ DEFAULT_THREADS = 1
 # at once; with the row-invariant int8 kernel this makes a verified draft bitwise equal to one-token
 # decoding (SDPA's multi-row kernel does not: its logits differed from one-token steps by up to ~1).
 ATTENTION = "eager"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding: softmax temperature, nucleus ``top_p`` and the seed every prompt's draws start from."""
+
+    temperature: float
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.temperature <= 5 or not 0 < self.top_p <= 1:
+            raise ConfigurationError(f"sampling needs 0 < temperature <= 5 and 0 < top_p <= 1; "
+                                     f"got temperature={self.temperature!r}, top_p={self.top_p!r}")
+
+    def params(self) -> dict:
+        """What the cache key records of the sampling (greedy keys stay as they were)."""
+        return {"do_sample": True, "temperature": float(self.temperature), "top_p": float(self.top_p),
+                "seed": int(self.seed)}
+
+    def prompt_seed(self, prompt: str) -> int:
+        """The seed of one prompt's draws: from the sampling's seed and the prompt text alone."""
+        return int(sha256_text(f"{self.seed}:{prompt}")[:15], 16)
+
+    def describe(self) -> str:
+        return f"sampled (temperature {self.temperature}, top_p {self.top_p}, seed {self.seed})"
 
 
 def clean_narrative(text: str) -> str:
@@ -113,7 +142,10 @@ class LoraGenerator:
 
     def __init__(self, settings: Settings | None = None, adapter_dir: Path | str | None = None,
                  use_adapter: bool = True, cache_dir: Path | str | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "int8", threads: int | None = None):
+                 batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "int8", threads: int | None = None,
+                 sampling: Sampling | None = None):
+        """``sampling``: sample every text (seeded) instead of greedy decoding (the default)."""
+        self.sampling = sampling
         self.dtype = _checked_choice("dtype", dtype, DTYPES)
         self.settings = settings or Settings()
         self.base_sha256 = base_model_sha256(ensure_base_model(self.settings))
@@ -173,7 +205,8 @@ class LoraGenerator:
                 "adapter_sha256": self.adapter_sha256,
                 "adapter_trained": self.adapter_manifest.get("trained") if self.adapter_dir else None,
                 "adapter_merged": self.adapter_dir is not None, "dtype": self.dtype, "threads": self.threads,
-                "attention": ATTENTION, "decoding": "greedy", "draft_verification": DRAFT_VERIFICATION}
+                "attention": ATTENTION, "decoding": self.sampling.describe() if self.sampling else "greedy",
+                "draft_verification": DRAFT_VERIFICATION}
 
     def prompt_text(self, messages: list[dict]) -> str:
         return prompt_text(self.tokenizer, messages)
@@ -201,8 +234,9 @@ class LoraGenerator:
         the others run in batches. Drafts are ignored with a repetition penalty (plain ``generate``).
         """
         params = {"max_new_tokens": int(max_new_tokens), "repetition_penalty": float(repetition_penalty),
-                  "do_sample": False}
-        drafts = checked_drafts(drafts, len(prompts)) if params["repetition_penalty"] == 1.0 else [None] * len(prompts)
+                  "do_sample": False} | (self.sampling.params() if self.sampling else {})
+        greedy = params["repetition_penalty"] == 1.0 and not self.sampling
+        drafts = checked_drafts(drafts, len(prompts)) if greedy else [None] * len(prompts)
         results: list[GenerationResult | None] = [None] * len(prompts)
         pending = []
         for index, messages in enumerate(prompts):
@@ -216,10 +250,20 @@ class LoraGenerator:
                 pending.append((index, key, self.prompt_text(messages), drafts[index]))
         for index, key, prompt, draft in [item for item in pending if item[3] is not None]:
             results[index] = self._keep(key, self._run_drafted(prompt, draft, params), use_cache)
-        for batch in self._batches([item for item in pending if item[3] is None]):
-            for (index, key, _, _), result in zip(batch, self._run_batch([item[2] for item in batch], params)):
+        undrafted = [item for item in pending if item[3] is None]
+        batches = [[item] for item in undrafted] if self.sampling else self._batches(undrafted)
+        run = self._run_sampled if self.sampling else self._run_batch
+        for batch in batches:
+            for (index, key, _, _), result in zip(batch, run([item[2] for item in batch], params)):
                 results[index] = self._keep(key, result, use_cache)
         return results
+
+    def sample(self, prompts: list[list[dict]], count: int, max_new_tokens: int = 360) -> list[list[GenerationResult]]:
+        """``count`` sampled texts per prompt (never cached), drawn together from the prompt's own seed."""
+        if self.sampling is None:
+            raise ConfigurationError("sample() needs a writer made with a Sampling; got greedy decoding")
+        params = {"max_new_tokens": int(max_new_tokens), "repetition_penalty": 1.0} | self.sampling.params()
+        return [self._run_sampled([self.prompt_text(messages)], params, count) for messages in prompts]
 
     def _keep(self, key: str, result: GenerationResult, use_cache: bool) -> GenerationResult:
         if use_cache:
@@ -256,6 +300,24 @@ class LoraGenerator:
         return [GenerationResult(clean_narrative(self.tokenizer.decode(row, skip_special_tokens=True)),
                                  sha256_text(prompt), self._count_tokens(row), latency, False)
                 for prompt, row in zip(prompts, new_tokens)]
+
+    def _run_sampled(self, prompts: list[str], params: dict, count: int = 1) -> list[GenerationResult]:
+        """``count`` sampled continuations of one prompt, the random draws seeded from the prompt alone."""
+        import torch
+
+        (prompt,) = prompts
+        with self.lock, torch.inference_mode(), _torch_threads(self.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.sampling.prompt_seed(prompt))
+            started = time.perf_counter()
+            inputs = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+            output = self.model.generate(**inputs, max_new_tokens=params["max_new_tokens"], do_sample=True,
+                                         temperature=params["temperature"], top_p=params["top_p"], top_k=0,
+                                         num_return_sequences=count, eos_token_id=self.stop_ids,
+                                         pad_token_id=self.tokenizer.pad_token_id)
+            latency = _ms_since(started)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        return [GenerationResult(clean_narrative(self.tokenizer.decode(row, skip_special_tokens=True)),
+                                 sha256_text(prompt), self._count_tokens(row), latency, False) for row in new_tokens]
 
     def _count_tokens(self, row) -> int:
         """Tokens generated up to and including the first stop token (padding after it not counted)."""

@@ -28,6 +28,8 @@ from lendsafe.train.trainstep import MasterWeightOptimizer, keep_freed_memory, t
 
 DATA_FILES = ("train.jsonl", "validation.jsonl")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# The projections a LoRA adapter may wrap, by the name a setting (or a sweep grid) gives them.
+TARGET_SETS = {"all": LORA_TARGETS, "attention": ("q_proj", "k_proj", "v_proj", "o_proj")}
 LENGTH_GROUP_BATCHES = 32   # batches per length-sorted pool: little padding, order still shuffled
 MINIMUMS = {"batch_size": 1, "max_length": 16, "lora_r": 1, "lora_alpha": 1, "eval_every": 1, "eval_limit": 1,
             "max_steps": 0, "limit": 0, "warmup_steps": 0, "seed": 0}
@@ -49,6 +51,8 @@ class FinetuneSettings:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    lora_targets: str = field(default="all", metadata={"help": "projections wrapped: 'all' (attention and MLP) or "
+                                                               "'attention' (q, k, v, o only)"})
     warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps"})
     eval_every: int = field(default=50, metadata={"help": "validation loss every N steps (and at the end)"})
     eval_limit: int = field(default=64, metadata={"help": "validation examples used for the validation loss"})
@@ -64,6 +68,8 @@ class FinetuneSettings:
             raise ConfigurationError(f"epochs and lr must be > 0; got epochs={self.epochs!r}, lr={self.lr!r}")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigurationError(f"lora_dropout must be in [0, 1); got {self.lora_dropout!r}")
+        if self.lora_targets not in TARGET_SETS:
+            raise ConfigurationError(f"lora_targets must be one of {tuple(TARGET_SETS)}; got {self.lora_targets!r}")
 
     @classmethod
     def help_table(cls) -> dict[str, str]:
@@ -144,7 +150,7 @@ def lora_config(settings: FinetuneSettings):
     from peft import LoraConfig
 
     return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=list(LORA_TARGETS), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(TARGET_SETS[settings.lora_targets]), bias="none", task_type="CAUSAL_LM")
 
 
 def validation_loss(trainer, batches) -> float:
@@ -179,8 +185,12 @@ class TrainingRun:
     training_step: str = ""
 
 
-def finetune(settings: FinetuneSettings) -> TrainingRun:
-    """Train a LoRA adapter and write adapter, manifest, loss.json and loss_curve.png into ``settings.out``."""
+def finetune(settings: FinetuneSettings, validation: list[dict] | None = None) -> TrainingRun:
+    """Train a LoRA adapter and write adapter, manifest, loss.json and loss_curve.png into ``settings.out``.
+
+    ``validation``: the examples the validation loss is measured on (the first ``eval_limit``), instead of
+    ``validation.jsonl`` (a sweep passes the validation denials that share nothing with training).
+    """
     import torch
     from peft import get_peft_model
 
@@ -192,7 +202,7 @@ def finetune(settings: FinetuneSettings) -> TrainingRun:
     model.config.use_cache = False
     model = get_peft_model(model, lora_config(settings), autocast_adapter_dtype=False)
     trainer = training_step(model, settings.lora_dropout, settings.seed)
-    train, validation, counts = _load_data(tokenizer, settings)
+    train, validation, counts = _load_data(tokenizer, settings, validation)
     run = _train_loop(trainer, tokenizer, train, validation, settings)
     base_sha = base_model_sha256(ensure_base_model(base_settings))
     manifest = _write_artifacts(trainer.model, tokenizer, run, settings, base_sha, counts)
@@ -200,9 +210,10 @@ def finetune(settings: FinetuneSettings) -> TrainingRun:
     return run
 
 
-def _load_data(tokenizer, settings: FinetuneSettings):
+def _load_data(tokenizer, settings: FinetuneSettings, validation: list[dict] | None = None):
     train_raw = read_examples(settings.data_dir / DATA_FILES[0], settings.limit)
-    validation_raw = read_examples(settings.data_dir / DATA_FILES[1], settings.eval_limit)
+    validation_raw = validation[: settings.eval_limit] if validation is not None else \
+        read_examples(settings.data_dir / DATA_FILES[1], settings.eval_limit)
     train, train_counts = encode_all(tokenizer, train_raw, settings.max_length)
     validation, validation_counts = encode_all(tokenizer, validation_raw, settings.max_length)
     if not train:
@@ -262,7 +273,7 @@ def _write_artifacts(model, tokenizer, run: TrainingRun, settings: FinetuneSetti
         "trained": True,
         "data_sha256": {name: file_sha256(settings.data_dir / name) for name in DATA_FILES},
         "examples": counts,
-        "hyperparameters": settings.to_json() | {"lora_targets": list(LORA_TARGETS)},
+        "hyperparameters": settings.to_json() | {"lora_target_modules": list(TARGET_SETS[settings.lora_targets])},
         "steps": run.steps,
         "train_tokens_per_s": round(run.train_tokens_per_s, 1),
         "training_step": run.training_step,
@@ -292,7 +303,7 @@ def model_card(manifest: dict) -> str:
     examples = manifest["examples"]
     rows = [("base model", f"{manifest['base_model']} (sha256 {manifest['base_sha256'][:16]}...)"),
             ("method", f"LoRA r={hp['lora_r']}, alpha={hp['lora_alpha']}, dropout {hp['lora_dropout']} on "
-                       f"{', '.join(hp['lora_targets'])}"),
+                       f"{', '.join(target_modules(hp))}"),
             ("training", f"{manifest['steps']} steps, {hp['epochs']} epoch(s), batch {hp['batch_size']}, lr {hp['lr']}, "
                          f"max length {hp['max_length']}, seed {hp['seed']}"),
             ("examples", f"{examples['train']['kept']} train / {examples['validation']['kept']} validation"),
@@ -307,6 +318,14 @@ def model_card(manifest: dict) -> str:
             f"verification fails. Trained by `lendsafe finetune` on `data/sft/` (risk-model training rows only).\n\n"
             f"| | |\n|---|---|\n{table}\n\nData hashes, hyperparameters and versions: `{ADAPTER_MANIFEST}`; "
             f"losses per step: `loss.json`, `loss_curve.png`.\n")
+
+
+def target_modules(hyperparameters: dict) -> list[str]:
+    """The wrapped projections an adapter record names (older records list them under 'lora_targets')."""
+    if "lora_target_modules" in hyperparameters:
+        return hyperparameters["lora_target_modules"]
+    targets = hyperparameters.get("lora_targets", "all")
+    return list(TARGET_SETS[targets]) if isinstance(targets, str) else list(targets)
 
 
 def _rounded(value) -> str:
@@ -354,7 +373,7 @@ def init_adapter(out: Path | str, settings: FinetuneSettings | None = None) -> d
     save_adapter(model, out, settings.base_model)
     manifest = {"base_model": settings.base_model, "base_sha256": base_model_sha256(ensure_base_model(base_settings)),
                 "adapter_sha256": adapter_sha256(out), "trained": False, "steps": 0,
-                "hyperparameters": settings.to_json() | {"lora_targets": list(LORA_TARGETS)},
+                "hyperparameters": settings.to_json() | {"lora_target_modules": list(TARGET_SETS[settings.lora_targets])},
                 "library_versions": library_versions()}
     (out / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
