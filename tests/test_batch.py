@@ -248,7 +248,8 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "failed_checks": 0, "errors": 1, "refused": 0,
-                       "already_issued": 0, "resumed": 0, "specimen": True, "manifest": str(out / "manifest.csv")}
+                       "already_issued": 0, "resumed": 0, "failed_partitions": 0, "specimen": True,
+                       "manifest": str(out / "manifest.csv")}
     audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
     with AuditStore() as store:
         assert [store.get(i).actor for i in audit_ids] == [f"cli:{getpass.getuser()}"] * 3
@@ -610,13 +611,14 @@ def test_a_csv_that_cannot_be_read_as_a_whole_is_refused_with_exit_2(content, wo
         assert code == 2 and word in err, err
 
 
-@pytest.mark.parametrize("target", ["missing.csv", "."])
-def test_a_missing_csv_or_a_folder_is_refused(target, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("target,words", [("missing.csv", "applications CSV not found"),
+                                          (".", "holds no Parquet parts; expected files named *.parquet")])
+def test_a_missing_csv_or_a_folder_without_parquet_parts_is_refused(target, words, tmp_path, capsys, monkeypatch):
     import lendsafe.commands.notices as commands
 
     monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
     assert main(["notices", str(tmp_path / target), "--out", str(tmp_path / "out")]) == 2
-    assert "applications CSV not found" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert words in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_a_bad_byte_long_cell_or_extra_cell_is_an_error_of_that_row_only(tmp_path):

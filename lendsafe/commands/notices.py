@@ -27,12 +27,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(one)
     one.set_defaults(func=run_notice)
 
-    many = subparsers.add_parser("notices", help="decide every row of a CSV; one notice PDF per denial + manifest")
-    many.add_argument("csv", type=Path, help="applications CSV (one application per row)")
+    many = subparsers.add_parser(
+        "notices", help="decide every row of a CSV or Parquet input; one notice PDF per denial + manifest",
+        description="Decides every application of INPUT and writes a notice PDF per denial, manifest.csv, "
+                    "manifest.parquet and errors.csv into --out. Run again into the same folder to resume: rows "
+                    "already issued are listed, never issued twice. With --cluster the rows are issued on a Dask "
+                    "cluster (INPUT and --out on a filesystem every worker mounts; see README, Running on a cluster).")
+    many.add_argument("csv", type=Path, metavar="INPUT",
+                      help="applications: a CSV file, a Parquet file or a folder of Parquet parts (one application "
+                           "per row)")
     many.add_argument("--out", type=Path, required=True, help="output folder for the PDFs and manifest.csv")
     many.add_argument("--no-incomplete", dest="incomplete", action="store_false",
                       help="report rows that lack required fields as errors instead of writing notices of "
                            "incompleteness for them")
+    many.add_argument("--cluster", type=_cluster,
+                      help="issue on a Dask cluster: local (a worker per core), local:N (N workers on this machine) "
+                           "or a scheduler address tcp://HOST:PORT (started with `dask scheduler`); default: this "
+                           "process")
+    many.add_argument("--partition-rows", type=_positive, metavar="N",
+                      help="rows per cluster partition (default: about four partitions per worker, at most 1,000)")
     _add_common(many)
     many.set_defaults(func=run_notices)
 
@@ -57,6 +70,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--db", dest="database_url",
                        help="audit store URL (default: LENDSAFE_DATABASE_URL or SQLite under LENDSAFE_HOME)")
     check.set_defaults(func=run_check)
+
+
+def _cluster(text: str) -> str:
+    """A --cluster value, checked when the command line is read."""
+    from lendsafe.errors import ConfigurationError
+    from lendsafe.issue.cluster import parse_cluster
+
+    try:
+        parse_cluster(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--cluster ")) from None
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1; got {printable(text)[:40]!r}")
+    return int(text)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -156,30 +187,70 @@ def _incomplete_written(args: argparse.Namespace, issued) -> int:
 
 
 def run_notices(args: argparse.Namespace) -> int:
+    """Issue every row of INPUT in this process, or on the cluster --cluster names."""
+    import time
+
     from tqdm import tqdm
 
-    from lendsafe.issue.batch import run_batch
-    from lendsafe.issue.issuer import default_actor, open_audit_store
-
     settings = _notice_settings(args.notice_settings)
-    pipeline = _pipeline(args)
-    audit = open_audit_store(getattr(pipeline, "settings", None))
+    started = time.monotonic()
     with tqdm(total=0, unit="application", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int, _rows_per_s: float, _eta_s: float) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = run_batch(args.csv, args.out, pipeline, settings, progress, dataset=args.dataset,
-                           notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
-                           incomplete=args.incomplete)
+        result = (_notices_on_cluster if args.cluster else _notices_here)(args, settings, progress)
+    seconds = time.monotonic() - started
     for error in result.errors:
         print(f"data_row {error.data_row}: {printable('; '.join(error.problems))}", file=sys.stderr)
+    for failed in result.failed:
+        print(f"partition not finished: {printable(failed)}", file=sys.stderr)
+    print(_summary_line(result, seconds), file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
                       "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
                       "errors": len(result.errors), "refused": len(result.refused),
                       "already_issued": len(result.already_issued), "resumed": result.resumed,
+                      "failed_partitions": len(result.failed),
                       "specimen": settings.is_specimen, "manifest": printable(result.manifest_path)}, indent=2))
-    return 0 if result.processed else 1
+    return 0 if result.processed and not result.failed else 1
+
+
+def _notices_here(args: argparse.Namespace, settings, progress):
+    from lendsafe.issue.batch import run_batch
+    from lendsafe.issue.issuer import default_actor, open_audit_store
+
+    pipeline = _pipeline(args)
+    audit = open_audit_store(getattr(pipeline, "settings", None))
+    return run_batch(args.csv, args.out, pipeline, settings, progress, dataset=args.dataset,
+                     notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
+                     incomplete=args.incomplete)
+
+
+def _notices_on_cluster(args: argparse.Namespace, settings, progress):
+    from lendsafe.issue.cluster import BatchJob, run_on_cluster
+    from lendsafe.issue.issuer import default_actor
+
+    job = BatchJob(dataset=args.dataset, reference=args.reference, writer="template" if args.no_llm else args.writer,
+                   notice_settings=settings, notice_date=args.notice_date, actor=args.actor or default_actor("cli"),
+                   incomplete=args.incomplete)
+
+    def started(run) -> None:
+        print(f"cluster: {run.workers} worker(s), {len(run.partitions)} partition(s) of up to "
+              f"{max(p.records for p in run.partitions) if run.partitions else 0} rows"
+              + (f"; Dask dashboard: {run.dashboard}" if run.dashboard else ""), file=sys.stderr)
+
+    return run_on_cluster(args.csv, args.out, job, args.cluster, progress, rows_per_partition=args.partition_rows,
+                          on_start=started)
+
+
+def _summary_line(result, seconds: float) -> str:
+    """One line an operator reads last: what was issued, what was not, how fast."""
+    handled = len(result.rows) + len(result.errors) - result.resumed
+    rate = handled / seconds if seconds > 0 else 0.0
+    return (f"done: {result.processed} rows listed ({len(result.notices)} notices, {len(result.incomplete)} notices "
+            f"of incompleteness, {len(result.already_issued)} already issued, {result.resumed} from an earlier run), "
+            f"{len(result.errors)} errors in {printable(result.errors_path)}, {len(result.failed)} partitions not "
+            f"finished; {seconds:.1f} s, {rate:.1f} rows/s")
 
 
 def _record_id(text: str) -> int:

@@ -1,9 +1,12 @@
-"""Notices for a whole CSV of applications: one PDF per denial, a notice of incompleteness per row that
-lacks required fields, a manifest, and the rows that failed.
+"""Notices for a whole file of applications (CSV or Parquet, ``lendsafe.issue.inputs``): one PDF per denial,
+a notice of incompleteness per row that lacks required fields, a manifest, and the rows that failed.
 
 Shared by `lendsafe notices` and the dashboard's batch page. A row that cannot be decided or issued
 (a wrong value, an explanation that fails verification at issue time, a notice that fails its own
 completeness check) goes to errors.csv with the reason and the rest are processed.
+
+``issue_rows`` issues a list of rows into a folder: the whole input in one process (``run_batch``), or one
+partition on a cluster worker (``lendsafe.issue.cluster``).
 
 Rows are numbered by ``data_row``: 1 is the first CSV record after the header (a blank line counts as a
 record, a quoted cell spanning lines does not add one), the same number in manifest.csv, errors.csv, the
@@ -24,6 +27,10 @@ into the same folder reads the manifest and the audit store's keys and issues ex
 missing (rows listed as errors are tried again); a record whose manifest line was lost is listed again
 (its PDF regenerated from the record when it is missing). Another folder is another batch, whose
 rows already issued are listed as such, not issued again.
+
+A batch's decisions are recorded without their timings (``without_timings``): the notice's evidence hash
+covers its decision, so the same row, models and notice date give the same notice bytes in one process,
+on a cluster or in a rerun.
 """
 from __future__ import annotations
 
@@ -40,8 +47,10 @@ from lendsafe.audit.replay import replay_notice
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.issue.batchfolder import (ALREADY_ISSUED, INCOMPLETE, ISSUED, BatchError, BatchFolder, BatchResult,
                                         ManifestRow, RowId, write_atomic)
+from lendsafe.issue.inputs import read_input
 from lendsafe.issue.issuer import IssueRefused, Issuer, default_actor
 from lendsafe.canonical import canonical_json
+from lendsafe.decide.decision import Decision
 from lendsafe.notice.settings import NoticeSettings
 
 # Document id prefix and PDF file name prefix per kind of notice.
@@ -105,11 +114,12 @@ class ProgressMeter:
         self.progress(self.done, self.total, rate, eta)
 
 
-def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
+def run_batch(source: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Progress | None = None, *, dataset: str | None = None,
               notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
               actor: str | None = None, incomplete: bool = True) -> BatchResult:
-    """Score every row of `csv_path` with `pipeline` and write a notice PDF per denial into `out_dir`.
+    """Score every row of `source` (a CSV, a Parquet file or a folder of Parquet parts) with `pipeline` and
+    write a notice PDF per denial into `out_dir`.
 
     Rows are decided `chunk_size` at a time (``pipeline.run_many``: batched scoring and generation);
     `progress(done, total, rows_per_s, eta_s)` is called once at the start (rows an earlier run finished)
@@ -117,24 +127,32 @@ def run_batch(csv_path: Path | str, out_dir: Path | str, pipeline, settings: Not
     ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
     fields gets a notice of incompleteness (``incomplete=False``: an error instead). Rows done by an
     earlier run into `out_dir` (or recorded in `audit` under their issue key) are not issued again.
+    The same rows on a cluster: ``lendsafe.issue.cluster.run_on_cluster``.
     """
-    from lendsafe.notice.incomplete import read_csv
-
     settings = settings or NoticeSettings()
-    notice_date = notice_date or dt.date.today()
     dataset = dataset or getattr(pipeline, "dataset", None) or getattr(getattr(pipeline, "settings", None),
                                                                         "dataset", "hmda")
-    rows = read_csv(Path(csv_path), dataset)        # a refused file writes nothing
+    rows = read_input(source, dataset)        # a refused file writes nothing
     issuer = Issuer(pipeline, notice_settings=settings, audit=audit, actor=actor or default_actor("batch"))
     meter = ProgressMeter(progress, len(rows))
     with BatchFolder(out_dir) as folder:
-        job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter)
-        todo = job.resume(rows)
-        meter.start(len(rows) - len(todo))
-        step = max(chunk_size, 1)
-        for start in range(0, len(todo), step):
-            job.run_chunk(todo[start:start + step])
-        folder.finish(job.result)
+        result = issue_rows(issuer, folder, rows, dataset, notice_date or dt.date.today(), meter,
+                            chunk_size=chunk_size, incomplete=incomplete)
+        folder.finish(result)
+    return result
+
+
+def issue_rows(issuer: Issuer, folder: Any, rows: list, dataset: str, notice_date: dt.date, meter: ProgressMeter,
+               *, chunk_size: int = 8, incomplete: bool = True) -> BatchResult:
+    """Issue `rows` (read by ``lendsafe.issue.inputs``) into `folder` (a ``BatchFolder``, or one partition's
+    ``PartFolder`` on a worker), `chunk_size` at a time, skipping what an earlier run or batch issued; the
+    caller finishes the folder."""
+    job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter)
+    todo = job.resume(rows)
+    meter.start(len(rows) - len(todo))
+    step = max(chunk_size, 1)
+    for start in range(0, len(todo), step):
+        job.run_chunk(todo[start:start + step])
     return job.result
 
 
@@ -273,7 +291,8 @@ class _Batch:
     def _decided(self, valid: list[tuple[Any, str]]) -> list[_Pending | BatchError]:
         """Decide every valid row (batched) and render its notice: an entry to record per row, a refusal
         for a notice refused at issue, an error for a row that cannot be decided."""
-        outcomes = _decide(self.issuer.pipeline, [row.triage.application for row, _ in valid])
+        outcomes = [without_timings(outcome) for outcome in
+                    _decide(self.issuer.pipeline, [row.triage.application for row, _ in valid])]
         return [self._rendered(RowId.of(row), key, outcome) for (row, key), outcome in zip(valid, outcomes)]
 
     def _rendered(self, who: RowId, key: str, decision: Any) -> _Pending | BatchError:
@@ -297,6 +316,24 @@ def _recorded_listing(content: dict[str, Any]) -> tuple[str, str]:
         return INCOMPLETE, ";".join(content["record"]["missing"])
     decision = content["decision"]
     return decision["decision"], ";".join(r["code"] for r in decision.get("reasons") or ())
+
+
+# Measurements a decision carries that are not evidence (how long it took, whether a text came from a cache).
+TIMINGS = ("latency_ms", "load_ms")
+ATTEMPT_TIMINGS = ("latency_ms", "cached")
+
+
+def without_timings(decision: Any) -> Any:
+    """A batch's decision without its timings: its notice, whose evidence hash covers the decision, is then a
+    pure function of the row, the models and the notice date (the same bytes in one process, on a cluster or
+    in a rerun). Anything else (an error) is returned as it is."""
+    if not isinstance(decision, Decision):
+        return decision
+    verification = decision.verification
+    if verification and verification.get("attempts"):
+        attempts = [{**attempt, **dict.fromkeys(ATTEMPT_TIMINGS)} for attempt in verification["attempts"]]
+        verification = {**verification, "attempts": attempts}
+    return decision.with_updates(verification=verification, **dict.fromkeys(TIMINGS))
 
 
 def _decide(pipeline, applications: list[dict]) -> list[Any]:

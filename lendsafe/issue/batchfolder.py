@@ -2,6 +2,10 @@
 appended group by group, fsynced, readable again after a kill, cells a spreadsheet shows as text), PDFs
 written atomically, the folder's lock and batch id, and the zip of it all. Running the batch is
 ``lendsafe.issue.batch``.
+
+On a cluster every partition keeps its own manifest and error list (``PartFolder``, under
+``.lendsafe-parts/<plan>/``) beside the PDFs it writes into the folder; the client merges them into the
+folder's manifest.csv, errors.csv and manifest.parquet (``BatchFolder.merge_parts``).
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
 LOCK_NAME = ".lendsafe-batch.lock"
 BATCH_ID_NAME = ".lendsafe-batch-id"
+MANIFEST_PARQUET_NAME = "manifest.parquet"
+PARTS_NAME = ".lendsafe-parts"      # the partitions' own manifests and error lists (a cluster run)
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 LISTED_CHARS = 200                 # application id and applicant name in the manifest: longer text is cut
 KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -108,6 +114,13 @@ class BatchError:
            audit_id: str = "") -> "BatchError":
         return cls(who.data_row, problems, key, who.application_id, who.applicant_name, refused, audit_id)
 
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> "BatchError":
+        """The error an errors.csv line lists (its problems as one text)."""
+        return cls(int(row["data_row"]), (row.get("problems") or "",), row.get("key") or "",
+                   row.get("application_id") or "", row.get("applicant_name") or "", row.get("refused") or "",
+                   row.get("audit_id") or "")
+
     def as_row(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in ERROR_COLUMNS}, "problems": "; ".join(self.problems)}
 
@@ -118,6 +131,7 @@ class BatchResult:
     rows: list[ManifestRow] = field(default_factory=list)
     errors: list[BatchError] = field(default_factory=list)
     resumed: int = 0               # rows found done by an earlier run into the same folder (or audit store)
+    failed: list[str] = field(default_factory=list)   # partitions a cluster could not finish (their rows are errors)
 
     @property
     def processed(self) -> int:
@@ -158,6 +172,10 @@ class BatchResult:
     @property
     def errors_path(self) -> Path:
         return self.out_dir / ERRORS_NAME
+
+    @property
+    def manifest_parquet_path(self) -> Path:
+        return self.out_dir / MANIFEST_PARQUET_NAME
 
 
 # ----------------------------------------------------------------------------- files that survive a kill
@@ -220,6 +238,10 @@ class CsvLog:
         return [row for row in reader
                 if KEY_PATTERN.match(row.get("key") or "") and (row.get("data_row") or "").isdigit()]
 
+    def reset(self) -> None:
+        """Start the file again with its header only."""
+        write_atomic(self.path, _csv_text(self.columns, []).encode("utf-8"))
+
     def append(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -267,18 +289,92 @@ class BatchFolder:
         return text
 
     def has_pdf(self, row: dict[str, str]) -> bool:
-        """True when a manifest row names no PDF, or its PDF is there with the recorded sha256."""
-        if not row.get("path"):
-            return True
-        path = self.path / Path(row["path"]).name
-        return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row.get("sha256")
+        return has_pdf(self.path, row)
 
     def finish(self, result: BatchResult) -> None:
-        """Rewrite the manifest and error list in row order, one line per key (atomically)."""
+        """Rewrite the manifest and error list in row order, one line per key (atomically), and the manifest
+        as Parquet."""
         result.rows = sorted({r.key: r for r in result.rows}.values(), key=lambda r: r.data_row)
         result.errors = sorted({(e.key, e.data_row): e for e in result.errors}.values(), key=lambda e: e.data_row)
         write_atomic(result.manifest_path, manifest_csv(result).encode("utf-8"))
         write_atomic(result.errors_path, errors_csv(result).encode("utf-8"))
+        write_atomic(result.manifest_parquet_path, manifest_parquet(result))
+
+    # -- a cluster run
+    def part(self, plan: str, name: str) -> "PartFolder":
+        return PartFolder(self.path, plan, name)
+
+    def merge_parts(self, plan: str) -> BatchResult:
+        """The rows and errors the partitions of `plan` listed (rows whose PDF is in the folder), one issue per
+        key: a row repeating an earlier row's key (same application id and content, in another partition)
+        becomes an error naming that row, as in one process, and a PDF written only for it is removed."""
+        result = BatchResult(self.path)
+        for log in sorted((self.path / PARTS_NAME / plan).glob("*.manifest.csv")):
+            result.rows += [ManifestRow.from_row(r) for r in CsvLog(log, MANIFEST_COLUMNS).load() if self.has_pdf(r)]
+        for log in sorted((self.path / PARTS_NAME / plan).glob("*.errors.csv")):
+            result.errors += [BatchError.from_row(r) for r in CsvLog(log, ERROR_COLUMNS).load()]
+        result.rows, repeats = _first_per_key(result.rows)
+        kept = {r.path for r in result.rows}
+        for repeat, first in repeats:
+            if repeat.path and repeat.path not in kept:
+                (self.path / repeat.path).unlink(missing_ok=True)
+            result.errors.append(BatchError.of(RowId(repeat.data_row, repeat.application_id, repeat.applicant_name),
+                                               (f"repeats data_row {first.data_row} (same application_id and content); "
+                                                f"issued once, for data_row {first.data_row}",), repeat.key))
+        return result
+
+    def drop_other_plans(self, plan: str) -> None:
+        """Remove the partition files of earlier plans (a rerun cut into other partitions)."""
+        import shutil
+
+        for folder in (self.path / PARTS_NAME).glob("*"):
+            if folder.name != plan and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _first_per_key(rows: list[ManifestRow]) -> tuple[list[ManifestRow], list[tuple[ManifestRow, ManifestRow]]]:
+    """The first row (lowest data_row) of each key, and (repeat, first) for every other row of a key whose
+    data_row differs (the same row listed twice is one row)."""
+    first: dict[str, ManifestRow] = {}
+    for row in sorted(rows, key=lambda r: r.data_row):
+        first.setdefault(row.key, row)
+    repeats = [(row, first[row.key]) for row in rows if row.data_row != first[row.key].data_row]
+    return list(first.values()), list({(r.data_row, r.key): (r, f) for r, f in repeats}.values())
+
+
+def has_pdf(folder: Path, row: dict[str, str]) -> bool:
+    """True when a manifest row names no PDF, or its PDF is in `folder` with the recorded sha256."""
+    if not row.get("path"):
+        return True
+    path = folder / Path(row["path"]).name
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row.get("sha256")
+
+
+class PartFolder:
+    """One partition's view of a batch folder (on a worker): its PDFs go into the folder, its manifest and
+    error list are its own (``.lendsafe-parts/<plan>/<name>.*.csv``). No lock: the client that started the
+    batch holds the folder's, and a partition runs on one worker at a time."""
+
+    def __init__(self, path: Path | str, plan: str, name: str):
+        self.path = Path(path)
+        self.name = name
+        self.batch = self.path / BATCH_ID_NAME
+        parts = self.path / PARTS_NAME / plan
+        if self.batch.is_file():
+            parts.mkdir(parents=True, exist_ok=True)
+        self.manifest = CsvLog(parts / f"{name}.manifest.csv", MANIFEST_COLUMNS)
+        self.errors = CsvLog(parts / f"{name}.errors.csv", ERROR_COLUMNS)
+
+    def batch_id(self) -> str:
+        """The folder's batch id; ConfigurationError when this machine does not see the folder the client made."""
+        text = self.batch.read_text(encoding="utf-8", errors="replace").strip() if self.batch.is_file() else ""
+        if not KEY_PATTERN.match(text):
+            raise ConfigurationError(f"output folder {printable(self.path)} is not visible on this worker: --out must "
+                                     "be on a filesystem every worker mounts at the same path")
+        return text
+
+    def has_pdf(self, row: dict[str, str]) -> bool:
+        return has_pdf(self.path, row)
 
 
 # ----------------------------------------------------------------------------- what is handed over
@@ -289,6 +385,20 @@ def manifest_csv(result: BatchResult) -> str:
 
 def errors_csv(result: BatchResult) -> str:
     return _csv_text(ERROR_COLUMNS, [e.as_row() for e in result.errors])
+
+
+def manifest_parquet(result: BatchResult) -> bytes:
+    """The manifest as Parquet (data_row a whole number, every other column text), in row order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r.as_row() for r in result.rows]
+    columns = {name: [row[name] for row in rows] for name in MANIFEST_COLUMNS}
+    types = {name: pa.int64() if name == "data_row" else pa.string() for name in MANIFEST_COLUMNS}
+    table = pa.table({name: pa.array(values, type=types[name]) for name, values in columns.items()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def zip_batch(result: BatchResult) -> bytes:
