@@ -9,12 +9,12 @@ import argparse
 import sys
 
 from lendsafe.commands import (audit, evaluate, explain, fairness, finetune, knowledge, notices, prepare, recourse,
-                               risk, serve, users, verify)
+                               review, risk, serve, users, verify)
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 
 # Each area's commands, in the order `lendsafe --help` lists them.
-COMMAND_MODULES = (risk, knowledge, explain, verify, finetune, notices, evaluate, audit, prepare, fairness, users,
-                   recourse, serve)
+COMMAND_MODULES = (risk, knowledge, explain, verify, finetune, notices, review, evaluate, audit, prepare, fairness,
+                   users, recourse, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

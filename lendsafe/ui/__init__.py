@@ -28,6 +28,7 @@ PAGES = (
     PageSpec("home", "Start", ":material/home:", "start"),
     PageSpec("explorer", "Decision explorer", ":material/search:", "explorer"),
     PageSpec("notices", "Notices", ":material/description:", "notices"),
+    PageSpec("review", "Review", ":material/rate_review:", "review"),
     PageSpec("evaluation", "Evaluation", ":material/analytics:", "evaluation"),
     PageSpec("audit", "Audit", ":material/fact_check:", "audit"),
     PageSpec("models", "Models and data", ":material/model_training:", "models"),

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from lendsafe.decide.decision import REFERENCES
-from lendsafe.ui import common, display, fields, form, recourse, tables
+from lendsafe.ui import common, display, fields, form, recourse, review, tables
 
 SOURCE_WIDGET = "ls_source"
 SOURCES = ("Fill the form", "Held-out application")
@@ -134,10 +134,15 @@ def issue_bar(entry: dict[str, Any], reference: str, draft: Any) -> None:
             right.download_button("Download the issued notice", issued.pdf, file_name=f"{issued.notice.document_id}.pdf",
                                   mime="application/pdf", on_click="ignore", key=f"ls_issued_pdf_{entry['id']}")
         return
+    held = entry.get("held", {}).get(reference)
+    if held is not None:
+        with left:
+            review.held_note(held)
+        return
     allowed = common.can_issue()
     what = "Issue notice" if draft.decision.denied else "Record approval"
     left.button(what, type="primary", disabled=not allowed, key=f"ls_issue_{entry['id']}_{reference}",
-                on_click=common.issue, args=(entry, reference),
+                on_click=review.issue_or_hold_entry, args=(entry, reference),
                 help="records this exact decision in the audit store with its notice, as you" if allowed else
                 "sign in (sidebar) as an analyst, reviewer or admin to issue")
     if draft.pdf:
