@@ -14,7 +14,7 @@ import streamlit as st
 
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable
-from lendsafe.review import Held, QueueFilter, ReviewBlockedError, Reviewer, ReviewPolicy, issue_or_hold
+from lendsafe.review import Held, QueueFilter, Reviewer, ReviewPolicy, issue_or_hold
 from lendsafe.review.policy import HOLD_WORDS
 from lendsafe.review.queue import STATUSES
 from lendsafe.ui import common, display
@@ -176,13 +176,10 @@ def act(action: str, function: Any, *args: Any, **kwargs: Any) -> None:
     """Run a review action (a button's callback) and keep its outcome for the next run."""
     try:
         result = function(*args, **kwargs)
-    except ReviewBlockedError as exc:
-        flash("error", f"{action} refused: {exc}")
-        return
     except LendSafeError as exc:
         flash("error", f"{action} refused: {exc}")
         return
-    flash("success", SUCCESS[action](result))
+    flash("success" if getattr(result, "passed", True) else "error", SUCCESS[action](result))
 
 
 SUCCESS = {
