@@ -203,10 +203,10 @@ class _Batch:
             first[key] = row.data_row
             if key in done:
                 self.result.rows.append(done[key])
-                self.result.resumed += 1
+                self.result.resume(row.data_row)
             elif key in issued:
                 found.append(self._listed(who, key, issued[key]))
-                self.result.resumed += 1
+                self.result.resume(row.data_row)
             else:
                 todo.append((row, key))
         self._append(found)

@@ -131,7 +131,13 @@ class BatchResult:
     rows: list[ManifestRow] = field(default_factory=list)
     errors: list[BatchError] = field(default_factory=list)
     resumed: int = 0               # rows found done by an earlier run into the same folder (or audit store)
+    resumed_rows: list[int] = field(default_factory=list)   # their data rows
     failed: list[str] = field(default_factory=list)   # partitions a cluster could not finish (their rows are errors)
+
+    def resume(self, data_row: int) -> None:
+        """Count a row found done."""
+        self.resumed += 1
+        self.resumed_rows.append(data_row)
 
     @property
     def processed(self) -> int:

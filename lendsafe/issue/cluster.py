@@ -76,8 +76,8 @@ def parse_cluster(text: str) -> ClusterSpec:
     if text == LOCAL_PREFIX or text.startswith(LOCAL_PREFIX + ":"):
         count = text.partition(":")[2] or str(os.cpu_count() or 1)
         if not count.isdigit() or int(count) < 1:
-            raise ConfigurationError(f"--cluster local:N needs N, the number of workers, a whole number from 1; "
-                                     f"got {printable(text)!r}")
+            raise ConfigurationError(f"--cluster must be {CLUSTER_FORMS}, N a whole number from 1; "
+                                     f"got {printable(text)[:80]!r}")
         return ClusterSpec(workers=int(count))
     if text.startswith(SCHEDULER_SCHEMES) and len(text.split("://", 1)[1]) > 0:
         return ClusterSpec(address=text)
@@ -194,7 +194,7 @@ class PartitionDone:
     rows: int
     listed: int
     errors: int
-    resumed: int
+    resumed: tuple[int, ...]      # data rows found done by an earlier run or batch
     seconds: float
     worker: str
     load_seconds: float
@@ -222,7 +222,7 @@ def issue_partition(partition: Partition, out_dir: str, plan: str, plugin_name: 
         result = issue_rows(plugin.issuer, folder, rows, plugin.job.dataset, plugin.job.notice_date,
                             ProgressMeter(None, len(rows)), chunk_size=plugin.job.chunk_size,
                             incomplete=plugin.job.incomplete)
-    return PartitionDone(partition.name, len(rows), len(result.rows), len(result.errors), result.resumed,
+    return PartitionDone(partition.name, len(rows), len(result.rows), len(result.errors), tuple(result.resumed_rows),
                          time.perf_counter() - started, worker.address, plugin.load_seconds)
 
 
@@ -369,7 +369,8 @@ def _merged(folder: BatchFolder, run: ClusterRun, job: BatchJob) -> BatchResult:
     """The partitions' manifests and error lists merged into the folder's; the rows of a failed partition
     that no manifest lists are errors saying so."""
     result = folder.merge_parts(run.plan)
-    result.resumed = sum(done.resumed for done in run.done)
+    resumed = {row for done in run.done for row in done.resumed} & {r.data_row for r in result.rows}
+    result.resumed, result.resumed_rows = len(resumed), sorted(resumed)
     listed = {r.data_row for r in result.rows} | {e.data_row for e in result.errors}
     for partition in run.partitions:
         why = run.failed.get(partition.name)
