@@ -138,3 +138,41 @@ def test_timestamps_are_fixed_width_utc_and_read_back():
     moment = datetime(2024, 2, 29, 23, 59, 58, 7, tzinfo=timezone.utc)
     assert format_timestamp(moment) == "2024-02-29T23:59:58.000007Z" == format_timestamp(moment.replace(tzinfo=None))
     assert parse_timestamp(format_timestamp(moment)) == moment and parse_timestamp("2024-02-29") is None
+
+
+# ----------------------------------------------------------------------------- review records
+
+def test_review_records_index_their_item_and_a_hold_keeps_its_decision(store):
+    from lendsafe.audit.records import ReviewEntry
+
+    decision = make_decision(1)
+    details = {"dataset": "hmda", "writer": "template", "first_reason": "DEBT_TO_INCOME", "held_for": ["batch"]}
+    [held] = store.record_many([ReviewEntry("hold", details, decision, "a" * 32)], actor="app")
+    [edited] = store.record_many([ReviewEntry("edit", {**details, "item": held.id, "text": "x"})], actor="app")
+    assert (held.decision, held.first_reason, held.writer, held.issue_key) == ("held", "DEBT_TO_INCOME", "template",
+                                                                               "a" * 32)
+    assert held.content["decision"] == json.loads(canonical_json(decision.to_dict())) and held.kind == "review"
+    assert edited.decision == "edited" and "decision" not in edited.content and store.verify().ok
+
+
+@pytest.mark.parametrize("entry, problem", [
+    (("approve", {"dataset": "hmda"}, None), "review action must be one of"),
+    (("edit", {}, None), "names the dataset of its item"),
+    (("hold", {"dataset": "hmda"}, None), "a hold records the decision it holds"),
+    (("reject", {"dataset": "hmda"}, "decision"), "a hold records the decision it holds"),
+])
+def test_review_entries_are_checked(store, entry, problem):
+    from lendsafe.audit.records import ReviewEntry
+
+    action, details, decision = entry
+    with pytest.raises(AuditIntegrityError, match=problem):
+        store.record_many([ReviewEntry(action, details, make_decision(1) if decision else None)], actor="app")
+    assert store.count() == 0
+
+
+def test_a_decision_issued_by_a_review_carries_its_review_section(store):
+    review = {"item": 1, "revision": 2, "approved_by": "app:bob"}
+    [record] = store.record_many([AuditEntry(make_decision(1), None, None, None, None, review)], actor="app:bob")
+    assert record.content["review"] == review and record.decision == "deny"
+    [plain] = store.record_many([AuditEntry(make_decision(2))], actor="app")
+    assert "review" not in plain.content

@@ -107,3 +107,26 @@ def test_each_record_kind_says_whether_and_how_it_replays(store):
         replay_mode(purge_record)
     assert not replayable(purge_record) and replay_record(with_settings).mode == REBUILT
     assert REBUILT_INCOMPLETE.startswith("rebuilt from the recorded incompleteness record")
+
+
+@pytest.mark.parametrize("approved, identical", [("printed", True), ("other", False)])
+def test_an_approved_notice_must_print_the_paragraph_its_review_approved(store, approved, identical):
+    decision = make_decision(1)
+    settings = NoticeSettings()
+    notice = build_notice(decision, settings, notice_date=date(2024, 3, 5), document_id="AAN-TEST-R")
+    pdf = render_pdf(notice)
+    text = notice.explanation if approved == "printed" else "another paragraph"
+    review = {"item": 1, "revision": 1, "text_sha256": sha256_hex(text.encode("utf-8"))}
+    [record] = store.record_many([AuditEntry(decision, notice, pdf, None, None, review)], actor="app:bob",
+                                 notice_settings=settings)
+    result = replay_notice(store, record.id)
+    assert result.identical is identical
+    assert identical or any("the review approved" in line for line in result.differences)
+
+
+def test_a_review_action_has_no_notice_to_replay(store):
+    from lendsafe.audit.records import ReviewEntry
+
+    [held] = store.record_many([ReviewEntry("hold", {"dataset": "hmda"}, make_decision(1), "a" * 32)], actor="app")
+    with pytest.raises(AuditIntegrityError, match="is a review action"):
+        replay_notice(store, held.id)

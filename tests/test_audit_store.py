@@ -138,3 +138,18 @@ def test_a_writer_killed_mid_batch_leaves_a_valid_chain(db_url):
         assert written >= 25 and store.verify().ok
         assert store.record(make_decision(), notice=None, notice_pdf=None, actor="after").id == written + 1
         assert store.verify().checked == written + 1
+
+
+def test_append_unless_a_key_is_recorded_appends_nothing_and_names_that_record(store):
+    [first] = store.append([AuditEntry(make_decision(1), None, None, "a" * 32)], actor="app")
+    blocked = store.append([AuditEntry(make_decision(2), None, None, "b" * 32), AuditEntry(make_decision(3))],
+                           actor="app", unless=("a" * 32,))
+    assert [(a.record.id, a.new) for a in blocked] == [(first.record.id, False)] * 2 and store.count() == 1
+    [free] = store.append([AuditEntry(make_decision(2), None, None, "b" * 32)], actor="app", unless=("c" * 32,))
+    assert free.new and store.count() == 2 and store.verify().ok
+
+
+def test_list_matches_any_of_several_decisions(store):
+    store.record_many([AuditEntry(make_decision(1)), AuditEntry(make_decision(2, decision="approve"))], actor="app")
+    assert [r.decision for r in store.list(decision=("deny", "approve"))] == ["deny", "approve"]
+    assert [r.decision for r in store.list(decision=["approve"])] == ["approve"]
