@@ -18,7 +18,10 @@ def main() -> None:
              for i, p in enumerate(PAGES)]
     page = st.navigation(pages)
     common.sidebar()
-    page.run()
+    try:
+        page.run()
+    finally:
+        common.page_drawn()     # the first page has had the CPU; the warm-up may take it now
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import tomllib
+from functools import lru_cache
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -73,3 +75,25 @@ class Settings:
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+    def risk_model_dir(self, dataset: str) -> Path:
+        """Where the risk model of `dataset` is kept."""
+        return self.models_dir / "risk" / dataset
+
+
+# The dataset catalogue, read without loading a spec (no numpy or pandas: the dashboard's first page).
+
+def builtin_dataset_names() -> list[str]:
+    """The built-in datasets: one spec file each under data/specs (the reason catalog aside)."""
+    return sorted(p.stem for p in SPECS_DIR.glob("*.toml") if p.stem != "reasons")
+
+
+@lru_cache(maxsize=64)
+def dataset_title(name: str) -> str:
+    """A built-in dataset's title as its spec file states it; its name when the file has none."""
+    try:
+        with open(SPECS_DIR / f"{name}.toml", "rb") as handle:
+            title = tomllib.load(handle).get("title")
+    except (OSError, tomllib.TOMLDecodeError):
+        return name
+    return title if isinstance(title, str) and title else name

@@ -172,6 +172,42 @@ def test_a_draft_reports_every_stage_and_says_the_template_wrote_while_the_model
     assert draft.decision.reference == "cutoff" and draft.written_while_loading and draft.pdf.startswith(b"%PDF")
 
 
+@pytest.mark.parametrize("grace_s, drawn, loads_before_drawn", [(30.0, True, False), (0.2, False, True)])
+def test_the_warm_up_leaves_the_cpu_to_the_first_page_until_it_is_drawn(monkeypatch, grace_s, drawn,
+                                                                       loads_before_drawn):
+    import time
+
+    from lendsafe.config import Settings
+    from lendsafe.ui import engine as engines
+
+    monkeypatch.setattr(engines, "FIRST_PAGE_GRACE_S", grace_s)
+    shared = engines.Engine(Settings(use_llm=False))
+    loaded = []
+    monkeypatch.setattr(shared, "_import_heavy", lambda: shared._imported.set())
+    monkeypatch.setattr(shared, "_load", lambda name, step: loaded.append(name))
+    shared.start()
+    time.sleep(0.6)
+    assert bool(loaded) == loads_before_drawn
+    if drawn:
+        shared.go()
+    shared.thread.join(10)
+    assert set(loaded) == {"risk model", "regulation index"}
+
+
+def test_needing_a_part_ends_the_wait_for_the_first_page(monkeypatch):
+    from lendsafe.config import Settings
+    from lendsafe.ui import engine as engines
+
+    monkeypatch.setattr(engines, "FIRST_PAGE_GRACE_S", 60.0)
+    shared = engines.Engine(Settings(use_llm=False))
+    monkeypatch.setattr(shared, "_import_heavy", lambda: shared._imported.set())
+    monkeypatch.setattr(shared, "_load", lambda name, step: None)
+    shared.start()
+    shared.wait_for_imports(timeout_s=10)
+    assert shared._imported.is_set()
+    shared.thread.join(10)
+
+
 def test_the_draft_pdf_is_stamped_draft():
     from pypdf import PdfReader
 

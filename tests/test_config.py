@@ -95,3 +95,22 @@ def test_paths_are_paths_and_settings_are_frozen(tmp_path):
     assert isinstance(settings.home, Path) and isinstance(settings.models_dir, Path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.dataset = "credit"  # type: ignore[misc]
+
+
+def test_the_dataset_catalogue_is_read_without_numpy_or_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lendsafe.config import builtin_dataset_names, dataset_title, Settings; "
+            "names = builtin_dataset_names(); titles = [dataset_title(n) for n in names]; "
+            "Settings().risk_model_dir(names[0]); "
+            "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules); print(titles)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Boston Fed HMDA mortgage applications, 1990" in done.stdout
+
+
+def test_a_dataset_without_a_spec_title_is_named_by_its_name():
+    from lendsafe.config import dataset_title
+
+    assert dataset_title("no-such-dataset") == "no-such-dataset"

@@ -325,7 +325,7 @@ class RiskModel:
 
 
 def model_dir(dataset: str, settings: Settings | None = None) -> Path:
-    return (settings or Settings()).models_dir / "risk" / dataset
+    return (settings or Settings()).risk_model_dir(dataset)
 
 
 def train_risk_model(spec_name_or_path: str | Path = "hmda", out_dir: Path | None = None,

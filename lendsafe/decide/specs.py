@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lendsafe.decide.catalog import is_missing, load_catalog
-from lendsafe.config import SPECS_DIR
+from lendsafe.config import SPECS_DIR, builtin_dataset_names
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError
 
 FEATURE_TYPES = ("float", "int", "bool", "category")
@@ -316,10 +316,6 @@ def _check_at_least(spec: DatasetSpec) -> None:
             raise ConfigurationError(f"spec {spec.name}: feature {feature.name}: at_least must name another number "
                                      f"field of the spec ({', '.join(sorted(numbers - {feature.name}))}); "
                                      f"got {feature.at_least!r}")
-
-
-def builtin_dataset_names() -> list[str]:
-    return sorted(p.stem for p in SPECS_DIR.glob("*.toml") if p.stem != "reasons")
 
 
 def to_bool(value: Any) -> bool | None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import streamlit as st
 
-from lendsafe.config import Settings
+from lendsafe.config import Settings, builtin_dataset_names
+from lendsafe.config import dataset_title as spec_title
 from lendsafe.decide.decision import REFERENCES
 from lendsafe.errors import LendSafeError
 from lendsafe.identity import Identity, UsersFile, oidc_identity, users_path
@@ -43,11 +44,8 @@ _COUNTER = itertools.count(1)
 
 def available_datasets() -> list[str]:
     """Built-in datasets whose risk model is present."""
-    from lendsafe.decide.specs import builtin_dataset_names
-    from lendsafe.decide.risk import model_dir
-
     base = Settings()
-    return [name for name in builtin_dataset_names() if (model_dir(name, base) / "model.json").exists()]
+    return [name for name in builtin_dataset_names() if (base.risk_model_dir(name) / "model.json").exists()]
 
 
 def current_dataset() -> str:
@@ -122,6 +120,11 @@ def knowledge() -> Any:
 def warm_up() -> None:
     """Start loading the models in the background (once per server process)."""
     engine()
+
+
+def page_drawn() -> None:
+    """The page is on screen: the models' loading may now take the CPU (it waits a moment for the first page)."""
+    engine().go()
 
 
 # ---------------------------------------------------------------------------- identity
@@ -297,9 +300,5 @@ def models_state() -> None:
 
 
 def dataset_title(name: str) -> str:
-    from lendsafe.decide.specs import load_spec
-
-    try:
-        return f"{name} - {load_spec(name).title}"
-    except LendSafeError:
-        return name
+    title = spec_title(name)
+    return name if title == name else f"{name} - {title}"

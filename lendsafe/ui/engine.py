@@ -22,6 +22,7 @@ WARM_UP_QUERY = "specific principal reasons for adverse action"
 STAGES = ("scoring", "retrieval", "writing", "verification", "PDF")
 WRITER_CHOICES = ("auto", "template")         # the session's writer: the language model (verified) or the template
 LOADING_REASON = "the language model was still loading; the deterministic writer wrote this draft"
+FIRST_PAGE_GRACE_S = 3.0     # the warm-up leaves the CPU to the first page for at most this long
 DRAFT_MARK = "DRAFT"
 DRAFT_HEADER = ("DRAFT - not issued. An analyst's what-if decision: nothing was recorded and this is not a "
                 "notice to an applicant.")
@@ -59,6 +60,7 @@ class Engine:
         self.parts = {"risk model": Part(), "regulation index": Part(), "language model": Part()}
         self._knowledge_ready = threading.Event()
         self._imported = threading.Event()
+        self._go = threading.Event()              # set when the first page is drawn or a part is needed
         self._pipelines: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()          # one draft at a time: the writer and its cache are shared
@@ -73,8 +75,14 @@ class Engine:
             self.thread.start()
         return self
 
+    def go(self) -> None:
+        """The first page is on screen, or a part is needed now: loading may take the CPU."""
+        self._go.set()
+
     def _warm(self) -> None:
-        """The risk model beside the index (both are needed first), then the language model."""
+        """After the first page is drawn (or a short grace): the risk model beside the index (both are
+        needed first), then the language model."""
+        self._go.wait(FIRST_PAGE_GRACE_S)
         self._import_heavy()
         scorers = threading.Thread(target=self._load, args=("risk model", self._load_scorers), daemon=False)
         scorers.start()
@@ -99,6 +107,7 @@ class Engine:
 
     def wait_for_imports(self, timeout_s: float = 120.0) -> None:
         """Before a page imports torch-based libraries itself (evaluation, batches): wait for the warm-up's import."""
+        self.go()
         if self.thread.ident is not None:
             self._imported.wait(timeout_s)
 
@@ -132,6 +141,7 @@ class Engine:
         return self.settings.use_llm and part.finished is None
 
     def wait_for_knowledge(self, timeout_s: float = 120.0) -> bool:
+        self.go()
         return self._knowledge_ready.wait(timeout_s)
 
     def status(self) -> dict[str, str]:
@@ -154,6 +164,7 @@ class Engine:
         """The pipeline for a dataset, reference and the writer available now (shared by every session)."""
         from lendsafe.explain.pipeline import Pipeline
 
+        self.go()
         effective = "template" if writer == "template" or self.generator is None else "auto"
         key = (dataset, reference, effective)
         with self._lock:
@@ -177,6 +188,7 @@ class Engine:
                  notice_settings: Any) -> None:
         """Start drafting an application the analyst is looking at, in the background, so that pressing
         Decide finds it done. Only the latest request waits its turn; older ones not yet started are dropped."""
+        self.go()
         key = self.job_key(application, dataset, reference, writer, notice_settings)
         with self._lock:
             if key in self._jobs:
