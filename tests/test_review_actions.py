@@ -136,6 +136,22 @@ def test_reassign_records_the_assignee_and_keeps_the_item_pending(reviewer, stor
     record = reviewer.reassign(item_id, "local:bob", actor="app:ann")
     item = reviewer.item(item_id)
     assert record.decision == "reassigned" and item.assignee == "local:bob" and item.status == "pending"
+    reviewer.reassign(item_id, "local:carl", actor="app:bob")
+    assert reviewer.item(item_id).assignee == "local:carl" and reviewer.item(item_id).assignments == 2
+
+
+def test_an_item_is_read_through_its_keys_whatever_else_the_store_holds(reviewer, store, denial):
+    first = held_item(reviewer, other_denial(denial, 1))
+    second = held_item(reviewer, other_denial(denial, 2))
+    for number in range(3):
+        reviewer.edit(second, passing_text(denial) + " " * number, actor="app:ann")
+        reviewer.edit(first, failing_text(denial) + " " * number, actor="app:ann")
+    reviewer.reassign(first, "local:bob", actor="app:ann")
+    item = reviewer.item(first)
+    assert [r.number for r in item.revisions] == [0, 1, 2, 3] and item.assignee == "local:bob"
+    assert {r.record_id for r in item.revisions[1:]} == {r.id for r in store.list(decision="edited", limit=None)
+                                                          if r.content["review"]["item"] == first}
+    assert reviewer.item(first).revisions == reviewer.queue()[0].revisions
 
 
 @pytest.mark.parametrize("field, action", [

@@ -29,7 +29,7 @@ from lendsafe.notice import NoticeSettings
 from lendsafe.review.diff import changed_words, paragraph_diff
 from lendsafe.review.errors import (ReviewBlockedError, ReviewClosedError, ReviewConflictError, ReviewError,
                                     SeparationOfDutiesError)
-from lendsafe.review.keys import hold_key, outcome_key, revision_key
+from lendsafe.review.keys import assignment_key, hold_key, outcome_key, revision_key
 from lendsafe.review.policy import BATCH, HOLD_WORDS, ReviewPolicy, hold_reasons
 from lendsafe.review.queue import PENDING, QueueFilter, ReviewItem, Revision, load_item, queue
 
@@ -185,7 +185,8 @@ class Reviewer:
         """Give the item to another analyst (the assignee is recorded; the item stays pending)."""
         item = self._open_item(item_id)
         details = {**item_details(item), "assignee": check_who(assignee, "assignee"), "previous": item.assignee}
-        return self._append(item, actor, ReviewEntry("reassign", details))
+        entry = ReviewEntry("reassign", details, None, assignment_key(item.key, item.assignments + 1))
+        return self._append(item, actor, entry)
 
     # -- helpers
     def _open_item(self, item_id: int, revision: int | None = None) -> ReviewItem:
@@ -206,13 +207,17 @@ class Reviewer:
         return appended.record
 
     def _overtaken(self, item: ReviewItem, record_id: int | None) -> ReviewError:
-        """The error for an action another analyst's record overtook (read afresh from the store)."""
+        """The error for an action another analyst's record overtook (the item read afresh from the store)."""
         fresh = self.item(item.id)
         if fresh.status != PENDING:
             return ReviewClosedError(closed_message(fresh))
-        return ReviewConflictError(f"item {item.id}: {fresh.current.actor} made revision {fresh.current.number} at "
-                                   f"{fresh.current.at} (record {record_id}) while you acted on revision "
-                                   f"{item.current.number}: reload it and decide again")
+        record = self.store.get(record_id)
+        return ReviewConflictError(f"item {item.id}: {record.actor} {OVERTAKEN_WORDS.get(record.decision, 'acted on it')} "
+                                   f"at {record.created_at} (audit record {record.id}) while you were acting on "
+                                   f"revision {item.current.number}: reload it and decide again")
+
+
+OVERTAKEN_WORDS = {"edited": "saved a newer revision", "reassigned": "reassigned it"}
 
 
 def closed_message(item: ReviewItem) -> str:

@@ -3,7 +3,8 @@
 The audit store keeps each issue key once (migration 0003); an append whose key is already recorded finds
 the first record instead. A held item's key is derived from the decision it holds (holding the same
 decision twice finds the first item); from it derive the key of each revision (one edit makes revision
-n) and the key of the item's outcome (its approval's decision record or its rejection: one of them, once).
+n), of each assignment, and of the item's outcome (its approval's decision record or its rejection: one of
+them, once). The keys also find an item's records through the store's unique index.
 """
 from __future__ import annotations
 
@@ -32,3 +33,8 @@ def revision_key(item_key: str, revision: int) -> str:
 def outcome_key(item_key: str) -> str:
     """The key an item's outcome (the approval's issued record, or the rejection) claims."""
     return _key("outcome", item_key)
+
+
+def assignment_key(item_key: str, number: int) -> str:
+    """The key the item's ``number``-th reassignment (1, 2, ...) claims."""
+    return _key("assignment", item_key, str(int(number)))
