@@ -31,8 +31,8 @@ def worker(tmp_path_factory):
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
         time.sleep(0.1)
     yield env, folder
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) != 0 and not (folder / "w.sock").exists()     # stopped, its socket removed
 
 
 def run(args: list[str], env: dict, stdin: bytes | None = None, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:

@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -73,6 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
     for dataset in args.dataset or ["hmda"]:
         pipeline(Settings(dataset=dataset), reference="population", writer="auto").load()
     path.unlink(missing_ok=True)
+    for stop in (signal.SIGTERM, signal.SIGINT):         # either ends the loop below, which removes the socket
+        signal.signal(stop, _stop)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(str(path))
         os.chmod(path, 0o600)
@@ -85,6 +88,10 @@ def run_serve(args: argparse.Namespace) -> int:
                     _answer(connection)
         finally:
             path.unlink(missing_ok=True)
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    raise SystemExit(f"lendsafe worker stopped ({signal.Signals(signum).name})")
 
 
 def _answer(connection: socket.socket) -> None:
