@@ -21,6 +21,7 @@ from lendsafe.review import (Held, ReviewBlockedError, ReviewClosedError, Review
                              hold_for_review, issue_or_hold)
 from lendsafe.review.keys import outcome_key
 
+from audit_support import db_url  # noqa: F401
 from review_support import denial, example, failing_text, other_denial, passing_text, pipeline, reviewer, store  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
@@ -301,3 +302,20 @@ def test_an_action_on_a_stale_read_is_stopped_under_the_store_lock(reviewer, sto
     with pytest.raises(ReviewClosedError):
         reviewer.edit(item_id, passing_text(denial), actor="app:carl")
     assert len(decision_records(store)) == 1 and [r.decision for r in store.list(limit=None)] == ["held", "deny"]
+
+
+def test_the_whole_review_on_sqlite_and_on_a_real_postgresql(db_url, denial, tmp_path):
+    with AuditStore(db_url) as on_backend:
+        reviewer = Reviewer(on_backend)
+        first, second, third = (held_item(reviewer, other_denial(denial, n)) for n in range(3))
+        reviewer.edit(first, failing_text(denial), actor="app:ann")
+        with pytest.raises(ReviewBlockedError):
+            reviewer.approve(first, actor="app:bob")
+        reviewer.edit(first, passing_text(denial), actor="app:ann")
+        reviewer.reassign(first, "app:bob", actor="app:ann")
+        issued = reviewer.approve(first, actor="app:bob")
+        reviewer.reject(second, "duplicate", actor="app:bob")
+        with pytest.raises(ReviewClosedError):
+            reviewer.approve(second, actor="app:carl")
+        assert [i.id for i in reviewer.queue()] == [third]
+        assert replay_notice(on_backend, issued.record_id).identical and on_backend.verify().ok
