@@ -50,6 +50,49 @@ def test_kept_line_breaks_give_the_bytes_reportlab_lays_out_afresh():
     assert kept == fresh + fresh
 
 
+def _kept_together_render(notice: Notice) -> tuple[bytes, int]:
+    """The notice laid out the way it always was: every section a KeepTogether."""
+    from lendsafe.notice import pdf
+
+    story = pdf._header_story(notice) + pdf._action_story(notice, notice.max_explanation_chars) + pdf._rights_story(notice)
+    return pdf._build_document(notice, pdf._kept_together(story), notice.wording["headings"]["title"])
+
+
+@hyp_settings(max_examples=30, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+@given(n_reasons=st.integers(1, 4), explanation=st.one_of(st.none(), st.text("abc de.,", max_size=1500)),
+       name=st.text("Ab c", min_size=1, max_size=300), address_lines=st.integers(1, 5),
+       score=st.booleans(), counteroffer=st.one_of(st.none(), st.text("xy z", max_size=400)))
+def test_laying_out_in_line_gives_the_bytes_of_sections_kept_together(n_reasons, explanation, name, address_lines,
+                                                                        score, counteroffer):
+    settings = NoticeSettings(creditor_name=name.strip() or "A", creditor_address="\n".join(["1 Main St"] * address_lines),
+                              **(SCORE_SETTINGS if score else {}))
+    notice = build_notice(make_decision(n_reasons, explanation=explanation), settings, notice_date=NOTICE_DATE,
+                          counteroffer=counteroffer)
+    kept, _ = _kept_together_render(notice)
+    assert render_pdf(notice) == kept
+
+
+def test_a_notice_that_runs_over_keeps_each_section_on_one_page():
+    from lendsafe.notice import pdf
+
+    long = "Lorem ipsum dolor sit amet consectetur " * 40
+    notice = build_notice(make_decision(4, explanation=long), NoticeSettings(**SCORE_SETTINGS),
+                          notice_date=NOTICE_DATE, counteroffer=long)
+    story = pdf._header_story(notice) + pdf._action_story(notice, notice.max_explanation_chars) + pdf._rights_story(notice)
+    assert not pdf._fits_one_page(pdf._in_line(story))
+    kept, pages = _kept_together_render(notice)
+    assert pages == 2 and render_pdf(notice) == kept
+
+
+def test_a_short_notice_is_laid_out_in_line():
+    from lendsafe.notice import pdf
+
+    notice = build_notice(make_decision(2), NoticeSettings(), notice_date=NOTICE_DATE)
+    story = pdf._header_story(notice) + pdf._action_story(notice, notice.max_explanation_chars) + pdf._rights_story(notice)
+    assert pdf._fits_one_page(pdf._in_line(story))
+
+
 def test_rebuilding_from_recorded_json_gives_the_same_bytes():
     decision = make_decision(application={**make_decision().application, "application_date": dt.date(2026, 2, 20)})
     settings = NoticeSettings(creditor_name="Harbor Bank", **SCORE_SETTINGS)

@@ -18,6 +18,7 @@ MAX_PAGES = 2
 _RENDER_LOCK = threading.Lock()     # reportlab objects are shared between notices (see _cached_para)
 PAGE_MARGIN = 54.0          # points (0.75 inch) on every side of US Letter
 FOOTER_SPACE = 30.0
+FRAME_PADDING = 6.0         # reportlab's Frame default padding on each side
 BODY_SIZE = 9.5
 SPECIMEN_RGB = (0.75, 0.1, 0.1)
 SPECIMEN_MARK_GRAY = 0.86   # the diagonal mark is drawn under the text, light enough to read through
@@ -82,11 +83,24 @@ def _paragraph_class() -> type:
     return LineBreaksKept
 
 
-def section(heading: str, *flowables):
-    """A heading and its paragraphs, kept on one page when they fit."""
+class Section(tuple):
+    """A heading and its paragraphs, kept on one page when they fit (``KeepTogether`` when laid out)."""
+
+
+def section(heading: str, *flowables) -> Section:
+    return Section((para(heading, "heading"), *flowables))
+
+
+def _in_line(story: list) -> list:
+    """The story with every section's flowables in line."""
+    return [flowable for item in story for flowable in (item if isinstance(item, Section) else (item,))]
+
+
+def _kept_together(story: list) -> list:
+    """The story with every section a ``KeepTogether``."""
     from reportlab.platypus import KeepTogether
 
-    return KeepTogether([para(heading, "heading"), *flowables])
+    return [KeepTogether(list(item)) if isinstance(item, Section) else item for item in story]
 
 
 def _lines(*parts: str) -> str:
@@ -236,7 +250,31 @@ def _footer_drawer(n: Any):
 
 
 def build_document(n: Any, story: list, title: str) -> tuple[bytes, int]:
-    """PDF bytes and page count of `story` on US Letter, with `n`'s footer (and specimen mark) on every page."""
+    """PDF bytes and page count of `story` on US Letter, with `n`'s footer (and specimen mark) on every page.
+
+    A story that surely fits one page is laid out in line: every section then fits where it stands, and a
+    ``KeepTogether`` would split into exactly these flowables, so the bytes are the same without its trial
+    layouts. Any other story is laid out with its sections kept together."""
+    in_line = _in_line(story)
+    return _build_document(n, in_line if _fits_one_page(in_line) else _kept_together(story), title)
+
+
+def _fits_one_page(flowables: list) -> bool:
+    """True when the flowables stacked with every space before and after counted in full (more than the frame
+    lays out, which merges them) fit one page's frame: then nothing breaks or moves to another page."""
+    from reportlab.lib.pagesizes import LETTER
+
+    width = _frame_width() - 2 * FRAME_PADDING
+    height = LETTER[1] - 2 * PAGE_MARGIN - FOOTER_SPACE - 2 * FRAME_PADDING
+    total = 0.0
+    for flowable in flowables:
+        total += flowable.wrap(width, height)[1] + flowable.getSpaceBefore() + flowable.getSpaceAfter()
+        if total > height:
+            return False
+    return True
+
+
+def _build_document(n: Any, story: list, title: str) -> tuple[bytes, int]:
     import io
 
     from reportlab.lib.pagesizes import LETTER
