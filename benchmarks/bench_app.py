@@ -2,13 +2,16 @@
 
 1. First page interactive: seconds from starting `streamlit run app.py` (artifacts prepared) until
    the Decision explorer is drawn with its Decide button and the script run has finished, beside a
-   bare Streamlit hello page (a title and a button) measured the same way. Target: <= 5 s.
+   bare Streamlit hello page (a title and a button) measured the same way. Target: <= 3 s.
 2. Decision with its explanation: p50 seconds from clicking "Decide this application" on a held-out
    denial until its explanation is on screen and the run has finished (also: until the result
    heading first shows), beside the library call
    alone (``Issuer.issue`` on other held-out denials, same writer, same fresh runtime home).
    Measured for the default writer (LoRA model; the decision records which writer wrote the text)
-   and for the template writer (LENDSAFE_USE_LLM=0). Target: <= 3 s p50.
+   and for the template writer (LENDSAFE_USE_LLM=0). Target: <= 1.5 s p50.
+3. First decision after server start: the browser opens the explorer as soon as the server answers and
+   decides one held-out denial; seconds from Decide to its result (target <= 5 s, its stages shown in
+   ``st.status``), and since the server started.
 
 Each server gets a fresh runtime home (the prepared index, base model, writer weights, risk tables and
 query vectors linked in, an empty generation cache) so no explanation is answered from a cache.
@@ -105,8 +108,9 @@ def decide_in_browser(page, row: int) -> tuple[float, float]:
     return first, seconds
 
 
-def browser_decisions(browser, rows: list[tuple[int, dict]], env: dict, log: Path) -> list[tuple[float, float]]:
-    """Decisions in one browser session; the first (untimed) waits for the models to load."""
+def browser_decisions(browser, rows: list[tuple[int, dict]], env: dict, log: Path) -> dict:
+    """Decisions in one browser session opened as soon as the server answers: the first after start (Decide
+    to result, and since the server started; whether its stages were shown), then the warm ones."""
     with dashboard.start(log=log, env=env) as running:
         running.wait_healthy()
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -118,9 +122,12 @@ def browser_decisions(browser, rows: list[tuple[int, dict]], env: dict, log: Pat
         page.get_by_role("combobox", name="Decision").click()          # only denials in the picker
         page.get_by_role("option", name="deny", exact=True).click()
         dashboard.wait_idle(page, TIMEOUT_MS)
-        times = [decide_in_browser(page, row) for row, _ in rows]
+        times = [decide_in_browser(page, rows[0][0])]
+        since_start = time.perf_counter() - running.started
+        stages_shown = page.get_by_text(re.compile(r"^Draft decided")).count() > 0
+        times += [decide_in_browser(page, row) for row, _ in rows[1:]]
         page.close()
-    return times[1:]
+    return {"first": times[0][1], "first_since_start": since_start, "stages_shown": stages_shown, "warm": times[1:]}
 
 
 def library_decisions(rows: list[tuple[int, dict]], home: Path, use_llm: str | None, audit_url: str) -> tuple[list[float], list[str]]:
@@ -191,9 +198,12 @@ def decisions(browser, folder: Path, denials: list) -> dict:
             out[name] = {"measured": False, "why": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
             continue
         alone, writers = library_decisions(library_rows, home, use_llm, audit)
-        shown = [t[1] for t in timed]
+        shown = [t[1] for t in timed["warm"]]
         out[name] = {"measured": True, "browser_s": [round(s, 2) for s in shown], "browser_p50_s": p50(shown),
-                     "result_heading_p50_s": p50([t[0] for t in timed]), "library_s": [round(s, 2) for s in alone],
+                     "first_decision_s": round(timed["first"], 2),
+                     "first_decision_since_start_s": round(timed["first_since_start"], 2),
+                     "first_decision_stages_shown": timed["stages_shown"],
+                     "result_heading_p50_s": p50([t[0] for t in timed["warm"]]), "library_s": [round(s, 2) for s in alone],
                      "library_p50_s": p50(alone), "ratio": ratio(p50(shown), p50(alone)), "writers": sorted(set(writers))}
     return out
 
@@ -208,6 +218,11 @@ def readme_rows(first: dict, decided: dict) -> list[dict[str, str]]:
         baseline = f"the library call alone {figure['library_p50_s']:.2f} s" if figure["measured"] else ""
         rows.append({"what": f"dashboard: decision with explanation, warm ({name} writer)", "measured": measured,
                      "baseline": baseline})
+        if figure["measured"]:
+            rows.append({"what": f"dashboard: first decision after server start, Decide to result ({name} writer)",
+                         "measured": f"{figure['first_decision_s']:.2f} s (stages shown: "
+                                     f"{'yes' if figure['first_decision_stages_shown'] else 'no'})",
+                         "baseline": f"{figure['first_decision_since_start_s']:.2f} s since the server started"})
     return rows
 
 
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 f"{figure['library_p50_s']:.2f} s" if figure["measured"] else figure["why"]))
     run.finish({"first_page": first, "decision": decided}, readme_rows(first, decided),
                {f"first page {k}": t.spread() for k, t in timings.items()}, force=args.force,
-               targets={"first_page_s": 3.0, "decision_p50_s": 1.5})
+               targets={"first_page_s": 3.0, "decision_p50_s": 1.5, "first_decision_s": 5.0})
     return 0
 
 
