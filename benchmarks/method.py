@@ -9,10 +9,13 @@
 * A run is ``noisy`` (with why) when the machine was busy or the rounds did not settle. A noisy run does
   not replace a quiet result already in ``benchmarks/results`` unless forced (``--force``): it is kept in
   ``benchmarks/results/noisy/`` instead, and the run prints "noisy".
+* ``$LENDSAFE_BENCH_RESULTS`` names another results folder (a trial run that leaves ``benchmarks/results``
+  alone).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -103,6 +106,12 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))]
 
 
+def cycling(function: Callable[[Any], Any], inputs: list) -> Callable[[], Any]:
+    """A no-argument contender calling ``function`` on the next input each time (round and round)."""
+    items = itertools.cycle(inputs)
+    return lambda: function(next(items))
+
+
 def interleave(contenders: dict[str, Callable[[], Any]], calls: int, *, min_rounds: int = MIN_ROUNDS,
                max_rounds: int = MAX_ROUNDS, max_spread: float = MAX_SPREAD, warmup: int = 1,
                clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
@@ -140,13 +149,33 @@ def summaries(timings: dict[str, Timing], baseline: str | None = None) -> dict[s
     return out
 
 
+# ---------------------------------------------------------------------- targets
+def target(measured: float, goal: float, at_most: bool = True, **detail: Any) -> dict[str, Any]:
+    """A target check: the measured figure beside the goal (``at_most``: lower is better) and whether it is met."""
+    met = measured <= goal if at_most else measured >= goal
+    return {"target": f"{'<=' if at_most else '>='} {goal:g}", "measured": measured, "met": bool(met), **detail}
+
+
+def print_targets(targets: dict[str, dict[str, Any]]) -> None:
+    """One line per target: met or NOT met."""
+    for name, check in targets.items():
+        print(f"target {name}: {check['target']}, measured {check['measured']} -> "
+              f"{'met' if check['met'] else 'NOT met'}")
+
+
 # ---------------------------------------------------------------------- one run
+def results_dir() -> Path:
+    """Where results are written: ``$LENDSAFE_BENCH_RESULTS`` when set, else ``benchmarks/results``."""
+    return Path(os.environ.get("LENDSAFE_BENCH_RESULTS") or RESULTS)
+
+
 class Run:
     """One benchmark run: load and CPU before, then ``finish`` judges it and writes the result."""
 
-    def __init__(self, name: str, *packages: str, results: Path = RESULTS, busy_load: float = BUSY_LOAD,
+    def __init__(self, name: str, *packages: str, results: Path | None = None, busy_load: float = BUSY_LOAD,
                  max_spread: float = MAX_SPREAD):
-        self.name, self.results, self.busy_load, self.max_spread = name, results, busy_load, max_spread
+        self.name, self.busy_load, self.max_spread = name, busy_load, max_spread
+        self.results = results or results_dir()
         self.record: dict[str, Any] = {
             "benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "load_before": load_average(), "versions": versions("numpy", *packages),
