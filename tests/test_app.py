@@ -219,6 +219,19 @@ def test_the_draft_pdf_is_stamped_draft():
     assert "DRAFT - not issued" in text and "SPECIMEN" not in text
 
 
+def test_the_draft_shows_the_educational_section_the_issued_notice_would_carry():
+    from pypdf import PdfReader
+
+    from lendsafe.notice.settings import NoticeSettings
+    from lendsafe.ui.engine import draft_pdf
+
+    decision = Scorer.load("hmda").score(DENIAL).with_updates(explanation=None)
+    off = PdfReader(io.BytesIO(draft_pdf(decision, NoticeSettings()))).pages[0].extract_text()
+    on = PdfReader(io.BytesIO(draft_pdf(decision, NoticeSettings(educational_section=True)))).pages[0].extract_text()
+    assert "what would have met our credit standards" not in off
+    assert "what would have met our credit standards" in on and "For your information only: had the" in on
+
+
 def test_issuing_as_a_signed_in_analyst_records_the_draft_shown_with_her_identity(audit_url):
     at = denied_app()
     sign_in(at, ANALYST, "not the password")

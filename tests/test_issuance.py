@@ -302,3 +302,10 @@ def test_a_pdf_without_the_issued_educational_section_fails_its_check(pipeline):
     stripped = render_pdf(dataclasses.replace(issued.notice, educational=()))
     check = check_pdf(stripped, issued.notice, issued.decision, settings)
     assert not check.passed and not check.checks["educational_section"].passed
+
+
+def test_an_issuer_without_a_pipeline_prints_the_same_educational_section(pipeline):
+    settings = _educational_settings()
+    decided = Issuer(pipeline, notice_settings=settings).issue(example("hmda_denial"), notice_date=NOTICE_DATE)
+    again = Issuer(None, notice_settings=settings).issue(decided.decision, notice_date=NOTICE_DATE)
+    assert again.notice.educational == decided.notice.educational and again.pdf == decided.pdf

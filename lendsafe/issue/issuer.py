@@ -24,6 +24,7 @@ from lendsafe.audit.records import AuditEntry, IncompleteEntry, RefusalEntry
 from lendsafe.audit.store import AuditStore
 from lendsafe.config import Settings
 from lendsafe.decide.decision import Decision
+from lendsafe.decide.scoring import Scorer
 from lendsafe.errors import InvalidApplicationError, LendSafeError
 from lendsafe.explain.pipeline import Pipeline
 from lendsafe.explain.verify import verify
@@ -282,8 +283,8 @@ class Issuer:
                document_id: str | None = None) -> Rendered:
         """``render_notice`` with this issuer's settings (and, when they turn it on, the educational section
         from the pipeline's scorer): checked, not recorded."""
-        educational = (educational_sentences(decision, self.pipeline.scorer, self.notice_settings)
-                       if self.notice_settings.educational_section and self.pipeline is not None else ())
+        educational = (educational_sentences(decision, self.scorer(decision), self.notice_settings)
+                       if self.notice_settings.educational_section else ())
         return render_notice(decision, self.notice_settings, notice_date=notice_date, counteroffer=counteroffer,
                              document_id=document_id, educational=educational)
 
@@ -292,6 +293,10 @@ class Issuer:
         """``render_incompleteness`` with this issuer's settings: checked, not recorded."""
         return render_incompleteness(triaged, dataset, self.notice_settings, notice_date=notice_date,
                                      document_id=document_id)
+
+    def scorer(self, decision: Decision) -> Any:
+        """The pipeline's scorer, or (an issuer without a pipeline: reviews) the decision's dataset's."""
+        return self.pipeline.scorer if self.pipeline is not None else Scorer.load(decision.dataset)
 
     @contextmanager
     def recording_refusals(self, issue_key: str | None = None) -> Iterator[None]:

@@ -297,9 +297,12 @@ def writer_words(writer: str | None) -> str:
 
 def draft_pdf(decision: Any, notice_settings: Any) -> bytes:
     """The notice a decision would get, stamped DRAFT on every page: a preview, never sent or recorded."""
+    from lendsafe.decide.scoring import Scorer
+    from lendsafe.issue.issuer import educational_sentences
     from lendsafe.notice import build_notice, render_pdf
 
-    notice = build_notice(decision, notice_settings)
+    educational = educational_sentences(decision, Scorer.load(decision.dataset), notice_settings)
+    notice = build_notice(decision, notice_settings, educational=educational)
     text = {**notice.wording["text"], "specimen_mark": DRAFT_MARK, "specimen_header": DRAFT_HEADER}
     return render_pdf(dataclasses.replace(notice, specimen=True, wording={**notice.wording, "text": text}))
 
