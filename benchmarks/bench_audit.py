@@ -1,44 +1,43 @@
-"""Audit store throughput: records/s with 1 and 4 writer processes beside a bare SQLite insert.
+"""Audit store throughput: records/s with 1 and 4 writer processes beside a bare SQLite insert, with the
+benchmark method (``benchmarks/method.py``).
 
 Each configuration is a SQLite durability setting and a group size: group 1 is one ``record`` call
 (one transaction, one fsync) per record; group 8 is ``record_many`` of 8 records per transaction,
 the batch runner's default chunk (group commit). The baseline inserts the same canonical JSON payload
 with the plain ``sqlite3`` module, the same number of rows per transaction, WAL and the same
-``synchronous``, but no hashing, no chain-head read and no SQLAlchemy. Both are bound by fsync on a
-shared disk whose speed drifts, so the 1-process store and the baseline write in alternating rounds,
-and the 4-process run sits between two baseline runs. After each run the chain is verified and the
-records are counted.
+``synchronous``, but no hashing, no chain-head read and no SQLAlchemy. All are bound by fsync on a shared
+disk whose speed drifts, so the three contenders take turns, a chunk of records each per call: the bare
+baseline, the store from 1 process, and the store from 4 forked writer processes (forked per call, as a
+batch of workers would start). After the rounds every record is counted and the chain is verified.
 
-    python benchmarks/bench_audit.py [--records 10000] [--processes 4] [--configs FULL:1 FULL:8 NORMAL:1]
-
-Writes benchmarks/results/audit.json.
+Target (issue 18): >= 500 records/s on SQLite with 4 processes; none lost; chain verifies.
+Run: ``python benchmarks/bench_audit.py [--quick] [--chunk 1000] [--processes 4]
+[--configs FULL:1 FULL:8 NORMAL:1] [--force]``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import platform
 import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import method  # noqa: E402
 from lendsafe.audit.database import SQLITE_SYNCHRONOUS  # noqa: E402
 from lendsafe.audit.records import AuditEntry, canonical_json  # noqa: E402
 from lendsafe.audit.store import AuditStore  # noqa: E402
 from lendsafe.decide.decision import Citation, Decision, Reason  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "audit.json"
 FORK = multiprocessing.get_context("fork")
 STAND_IN_PDF = b"%PDF-1.4 stand-in"
 TARGET_RECORDS_PER_S = 500
 BATCH_CHUNK = 8                  # lendsafe.issue.batch.run_batch's default chunk_size: one record_many per chunk
 DEFAULT_CONFIGS = (("FULL", 1), ("FULL", BATCH_CHUNK), ("NORMAL", 1))
+ROUNDS = {"default": {"chunk": 1000, "min_rounds": 3, "max_rounds": 8},
+          "quick": {"chunk": 100, "min_rounds": 2, "max_rounds": 2}}
 
 
 def sample_decision(n: int) -> Decision:
@@ -100,20 +99,6 @@ class BareSqlite:
         return time.perf_counter() - start
 
 
-def interleaved_single(tmp: Path, count: int, rounds: int, synchronous: str, group: int) -> tuple[float, float]:
-    """records/s of the bare baseline and of a 1-process store, written in alternating rounds so
-    that a shared disk's changing fsync speed hits both alike."""
-    bare, chunk = BareSqlite(tmp / "bare.db", synchronous), count // rounds
-    bare_s = store_s = 0.0
-    with AuditStore(_url(tmp, "one", synchronous)) as store:
-        for round_index in range(rounds):
-            bare_s += bare.write(chunk, group)
-            start = time.perf_counter()
-            write_records(store, round_index * chunk, chunk, "writer-0", group)
-            store_s += time.perf_counter() - start
-    return chunk * rounds / bare_s, chunk * rounds / store_s
-
-
 def run_writers(url: str, count: int, processes: int, group: int) -> float:
     """Seconds for ``processes`` forked writers to record ``count`` records between them."""
     start = time.perf_counter()
@@ -128,39 +113,68 @@ def run_writers(url: str, count: int, processes: int, group: int) -> float:
     return time.perf_counter() - start
 
 
-def check_store(url: str, expected: int, processes: int, records_per_s: float) -> dict:
-    """Count the records, verify the chain (timed) and put the run's figures together."""
+class Contenders:
+    """The three contenders of one configuration; each call writes ``chunk`` records, and they are counted."""
+
+    def __init__(self, tmp: Path, synchronous: str, group: int, chunk: int, processes: int):
+        self.synchronous, self.group, self.chunk, self.processes = synchronous, group, chunk, processes
+        self.bare = BareSqlite(tmp / "bare.db", synchronous)
+        self.one_url, self.many_url = _url(tmp, "one", synchronous), _url(tmp, "many", synchronous)
+        self.store = AuditStore(self.one_url)
+        self.written = {"store_1_process": 0, "store_processes": 0}
+
+    def bare_sqlite(self) -> None:
+        self.bare.write(self.chunk, self.group)
+
+    def store_1_process(self) -> None:
+        start = self.written["store_1_process"]
+        write_records(self.store, start, self.chunk, "writer-0", self.group)
+        self.written["store_1_process"] += self.chunk
+
+    def store_processes(self) -> None:
+        run_writers(self.many_url, self.chunk, self.processes, self.group)
+        self.written["store_processes"] += self.chunk // self.processes * self.processes
+
+    def table(self) -> dict:
+        return {"bare_sqlite": self.bare_sqlite, "store_1_process": self.store_1_process,
+                f"store_{self.processes}_processes": self.store_processes}
+
+    def checks(self) -> dict:
+        """Every record counted and the chain verified, for both stores."""
+        self.store.close()
+        return {"store_1_process": check_store(self.one_url, self.written["store_1_process"]),
+                f"store_{self.processes}_processes": check_store(self.many_url, self.written["store_processes"])}
+
+
+def check_store(url: str, expected: int) -> dict:
+    """Count the records and verify the chain (timed)."""
     with AuditStore(url) as store:
         start = time.perf_counter()
         report = store.verify()
         verify_s = time.perf_counter() - start
         stored = store.count()
-    return {"processes": processes, "records": expected, "stored": stored, "lost": expected - stored,
-            "chain_verifies": report.ok, "records_per_s": round(records_per_s, 1),
+    return {"records": expected, "stored": stored, "lost": expected - stored, "chain_verifies": bool(report.ok),
             "verify_records_per_s": round(stored / verify_s, 1)}
+
+
+def measure(tmp: Path, synchronous: str, group: int, processes: int, rounds: dict) -> tuple[dict, dict]:
+    """Records/s of the three contenders, taking turns, and the stores' checks, for one configuration."""
+    contenders = Contenders(tmp, synchronous, group, rounds["chunk"], processes)
+    timings = method.interleave(contenders.table(), calls=1, min_rounds=rounds["min_rounds"],
+                                max_rounds=rounds["max_rounds"])
+    figures = method.summaries(timings, baseline="bare_sqlite")
+    for name, figure in figures.items():
+        written = rounds["chunk"] // processes * processes if name.endswith("processes") else rounds["chunk"]
+        figure["records_per_call"] = written
+        figure["records_per_s"] = round(written / figure["p50_ms"] * 1000, 1)
+    for name, check in contenders.checks().items():
+        figures[name].update(check)
+    figures["settings"] = {"synchronous": synchronous, "records_per_transaction": group, "processes": processes}
+    return figures, {k: t.spread() for k, t in timings.items()}
 
 
 def _url(tmp: Path, name: str, synchronous: str) -> str:
     return f"sqlite:///{tmp}/{name}.db?synchronous={synchronous}"
-
-
-def measure(tmp: Path, records: int, processes: int, synchronous: str, group: int) -> dict:
-    """Bare baseline and store figures for one durability setting and group size."""
-    baseline, single_rate = interleaved_single(tmp, records, 10, synchronous, group)
-    single = check_store(_url(tmp, "one", synchronous), records // 10 * 10, 1, single_rate)
-    around = BareSqlite(tmp / "bare-around.db", synchronous)
-    before = around.write(records // 10, group)
-    concurrent_s = run_writers(_url(tmp, "many", synchronous), records, processes, group)
-    after = around.write(records // 10, group)
-    baseline_around = 2 * (records // 10) / (before + after)
-    written = records // processes * processes
-    concurrent = check_store(_url(tmp, "many", synchronous), written, processes, written / concurrent_s)
-    return {"synchronous": synchronous, "records_per_transaction": group,
-            "bare_sqlite_records_per_s": round(baseline, 1),
-            "bare_sqlite_around_concurrent_run_records_per_s": round(baseline_around, 1),
-            "store_1_process": single, f"store_{processes}_processes": concurrent,
-            "ratio_1_process_vs_bare": round(single["records_per_s"] / baseline, 3),
-            f"ratio_{processes}_processes_vs_bare": round(concurrent["records_per_s"] / baseline_around, 3)}
 
 
 def config_name(synchronous: str, group: int) -> str:
@@ -178,59 +192,54 @@ def parse_config(text: str) -> tuple[str, int]:
 
 
 def target_check(figures: dict, processes: int) -> dict:
-    """Whether the concurrent run meets the issue's target: >= 500 records/s, none lost, chain verifies."""
+    """>= 500 records/s with ``processes`` writers, none lost, the chain verifies."""
     run = figures[f"store_{processes}_processes"]
-    return {"records_per_s": run["records_per_s"], "lost": run["lost"], "chain_verifies": run["chain_verifies"],
-            "met": run["records_per_s"] >= TARGET_RECORDS_PER_S and run["lost"] == 0 and run["chain_verifies"]}
+    check = method.target(run["records_per_s"], TARGET_RECORDS_PER_S, at_most=False, lost=run["lost"],
+                          chain_verifies=run["chain_verifies"])
+    return {**check, "met": check["met"] and run["lost"] == 0 and run["chain_verifies"]}
 
 
-def report(name: str, figures: dict, processes: int) -> None:
-    group = figures["records_per_transaction"]
-    print(f"-- synchronous={figures['synchronous']}, {group} record(s) per transaction")
-    print(f"bare sqlite3 insert         {figures['bare_sqlite_records_per_s']:9.1f} records/s "
-          "(baseline, interleaved with the 1-process run)")
-    print(f"bare sqlite3 insert         {figures['bare_sqlite_around_concurrent_run_records_per_s']:9.1f} "
-          f"records/s (baseline, before and after the {processes}-process run)")
-    for key, ratio in (("store_1_process", "ratio_1_process_vs_bare"),
-                       (f"store_{processes}_processes", f"ratio_{processes}_processes_vs_bare")):
-        run = figures[key]
-        print(f"audit store, {run['processes']} process(es)   {run['records_per_s']:9.1f} records/s "
-              f"({figures[ratio]:.2f}x bare); stored {run['stored']}, lost {run['lost']}, "
-              f"chain verifies: {run['chain_verifies']}")
+def readme_row(figures: dict, processes: int) -> dict[str, str]:
+    settings, bare, one = figures["settings"], figures["bare_sqlite"], figures["store_1_process"]
+    many = figures[f"store_{processes}_processes"]
+    group = settings["records_per_transaction"]
+    return {"what": f"audit store, {processes} writer processes, SQLite synchronous={settings['synchronous']}, "
+                    f"{group} record{'s' if group > 1 else ''} per transaction (records/s, p50 call)",
+            "measured": f"{many['records_per_s']:,.0f} records/s (target >= {TARGET_RECORDS_PER_S}: "
+                        f"{'met' if target_check(figures, processes)['met'] else 'NOT met'}), {many['lost']} lost, chain verifies: "
+                        f"{'yes' if many['chain_verifies'] else 'NO'}; 1 process {one['records_per_s']:,.0f}/s",
+            "baseline": f"bare `sqlite3` insert, same payload and transaction size: {bare['records_per_s']:,.0f}/s"}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=10_000, help="records per run (default 10000)")
-    parser.add_argument("--processes", type=int, default=4, help="writers in the concurrent run (default 4)")
+def main(argv: list[str] | None = None) -> int:
+    parser = method.parser(__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 records per call, 2 rounds (a check that it runs)")
+    parser.add_argument("--chunk", type=int, help="records per call of each contender (default 1000)")
+    parser.add_argument("--processes", type=int, default=4, help="writers in the concurrent contender (default 4)")
     parser.add_argument("--configs", nargs="+", type=parse_config, default=list(DEFAULT_CONFIGS),
                         metavar="SYNCHRONOUS[:GROUP]",
                         help="SQLite durability and records per transaction to measure (default FULL:1 FULL:8 "
                              "NORMAL:1: the store's durable default per record, in groups of 8 as batches "
                              "write, and per record with NORMAL)")
     args = parser.parse_args(argv)
-    result = {"backend": "sqlite, WAL; group 1 = one transaction per record (record), "
-                         "group N = N records per transaction (record_many)",
-              "records": args.records, "processes": args.processes,
-              "target": f">= {TARGET_RECORDS_PER_S} records/s on SQLite with {args.processes} processes; "
-                        "none lost; chain verifies",
-              "machine": {"python": platform.python_version(), "cpus": multiprocessing.cpu_count(),
-                          "sqlite": sqlite3.sqlite_version}}
+    rounds = dict(ROUNDS["quick" if args.quick else "default"])
+    rounds["chunk"] = args.chunk or rounds["chunk"]
+    run = method.Run("audit", "sqlalchemy")
+    figures, spreads, rows, goals = {}, {}, [], {}
     for synchronous, group in args.configs:
         name = config_name(synchronous, group)
         with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-            result[name] = measure(Path(tmp), args.records, args.processes, synchronous, group)
-        report(name, result[name], args.processes)
-    result["target_met"] = {config_name(*config): target_check(result[config_name(*config)], args.processes)
-                            for config in args.configs}
-    for name, check in result["target_met"].items():
-        print(f"target {TARGET_RECORDS_PER_S}/s with {args.processes} processes, {name}: "
-              f"{'met' if check['met'] else 'NOT met'} ({check['records_per_s']} records/s)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
-    return result
+            figures[name], spread = measure(Path(tmp), synchronous, group, args.processes, rounds)
+        spreads.update({f"{name} {k}": v for k, v in spread.items()})
+        rows.append(readme_row(figures[name], args.processes))
+        goals[name] = target_check(figures[name], args.processes)
+        print(name, {k: v["records_per_s"] for k, v in figures[name].items() if "records_per_s" in v})
+    method.print_targets(goals)
+    run.finish(figures, rows, spreads, force=args.force, targets=goals, sqlite=sqlite3.sqlite_version,
+               backend="sqlite, WAL; group 1 = one transaction per record (record), group N = N records per "
+                       "transaction (record_many)", rounds=rounds)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
