@@ -71,9 +71,20 @@ def test_edit_approve_and_reject_with_actors(url, capsys, denial, tmp_path):
     code, out, _ = run(capsys, url, "reject", "2", "--actor", "cli:bob", "--reason", "withdrawn")
     assert code == 0 and "nothing issued" in out and verifies(capsys, url)
     code, out, _ = run(capsys, url, "list", "--status", "any", "--json")
-    assert [json.loads(line)["status"] for line in out.splitlines()] == ["approved", "rejected"]
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["status"], r["outcome_by"]) for r in rows] == [("approved", "cli:bob"), ("rejected", "cli:bob")]
     code, out, _ = run(capsys, url, "replay", issued_record, group="audit")
     assert code == 0 and "byte for byte" in out
+
+
+def test_show_writes_the_draft_notice_without_recording_it(url, capsys, tmp_path):
+    with AuditStore(url) as store:
+        before = store.count()
+    pdf = tmp_path / "draft.pdf"
+    code, out, err = run(capsys, url, "show", "2", "--json", "--pdf", str(pdf))
+    assert code == 0 and json.loads(out)["item"] == 2 and "not issued" in err and pdf.read_bytes().startswith(b"%PDF")
+    with AuditStore(url) as store:
+        assert store.count() == before
 
 
 def test_reassign_and_filter_by_assignee(url, capsys):

@@ -154,3 +154,5 @@ def test_the_explorer_holds_a_draft_the_review_policy_selects_instead_of_issuing
     assert any(f"Held for review: item #{len(items) + 1}" in i.value for i in at.info)
     assert decisions(url) == ["held"] * (len(items) + 1)
     assert not any(b.label == "Issue notice" for b in at.button), "a held draft is not issued a second time"
+    no_failure(at.switch_page("lendsafe/ui/notices.py").run())
+    assert any(f"Held for review, not sent: item #{len(items) + 1}" in i.value for i in at.info)

@@ -91,7 +91,8 @@ def item_summary(item: Any) -> dict[str, Any]:
             "application_id": application.get("application_id"), "reasons": list(item.reason_codes),
             "held_for": list(item.held_for), "held_by": item.held_by, "held_at": item.held_at,
             "revision": item.current.number, "passes": item.current.passed, "assignee": item.assignee,
-            "outcome_record": item.outcome.record_id if item.outcome else None}
+            "outcome_record": item.outcome.record_id if item.outcome else None,
+            "outcome_by": item.outcome.actor if item.outcome else None}
 
 
 def item_line(item: Any) -> str:

@@ -84,6 +84,7 @@ def lender_settings() -> None:
 def session_notices() -> None:
     """The notices issued in this session (every dataset), one previewed; the current draft pointed to."""
     st.header("Issued in this session")
+    held_in_session()
     issued = [item for work in st.session_state.get(common.WORK_KEY, {}).values() for item in work["issued"]]
     if not issued:
         st.info("Nothing issued yet in this session. Decide an application on the Decision explorer (a draft), "
@@ -94,6 +95,16 @@ def session_notices() -> None:
     chosen = st.selectbox("Notice", list(labels)[::-1], format_func=labels.get, key="ls_session_notice")
     item = issued[chosen]
     one_notice(item["issued"], item["actor"])
+
+
+def held_in_session() -> None:
+    """The drafts this session held for review instead of issuing (the Review page acts on them)."""
+    held = [held for work in st.session_state.get(common.WORK_KEY, {}).values() if work.get("current")
+            for held in (work["current"].get("held") or {}).values()]
+    if held:
+        st.info("Held for review, not sent: " + ", ".join(f"item #{h.item_id} ({h.why})" for h in held)
+                + ". A reviewer approves, edits or rejects them on the Review page.")
+        st.page_link("lendsafe/ui/review.py", label="Open the Review page", icon=":material/rate_review:")
 
 
 def issued_label(item: dict[str, Any]) -> str:
