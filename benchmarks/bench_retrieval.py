@@ -1,30 +1,34 @@
-"""Retrieval benchmark: index build time, query latency and quality, each beside a baseline from the same run.
+"""Retrieval benchmark: index build time, query latency and quality, each beside a baseline from the same run,
+with the benchmark method (``benchmarks/method.py``).
 
-* build: embedding model load and default-index build (fresh home), vs. building the BM25 baseline;
-* queries: p50/p95 of the knowledge base's search (hybrid and vector-only) after warm-up, vs. BM25;
-* quality: recall@4 and MRR on ``data/eval/retrieval_queries.jsonl`` beside BM25;
-* optional ``--official``: build time of an index over the official text in ``../shared/regs``.
+* build: the default index built in a fresh home per call (embedding model already loaded) beside building
+  the BM25 baseline over the same passages, taking turns; the embedding model's load and reopening a built
+  index are timed once each (single measurements, not rounds);
+* queries: the knowledge base's search (hybrid and vector-only) beside BM25, one evaluation question per
+  call, taking turns, after warm-up;
+* quality: recall@4 and MRR on ``data/eval/retrieval_queries.jsonl`` beside BM25 (deterministic, once);
+* optional ``--official``: build time of an index over the official text in ``../shared/regs`` (once).
 
-Writes ``benchmarks/results/retrieval.json``. Run: ``python benchmarks/bench_retrieval.py``.
+Run: ``python benchmarks/bench_retrieval.py [--quick] [--official] [--force]``.
 """
 from __future__ import annotations
 
-import argparse
-import json
+import itertools
 import os
-import platform
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from lendsafe.config import PROJECT_ROOT, Settings  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import method  # noqa: E402
+from lendsafe.config import Settings  # noqa: E402
 from lendsafe.knowledge.retrieval import Bm25Baseline, KnowledgeBase, evaluate_retrieval, load_eval_queries  # noqa: E402
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "retrieval.json"
-OFFICIAL = (PROJECT_ROOT / ".." / "shared" / "regs").resolve()
+OFFICIAL = (method.ROOT / ".." / "shared" / "regs").resolve()
+ROUNDS = {"default": {"build": (3, 5), "queries": (3, 6), "questions": None},
+          "quick": {"build": (2, 2), "queries": (2, 2), "questions": 10}}
 
 
 def timed(function, *args, **kwargs):
@@ -33,77 +37,95 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - started
 
 
-def latencies_ms(search, questions: list[str], repeats: int) -> dict[str, float]:
-    samples = []
-    for _ in range(repeats):
-        for question in questions:
-            _, seconds = timed(search, question, 4)
-            samples.append(seconds * 1000)
-    samples.sort()
-    return {"p50": round(statistics.median(samples), 3), "p95": round(samples[int(0.95 * (len(samples) - 1))], 3),
-            "n": len(samples)}
-
-
-def bench_build(home: Path) -> tuple[KnowledgeBase, dict]:
+def measure_build(folder: Path, rounds: tuple) -> tuple[KnowledgeBase, dict, dict]:
+    """The index built in a fresh home per call beside the BM25 build; model load and reopen timed once."""
     from lendsafe.knowledge.embeddings import load_model
 
     _, model_seconds = timed(load_model)
-    kb = KnowledgeBase(Settings(home=home))
-    info, build_seconds = timed(kb.ensure_index)
-    _, bm25_seconds = timed(Bm25Baseline, kb.passages)
-    return kb, {"passages": info["count"], "model_load_s": round(model_seconds, 3),
-                "index_build_s": round(build_seconds, 3), "bm25_build_s": round(bm25_seconds, 4),
-                "build_vs_bm25": round(build_seconds / bm25_seconds, 1), "reopen_s": KnowledgeBase(
-                    Settings(home=home)).ensure_index()["seconds"]}
+    kb = KnowledgeBase(Settings(home=folder / "home"))
+    info = kb.ensure_index()
+    homes = (folder / f"build-{n}" for n in itertools.count())
+    contenders = {"index_build": lambda: KnowledgeBase(Settings(home=next(homes))).ensure_index(),
+                  "bm25_build": lambda: Bm25Baseline(kb.passages)}
+    timings = method.interleave(contenders, calls=1, min_rounds=rounds[0], max_rounds=rounds[1])
+    figures = method.summaries(timings, baseline="bm25_build")
+    figures["once"] = {"passages": info["count"], "model_load_s": round(model_seconds, 3),
+                       "reopen_s": KnowledgeBase(Settings(home=folder / "home")).ensure_index()["seconds"]}
+    return kb, figures, timings
 
 
-def bench_queries(kb: KnowledgeBase, repeats: int) -> dict:
-    questions = [row["question"] for row in load_eval_queries()]
+def measure_queries(kb: KnowledgeBase, questions: list[str], rounds: tuple) -> tuple[dict, dict]:
     vector_only = KnowledgeBase(kb.settings, hybrid=False)
     vector_only.ensure_index()
     bm25 = Bm25Baseline(kb.passages)
     for search in (kb.search, vector_only.search):
         for question in questions[:5]:
             search(question, 4)                                                    # warm-up
-    result = {"hybrid_ms": latencies_ms(kb.search, questions, repeats),
-              "vector_only_ms": latencies_ms(vector_only.search, questions, repeats),
-              "bm25_ms": latencies_ms(bm25.search, questions, repeats)}
-    result["hybrid_p50_vs_bm25"] = round(result["hybrid_ms"]["p50"] / result["bm25_ms"]["p50"], 1)
-    return result
+    contenders = {name: method.cycling(lambda q, s=search: s(q, 4), questions)
+                  for name, search in (("hybrid", kb.search), ("vector_only", vector_only.search),
+                                       ("bm25", bm25.search))}
+    timings = method.interleave(contenders, calls=len(questions), min_rounds=rounds[0], max_rounds=rounds[1],
+                                warmup=0)
+    return method.summaries(timings, baseline="bm25"), timings
 
 
-def bench_official(home: Path) -> dict:
+def quality(kb: KnowledgeBase) -> dict:
+    found = evaluate_retrieval(kb)
+    figures = {name: {k: v for k, v in found[name].items() if k != "misses"}
+               for name in ("knowledge_base", "vector_only", "bm25")}
+    figures.update({k: found[k] for k in ("queries", "ranking", "keyword_weight", "recall_gain_over_bm25",
+                                          "mrr_gain_over_bm25")})
+    return figures
+
+
+def official(home: Path) -> dict:
     kb = KnowledgeBase(Settings(home=home), source=OFFICIAL)
     info, seconds = timed(kb.ensure_index)
     hits = kb.search("free copy of the consumer report within 60 days after adverse action", 4)
     return {"source": str(OFFICIAL), "passages": info["count"], "index_build_s": round(seconds, 3),
-            "per_passage_ms": round(1000 * seconds / info["count"], 2), "example_top": hits[0].citation}
+            "per_passage_ms": round(1000 * seconds / info["count"], 2), "example_top": hits[0].citation,
+            "single_measurement": True}
+
+
+def readme_rows(figures: dict) -> list[dict[str, str]]:
+    build, queries, found = figures["build"], figures["queries"], figures["quality"]
+    ours, bm25 = found["knowledge_base"], found["bm25"]
+    return [{"what": f"retrieval index build, {build['once']['passages']} passages, fresh home (p50)",
+             "measured": f"{build['index_build']['p50_ms'] / 1000:.2f} s (embedding model load "
+                         f"{build['once']['model_load_s']:.1f} s, once)",
+             "baseline": f"BM25 build {build['bm25_build']['p50_ms']:.1f} ms"},
+            {"what": "retrieval query, hybrid, top 4 (p50 / p95)",
+             "measured": f"{queries['hybrid']['p50_ms']:.1f} / {queries['hybrid']['p95_ms']:.1f} ms",
+             "baseline": f"vector only {queries['vector_only']['p50_ms']:.1f} / {queries['vector_only']['p95_ms']:.1f} "
+                         f"ms; BM25 {queries['bm25']['p50_ms']:.2f} / {queries['bm25']['p95_ms']:.2f} ms"},
+            {"what": f"retrieval recall@4 / MRR ({found['queries']} questions)",
+             "measured": f"{ours['recall@4']:.3f} / {ours['mrr']:.3f}",
+             "baseline": f"BM25 {bm25['recall@4']:.3f} / {bm25['mrr']:.3f}"}]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="passes over the evaluation questions")
+    parser = method.parser(__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 10 questions (a check that it runs)")
     parser.add_argument("--official", action="store_true", help="also time an index of ../shared/regs (minutes)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-
+    rounds = ROUNDS["quick" if args.quick else "default"]
+    run = method.Run("retrieval", "torch", "sentence-transformers", "chromadb")
     import torch
 
+    questions = [row["question"] for row in load_eval_queries()][:rounds["questions"]]
     with tempfile.TemporaryDirectory() as tmp:
-        kb, build = bench_build(Path(tmp) / "home")
-        report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                              "python": platform.python_version(), "load_avg": os.getloadavg()},
-                  "build": build, "queries": bench_queries(kb, args.repeats)}
-        quality = evaluate_retrieval(kb)
-        report["quality"] = {name: {k: v for k, v in quality[name].items() if k != "misses"}
-                             for name in ("knowledge_base", "vector_only", "bm25")}
-        report["quality"].update({k: quality[k] for k in ("queries", "ranking", "keyword_weight",
-                                                          "recall_gain_over_bm25", "mrr_gain_over_bm25")})
+        kb, build, build_timings = measure_build(Path(tmp), rounds["build"])
+        queries, query_timings = measure_queries(kb, questions, rounds["queries"])
+        figures = {"build": build, "queries": queries, "quality": quality(kb)}
         if args.official and OFFICIAL.exists():
-            report["official"] = bench_official(Path(tmp) / "official-home")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+            figures["official"] = official(Path(tmp) / "official-home")
+    spreads = {f"{section} {name}": t.spread() for section, timings in (("build", build_timings),
+                                                                        ("queries", query_timings))
+               for name, t in timings.items()}
+    print({name: figures["queries"][name]["p50_ms"] for name in ("hybrid", "vector_only", "bm25")},
+          {name: figures["quality"][name]["recall@4"] for name in ("knowledge_base", "bm25")})
+    run.finish(figures, readme_rows(figures), spreads, force=args.force, rounds=rounds,
+               threads=f"torch {torch.get_num_threads()} threads")
     return 0
 
 
