@@ -229,13 +229,17 @@ def issue_partition(partition: Partition, out_dir: str, plan: str, plugin_name: 
 # ----------------------------------------------------------------------------- on the client
 
 @contextmanager
-def connect(cluster: str) -> Iterator[Any]:
+def connect(cluster: str | Any) -> Iterator[Any]:
     """A ``distributed.Client`` of the cluster a ``--cluster`` value names, closed (a local cluster shut
-    down) on leaving; ConfigurationError naming the address when no scheduler answers there."""
+    down) on leaving (a ``Client`` given is used as it is and left open); ConfigurationError naming the
+    address when no scheduler answers there."""
     import logging
 
     from distributed import Client, LocalCluster
 
+    if isinstance(cluster, Client):
+        yield cluster
+        return
     spec = parse_cluster(cluster)
     if spec.local:
         with LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
@@ -301,11 +305,12 @@ class ClusterRun:
     plan: str = ""
 
 
-def run_on_cluster(source: Path | str, out_dir: Path | str, job: BatchJob, cluster: str | None = None,
+def run_on_cluster(source: Path | str, out_dir: Path | str, job: BatchJob, cluster: str | Any = None,
                    progress: Progress | None = None, *, rows_per_partition: int | None = None,
                    on_start: Callable[[ClusterRun], None] | None = None) -> BatchResult:
     """Issue every row of `source` (CSV, Parquet file or folder of Parquet parts) on the Dask cluster
-    `cluster` names (default ``LENDSAFE_CLUSTER``) into `out_dir`, a folder every worker sees.
+    `cluster` names (a ``--cluster`` value, default ``LENDSAFE_CLUSTER``; or an open ``distributed.Client``)
+    into `out_dir`, a folder every worker sees.
 
     `progress(done, total, rows_per_s, eta_s)` is called at the start and as partitions finish;
     `on_start(run)` once the cluster is ready (workers, dashboard link, partitions). The result lists every
@@ -314,7 +319,7 @@ def run_on_cluster(source: Path | str, out_dir: Path | str, job: BatchJob, clust
     unreachable scheduler, a worker that writes to another audit store, or a folder or input a worker
     does not see."""
     job, cluster = job.fixed(), cluster or configured_cluster()
-    spec = parse_cluster(cluster)
+    spec = parse_cluster(cluster) if isinstance(cluster, str) else ClusterSpec(address="client")
     with open_audit_store(job.settings()) as audit:        # the schema exists before the workers start
         identity = StoreIdentity.of(audit)
     with connect(cluster) as client:
