@@ -136,3 +136,66 @@ def test_render_replaces_only_the_marked_block(tmp_path):
 def test_the_readme_block_is_what_the_script_makes_of_the_committed_results():
     text = readme_figures.README.read_text(encoding="utf-8")
     assert readme_figures.render(text) == text, "run `python scripts/readme_figures.py`"
+
+
+BENCHMARKS = sorted((PROJECT_ROOT / "benchmarks").glob("bench_*.py"))
+METHOD_CALLS = ("method.parser(", "method.Run(", "method.interleave(", ".finish(")
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)
+def test_every_benchmark_script_runs_on_the_method(script):
+    source = script.read_text(encoding="utf-8")
+    missing = [call for call in METHOD_CALLS if call not in source]
+    assert not missing, f"{script.name} does not call {missing}: put it on benchmarks/method.py"
+    assert "RESULTS.write_text" not in source and "OUT.write_text" not in source, \
+        f"{script.name} writes its result itself instead of through method.Run.finish"
+
+
+@pytest.mark.parametrize("path", sorted((PROJECT_ROOT / "benchmarks" / "results").glob("*.json")),
+                         ids=lambda path: path.stem)
+def test_a_result_of_the_method_names_its_date_load_verdict_and_rows(path):
+    result = json.loads(path.read_text())
+    if "noisy" not in result:
+        pytest.skip("measured before the benchmark method (the README says so)")
+    assert result["date"] and len(result["load_before"]) == 3 and len(result["load_after"]) == 3
+    assert isinstance(result["noisy"], bool) and bool(result["noisy_why"]) == result["noisy"]
+    assert result["readme"] and all({"what", "measured", "baseline"} <= set(row) for row in result["readme"])
+
+
+def test_no_noisy_result_is_committed_beside_the_quiet_ones():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "benchmarks/results/noisy"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert tracked == []
+
+
+def test_targets_say_met_or_not_met(capsys):
+    goals = {"p95_ms": method.target(2600.0, 2500.0), "per_s": method.target(600.0, 500.0, at_most=False, lost=0)}
+    assert goals["p95_ms"] == {"target": "<= 2500", "measured": 2600.0, "met": False}
+    assert goals["per_s"]["met"] is True and goals["per_s"]["lost"] == 0
+    method.print_targets(goals)
+    out = capsys.readouterr().out
+    assert "p95_ms: <= 2500, measured 2600.0 -> NOT met" in out and "per_s: >= 500, measured 600.0 -> met" in out
+
+
+def test_self_timed_contenders_count_only_the_seconds_they_report():
+    reported = iter([2.0, 0.5] * 10)
+    timer = method.SelfTimed({"harness": lambda: next(reported), "bare": lambda: next(reported)})
+    timings = method.interleave(timer.contenders, calls=1, min_rounds=3, max_rounds=3, warmup=0, clock=timer.clock)
+    assert sorted(timings["harness"].samples + timings["bare"].samples) == [500.0] * 3 + [2000.0] * 3
+
+
+def test_cycling_contenders_take_the_next_input_each_call():
+    seen = []
+    contender = method.cycling(seen.append, [1, 2, 3])
+    for _ in range(4):
+        contender()
+    assert seen == [1, 2, 3, 1]
+
+
+def test_a_trial_run_can_be_kept_out_of_the_results_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENDSAFE_BENCH_RESULTS", str(tmp_path))
+    record = method.Run("trial").finish({}, [], {})
+    assert (tmp_path / "trial.json").is_file() and record["written_to"] == str(tmp_path / "trial.json")
+    assert not (method.RESULTS / "trial.json").exists()
