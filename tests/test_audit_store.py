@@ -153,3 +153,12 @@ def test_list_matches_any_of_several_decisions(store):
     store.record_many([AuditEntry(make_decision(1)), AuditEntry(make_decision(2, decision="approve"))], actor="app")
     assert [r.decision for r in store.list(decision=("deny", "approve"))] == ["deny", "approve"]
     assert [r.decision for r in store.list(decision=["approve"])] == ["approve"]
+
+
+def test_keyed_ids_recorded_keys_and_get_many_read_the_index(store):
+    store.append([AuditEntry(make_decision(1), None, None, "a" * 32), AuditEntry(make_decision(2)),
+                  AuditEntry(make_decision(3, decision="approve"), None, None, "b" * 32)], actor="app")
+    assert store.keyed_ids(decision="deny") == [(1, "a" * 32), (2, None)]
+    assert store.keyed_ids(decision="deny", dataset="credit") == []
+    assert store.recorded_keys(["a" * 32, "b" * 32, "c" * 32]) == {"a" * 32, "b" * 32}
+    assert [r.id for r in store.get_many([3, 1, 99])] == [1, 3]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from lendsafe.audit.records import parse_timestamp
-from lendsafe.review.queue import QueueFilter, load_item, load_items, queue
+from lendsafe.review.queue import QueueFilter, load_item, load_items, load_pending, queue
 
 from review_support import denial, other_denial, passing_text, pipeline, reviewer, store  # noqa: F401
 
@@ -67,3 +67,14 @@ def test_an_item_carries_its_revisions_and_its_current_decision(reviewer, store,
     assert current.explanation == passing_text(draft) and current.reasons == draft.reasons
     assert "edited in review by app:ann (revision 1)" in current.writer_reason
     assert current.verification["passed"] and [h.id for h in item.history] == [items[0], item.current.record_id]
+
+
+def test_the_pending_queue_reads_no_record_of_a_closed_item(reviewer, store, items, monkeypatch):
+    reviewer.approve(items[0], actor="app:bob")
+    reviewer.reject(items[1], "duplicate", actor="app:bob")
+    read = []
+    real = type(store).get_many
+    monkeypatch.setattr(type(store), "get_many", lambda self, ids: read.extend(ids) or real(self, ids))
+    monkeypatch.setattr(type(store), "issued", lambda self, keys=None: pytest.fail("outcome records were read"))
+    assert ids(queue(store)) == [items[2]] and read == [items[2]]
+    assert load_pending(store).keys() == {items[2]}

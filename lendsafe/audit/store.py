@@ -243,6 +243,42 @@ class AuditStore:
         with database.reading(self._engine) as conn:
             return [self._to_record(row) for row in conn.execute(query)]
 
+    def keyed_ids(self, *, decision: str, dataset: str | None = None) -> list[tuple[int, str | None]]:
+        """(id, issue key) of every record of one decision column, in chain order, without reading content
+        (the review queue finds its open items this way)."""
+        from sqlalchemy import select
+
+        records, _ = tables()
+        query = select(records.c.id, records.c.issue_key).where(records.c.decision == decision).order_by(records.c.id)
+        if dataset is not None:
+            query = query.where(records.c.dataset == dataset)
+        with database.reading(self._engine) as conn:
+            return [(row.id, row.issue_key) for row in conn.execute(query)]
+
+    def recorded_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that some record holds as its issue key (content not read)."""
+        from sqlalchemy import select
+
+        records, _ = tables()
+        wanted, found = sorted(set(keys)), set()
+        with database.reading(self._engine) as conn:
+            for start in range(0, len(wanted), READ_BATCH):
+                query = select(records.c.issue_key).where(records.c.issue_key.in_(wanted[start:start + READ_BATCH]))
+                found.update(row.issue_key for row in conn.execute(query))
+        return found
+
+    def get_many(self, ids: Sequence[int]) -> list[AuditRecord]:
+        """The records with these ids that exist, in chain order."""
+        from sqlalchemy import select
+
+        records, _ = tables()
+        wanted, found = sorted({int(i) for i in ids}), []
+        with database.reading(self._engine) as conn:
+            for start in range(0, len(wanted), READ_BATCH):
+                query = select(records).where(records.c.id.in_(wanted[start:start + READ_BATCH])).order_by(records.c.id)
+                found += [self._to_record(row) for row in conn.execute(query)]
+        return found
+
     def issued(self, keys: Sequence[str] | None = None) -> dict[str, AuditRecord]:
         """Issue key -> record, for every record made with an issue key, or for those of `keys` (batches look
         here before issuing)."""

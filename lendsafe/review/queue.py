@@ -181,6 +181,20 @@ def load_items(store: AuditStore, dataset: str | None = None) -> dict[int, Revie
     return fold(records, store.issued(keys) if keys else {})
 
 
+def load_pending(store: AuditStore, dataset: str | None = None) -> dict[int, ReviewItem]:
+    """The pending items only, without reading the records of closed ones: held ids and keys from the index,
+    the outcome keys already recorded, then the open items' records and the edits and reassignments made
+    since the oldest of them (so the queue stays fast however long the review history grows)."""
+    held = store.keyed_ids(decision=REVIEW_ACTIONS["hold"], dataset=dataset)
+    closed = store.recorded_keys([outcome_key(key) for _, key in held if key])
+    open_ids = [record_id for record_id, key in held if key and outcome_key(key) not in closed]
+    if not open_ids:
+        return {}
+    later = store.list(decision=(REVIEW_ACTIONS["edit"], REVIEW_ACTIONS["reassign"]), dataset=dataset,
+                       after_id=open_ids[0], limit=None)
+    return fold(sorted([*store.get_many(open_ids), *later], key=lambda r: r.id))
+
+
 def load_item(store: AuditStore, item_id: int) -> ReviewItem:
     """One item by id, read through its records' issue keys (indexed: as fast with a million records);
     ReviewItemNotFoundError when no held record has that id."""
@@ -244,4 +258,5 @@ def queue(store: AuditStore, wanted: QueueFilter | None = None, now: datetime | 
     """The items ``wanted`` selects (pending ones by default), oldest first."""
     wanted = wanted or QueueFilter()
     now = now or datetime.now(timezone.utc)
-    return [item for item in load_items(store, wanted.dataset).values() if wanted.matches(item, now)]
+    loaded = load_pending(store, wanted.dataset) if wanted.status == PENDING else load_items(store, wanted.dataset)
+    return [item for item in loaded.values() if wanted.matches(item, now)]
