@@ -319,3 +319,20 @@ def test_the_whole_review_on_sqlite_and_on_a_real_postgresql(db_url, denial, tmp
             reviewer.approve(second, actor="app:carl")
         assert [i.id for i in reviewer.queue()] == [third]
         assert replay_notice(on_backend, issued.record_id).identical and on_backend.verify().ok
+
+
+def test_a_batch_holder_gives_the_entry_a_batch_records_instead_of_a_notice(store, denial, pipeline):
+    from lendsafe.review import batch_holder
+
+    row_key, batch_id = "c" * 32, "d" * 32
+    holder = batch_holder(hold_all=True, batch=batch_id)
+    assert holder(pipeline.run(example("hmda_approval")), "e" * 32) is None
+    assert batch_holder()(denial, row_key) is None, "the policy alone does not hold this denial"
+    entry = holder(denial, row_key)
+    [appended] = Issuer(None, audit=store, actor="batch:ann").append([entry])
+    assert appended.new and store.issued([row_key])[row_key].decision == "held", "a resumed batch finds it"
+    assert Issuer(None, audit=store, actor="batch:ann").append([holder(denial, row_key)])[0].new is False
+    reviewer = Reviewer(store)
+    item = reviewer.item(appended.record.id)
+    assert item.key == row_key and item.held_for == ("batch",) and item.history[0].content["review"]["batch"] == batch_id
+    assert reviewer.approve(item.id, actor="app:bob").record_id and reviewer.item(item.id).status == "approved"

@@ -9,12 +9,12 @@ never editable. Each action is a record of the audit chain (``lendsafe.audit.rec
 queue (``queue``) is folded from those records, and issue keys (``keys``) make one action win when two
 analysts act at once: one hold per decision, one edit per revision, one outcome per item.
 """
-from lendsafe.review.actions import Held, Reviewer, hold_for_review, issue_or_hold
+from lendsafe.review.actions import Held, Reviewer, batch_holder, hold_entry, hold_for_review, issue_or_hold
 from lendsafe.review.errors import (ReviewBlockedError, ReviewClosedError, ReviewConflictError, ReviewError,
                                     ReviewItemNotFoundError, SeparationOfDutiesError)
 from lendsafe.review.policy import ReviewPolicy, hold_reasons
 from lendsafe.review.queue import QueueFilter, ReviewItem, Revision
 
-__all__ = ["Held", "Reviewer", "hold_for_review", "issue_or_hold", "ReviewBlockedError", "ReviewClosedError",
+__all__ = ["Held", "Reviewer", "batch_holder", "hold_entry", "hold_for_review", "issue_or_hold", "ReviewBlockedError", "ReviewClosedError",
            "ReviewConflictError", "ReviewError", "ReviewItemNotFoundError", "SeparationOfDutiesError", "ReviewPolicy",
            "hold_reasons", "QueueFilter", "ReviewItem", "Revision"]

@@ -14,7 +14,7 @@ a batch and issues its approvals.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -79,13 +79,16 @@ def item_details(item: ReviewItem) -> dict[str, Any]:
             "first_reason": reasons[0] if reasons else None}
 
 
-def hold_entry(decision: Decision, held_for: Sequence[str]) -> ReviewEntry:
-    """The record holding ``decision`` (its draft verified now) for the reasons ``held_for``."""
+def hold_entry(decision: Decision, held_for: Sequence[str], *, issue_key: str | None = None,
+               batch: str | None = None) -> ReviewEntry:
+    """The record holding ``decision`` (its draft verified now) for the reasons ``held_for``, under
+    ``issue_key`` (default: derived from the decision; a batch passes its row's key) and naming ``batch``."""
     reasons = decision.reasons
     details = {"dataset": decision.dataset, "writer": decision.writer,
                "first_reason": reasons[0].code if reasons else None, "held_for": list(held_for),
-               "verification": verify(decision, decision.explanation or "").to_dict()}
-    return ReviewEntry("hold", details, decision, hold_key(decision))
+               "verification": verify(decision, decision.explanation or "").to_dict(),
+               **({"batch": batch} if batch else {})}
+    return ReviewEntry("hold", details, decision, issue_key or hold_key(decision))
 
 
 class Reviewer:
@@ -252,3 +255,19 @@ def hold_for_review(issuer: Issuer, decisions: Sequence[Decision], *, held_for: 
     reviewer = Reviewer(issuer.audit, notice_settings=issuer.notice_settings)
     held = iter(reviewer.hold(denials, actor=issuer.actor, held_for=held_for) if denials else [])
     return [next(held) if d.denied else next(issued) for d in decisions]
+
+
+def batch_holder(policy: ReviewPolicy | None = None, *, hold_all: bool = False,
+                 batch: str | None = None) -> Callable[[Decision, str], ReviewEntry | None]:
+    """For the batch runner (``lendsafe.issue.batch``, which may not import this package: the face passes
+    it in): ``holder(decision, row_key)`` is the hold entry to record instead of the decision's notice, or
+    None to issue it. Every denial when ``hold_all`` ("whole batches when asked"), else those the policy
+    selects; approvals are never held. The entry claims the row's key, so a resumed batch finds it."""
+    policy = policy or ReviewPolicy()
+
+    def holder(decision: Decision, row_key: str) -> ReviewEntry | None:
+        if not decision.denied:
+            return None
+        reasons = (BATCH,) if hold_all else hold_reasons(decision, policy)
+        return hold_entry(decision, reasons, issue_key=row_key, batch=batch) if reasons else None
+    return holder
