@@ -156,3 +156,26 @@ def test_the_explorer_holds_a_draft_the_review_policy_selects_instead_of_issuing
     assert not any(b.label == "Issue notice" for b in at.button), "a held draft is not issued a second time"
     no_failure(at.switch_page("lendsafe/ui/notices.py").run())
     assert any(f"Held for review, not sent: item #{len(items) + 1}" in i.value for i in at.info)
+
+
+def record_page(url: str, record_id: int) -> None:
+    """A page showing one record with the Review page's record view (what the Audit page wires in)."""
+    from lendsafe.audit.store import AuditStore
+    from lendsafe.ui import review
+
+    with AuditStore(url) as store:
+        review.record_view(store, store.get(record_id))
+
+
+def test_a_review_record_is_shown_for_what_it_is(held, denial):
+    url, items = held
+    with AuditStore(url) as store:
+        revision = Reviewer(store).edit(items[0], failing_text(other_denial(denial, 0)), actor="app:ann")
+        rejected = Reviewer(store).reject(items[1], "duplicate", actor="app:bob")
+    shown = {}
+    for record_id in (items[0], revision.record_id, rejected.id):
+        at = no_failure(AppTest.from_function(record_page, args=(url, record_id), default_timeout=TIMEOUT).run())
+        shown[record_id] = (at.markdown[0].value, " ".join(e.value for e in at.error))
+    assert "held for review" in shown[items[0]][0]
+    assert "paragraph edited" in shown[revision.record_id][0] and "no_forbidden_phrase" in shown[revision.record_id][1]
+    assert "rejected (nothing issued)" in shown[rejected.id][0]

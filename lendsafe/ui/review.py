@@ -240,6 +240,33 @@ def actions(rev: Reviewer, item: Any) -> None:
         st.button("Reassign", key=f"ls_review_reassign_{tag}", on_click=_reassign, args=(rev, item, actor, assignee_key))
 
 
+def record_view(store: Any, record: Any) -> None:
+    """One review record as the Audit page shows it: the action, its item, what it changed (for the Audit
+    page's table of record kinds: ``OTHER_KINDS["review"] = review.record_view``)."""
+    details = dict(record.content.get("review") or {})
+    action = details.pop("action", "")
+    item = record.id if action == "hold" else details.get("item")
+    st.write(f"A review action: **{ACTION_WORDS.get(action, action)}** on review item #{int(item or 0)}.")
+    if details.get("diff"):
+        st.code(details["diff"], language="diff")
+    failures = (details.get("verification") or {}).get("failures") or []
+    if action in ("hold", "edit"):
+        (st.error if failures else st.success)("The paragraph fails: " + ", ".join(failures) if failures
+                                               else "The paragraph passes every verifier check.")
+    shown = {k: v for k, v in details.items() if k in ("reason", "assignee", "previous", "held_for", "revision", "batch")}
+    if shown:
+        st.json(shown, expanded=True)
+    if record.content.get("decision"):
+        from lendsafe.decide.decision import Decision
+
+        with st.expander("The decision held"):
+            display.full_decision(Decision.from_dict(record.content["decision"]), record.id)
+
+
+ACTION_WORDS = {"hold": "held for review (not issued)", "edit": "paragraph edited", "reject": "rejected (nothing issued)",
+                "reassign": "reassigned"}
+
+
 def show_flash() -> None:
     kind, text = st.session_state.pop(FLASH_KEY, (None, None))
     if kind:
