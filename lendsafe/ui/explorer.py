@@ -2,7 +2,9 @@
 evidence, compare the two reason references, preview the notice, and issue it when it is right.
 
 Drafts are what-ifs: nothing is issued or recorded until a signed-in analyst presses "Issue notice",
-which records exactly the draft shown. A result whose inputs have changed since is marked stale.
+which records exactly the draft shown, or holds it for review when the review policy selects it
+(``lendsafe.review``; the Review page then approves, edits or rejects it). A result whose inputs have
+changed since is marked stale.
 """
 from __future__ import annotations
 
