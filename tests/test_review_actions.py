@@ -79,6 +79,7 @@ def test_a_failing_edit_blocks_issue_and_names_its_checks_until_a_passing_edit(r
     assert record.to_decision().explanation == passing_text(denial)
     assert record.content["review"]["text_sha256"] == sha256_hex(passing_text(denial).encode())
     assert record.content["review"]["edited_by"] == ["app:ann"]
+    assert "+Four factors counted most" in record.content["review"]["diff_from_draft"]
     assert issued.notice.explanation == passing_text(denial) and replay_notice(store, issued.record_id).identical
     assert [r.decision for r in store.list(limit=None)] == ["held", "edited", "edited", "deny"] and store.verify().ok
 

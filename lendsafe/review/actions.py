@@ -151,7 +151,9 @@ class Reviewer:
                                           "reviewer must approve it")
         review = {"item": item.id, "item_key": item.key, "revision": current.number, "approved_by": actor,
                   "text_sha256": sha256_hex(current.text.encode("utf-8")), "held_by": item.held_by,
-                  "held_for": list(item.held_for), "edited_by": sorted(item.editors)}
+                  "held_for": list(item.held_for), "edited_by": sorted(item.editors),
+                  "diff_from_draft": paragraph_diff(item.revisions[0].text, current.text, before_label="draft",
+                                                    after_label=f"revision {current.number} (approved)")}
         issued, new = self.issuer(actor).issue_reviewed(
             item.current_decision(), issue_key=outcome_key(item.key), review=review,
             unless=(revision_key(item.key, current.number + 1),), notice_date=notice_date)
