@@ -1,5 +1,5 @@
-"""LoraGenerator: refusal of a foreign adapter, determinism, batching, caching, cleaning, threads, and
-its ``Writer`` face (each decision's composer text given as the draft)."""
+"""LoraGenerator: refusal of a foreign adapter, determinism, batching, caching, cleaning, threads, its
+``Writer`` face (each decision's composer text given as the draft) and seeded sampling beside greedy."""
 import json
 import threading
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ import pytest
 
 from lendsafe.config import PROJECT_ROOT, Settings
 from lendsafe.errors import ConfigurationError, IncompatibleAdapterError
-from lendsafe.explain.generation import GenerationCache, LoraGenerator, clean_narrative
+from lendsafe.explain.generation import GenerationCache, LoraGenerator, Sampling, clean_narrative
 from lm_fixtures import MAX_NEW_TOKENS, PROMPTS, exact, fresh_adapter, generator  # noqa: F401 (fixtures)
 
 @pytest.mark.parametrize("raw, expected", [
@@ -155,3 +155,45 @@ def test_the_generation_cache_survives_its_file_being_removed(tmp_path):
     assert cache.get("b") is None
     cache.put("b", "other", 1, "sha")
     assert GenerationCache(tmp_path).get("b") == ("other", 1, "sha")
+
+
+@pytest.mark.parametrize("bad", [{"temperature": 0.0}, {"temperature": -1.0}, {"temperature": 0.7, "top_p": 0.0},
+                                 {"temperature": 0.7, "top_p": 1.5}])
+def test_sampling_settings_are_checked(bad):
+    with pytest.raises(ConfigurationError, match="temperature"):
+        Sampling(**bad)
+
+
+def test_a_prompts_sampling_seed_depends_on_the_seed_and_the_prompt_only():
+    assert Sampling(0.7, seed=1).prompt_seed("p") == Sampling(1.3, top_p=0.9, seed=1).prompt_seed("p")
+    assert len({Sampling(0.7, seed=1).prompt_seed("p"), Sampling(0.7, seed=2).prompt_seed("p"),
+                Sampling(0.7, seed=1).prompt_seed("q")}) == 3
+
+
+@pytest.fixture(scope="module")
+def sampler(fresh_adapter, tmp_path_factory):
+    return LoraGenerator(Settings(), adapter_dir=fresh_adapter, cache_dir=tmp_path_factory.mktemp("sampled"),
+                         sampling=Sampling(1.0, seed=3))
+
+
+@pytest.mark.slow
+def test_sampled_texts_are_seeded_and_do_not_depend_on_the_batch(sampler):
+    alone = sampler.generate(PROMPTS[:1], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
+    together = sampler.generate(PROMPTS[:3], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
+    assert alone[0].text == together[0].text
+    draws = sampler.sample(PROMPTS[:1], 3, max_new_tokens=MAX_NEW_TOKENS)[0]
+    again = sampler.sample(PROMPTS[:1], 3, max_new_tokens=MAX_NEW_TOKENS)[0]
+    assert [d.text for d in draws] == [d.text for d in again]
+    assert len({d.text for d in draws}) > 1
+    assert sampler.describe()["decoding"] == "sampled (temperature 1.0, top_p 1.0, seed 3)"
+
+
+@pytest.mark.slow
+def test_greedy_keeps_its_cache_keys_and_description(generator):
+    """Greedy texts are cached under the same key as before sampling existed, and only greedy draws drafts."""
+    generator.generate(PROMPTS[:1], max_new_tokens=MAX_NEW_TOKENS)
+    params = {"max_new_tokens": MAX_NEW_TOKENS, "repetition_penalty": 1.0, "do_sample": False}
+    assert generator.cache.get(generator.cache_key(PROMPTS[0], params)) is not None
+    assert generator.describe()["decoding"] == "greedy"
+    with pytest.raises(ConfigurationError, match="Sampling"):
+        generator.sample(PROMPTS[:1], 2)

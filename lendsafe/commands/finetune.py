@@ -1,5 +1,6 @@
 """`lendsafe finetune`: train the LoRA adapter on the SFT set (flags mirror `FinetuneSettings`);
-`--sweep GRID` trains and measures every configuration of a TOML grid instead (`lendsafe.train.sweep`)."""
+`--sweep GRID` trains and measures every configuration of a TOML grid instead (`lendsafe.train.sweep`);
+`--preference FILE` runs a DPO round on top of the SFT adapter (`lendsafe.train.preference`)."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,9 @@ def register(subparsers) -> None:
                         help="run the LoRA sweep of this TOML grid (e.g. data/sweep/lora.toml): each run trains "
                              "from the base; the record (sweep.json, sweep.png) goes to --out; of the other flags "
                              "only --data-dir and --base-model apply")
+    parser.add_argument("--preference", type=Path, metavar="FILE",
+                        help="run a preference (DPO) round with the settings of this TOML file (e.g. "
+                             "data/sweep/preference.toml); the other flags do not apply")
     parser.set_defaults(func=run)
 
 
@@ -35,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sweep:
         return run_sweep(args)
+    if args.preference:
+        return run_preference(args)
     settings = FinetuneSettings(**{spec.name: getattr(args, spec.name) for spec in fields(FinetuneSettings)})
     result = finetune(settings)
     print(f"adapter written to {result.out}: {result.steps} steps, {result.train_tokens_per_s:.0f} train tokens/s, "
@@ -51,6 +57,22 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"{run['name']:>22}: first pass {run['first_pass']}/{run['texts']}, meaning errors "
               f"{run['meaning_errors']}, validation loss {run['validation_loss']}, {run['train_tokens_per_s']} tokens/s")
     print(f"chosen: {record['chosen']['name']} ({record['chosen']['rule']}); record in {Path(args.out) / 'sweep.json'}")
+    return 0
+
+
+def run_preference(args: argparse.Namespace) -> int:
+    from lendsafe.train.preference import PreferenceSettings, preference_round
+
+    settings = PreferenceSettings.read(args.preference)
+    record = preference_round(settings)
+    print(f"pairs: {record['samples']['pairs']} from {record['samples']['applications']} applications")
+    for stage in ("before", "after"):
+        if stage in record:
+            greedy, sampled = record[stage]["greedy"], record[stage]["sampled"]
+            print(f"{stage:>6}: greedy first pass {greedy['first_pass']}/{greedy['texts']}, meaning errors "
+                  f"{greedy['meaning_errors']}; sampled first pass {sampled['first_pass']}/{sampled['texts']}")
+    print(f"ship on validation: {record.get('ship_on_validation')}; record in "
+          f"{settings.record_dir / 'preference.json'}")
     return 0
 
 

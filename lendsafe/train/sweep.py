@@ -1,13 +1,14 @@
 """A recorded LoRA sweep: every configuration of a small TOML grid trained from the base with the same data,
 seed and step budget, then measured on held-apart validation denials (``lendsafe.train.validation``):
-first-pass verification, meaning errors, validation loss and training tokens/s.
+first-pass verification (greedy, int8, in batches of 8: the same measuring device for every run),
+meaning errors, validation loss and training tokens/s.
 
 The grid (``data/sweep/lora.toml``)::
 
     [budget]                 # the same for every run
-    max_steps = 40           # optimizer steps per configuration
-    validation_decisions = 48
-    validation_loss_examples = 32
+    max_steps = 20           # optimizer steps per configuration
+    validation_decisions = 32
+    validation_loss_examples = 16
     [defaults]               # FinetuneSettings shared by every run
     batch_size = 4
     [[runs]]                 # one table per configuration: a name and the settings it changes
@@ -39,7 +40,7 @@ from lendsafe.train.validation import ValidationSet, measure_adapter, validation
 
 SWEEP_RECORD = "sweep.json"
 SWEEP_PLOT = "sweep.png"
-BUDGET_KEYS = {"max_steps": 40, "validation_decisions": 48, "validation_loss_examples": 32}
+BUDGET_KEYS = {"max_steps": 20, "validation_decisions": 32, "validation_loss_examples": 16}
 # How the configuration to ship is chosen: most first-pass verified texts, then fewest meaning errors,
 # then lowest validation loss, then fastest training.
 CHOICE_ORDER = (("first_pass", -1), ("meaning_errors", 1), ("validation_loss", 1), ("train_tokens_per_s", -1))
@@ -128,7 +129,7 @@ def train_and_measure(run_settings: FinetuneSettings, name: str, vset: Validatio
     started = time.perf_counter()
     trained = finetune(run_settings, validation=vset.examples)
     training_seconds = time.perf_counter() - started
-    measured = measure_adapter(run_settings.out, vset, settings)
+    measured = measure_adapter(run_settings.out, vset, settings, drafts=False)
     texts = measured.pop("texts_by_id")
     (run_settings.out / "validation_texts.json").write_text(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
     hp = trained.manifest["hyperparameters"]

@@ -126,17 +126,20 @@ def verification_figures(decisions: list[Decision], texts: list[str]) -> dict[st
             "failures_by_check": dict(sorted(Counter(c for found in failures for c in found).items()))}
 
 
-def measure_adapter(adapter_dir: Path, vset: ValidationSet, settings: Settings, **writer_options: Any) -> dict[str, Any]:
+def measure_adapter(adapter_dir: Path, vset: ValidationSet, settings: Settings, drafts: bool = True,
+                    **writer_options: Any) -> dict[str, Any]:
     """What the adapter writes on its first attempt for every validation decision, verified and timed
-    (int8 decoding as the app ships it; greedy unless ``writer_options`` give a sampling)."""
+    (int8 decoding as the app ships it; greedy unless ``writer_options`` give a sampling). ``drafts``:
+    decode with the composer's drafts as the app does (fast when the adapter writes like the composer);
+    without, greedy in left-padded batches (fast for an adapter that does not yet)."""
     with tempfile.TemporaryDirectory() as cache:
         writer = LoraGenerator(settings, adapter_dir=adapter_dir, cache_dir=cache, **writer_options)
         started = time.perf_counter()
-        results = writer.write(vset.decisions, vset.prompts, use_cache=False)
+        results = writer.write(vset.decisions, vset.prompts, use_cache=False, drafts=drafts)
         seconds = time.perf_counter() - started
     texts = [r.text for r in results]
     tokens = sum(r.tokens for r in results)
     figures = verification_figures(vset.decisions, texts)
     return {**figures, "generated_tokens": tokens, "generation_seconds": round(seconds, 1),
-            "generation_tokens_per_s": round(tokens / max(seconds, 1e-9), 1), "decoding": writer.describe()["decoding"],
+            "generation_tokens_per_s": round(tokens / max(seconds, 1e-9), 1), "decoding": writer.describe()["decoding"] + ("" if drafts else ", batched"),
             "texts_by_id": {e["id"]: text for e, text in zip(vset.examples, texts)}}
