@@ -86,7 +86,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def item_summary(item: Any) -> dict[str, Any]:
     """The queue row of an item as plain JSON."""
-    application = item.decision.application
+    application = item.application
     return {"item": item.id, "status": item.status, "dataset": item.dataset, "writer": item.writer,
             "application_id": application.get("application_id"), "reasons": list(item.reason_codes),
             "held_for": list(item.held_for), "held_by": item.held_by, "held_at": item.held_at,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -66,7 +67,7 @@ class ReviewItem:
 
     id: int                      # the held record's id
     key: str                     # the held record's issue key (keys.hold_key)
-    decision: Decision           # the decision as held (the draft's text in its explanation)
+    drafted: dict[str, Any] = field(repr=False)   # the decision as held, as recorded (``decision`` parses it)
     held_by: str
     held_at: str
     held_for: tuple[str, ...]
@@ -75,6 +76,15 @@ class ReviewItem:
     assignments: int = 0
     outcome: Outcome | None = None
     history: tuple[AuditRecord, ...] = field(default=(), repr=False)
+
+    @cached_property
+    def decision(self) -> Decision:
+        """The decision as held (the draft's text in its explanation), parsed when first asked for."""
+        return Decision.from_dict(self.drafted)
+
+    @property
+    def application(self) -> dict[str, Any]:
+        return self.drafted.get("application") or {}
 
     @property
     def status(self) -> str:
@@ -90,15 +100,15 @@ class ReviewItem:
 
     @property
     def dataset(self) -> str:
-        return self.decision.dataset
+        return self.drafted["dataset"]
 
     @property
     def writer(self) -> str | None:
-        return self.decision.writer
+        return self.drafted.get("writer")
 
     @property
     def reason_codes(self) -> tuple[str, ...]:
-        return tuple(r.code for r in self.decision.reasons)
+        return tuple(r["code"] for r in self.drafted.get("reasons") or ())
 
     def age(self, now: datetime | None = None) -> timedelta:
         return (now or datetime.now(timezone.utc)) - (parse_timestamp(self.held_at) or datetime.now(timezone.utc))
@@ -118,11 +128,10 @@ class ReviewItem:
 # ----------------------------------------------------------------------------- folding records
 
 def _held_item(record: AuditRecord) -> ReviewItem:
-    decision = Decision.from_dict(record.content["decision"])
-    review = record.content["review"]
-    draft = Revision(0, decision.explanation or "", record.actor, record.created_at, record.id,
+    drafted, review = record.content["decision"], record.content["review"]
+    draft = Revision(0, drafted.get("explanation") or "", record.actor, record.created_at, record.id,
                      dict(review.get("verification") or {}))
-    return ReviewItem(record.id, record.issue_key, decision, record.actor, record.created_at,
+    return ReviewItem(record.id, record.issue_key, drafted, record.actor, record.created_at,
                       tuple(review.get("held_for") or ()), (draft,), history=(record,))
 
 

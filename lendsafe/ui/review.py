@@ -89,7 +89,7 @@ def filters(datasets: list[str]) -> QueueFilter:
 def queue_frame(items: list[Any]) -> pd.DataFrame:
     rows = []
     for item in items:
-        application = item.decision.application
+        application = item.application
         applicant = application.get("applicant") or {}
         rows.append({"item": item.id, "held (UTC)": item.held_at[:19].replace("T", " "),
                      "applicant": applicant.get("name", "") if isinstance(applicant, dict) else str(applicant),
@@ -102,7 +102,7 @@ def queue_frame(items: list[Any]) -> pd.DataFrame:
 
 
 def item_label(item: Any) -> str:
-    application_id = item.decision.application.get("application_id") or "-"
+    application_id = item.application.get("application_id") or "-"
     return printable(f"#{item.id} · {item.held_at[:16].replace('T', ' ')} · {application_id} · "
                      f"{(item.reason_codes or ('-',))[0]} · r{item.current.number} · {item.status}")
 
