@@ -312,8 +312,9 @@ class Issuer:
         """Issue a decision a reviewer approved (``lendsafe.review``): rendered and checked like ``issue``,
         recorded with its ``review`` section under ``issue_key`` unless one of the keys ``unless`` is already
         recorded. Returns (issued, new): not new when another process recorded that key (or one of ``unless``)
-        first; ``issued.record_id`` then names that record and nothing was issued here."""
-        with self.recording_refusals():
+        first; ``issued.record_id`` then names that record and nothing was issued here. A refused notice is
+        recorded as a refusal naming ``issue_key`` (not taken) and IssueRefused raised."""
+        with self.recording_refusals(issue_key):
             rendered = self.render(decision, notice_date=notice_date)
         [appended] = self.append([AuditEntry(decision, rendered.notice, rendered.pdf, issue_key, None, dict(review))],
                                  unless=unless)
