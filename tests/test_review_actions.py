@@ -337,3 +337,21 @@ def test_a_batch_holder_gives_the_entry_a_batch_records_instead_of_a_notice(stor
     item = reviewer.item(appended.record.id)
     assert item.key == row_key and item.held_for == ("batch",) and item.history[0].content["review"]["batch"] == batch_id
     assert reviewer.approve(item.id, actor="app:bob").record_id and reviewer.item(item.id).status == "approved"
+
+
+def test_the_verifier_at_issue_has_the_last_word_over_a_recorded_pass(store, denial):
+    """A draft recorded as passing (say, under an older verifier) whose text fails now is refused at approval:
+    the refusal is recorded naming the key it would have taken, and the item stays pending."""
+    from lendsafe.audit.records import ReviewEntry
+    from lendsafe.review.actions import hold_entry
+
+    broken = other_denial(denial, 9).with_updates(explanation=failing_text(denial))
+    entry = hold_entry(broken, ("batch",))
+    entry = entry._replace(details={**entry.details, "verification": {"passed": True, "failures": [], "checks": {}}})
+    [held] = Issuer(None, audit=store, actor="app:ann").append([entry])
+    reviewer = Reviewer(store)
+    with pytest.raises(IssueRefused, match="fails verification at issue time"):
+        reviewer.approve(held.record.id, actor="app:bob")
+    refusal = store.list(decision="refusal")[0]
+    assert refusal.content["refused_key"] == outcome_key(held.record.issue_key)
+    assert reviewer.item(held.record.id).status == "pending" and not decision_records(store) and store.verify().ok
