@@ -61,5 +61,8 @@ def test_the_environment_sets_the_policy_and_bad_values_name_the_variable():
         ReviewPolicy.from_env({env_name("all_denials"): "maybe"})
     with pytest.raises(ConfigurationError, match="cutoff_margin must be a number from 0 to 1"):
         ReviewPolicy.from_env({"LENDSAFE_REVIEW_CUTOFF_MARGIN": "2"})
+    assert ReviewPolicy.from_env({"LENDSAFE_REVIEW_APPROVER_ROLE": "Admin"}).approver_role == "admin"
+    with pytest.raises(ConfigurationError, match="approver_role must be one of analyst, reviewer, admin"):
+        ReviewPolicy.from_env({"LENDSAFE_REVIEW_APPROVER_ROLE": "intern"})
     with pytest.raises(ConfigurationError, match="LENDSAFE_REVIEW_CUTOFF_MARGIN must be a number"):
         ReviewPolicy.from_env({"LENDSAFE_REVIEW_CUTOFF_MARGIN": "wide"})

@@ -30,6 +30,7 @@ def held(tmp_path, denial, monkeypatch):
     users = UsersFile(tmp_path / "users.json")
     for name in ("alice", "bob"):
         users.add(name, PASSWORD, "reviewer")
+    users.add("carl", PASSWORD, "analyst")
     monkeypatch.setenv("LENDSAFE_DATABASE_URL", url)
     monkeypatch.setenv("LENDSAFE_USE_LLM", "0")
     monkeypatch.setenv("LENDSAFE_USERS_FILE", str(tmp_path / "users.json"))
@@ -179,3 +180,11 @@ def test_a_review_record_is_shown_for_what_it_is(held, denial):
     assert "held for review" in shown[items[0]][0]
     assert "paragraph edited" in shown[revision.record_id][0] and "no_forbidden_phrase" in shown[revision.record_id][1]
     assert "rejected (nothing issued)" in shown[rejected.id][0]
+
+
+def test_an_analyst_may_edit_but_approving_needs_the_reviewer_role(held):
+    url, items = held
+    at = sign_in(review_page(), "carl")
+    assert at.button(key=f"ls_review_approve_{items[0]}_0").disabled
+    assert "Approving needs the reviewer role (yours: analyst)" in messages(at, "caption")
+    assert not at.button(key=f"ls_review_edit_{items[0]}_0").disabled

@@ -14,6 +14,7 @@ from typing import Any
 from lendsafe.config import FLAG_VALUES
 from lendsafe.decide.decision import Decision
 from lendsafe.errors import ConfigurationError
+from lendsafe.identity import ROLES
 
 LORA_RETRY, COMPOSER_FALLBACK, NEAR_CUTOFF, ALL_DENIALS, BATCH = (
     "lora_retry", "composer_fallback", "near_cutoff", "all_denials", "batch")
@@ -42,10 +43,15 @@ class ReviewPolicy:
         "help": "hold every denial (env LENDSAFE_REVIEW_ALL_DENIALS)"})
     separate_duties: bool = field(default=True, metadata={
         "help": "whoever edited an item cannot approve it (env LENDSAFE_REVIEW_SEPARATE_DUTIES)"})
+    approver_role: str = field(default="reviewer", metadata={
+        "help": "the least role a signed-in dashboard user needs to approve (analyst, reviewer or admin; the "
+                "CLI's --actor is the operator's word; env LENDSAFE_REVIEW_APPROVER_ROLE)"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.cutoff_margin, (int, float)) or not 0 <= self.cutoff_margin <= 1:
             raise ConfigurationError(f"cutoff_margin must be a number from 0 to 1; got {self.cutoff_margin!r}")
+        if self.approver_role not in ROLES:
+            raise ConfigurationError(f"approver_role must be one of {', '.join(ROLES)}; got {self.approver_role!r}")
 
     @classmethod
     def help_table(cls) -> dict[str, str]:
@@ -67,6 +73,8 @@ def env_name(setting: str) -> str:
 
 def _parse(setting: str, text: str, default: Any) -> Any:
     value = text.strip().lower()
+    if isinstance(default, str):
+        return value
     if isinstance(default, bool):
         if value not in FLAG_VALUES:
             raise ConfigurationError(f"{env_name(setting)} must be one of {sorted(FLAG_VALUES)}; got {text!r}")

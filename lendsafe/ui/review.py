@@ -204,8 +204,20 @@ def _reassign(rev: Reviewer, item: Any, actor: str, key: str) -> None:
     act("Reassign", rev.reassign, item.id, st.session_state.get(key, "").strip(), actor=actor)
 
 
+def approval_barred(rev: Reviewer, item: Any, who: Any) -> str:
+    """Why this signed-in user may not approve the item now ("" when she may)."""
+    if not item.current.passed:
+        return "The current paragraph fails a verifier check: edit it until every check passes."
+    if not who.at_least(rev.policy.approver_role):
+        return f"Approving needs the {rev.policy.approver_role} role (yours: {who.role})."
+    if rev.policy.separate_duties and who.actor in item.editors:
+        return "Separation of duties: you edited this item, so another reviewer must approve it."
+    return ""
+
+
 def actions(rev: Reviewer, item: Any) -> None:
-    actor = common.actor() if common.can_issue() else None
+    who = common.identity()
+    actor = who.actor if who is not None and who.can_issue else None
     if item.status != "pending":
         outcome = item.outcome
         st.info(f"This item was {outcome.status} by {outcome.actor} at {outcome.at[:19]} (audit record "
@@ -215,14 +227,12 @@ def actions(rev: Reviewer, item: Any) -> None:
         st.caption("Sign in (sidebar) as an analyst, reviewer or admin to approve, edit, reject or reassign.")
         return
     tag = f"{item.id}_{item.current.number}"
-    blocked = not item.current.passed
-    own_edit = rev.policy.separate_duties and actor in item.editors
-    st.button("Approve and issue", type="primary", key=f"ls_review_approve_{tag}", disabled=blocked or own_edit,
+    why_not = approval_barred(rev, item, who)
+    st.button("Approve and issue", type="primary", key=f"ls_review_approve_{tag}", disabled=bool(why_not),
               on_click=act, args=("Approve", rev.approve, item.id), kwargs={"actor": actor, "revision": item.current.number},
-              help="issues the notice with the current paragraph" if not (blocked or own_edit) else
-              "the current paragraph fails a check" if blocked else "you edited this item: another reviewer approves it")
-    if own_edit:
-        st.caption("Separation of duties: you edited this item, so another reviewer must approve it.")
+              help=why_not or "issues the notice with the current paragraph")
+    if why_not:
+        st.caption(why_not)
     text_key = f"ls_review_text_{tag}"
     st.session_state.setdefault(text_key, item.current.text)
     st.text_area("Plain-words paragraph (the reasons above are not editable)", key=text_key, height=200)
