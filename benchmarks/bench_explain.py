@@ -1,23 +1,25 @@
-"""Explanation generation: latency at batch 1 and throughput at batch 8-16, beside baselines from the same run.
+"""Warm explanation latency: whole decisions and generation alone, beside baselines from the same run, with
+the benchmark method (``benchmarks/method.py``).
 
-Baselines: plain ``generate`` of the base model without the adapter or the generator's machinery, and a
-memory-bandwidth bound (a large numpy copy gives GB/s; decoding one token reads every weight once).
-Prompts are the SFT test set's (held-out decisions, realistic length); if no trained adapter exists, a
-freshly initialised LoRA adapter (identity: B = 0) is used and the JSON says so.
+* warm explanation, one held-out denial per call (``Pipeline.run``: score, reasons, retrieval, explanation,
+  verification; models loaded by an untimed first call): the shipped writer (LoRA, int8, the composer's
+  text as draft) beside the same writer decoding without draft and the template writer (no language
+  model). Every call of a contender explains a different denial of the SFT test split (held-out
+  decisions), and the generation cache is never read or written: no call is answered from a cache.
+* generation alone at batch 1 on the same prompts: the generator with and without draft, beside the
+  base model's own ``generate`` (bf16, no adapter, no cleaning; it rarely stops early, so compare time
+  per 100 tokens); and a memory-bandwidth bound (a numpy copy gives GB/s; decoding reads every weight).
+* ``--throughput``: batch 8 beside the same 8 prompts one by one (both without draft).
+* a cache hit's latency, for reference (not part of any figure above).
 
-Draft-verified decoding: each held-out prompt is timed without and with its decision's composer text
-as draft, one after the other (same machine state); the texts must agree (counted, not assumed). The
-pipeline section runs whole decisions (``Pipeline.run``) with and without drafts and counts how many
-explanations passed verification at the first attempt.
-
-    .venv/bin/python benchmarks/bench_explain.py [--prompts 16] [--batch-sizes 8,16] [--threads 1]
+Target (issue 18): warm explanation p95 <= 2.5 s on held-out denials.
+Run: ``python benchmarks/bench_explain.py [--quick] [--calls 6] [--max-rounds 5] [--throughput] [--force]``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -25,28 +27,129 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import method  # noqa: E402
 
-from lendsafe.config import Settings  # noqa: E402
-from lendsafe.evaluation.writers import Uncached  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
+ROOT = method.ROOT
 MAX_NEW_TOKENS = 360          # the longest explanation with its rights part is about 300 tokens
-FALLBACK_PROMPT = [{"role": "system", "content": "You write the explanation paragraph of a credit decision notice."},
-                   {"role": "user", "content": "Decision: denied\nPrincipal reasons, most important first:\n"
-                                               "1. Debt-to-income ratio too high (0.45)\n2. Delinquent credit obligations\n"
-                                               "Write the explanation."}]
+TARGET_P95_MS = 2500.0
+# calls per round, min rounds, max rounds of each section
+COUNTS = {"default": {"pipeline": (6, 3, 5), "generation": (2, 3, 4), "throughput": (1, 3, 3)},
+          "quick": {"pipeline": (2, 2, 2), "generation": (1, 2, 2), "throughput": (1, 2, 2)}}
 
 
-def load_rows(count: int) -> list[dict]:
-    """SFT test rows (messages, the composer's target, the application), denials first; or a fallback."""
-    path = ROOT / "data" / "sft" / "test.jsonl"
-    if not path.is_file():
-        return [{"messages": FALLBACK_PROMPT, "target": None}] * count
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda row: row.get("decision") != "deny")
-    return rows[:count]
+def held_out_denials(seed: int = 0) -> list[dict]:
+    """Denials of the SFT test split (held-out decisions), each a different application, in a seeded order."""
+    rows = [json.loads(line) for line in (ROOT / "data" / "sft" / "test.jsonl").read_text().splitlines() if line.strip()]
+    unique = {row["application_id"]: row for row in rows if row["decision"] == "deny"}
+    ordered = sorted(unique.values(), key=lambda row: row["application_id"])
+    random.Random(seed).shuffle(ordered)
+    return ordered
+
+
+class Calls:
+    """A contender taking the next row each call (never the same one twice) and keeping what each call gave."""
+
+    def __init__(self, function, rows: list[dict]):
+        self.function, self.rows, self.outputs = function, iter(rows), []
+
+    def __call__(self) -> None:
+        row = next(self.rows, None)
+        if row is None:
+            raise SystemExit("more calls than held-out denials: lower --calls or --max-rounds")
+        self.outputs.append(self.function(row))
+
+
+# ---------------------------------------------------------------------- whole decisions
+def pipeline_contenders(generator, knowledge) -> dict:
+    """Shipped writer, the same writer without draft, and the template writer; one pipeline per dataset each."""
+    from lendsafe.config import Settings
+    from lendsafe.evaluation.writers import Uncached
+    from lendsafe.explain.pipeline import Pipeline
+
+    settings = Settings()
+    writers = {"lora_with_draft": dict(writer="auto", generator=Uncached(generator, drafts=True)),
+               "lora_without_draft": dict(writer="auto", generator=Uncached(generator, drafts=False)),
+               "template_writer": dict(writer="template")}
+
+    def runner(options: dict):
+        pipelines: dict[str, Pipeline] = {}
+
+        def run(row: dict):
+            if row["dataset"] not in pipelines:
+                pipelines[row["dataset"]] = Pipeline(settings, dataset=row["dataset"], knowledge=knowledge, **options)
+            return pipelines[row["dataset"]].run(row["application"], row["reference"])
+        return run
+    return {name: runner(options) for name, options in writers.items()}
+
+
+def measure_pipeline(generator, knowledge, rows: list[dict], counts: tuple) -> tuple[dict, dict]:
+    calls, min_rounds, max_rounds = counts
+    contenders = {name: Calls(run, rows) for name, run in pipeline_contenders(generator, knowledge).items()}
+    timings = method.interleave(contenders, calls, min_rounds=min_rounds, max_rounds=max_rounds)
+    figures = method.summaries(timings, baseline="template_writer")
+    for name, contender in contenders.items():
+        timed = contender.outputs[1:]                                   # the first call loads the models
+        figures[name].update(decisions=len(timed), writer_lora=sum(d.writer == "lora" for d in timed),
+                             passed_first_attempt=sum(first_attempt_passed(d) for d in timed),
+                             all_issued_texts_pass_verification=all(d.verification["passed"] for d in timed))
+    shipped, plain = contenders["lora_with_draft"].outputs[1:], contenders["lora_without_draft"].outputs[1:]
+    figures["same_explanation_with_and_without_draft"] = {
+        "same": sum(a.explanation == b.explanation for a, b in zip(shipped, plain)), "of": min(len(shipped), len(plain))}
+    return figures, {f"pipeline {k}": t.spread() for k, t in timings.items()}
+
+
+def first_attempt_passed(decision) -> bool:
+    """Whether the writer's first text passed verification (the template writer's one text counts as first)."""
+    attempts = decision.verification.get("attempts") or [decision.verification]
+    return bool(attempts[0].get("passed"))
+
+
+# ---------------------------------------------------------------------- generation alone
+def plain_generate(model, tokenizer, threads: int):
+    """The base model's own ``generate`` on the generator's thread count: no adapter, no cleaning, no cache;
+    returns tokens generated."""
+    import torch
+
+    from lendsafe.explain.generation import _torch_threads
+
+    def run(row: dict) -> int:
+        text = tokenizer.apply_chat_template(row["messages"], add_generation_prompt=True, tokenize=False)
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode(), _torch_threads(threads):
+            output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        return int(output.shape[1] - inputs["input_ids"].shape[1])
+    return run
+
+
+def generator_call(generator, draft: bool):
+    def run(row: dict) -> int:
+        drafts = [row["target"]] if draft else None
+        return generator.generate([row["messages"]], max_new_tokens=MAX_NEW_TOKENS, use_cache=False,
+                                  drafts=drafts)[0].tokens
+    return run
+
+
+def measure_generation(generator, settings, rows: list[dict], counts: tuple) -> tuple[dict, dict]:
+    from lendsafe.lm.basemodel import load_base_model
+
+    base, tokenizer = load_base_model(settings)
+    calls, min_rounds, max_rounds = counts
+    contenders = {"generator_with_draft": Calls(generator_call(generator, True), rows),
+                  "generator_without_draft": Calls(generator_call(generator, False), rows),
+                  "plain_base_generate_bf16": Calls(plain_generate(base, tokenizer, generator.threads), rows)}
+    timings = method.interleave(contenders, calls, min_rounds=min_rounds, max_rounds=max_rounds)
+    figures = method.summaries(timings, baseline="plain_base_generate_bf16")
+    for name, contender in contenders.items():
+        tokens, seconds = sum(contender.outputs[1:]), sum(timings[name].samples) / 1000
+        figures[name].update(mean_tokens=round(tokens / max(1, len(contender.outputs) - 1), 1),
+                             tokens_per_s=round(tokens / seconds, 2),
+                             ms_per_100_tokens=round(100_000 * seconds / max(1, tokens), 1))
+    weight_bytes = sum(p.numel() * p.element_size() for p in base.parameters())
+    bandwidth = memory_bandwidth_gbs()
+    figures["bandwidth"] = {"memory_gbs": round(bandwidth, 2), "bf16_weights_mb": round(weight_bytes / 1e6, 1),
+                            "bound_tokens_per_s_bf16": round(bandwidth / 2 * 1e9 / weight_bytes, 1)}
+    return figures, {f"generation {k}": t.spread() for k, t in timings.items()}
 
 
 def memory_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
@@ -62,224 +165,106 @@ def memory_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * source.nbytes * repeats / (time.perf_counter() - started) / 1e9
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def measure_throughput(generator, rows: list[dict], counts: tuple, size: int = 8) -> tuple[dict, dict]:
+    """Batch ``size`` beside the same prompts one by one, both without draft."""
+    calls, min_rounds, max_rounds = counts
+    prompts = [row["messages"] for row in rows[:size]]
+
+    def batched():
+        generator.batch_size = size
+        return generator.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
+
+    def one_by_one():
+        return [generator.generate([p], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)[0] for p in prompts]
+    timings = method.interleave({f"batch_{size}": batched, "batch_1": one_by_one}, calls,
+                                min_rounds=min_rounds, max_rounds=max_rounds, warmup=0)
+    figures = method.summaries(timings, baseline="batch_1")
+    for figure in figures.values():
+        figure["explanations_per_min"] = round(60_000 * size / figure["p50_ms"], 2)
+    return figures, {f"throughput {k}": t.spread() for k, t in timings.items()}
 
 
-def adapter_for_benchmark(settings: Settings, workdir: Path, adapter_dir: Path | None) -> tuple[Path, str]:
-    """The given (or configured) adapter when it is trained for this base; otherwise a fresh one."""
-    from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
-    from lendsafe.lm.adapters import check_adapter_compatible
-    from lendsafe.train.finetune import init_adapter
+def cache_hit_ms(generator, row: dict, folder: Path) -> dict:
+    """A second call of the same prompt with the cache on (reference only)."""
+    from lendsafe.explain.generation import GenerationCache
 
-    adapter_dir = adapter_dir or settings.adapter_dir
-    try:
-        manifest = check_adapter_compatible(adapter_dir, base_model_sha256(ensure_base_model(settings)))
-        if manifest.get("trained"):
-            return adapter_dir, (f"trained adapter {adapter_dir} ({manifest.get('steps')} steps, final validation "
-                                 f"loss {manifest.get('final_validation_loss')})")
-    except Exception as exc:  # absent or foreign adapter: say so in the results
-        print(f"no usable trained adapter ({exc}); using a freshly initialised one")
-    fresh = workdir / "fresh-adapter"
-    init_adapter(fresh)
-    return fresh, "freshly initialised LoRA adapter (untrained, B = 0): no trained adapter was available"
+    generator.cache = GenerationCache(folder)
+    generator.generate([row["messages"]], max_new_tokens=MAX_NEW_TOKENS)
+    hit = generator.generate([row["messages"]], max_new_tokens=MAX_NEW_TOKENS)[0]
+    return {"cached": hit.cached, "latency_ms": round(hit.latency_ms, 3)}
 
 
-def run_generator_batch1(generator, prompts) -> dict:
-    results = [generator.generate([p], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)[0] for p in prompts]
-    return summarize([r.latency_ms for r in results], [r.tokens for r in results])
+# ---------------------------------------------------------------------- result
+def targets(figures: dict) -> dict:
+    shipped = figures["pipeline"]["lora_with_draft"]
+    return {"warm_explanation_p95_ms": method.target(shipped["p95_ms"], TARGET_P95_MS, p50_ms=shipped["p50_ms"],
+                                                     denials=shipped["decisions"])}
 
 
-def run_draft_pairs(generator, rows: list[dict]) -> dict:
-    """Batch 1 without and with the composer's text as draft, prompt by prompt; texts compared."""
-    plain, drafted = [], []
-    for row in rows:
-        plain += generator.generate([row["messages"]], max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
-        drafted += generator.generate([row["messages"]], max_new_tokens=MAX_NEW_TOKENS, use_cache=False,
-                                      drafts=[row["target"]])
-    differing = [i for i, (a, b) in enumerate(zip(plain, drafted)) if (a.text, a.tokens) != (b.text, b.tokens)]
-    accepted = sum(r.draft_tokens_accepted for r in drafted)
-    return {"without_draft": summarize([r.latency_ms for r in plain], [r.tokens for r in plain]),
-            "with_composer_draft": summarize([r.latency_ms for r in drafted], [r.tokens for r in drafted]),
-            "texts_differing_from_no_draft": len(differing), "prompts": len(rows),
-            "draft_tokens_accepted_share": round(accepted / max(1, sum(r.tokens for r in drafted)), 3),
-            "outputs_equal_to_composer_text": sum(r.text == row["target"] for r, row in zip(drafted, rows)),
-            "p50_ratio_with_vs_without": round(statistics.median([r.latency_ms for r in drafted])
-                                               / statistics.median([r.latency_ms for r in plain]), 3)}
-
-
-def run_pipeline_pairs(generator, rows: list[dict]) -> dict:
-    """Whole decisions (score, reasons, retrieval, explanation, verification) without and with drafts."""
-    from lendsafe.explain.pipeline import Pipeline
-    from lendsafe.knowledge.retrieval import KnowledgeBase
-
-    settings, knowledge = Settings(), KnowledgeBase(Settings())
-    runs = {}
-    for name, drafts in (("without_draft", False), ("with_composer_draft", True)):
-        writer = Uncached(generator, drafts=drafts, max_new_tokens=MAX_NEW_TOKENS)
-        decisions = [Pipeline(settings, dataset=row["dataset"], reference=row["reference"], writer="auto",
-                              generator=writer, knowledge=knowledge).run(row["application"]) for row in rows]
-        runs[name] = decisions
-    summary = {name: {"p50_ms": round(statistics.median(d.latency_ms for d in ds), 1),
-                      "p95_ms": round(percentile([d.latency_ms for d in ds], 0.95), 1),
-                      "lora_passed_first_attempt": sum(d.verification["attempts"][0]["passed"] for d in ds),
-                      "writer_lora": sum(d.writer == "lora" for d in ds),
-                      "all_issued_texts_pass_verification": all(d.verification["passed"] for d in ds)}
-               for name, ds in runs.items()}
-    same = sum(a.explanation == b.explanation for a, b in zip(runs["without_draft"], runs["with_composer_draft"]))
-    return {"decisions": len(rows), **summary, "same_explanation_with_and_without_draft": same}
-
-
-def run_plain_generate_batch1(model, tokenizer, prompts, threads: int) -> dict:
-    """Baseline: the base model's own ``generate``, no adapter, no cleaning, no cache."""
-    import torch
-
-    torch.set_num_threads(threads)
-    latencies, tokens = [], []
-    with torch.inference_mode():
-        for messages in prompts:
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-            started = time.perf_counter()
-            output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
-            latencies.append((time.perf_counter() - started) * 1000)
-            tokens.append(output.shape[1] - inputs["input_ids"].shape[1])
-    return summarize(latencies, tokens)
-
-
-def summarize(latencies_ms: list[float], tokens: list[int]) -> dict:
-    total_s = sum(latencies_ms) / 1000
-    return {"p50_ms": round(statistics.median(latencies_ms), 1), "p95_ms": round(percentile(latencies_ms, 0.95), 1),
-            "mean_tokens": round(statistics.mean(tokens), 1), "tokens_per_s": round(sum(tokens) / total_s, 2),
-            "ms_per_100_tokens": round(100 * 1000 * total_s / max(sum(tokens), 1), 1)}
-
-
-def targets_met(row: dict) -> dict:
-    return {"p50": row["p50_ms"] <= 2000, "p95": row["p95_ms"] <= 4000}
-
-
-def run_throughput(generator, prompts, batch_size: int) -> dict:
-    generator.batch_size = batch_size
-    started = time.perf_counter()
-    results = generator.generate(prompts, max_new_tokens=MAX_NEW_TOKENS, use_cache=False)
-    elapsed = time.perf_counter() - started
-    tokens = sum(r.tokens for r in results)
-    return {"batch_size": batch_size, "prompts": len(prompts), "seconds": round(elapsed, 2),
-            "tokens_per_s": round(tokens / elapsed, 2), "explanations_per_min": round(60 * len(prompts) / elapsed, 2)}
-
-
-def run_cache_hit(generator, prompts) -> dict:
-    generator.generate(prompts[:1], max_new_tokens=MAX_NEW_TOKENS)
-    hit = generator.generate(prompts[:1], max_new_tokens=MAX_NEW_TOKENS)[0]
-    return {"cached": hit.cached, "latency_ms": hit.latency_ms}
+def readme_rows(figures: dict) -> list[dict[str, str]]:
+    pipe = figures["pipeline"]
+    shipped, plain, template = pipe["lora_with_draft"], pipe["lora_without_draft"], pipe["template_writer"]
+    met = "met" if shipped["p95_ms"] <= TARGET_P95_MS else "NOT met"
+    rows = [{"what": f"warm explanation, one held-out denial per call, each a different one, no cache "
+                     f"({shipped['decisions']} denials; p50 / p95)",
+             "measured": f"{shipped['p50_ms'] / 1000:.2f} s / {shipped['p95_ms'] / 1000:.2f} s (target p95 <= "
+                         f"{TARGET_P95_MS / 1000:g} s: {met}); LoRA wrote {shipped['writer_lora']} of "
+                         f"{shipped['decisions']}",
+             "baseline": f"same writer without draft {plain['p50_ms'] / 1000:.2f} s / {plain['p95_ms'] / 1000:.2f} s; "
+                         f"template writer {template['p50_ms'] / 1000:.2f} s / {template['p95_ms'] / 1000:.2f} s"}]
+    if "generation" in figures:
+        gen = figures["generation"]
+        rows.append({"what": "generation alone, batch 1 (p50; ms per 100 tokens)",
+                     "measured": f"with draft {gen['generator_with_draft']['p50_ms'] / 1000:.2f} s "
+                                 f"({gen['generator_with_draft']['ms_per_100_tokens']:.0f}); without "
+                                 f"{gen['generator_without_draft']['p50_ms'] / 1000:.2f} s "
+                                 f"({gen['generator_without_draft']['ms_per_100_tokens']:.0f})",
+                     "baseline": f"base model's own `generate` (bf16) "
+                                 f"{gen['plain_base_generate_bf16']['p50_ms'] / 1000:.2f} s "
+                                 f"({gen['plain_base_generate_bf16']['ms_per_100_tokens']:.0f}); memory-bandwidth "
+                                 f"bound {gen['bandwidth']['bound_tokens_per_s_bf16']:.0f} tokens/s (bf16)"})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=16, help="prompts timed one by one (batch 1)")
-    parser.add_argument("--pipeline", type=int, default=8, help="held-out decisions run through the pipeline (0: skip)")
-    parser.add_argument("--batch-sizes", default="8,16", help="batch sizes for the throughput runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the generator's)")
-    parser.add_argument("--adapter-dir", type=Path, default=None, help="adapter to time (default: Settings().adapter_dir)")
+    parser = method.parser(__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few denials and prompts (a check that it runs)")
+    parser.add_argument("--calls", type=int, help="denials per contender per round in the warm-explanation rounds")
+    parser.add_argument("--max-rounds", type=int, help="round limit of the warm-explanation rounds")
+    parser.add_argument("--no-generation", action="store_true", help="skip generation alone")
+    parser.add_argument("--throughput", action="store_true", help="also time batch 8 beside batch 1")
     args = parser.parse_args(argv)
+    counts = dict(COUNTS["quick" if args.quick else "default"])
+    pipe = counts["pipeline"]
+    counts["pipeline"] = (args.calls or pipe[0], min(pipe[1], args.max_rounds or pipe[1]), args.max_rounds or pipe[2])
+    run = method.Run("explain", "torch", "transformers", "peft")
 
-    from lendsafe.explain.generation import DEFAULT_THREADS, LoraGenerator
+    from lendsafe.config import Settings
+    from lendsafe.explain.generation import LoraGenerator
+    from lendsafe.knowledge.retrieval import KnowledgeBase
 
     settings = Settings()
-    threads = args.threads or DEFAULT_THREADS
-    batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
-    with tempfile.TemporaryDirectory() as workdir:
-        adapter_dir, adapter_note = adapter_for_benchmark(settings, Path(workdir), args.adapter_dir)
-        rows = load_rows(max(args.prompts, *batch_sizes))
-        prompts = [row["messages"] for row in rows]
-        bandwidth = memory_bandwidth_gbs()
-        plain_model = _plain_base(settings)
-        weight_bytes = sum(p.numel() * p.element_size() for p in plain_model.parameters())
-        bound_tokens_per_s = bandwidth / 2 * 1e9 / weight_bytes   # copy GB/s counts read + write; decoding reads
-        plain = run_plain_generate_batch1(plain_model, _tokenizer(settings), prompts[:args.prompts], threads)
-        del plain_model
-        variants, drafts = {}, {}
-        for dtype in ("bfloat16", "int8"):
-            generator = LoraGenerator(settings, adapter_dir=adapter_dir, cache_dir=Path(workdir) / "cache",
-                                      dtype=dtype, threads=threads)
-            variants[dtype] = run_generator_batch1(generator, prompts[:args.prompts])
-            if rows[0]["target"]:
-                drafts[dtype] = run_draft_pairs(generator, rows[:args.prompts])
-        generator.threads = 2
-        variants["int8_2_threads"] = run_generator_batch1(generator, prompts[:args.prompts])
-        if drafts:
-            drafts["int8_2_threads"] = run_draft_pairs(generator, rows[:args.prompts])
-        generator.threads = threads
-        throughput = [run_throughput(generator, prompts[:size], size) for size in batch_sizes]
-        pipeline = run_pipeline_pairs(generator, rows[:args.pipeline]) if args.pipeline and "application" in rows[0] else {}
-        cache = run_cache_hit(generator, prompts)
-    lora = variants["int8"]
-    drafted = drafts.get("int8", {}).get("with_composer_draft")
-    report = {
-        "adapter": adapter_note, "generator": generator.describe(), "max_new_tokens": MAX_NEW_TOKENS,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
-        "memory_bandwidth_gbs": round(bandwidth, 2), "bf16_weights_mb": round(weight_bytes / 1e6, 1),
-        "bandwidth_bound_tokens_per_s_bf16": round(bound_tokens_per_s, 1),
-        "batch1_plain_generate_base_bf16": plain,
-        "batch1_lora_generator": variants,
-        "batch1_draft_verified": drafts,
-        "pipeline_batch1": pipeline,
-        # narratives differ in length between base and adapter: compare time per 100 generated tokens
-        "ratios": {**{f"lora_{name}_vs_plain_ms_per_100_tokens": round(row["ms_per_100_tokens"] / plain["ms_per_100_tokens"], 3)
-                      for name, row in variants.items()},
-                   "plain_tokens_per_s_vs_bf16_bandwidth_bound": round(plain["tokens_per_s"] / bound_tokens_per_s, 3),
-                   "lora_int8_tokens_per_s_vs_bf16_bandwidth_bound": round(lora["tokens_per_s"] / bound_tokens_per_s, 3),
-                   **{f"draft_{name}_p50_with_vs_without": row["p50_ratio_with_vs_without"] for name, row in drafts.items()},
-                   **{f"batch{t['batch_size']}_vs_batch1_tokens_per_s": round(t["tokens_per_s"] / lora["tokens_per_s"], 2)
-                      for t in throughput}},
-        "throughput_int8": throughput, "cache_hit": cache,
-        "targets": {"p50_ms": 2000, "p95_ms": 4000, "narrative_tokens": 100},
-        "targets_met_batch1_int8": targets_met(lora),
-        "targets_met_batch1_int8_with_draft": targets_met(drafted) if drafted else None,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print_report(report)
+    rows = held_out_denials()
+    with tempfile.TemporaryDirectory() as folder:
+        generator = LoraGenerator(settings, cache_dir=Path(folder) / "unused-cache")
+        figures, spreads = {}, {}
+        figures["pipeline"], spread = measure_pipeline(generator, KnowledgeBase(settings), rows, counts["pipeline"])
+        spreads.update(spread)
+        if not args.no_generation:
+            figures["generation"], spread = measure_generation(generator, settings, rows, counts["generation"])
+            spreads.update(spread)
+        if args.throughput:
+            figures["throughput"], spread = measure_throughput(generator, rows, counts["throughput"])
+            spreads.update(spread)
+        figures["cache_hit_reference"] = cache_hit_ms(generator, rows[0], Path(folder) / "cache")
+    goals = targets(figures)
+    print(json.dumps(figures, indent=1))
+    method.print_targets(goals)
+    run.finish(figures, readme_rows(figures), spreads, force=args.force, targets=goals,
+               generator=generator.describe(), max_new_tokens=MAX_NEW_TOKENS,
+               denials_available=len(rows), counts=counts,
+               threads=f"the generator's {generator.threads} torch thread(s); plain generate on the same")
     return 0
-
-
-def _tokenizer(settings: Settings):
-    from transformers import AutoTokenizer
-
-    from lendsafe.lm.basemodel import ensure_base_model
-
-    return AutoTokenizer.from_pretrained(ensure_base_model(settings))
-
-
-def _plain_base(settings: Settings):
-    from lendsafe.lm.basemodel import load_base_model
-
-    return load_base_model(settings)[0]
-
-
-def print_report(report: dict) -> None:
-    plain = report["batch1_plain_generate_base_bf16"]
-    print(f"adapter: {report['adapter']}")
-    for name, row in [("plain generate (bf16)", plain), *report["batch1_lora_generator"].items()]:
-        print(f"batch 1 {name:<22}: p50 {row['p50_ms']:.0f} ms  p95 {row['p95_ms']:.0f} ms  {row['tokens_per_s']:.1f} tok/s"
-              f"  ({row['mean_tokens']:.0f} tokens, {row['ms_per_100_tokens']:.0f} ms/100 tokens)")
-    print(f"ratios: {report['ratios']}")
-    print(f"bandwidth {report['memory_bandwidth_gbs']} GB/s, {report['bf16_weights_mb']} MB bf16 weights -> bound "
-          f"{report['bandwidth_bound_tokens_per_s_bf16']} tok/s (int8 decoding reads about half)")
-    for name, row in report["batch1_draft_verified"].items():
-        without, drafted = row["without_draft"], row["with_composer_draft"]
-        print(f"batch 1 {name} draft-verified: p50 {drafted['p50_ms']:.0f} ms p95 {drafted['p95_ms']:.0f} ms beside "
-              f"p50 {without['p50_ms']:.0f} ms p95 {without['p95_ms']:.0f} ms without (ratio {row['p50_ratio_with_vs_without']});"
-              f" {row['draft_tokens_accepted_share']:.0%} of tokens from the draft; "
-              f"{row['texts_differing_from_no_draft']}/{row['prompts']} texts differ")
-    if report["pipeline_batch1"]:
-        print(f"pipeline: {report['pipeline_batch1']}")
-    print(f"targets met (int8, batch 1): {report['targets_met_batch1_int8']}; "
-          f"with draft: {report['targets_met_batch1_int8_with_draft']}")
-    for row in report["throughput_int8"]:
-        print(f"batch {row['batch_size']:>2}: {row['tokens_per_s']:.1f} tok/s, {row['explanations_per_min']:.1f} explanations/min")
-    print(f"cache hit: {report['cache_hit']['latency_ms']} ms; results in {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ with the benchmark method (``benchmarks/method.py``).
   the BM25 baseline over the same passages, taking turns; the embedding model's load and reopening a built
   index are timed once each (single measurements, not rounds);
 * queries: the knowledge base's search (hybrid and vector-only) beside BM25, one evaluation question per
-  call, taking turns, after warm-up;
+  call, taking turns, after warm-up; the query vectors of questions seen before come from the on-disk
+  query-vector cache (as in the app, whose queries repeat), so hybrid search is also timed with that cache
+  emptied before each call (``hybrid_new_query``: the question embedded every time);
 * quality: recall@4 and MRR on ``data/eval/retrieval_queries.jsonl`` beside BM25 (deterministic, once);
 * optional ``--official``: build time of an index over the official text in ``../shared/regs`` (once).
 
@@ -54,16 +56,30 @@ def measure_build(folder: Path, rounds: tuple) -> tuple[KnowledgeBase, dict, dic
     return kb, figures, timings
 
 
-def measure_queries(kb: KnowledgeBase, questions: list[str], rounds: tuple) -> tuple[dict, dict]:
+def new_query_search(home: Path):
+    """Hybrid search over an index built in ``home``, its query-vector cache emptied before each call."""
+    from lendsafe.knowledge.embeddings import QUERY_CACHE_FILE
+
+    kb = KnowledgeBase(Settings(home=home))
+    kb.ensure_index()
+    cache = home / "cache" / QUERY_CACHE_FILE
+
+    def search(question: str, k: int):
+        cache.unlink(missing_ok=True)
+        return kb.search(question, k)
+    return search
+
+
+def measure_queries(kb: KnowledgeBase, other_home: Path, questions: list[str], rounds: tuple) -> tuple[dict, dict]:
     vector_only = KnowledgeBase(kb.settings, hybrid=False)
     vector_only.ensure_index()
-    bm25 = Bm25Baseline(kb.passages)
-    for search in (kb.search, vector_only.search):
+    bm25, new_query = Bm25Baseline(kb.passages), new_query_search(other_home)
+    for search in (kb.search, vector_only.search, new_query):
         for question in questions[:5]:
             search(question, 4)                                                    # warm-up
     contenders = {name: method.cycling(lambda q, s=search: s(q, 4), questions)
-                  for name, search in (("hybrid", kb.search), ("vector_only", vector_only.search),
-                                       ("bm25", bm25.search))}
+                  for name, search in (("hybrid", kb.search), ("hybrid_new_query", new_query),
+                                       ("vector_only", vector_only.search), ("bm25", bm25.search))}
     timings = method.interleave(contenders, calls=len(questions), min_rounds=rounds[0], max_rounds=rounds[1],
                                 warmup=0)
     return method.summaries(timings, baseline="bm25"), timings
@@ -94,8 +110,9 @@ def readme_rows(figures: dict) -> list[dict[str, str]]:
              "measured": f"{build['index_build']['p50_ms'] / 1000:.2f} s (embedding model load "
                          f"{build['once']['model_load_s']:.1f} s, once)",
              "baseline": f"BM25 build {build['bm25_build']['p50_ms']:.1f} ms"},
-            {"what": "retrieval query, hybrid, top 4 (p50 / p95)",
-             "measured": f"{queries['hybrid']['p50_ms']:.1f} / {queries['hybrid']['p95_ms']:.1f} ms",
+            {"what": "retrieval query, hybrid, top 4, question embedded each call (p50 / p95)",
+             "measured": f"{queries['hybrid_new_query']['p50_ms']:.1f} / {queries['hybrid_new_query']['p95_ms']:.1f} ms"
+                         f"; query vector cached {queries['hybrid']['p50_ms']:.1f} / {queries['hybrid']['p95_ms']:.1f} ms",
              "baseline": f"vector only {queries['vector_only']['p50_ms']:.1f} / {queries['vector_only']['p95_ms']:.1f} "
                          f"ms; BM25 {queries['bm25']['p50_ms']:.2f} / {queries['bm25']['p95_ms']:.2f} ms"},
             {"what": f"retrieval recall@4 / MRR ({found['queries']} questions)",
@@ -115,14 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     questions = [row["question"] for row in load_eval_queries()][:rounds["questions"]]
     with tempfile.TemporaryDirectory() as tmp:
         kb, build, build_timings = measure_build(Path(tmp), rounds["build"])
-        queries, query_timings = measure_queries(kb, questions, rounds["queries"])
+        queries, query_timings = measure_queries(kb, Path(tmp) / "build-0", questions, rounds["queries"])
         figures = {"build": build, "queries": queries, "quality": quality(kb)}
         if args.official and OFFICIAL.exists():
             figures["official"] = official(Path(tmp) / "official-home")
     spreads = {f"{section} {name}": t.spread() for section, timings in (("build", build_timings),
                                                                         ("queries", query_timings))
                for name, t in timings.items()}
-    print({name: figures["queries"][name]["p50_ms"] for name in ("hybrid", "vector_only", "bm25")},
+    print({name: figures["queries"][name]["p50_ms"] for name in ("hybrid", "hybrid_new_query", "vector_only", "bm25")},
           {name: figures["quality"][name]["recall@4"] for name in ("knowledge_base", "bm25")})
     run.finish(figures, readme_rows(figures), spreads, force=args.force, rounds=rounds,
                threads=f"torch {torch.get_num_threads()} threads")
