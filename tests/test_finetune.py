@@ -118,3 +118,26 @@ def test_cli_registers_finetune_with_the_settings_flags(tmp_path):
     command.register(parser.add_subparsers())
     args = parser.parse_args(["finetune", "--epochs", "2", "--max-steps", "3", "--data-dir", str(tmp_path)])
     assert (args.epochs, args.max_steps, args.data_dir, args.batch_size) == (2.0, 3, tmp_path, 4)
+
+
+def test_card_sections_are_appended_once_and_then_replaced(tmp_path):
+    from lendsafe.train.finetune import update_card_section
+
+    card = tmp_path / "README.md"
+    card.write_text("# Adapter\n\nTrained once.\n")
+    update_card_section(card, "sweep", "## Sweep\n\nfirst")
+    update_card_section(card, "preference", "## Preference")
+    update_card_section(card, "sweep", "## Sweep\n\nsecond")
+    text = card.read_text()
+    assert text.startswith("# Adapter\n\nTrained once.\n") and "first" not in text
+    assert text.index("second") < text.index("## Preference") and text.count("<!-- sweep -->") == 1
+
+
+def test_attention_only_targets_are_a_setting():
+    from lendsafe.train.finetune import TARGET_SETS, lora_config, target_modules
+
+    assert FinetuneSettings().lora_targets == "all"
+    assert set(lora_config(FinetuneSettings(lora_targets="attention")).target_modules) == set(TARGET_SETS["attention"])
+    assert target_modules({"lora_targets": ["q_proj"]}) == ["q_proj"]          # records written before the setting
+    with pytest.raises(ConfigurationError, match="lora_targets"):
+        FinetuneSettings(lora_targets="mlp")

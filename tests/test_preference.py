@@ -90,3 +90,20 @@ def test_a_two_pair_dpo_round_starts_from_the_sft_adapter_as_reference(tmp_path)
     assert manifest["adapter_sha256"] == adapter_sha256(trained["out"])
     assert manifest["parent_adapter_sha256"] == adapter_sha256(settings.sft_adapter)
     assert json.loads((trained["out"] / ADAPTER_MANIFEST).read_text())["preference"] == {"pairs": 2}
+
+
+def test_the_card_section_shows_before_after_and_the_composer():
+    from lendsafe.train.preference import card_section
+
+    wordings = {"texts": 16, "distinct_texts": 16, "distinct_sentences": 40}
+    figures = {"greedy": {"first_pass": 47, "texts": 48, "meaning_errors": 1},
+               "sampled": {"first_pass": 14, "texts": 16, "meaning_errors": 0, "wordings": wordings}}
+    record = {"settings": {"beta": 0.1, "lr": 2e-4, "epochs": 1.0, "validation_temperature": 0.7},
+              "samples": {"samples": 96, "applications": 24, "passed": 80, "passed_and_agreeing": 70, "pairs": 15},
+              "pairs_trained": 12, "sampling": "sampled (temperature 1.0, top_p 1.0, seed 0)",
+              "validation": {"evaluated": 48}, "sampled_validation": {"evaluated": 16}, "ship_rule": "rule",
+              "before": figures, "composer": {"first_pass": 16, "texts": 16, "meaning_errors": 0, "wordings": wordings}}
+    text = card_section(record)
+    assert "| SFT adapter (before) | 47/48 | 1 | 14/16 | 16 texts, 40 sentences |" in text
+    assert "| DPO adapter (after) | not measured" in text and "| composer | 16/16 | 0 | 16/16 |" in text
+    assert "not decided yet" in text

@@ -320,6 +320,18 @@ def model_card(manifest: dict) -> str:
             f"losses per step: `loss.json`, `loss_curve.png`.\n")
 
 
+def update_card_section(card: Path, name: str, text: str) -> None:
+    """Put ``text`` into the adapter card between the markers of section ``name`` (appended the first time)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    current = card.read_text() if card.is_file() else ""
+    block = f"{start}\n{text.strip()}\n{end}"
+    if start in current and end in current:
+        current = current[:current.index(start)] + block + current[current.index(end) + len(end):]
+    else:
+        current = current.rstrip("\n") + "\n\n" + block
+    card.write_text(current.rstrip("\n") + "\n")
+
+
 def target_modules(hyperparameters: dict) -> list[str]:
     """The wrapped projections an adapter record names (older records list them under 'lora_targets')."""
     if "lora_target_modules" in hyperparameters:

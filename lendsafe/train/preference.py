@@ -37,7 +37,7 @@ from lendsafe.knowledge.retrieval import KnowledgeBase
 from lendsafe.lm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, adapter_sha256, apply_adapter, file_sha256,
                                   prompt_text, read_adapter_manifest)
 from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model, load_base_model
-from lendsafe.train.finetune import DATA_FILES, library_versions, save_adapter
+from lendsafe.train.finetune import DATA_FILES, library_versions, save_adapter, update_card_section
 from lendsafe.train.validation import (ValidationSet, first_by_hash, measure_adapter, rebuild_decisions,
                                        split_examples, validation_set, verification_figures)
 
@@ -381,9 +381,39 @@ def preference_round(settings: PreferenceSettings) -> dict[str, Any]:
 
 
 def write_record(record: dict[str, Any], settings: PreferenceSettings) -> dict[str, Any]:
+    """preference.json and the round's section of the adapter card (README.md) in ``record_dir``."""
     settings.record_dir.mkdir(parents=True, exist_ok=True)
     (settings.record_dir / PREFERENCE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    update_card_section(settings.record_dir / "README.md", "preference", card_section(record))
     return record
+
+
+def _row(name: str, figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return f"| {name} | not measured | | | |"
+    greedy, sampled = figures.get("greedy", figures), figures.get("sampled", figures)
+    return (f"| {name} | {greedy['first_pass']}/{greedy['texts']} | {greedy['meaning_errors']} | "
+            f"{sampled['first_pass']}/{sampled['texts']} | {sampled['wordings']['distinct_texts']} texts, "
+            f"{sampled['wordings']['distinct_sentences']} sentences |")
+
+
+def card_section(record: dict[str, Any]) -> str:
+    """The round as the adapter card shows it: samples, pairs, DPO settings, before and after."""
+    s, counts = record["settings"], record["samples"]
+    composer = record.get("composer")
+    rows = "\n".join([_row("SFT adapter (before)", record.get("before")), _row("DPO adapter (after)", record.get("after")),
+                      _row("composer", composer and {"greedy": composer, "sampled": composer})])
+    return (f"## Preference round (DPO)\n\n`lendsafe finetune --preference data/sweep/preference.toml`: "
+            f"{counts['samples']} explanations sampled from this adapter ({record['sampling']}) for "
+            f"{counts['applications']} training denials; {counts['passed']} passed verification, "
+            f"{counts['passed_and_agreeing']} also agreed with most samples; {counts['pairs']} pairs "
+            f"(verified and agreeing preferred over failing), {record['pairs_trained']} trained on: DPO beta {s['beta']}, "
+            f"lr {s['lr']}, {s['epochs']} epoch(s), reference = this SFT adapter (frozen). Validation: greedy on "
+            f"{record['validation']['evaluated']} held-apart validation denials, sampled (temperature "
+            f"{s['validation_temperature']}) and wordings (figures masked) on {record['sampled_validation']['evaluated']}."
+            f"\n\n| writer | greedy first pass | meaning errors | sampled first pass | distinct wordings |\n"
+            f"|---|---|---|---|---|\n{rows}\n\nShips on validation ({record['ship_rule']}): "
+            f"{record.get('ship_on_validation', 'not decided yet')}. Record: `preference.json`.")
 
 
 def install_adapter(new: Path, shipped: Path, keep_previous: Path) -> Path:

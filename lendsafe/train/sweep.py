@@ -35,7 +35,7 @@ from lendsafe.errors import ConfigurationError
 from lendsafe.knowledge.retrieval import KnowledgeBase
 from lendsafe.lm.adapters import adapter_sha256, file_sha256
 from lendsafe.lm.basemodel import base_model_sha256, ensure_base_model
-from lendsafe.train.finetune import DATA_FILES, FinetuneSettings, finetune, library_versions
+from lendsafe.train.finetune import DATA_FILES, FinetuneSettings, finetune, library_versions, update_card_section
 from lendsafe.train.validation import ValidationSet, measure_adapter, validation_set
 
 SWEEP_RECORD = "sweep.json"
@@ -155,10 +155,32 @@ def choose(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def write_record(record: dict[str, Any], record_dir: Path) -> Path:
+    """sweep.json, sweep.png and the sweep's section of the adapter card (README.md) in ``record_dir``."""
     record_dir.mkdir(parents=True, exist_ok=True)
     (record_dir / SWEEP_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     plot_sweep(record, record_dir / SWEEP_PLOT)
+    update_card_section(record_dir / "README.md", "sweep", card_section(record))
     return record_dir / SWEEP_RECORD
+
+
+CARD_COLUMNS = (("configuration", lambda r: r["name"]), ("first pass", lambda r: f"{r['first_pass']}/{r['texts']}"),
+                ("meaning errors", lambda r: str(r["meaning_errors"])),
+                ("validation loss", lambda r: f"{r['validation_loss']:.4f}" if r["validation_loss"] is not None else "n/a"),
+                ("train tokens/s", lambda r: f"{r['train_tokens_per_s']:.0f}"), ("step", lambda r: r["training_step"]))
+
+
+def card_section(record: dict[str, Any]) -> str:
+    """The sweep as the adapter card shows it: budget, validation set, one row per configuration, the choice."""
+    rows = "\n".join("| " + " | ".join(cell(r) for _, cell in CARD_COLUMNS) + " |" for r in record["runs"])
+    chosen = record.get("chosen") or {}
+    return (f"## LoRA sweep\n\n`lendsafe finetune --sweep {record['grid']}`: every configuration trained from the base "
+            f"for {record['budget']['max_steps']} steps (batch {record['runs'][0]['batch_size'] if record['runs'] else '-'}, "
+            f"seed {record['runs'][0]['seed'] if record['runs'] else '-'}, same batches), then its greedy first attempt "
+            f"verified on {record['validation']['evaluated']} validation denials that share nothing with training "
+            f"(never the test split). Record: `sweep.json`, plot: `sweep.png`.\n\n"
+            f"| {' | '.join(name for name, _ in CARD_COLUMNS)} |\n|{'---|' * len(CARD_COLUMNS)}\n{rows}\n\n"
+            f"Ranked by {chosen.get('rule', 'n/a')}: **{chosen.get('name', 'n/a')}** first "
+            f"({len(record['runs'])} configurations measured).")
 
 
 PLOT_PANELS = (("first_pass_rate", "first-pass verified (validation)"), ("meaning_errors", "meaning errors"),
