@@ -162,14 +162,6 @@ def test_a_result_of_the_method_names_its_date_load_verdict_and_rows(path):
     assert result["readme"] and all({"what", "measured", "baseline"} <= set(row) for row in result["readme"])
 
 
-def test_no_noisy_result_is_committed_beside_the_quiet_ones():
-    import subprocess
-
-    tracked = subprocess.run(["git", "ls-files", "benchmarks/results/noisy"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True).stdout.split()
-    assert tracked == []
-
-
 def test_targets_say_met_or_not_met(capsys):
     goals = {"p95_ms": method.target(2600.0, 2500.0), "per_s": method.target(600.0, 500.0, at_most=False, lost=0)}
     assert goals["p95_ms"] == {"target": "<= 2500", "measured": 2600.0, "met": False}
