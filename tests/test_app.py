@@ -654,3 +654,25 @@ def test_the_explorer_shows_what_would_change_a_denial_re_scored(audit_url):
     labels = {load_spec("hmda").feature(name).label.lower() for o in found.options for name in o.features}
     shown = " ".join(table["what changes"]).lower()
     assert all(label in shown for label in labels), (labels, shown)
+
+
+def test_the_audit_page_lists_and_opens_a_notice_held_for_review(tmp_path, monkeypatch):
+    from lendsafe.config import Settings
+    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.issue.issuer import Issuer
+    from lendsafe.review import hold_for_review
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    monkeypatch.setenv("LENDSAFE_DATABASE_URL", url)
+    monkeypatch.setenv("LENDSAFE_USE_LLM", "0")
+    pipeline = Pipeline(Settings(use_llm=False))
+    with AuditStore(url) as store:
+        [held] = hold_for_review(Issuer(pipeline, audit=store, actor="app:test"), [pipeline.run(DENIAL)])
+        held_id = store.list(decision="held", limit=None)[-1].id
+    at = no_failure(AppTest.from_file(str(PROJECT_ROOT / "lendsafe" / "ui" / "audit.py"), default_timeout=120).run())
+    at.selectbox(key="ls_audit_decision").set_value("held").run()
+    listed = next(d.value for d in at.dataframe if "actor" in d.value.columns)
+    assert list(listed["id"]) == [held_id]
+    at.selectbox(key="ls_audit_open").set_value(held_id).run()
+    no_failure(at)
+    assert any("A review action" in m.value and "held" in m.value for m in at.markdown)

@@ -135,3 +135,17 @@ def test_cli_lists_shows_and_replays_notices_of_incompleteness_and_refusals(tmp_
     assert code == 0 and "replay: no notice recorded" in out
     code, out, _ = run_cli(capsys, url, "verify")
     assert code == 0 and out.startswith("chain verifies: 2 records")
+
+
+def test_cli_lists_the_records_of_notices_held_for_review(tmp_path, capsys):
+    from lendsafe.config import PROJECT_ROOT, Settings
+    from lendsafe.explain.pipeline import Pipeline
+    from lendsafe.review import Reviewer
+
+    denial = json.loads((PROJECT_ROOT / "data" / "examples" / "hmda_denial.json").read_text())
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    with AuditStore(url) as store:
+        fill(store, 1, actor="app")
+        Reviewer(store).hold([Pipeline(Settings(use_llm=False)).run(denial)], actor="app")
+    code, out, _ = run_cli(capsys, url, "list", "--decision", "held", "--json")
+    assert code == 0 and [json.loads(line)["decision"] for line in out.splitlines()] == ["held"]

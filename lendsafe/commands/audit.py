@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lendsafe.audit.records import REVIEW_ACTIONS
 from lendsafe.redaction import printable
 
 LIST_FILTERS = ("dataset", "decision", "writer", "actor", "reason", "since", "until")
@@ -21,7 +22,7 @@ TIME_FILTERS = ("since", "until")
 MAX_LIST_LIMIT = 1_000_000
 CREDIT_KINDS = ("consumer", "business")
 # The decision column of each record kind (lendsafe.audit.records.RECORD_KINDS).
-DECISIONS = ("approve", "deny", "incomplete", "refusal", "purge")
+DECISIONS = ("approve", "deny", "incomplete", "refusal", "purge", *REVIEW_ACTIONS.values())
 # Filter option -> (pattern its value must match, what that is): values no record can hold are refused.
 TEXT_FILTERS = {
     "dataset": (r"[A-Za-z0-9_.-]{1,64}", "a dataset name (letters, digits, _ . -)"),

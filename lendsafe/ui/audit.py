@@ -19,7 +19,8 @@ from lendsafe.audit.evidence import export_evidence
 from lendsafe.audit.replay import replay_notice
 from lendsafe.errors import LendSafeError
 from lendsafe.redaction import printable, redact_url
-from lendsafe.ui import common, display, record_rows
+from lendsafe.audit.records import REVIEW_ACTIONS
+from lendsafe.ui import common, display, record_rows, review
 
 LIST_LIMIT = 500          # rows listed
 SEARCH_WINDOW = 20_000    # newest records searched by the filters
@@ -53,7 +54,7 @@ def filters() -> tuple[dict[str, Any], dict[str, str]]:
     chosen = {
         "dataset": cols[0].selectbox("Dataset", [""] + builtin_dataset_names(), format_func=any_text,
                                      key="ls_audit_dataset"),
-        "decision": cols[1].selectbox("Decision", ["", "deny", "approve", "incomplete", "refusal"],
+        "decision": cols[1].selectbox("Decision", ["", *KIND_WORDS],
                                       format_func=lambda v: KIND_WORDS.get(v, v) or "any", key="ls_audit_decision"),
         "writer": cols[2].selectbox("Writer", ["", "lora", "template"], key="ls_audit_writer",
                                     format_func=lambda v: record_rows.WRITER_LABELS.get(v, "any")),
@@ -76,7 +77,8 @@ def date_range(dates: Any) -> dict[str, Any]:
 
 
 KIND_WORDS = {"deny": "denied", "approve": "approved", "incomplete": "notice of incompleteness",
-              "refusal": "notice refused (not sent)"}
+              "refusal": "notice refused (not sent)", "held": "held for review", "edited": "review: paragraph edited",
+              "rejected": "review: rejected (not sent)", "reassigned": "review: reassigned"}
 
 
 def record_view(store: Any, record: Any) -> None:
@@ -130,7 +132,7 @@ def plain_list(label: str, items: list[Any]) -> None:
     st.text(label + ", ".join(printable(i) for i in items))
 
 
-OTHER_KINDS = {"purge": purge_view, "incomplete": incomplete_view, "refusal": refusal_view}
+OTHER_KINDS = {"purge": purge_view, "incomplete": incomplete_view, "refusal": refusal_view, "review": review.record_view}
 
 
 def notice_view(store: Any, record: Any) -> None:
