@@ -22,8 +22,9 @@ HEADER = ("| what | measured | baseline in the same run | run (date, 1-min load 
 
 def run_label(result: dict) -> str:
     """The run's date and load, and why it was noisy when it was."""
-    if "load_before" not in result:
-        load = result.get("load_average") or result.get("machine", {}).get("load_average")
+    if "noisy" not in result:                    # the method records its verdict; older results have none
+        load = (result.get("load_before") or result.get("load_average")
+                or result.get("machine", {}).get("load_average"))
         shown = f"load {float(load[0]):.2f}" if load else "load not recorded"
         return f"measured before the benchmark method ({shown}); rerun `make bench`"
     label = (f"{result['date'][:10]}, load {result['load_before'][0]:.2f} / {result['load_after'][0]:.2f}, "

@@ -116,11 +116,14 @@ def test_the_table_names_each_runs_date_load_and_noise(tmp_path):
     _result(tmp_path, "a_noisy", noisy=True, noisy_why=["1-min load average 3.10 >= 1 before the run"],
             load_before=[3.1, 2.0, 1.0])
     (tmp_path / "c_old.json").write_text(json.dumps({"load_average": [3.9, 3.7, 3.6]}))
+    (tmp_path / "d_old.json").write_text(json.dumps({"load_before": [5.21, 1, 1], "load_after": [5, 1, 1],
+                                                     "date": "2026-01-01T00:00:00+00:00"}))
     lines = readme_figures.table(tmp_path).splitlines()
     assert lines[2] == ("| a_noisy figure | 1 ms | fast | shap 2 ms | 2026-01-02, load 3.10 / 0.50, others 0.10 "
                         "cores; **noisy**: 1-min load average 3.10 >= 1 before the run |")
     assert lines[3].endswith("| 2026-01-02, load 0.25 / 0.50, others 0.10 cores; quiet |")
-    assert "measured before the benchmark method (load 3.90)" in lines[4] and len(lines) == 5
+    assert "measured before the benchmark method (load 3.90)" in lines[4]
+    assert "measured before the benchmark method (load 5.21)" in lines[5] and len(lines) == 6     # no verdict: not quiet
 
 
 def test_render_replaces_only_the_marked_block(tmp_path):
