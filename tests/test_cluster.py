@@ -115,6 +115,12 @@ def test_other_cluster_values_are_refused_naming_the_forms(text, capsys):
     assert exited.value.code == 2 and "argument --cluster: must be local, local:N" in capsys.readouterr().err
 
 
+def test_partition_rows_without_a_cluster_is_refused(store, tmp_path, capsys):
+    source = write_csv(tmp_path / "apps.csv", applications())
+    assert notices(str(source), "--out", str(tmp_path / "out"), "--partition-rows", "5") == 2
+    assert "--partition-rows applies to a cluster run" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_the_configured_cluster_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("LENDSAFE_CLUSTER", raising=False)
     with pytest.raises(ConfigurationError, match="set LENDSAFE_CLUSTER"):

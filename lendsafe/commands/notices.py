@@ -192,6 +192,11 @@ def run_notices(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from lendsafe.errors import ConfigurationError
+
+    if args.partition_rows and not args.cluster:
+        raise ConfigurationError("--partition-rows applies to a cluster run; add --cluster local[:N] or "
+                                 "--cluster tcp://HOST:PORT, or leave it out")
     settings = _notice_settings(args.notice_settings)
     started = time.monotonic()
     with tqdm(total=0, unit="application", file=sys.stderr, disable=None) as bar:
