@@ -147,6 +147,8 @@ def test_an_unreachable_scheduler_is_an_error_naming_it_and_writes_nothing(store
     err = capsys.readouterr().err
     assert f"cannot reach the Dask scheduler at {address}" in err and "dask scheduler" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert notices(str(tmp_path / "absent.csv"), "--out", str(tmp_path / "out"), "--cluster", address) == 2
+    assert "applications input not found" in capsys.readouterr().err, "a missing input is named before the cluster"
 
 
 # -------------------------------------------------------------- a local cluster: same bytes, nothing twice

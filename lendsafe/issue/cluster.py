@@ -38,7 +38,8 @@ from lendsafe.errors import ConfigurationError, LendSafeError
 from lendsafe.explain.pipeline import Pipeline
 from lendsafe.issue.batch import Progress, ProgressMeter, issue_key, issue_rows
 from lendsafe.issue.batchfolder import BatchError, BatchFolder, BatchResult, PartFolder, RowId
-from lendsafe.issue.inputs import Partition, default_rows_per_partition, read_partition, rows_in, scan_input
+from lendsafe.issue.inputs import (Partition, check_input, default_rows_per_partition, read_partition, rows_in,
+                                   scan_input)
 from lendsafe.issue.issuer import Issuer, default_actor, open_audit_store
 from lendsafe.notice.settings import NoticeSettings
 from lendsafe.redaction import printable, redact_url
@@ -318,6 +319,7 @@ def run_on_cluster(source: Path | str, out_dir: Path | str, job: BatchJob, clust
     errors: run the same call again to resume them). ConfigurationError (before anything is issued) for an
     unreachable scheduler, a worker that writes to another audit store, or a folder or input a worker
     does not see."""
+    check_input(source)
     job, cluster = job.fixed(), cluster or configured_cluster()
     spec = parse_cluster(cluster) if isinstance(cluster, str) else ClusterSpec(address="client")
     with open_audit_store(job.settings()) as audit:        # the schema exists before the workers start

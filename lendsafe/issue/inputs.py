@@ -242,15 +242,24 @@ def input_kind(path: Path | str) -> str:
 SCANNERS = {"csv": scan_csv, "parquet": scan_parquet}
 
 
-def scan_input(path: Path | str, rows_per_partition: int) -> list[Partition]:
-    """The partitions of an input (CSV, Parquet file or folder of Parquet parts)."""
-    if rows_per_partition < 1:
-        raise ConfigurationError(f"rows per partition must be at least 1; got {rows_per_partition}")
+def check_input(path: Path | str) -> None:
+    """Refuse at once (before a cluster is reached) an input that is not there: ArtifactNotFoundError."""
     path = Path(path)
     if not path.exists():
         raise ArtifactNotFoundError(f"applications input not found: expected a CSV file, a Parquet file or a folder "
                                     f"of Parquet parts at {printable(path)}")
-    return SCANNERS[input_kind(path)](path, rows_per_partition)
+    if input_kind(path) == "parquet":
+        parquet_files(path)
+    else:
+        _csv_file(path)
+
+
+def scan_input(path: Path | str, rows_per_partition: int) -> list[Partition]:
+    """The partitions of an input (CSV, Parquet file or folder of Parquet parts)."""
+    if rows_per_partition < 1:
+        raise ConfigurationError(f"rows per partition must be at least 1; got {rows_per_partition}")
+    check_input(path)
+    return SCANNERS[input_kind(path)](Path(path), rows_per_partition)
 
 
 def read_input(path: Path | str, dataset: str) -> list[CsvRow]:
