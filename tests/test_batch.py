@@ -247,7 +247,8 @@ def test_notices_command_reports_errors_and_exits_zero(applications, tmp_path, c
     assert main(["notices", str(applications), "--out", str(out), "--notice-date", "2026-03-02"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "failed_checks": 0, "errors": 1, "refused": 0,
+    assert summary == {"processed": 3, "notices": 2, "incomplete": 0, "held_for_review": 0, "failed_checks": 0,
+                       "errors": 1, "refused": 0,
                        "already_issued": 0, "resumed": 0, "failed_partitions": 0, "specimen": True,
                        "manifest": str(out / "manifest.csv")}
     audit_ids = [int(m["audit_id"]) for m in read_manifest(out / "manifest.csv")]
@@ -291,6 +292,23 @@ def test_notice_command_with_the_real_pipeline(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert code == 0 and printed["decision"] == "deny" and printed["check"]["passed"], printed
     assert main(["check-notice", str(pdf), "--decision", str(decision)]) == 0
+
+
+def test_notice_command_holds_a_denial_for_review_when_asked_and_review_approves_it(tmp_path, capsys):
+    app, pdf = tmp_path / "app.json", tmp_path / "n.pdf"
+    app.write_text(json.dumps({k: json.loads(v) if v not in ("yes", "no") else v == "yes"
+                               for k, v in DENIED.items()}))
+    assert main(["notice", str(app), "--out", str(pdf), "--no-llm", "--hold-for-review"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["held_for_review"] and printed["notice"] is None and not pdf.exists()
+    item = printed["review_item"]
+    assert main(["review", "approve", str(item), "--actor", "cli:reviewer"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "list", "--decision", "deny", "--json"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as refused:
+        main(["notice", str(app), "--out", str(pdf), "--no-llm", "--hold-for-review", "--no-review"])
+    assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
 def test_notices_command_with_the_real_pipeline(applications, tmp_path, capsys):
@@ -718,3 +736,41 @@ def test_two_concurrent_batches_of_one_csv_issue_each_application_once(backend, 
         assert len(store.issued()) == len(rows)
     print(f"\n{backend}: {len(rows)} applications, issued by left {sum(r[1] == 'issued' for r in listed['left'])}, "
           f"by right {sum(r[1] == 'issued' for r in listed['right'])}; {len(already)} listed as already issued")
+
+
+def test_a_batch_held_for_review_records_its_denials_as_held_and_issues_no_notice(applications, tmp_path):
+    from lendsafe.review import Reviewer, batch_holder
+
+    with AuditStore(f"sqlite:///{tmp_path / 'audit.db'}") as store:
+        result = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
+                           hold=batch_holder(hold_all=True))
+        assert len(result.held) == 2 and not result.notices and not list((tmp_path / "out").glob("*.pdf"))
+        manifest = list(csv.DictReader(result.manifest_path.open(encoding="utf-8")))
+        held = [row for row in manifest if row["status"] == "held for review"]
+        assert len(held) == 2 and all(row["decision"] == "deny" and not row["path"] for row in held)
+        queue = Reviewer(store).queue()
+        assert sorted(str(item.id) for item in queue) == sorted(row["audit_id"] for row in held)
+        again = run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE, audit=store,
+                          hold=batch_holder(hold_all=True))
+        assert again.resumed == 3 and len(again.held) == 2 and len(Reviewer(store).queue()) == 2
+        assert store.verify().ok
+
+
+def test_holding_for_review_needs_an_audit_store(applications, tmp_path):
+    from lendsafe.errors import ConfigurationError
+    from lendsafe.review import batch_holder
+
+    with pytest.raises(ConfigurationError, match="needs an audit store"):
+        run_batch(applications, tmp_path / "out", FakePipeline(), notice_date=NOTICE_DATE,
+                  hold=batch_holder(hold_all=True))
+
+
+def test_the_notices_command_holds_a_batch_for_review_when_asked(applications, tmp_path, capsys, monkeypatch):
+    import lendsafe.commands.notices as commands
+
+    monkeypatch.setattr(commands, "_pipeline", lambda args: FakePipeline())
+    out = tmp_path / "out"
+    assert main(["notices", str(applications), "--out", str(out), "--hold-for-review"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["held_for_review"] == 2 and summary["notices"] == 0 and "2 held for review" in captured.err

@@ -2,6 +2,8 @@
 chain; the separation of duties; closed items; stale revisions; two real processes acting at once."""
 from __future__ import annotations
 
+import pickle
+
 import json
 import shutil
 import subprocess
@@ -326,13 +328,14 @@ def test_a_batch_holder_gives_the_entry_a_batch_records_instead_of_a_notice(stor
     from lendsafe.review import batch_holder
 
     row_key, batch_id = "c" * 32, "d" * 32
-    holder = batch_holder(hold_all=True, batch=batch_id)
-    assert holder(pipeline.run(example("hmda_approval")), "e" * 32) is None
-    assert batch_holder()(denial, row_key) is None, "the policy alone does not hold this denial"
-    entry = holder(denial, row_key)
+    holder = batch_holder(hold_all=True)
+    assert pickle.loads(pickle.dumps(holder)) == holder, "plain data: it travels to cluster workers"
+    assert holder(pipeline.run(example("hmda_approval")), "e" * 32, batch_id) is None
+    assert batch_holder()(denial, row_key, batch_id) is None, "the policy alone does not hold this denial"
+    entry = holder(denial, row_key, batch_id)
     [appended] = Issuer(None, audit=store, actor="batch:ann").append([entry])
     assert appended.new and store.issued([row_key])[row_key].decision == "held", "a resumed batch finds it"
-    assert Issuer(None, audit=store, actor="batch:ann").append([holder(denial, row_key)])[0].new is False
+    assert Issuer(None, audit=store, actor="batch:ann").append([holder(denial, row_key, batch_id)])[0].new is False
     reviewer = Reviewer(store)
     item = reviewer.item(appended.record.id)
     assert item.key == row_key and item.held_for == ("batch",) and item.history[0].content["review"]["batch"] == batch_id

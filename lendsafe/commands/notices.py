@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from lendsafe.redaction import printable
 
@@ -102,6 +103,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notice-date", type=dt.date.fromisoformat, help="date printed on the notice (default today)")
     parser.add_argument("--no-llm", action="store_true", help="same as --writer template")
     parser.add_argument("--actor", help="who issues the notices, kept in the audit store (default cli:<user>)")
+    review = parser.add_mutually_exclusive_group()
+    review.add_argument("--hold-for-review", action="store_true",
+                        help="hold every denial for review (`lendsafe review`) instead of issuing its notice")
+    review.add_argument("--no-review", action="store_true",
+                        help="issue at once, even denials the review policy would hold (LENDSAFE_REVIEW_*: texts "
+                             "that needed the retry or the composer fallback, risk near the cutoff)")
 
 
 def _notice_settings(path: Path | None):
@@ -153,14 +160,15 @@ def run_notice(args: argparse.Namespace) -> int:
     application = read_json_file(args.file)
     issuer = _issuer(args)
     try:
-        issued = issuer.issue(application, notice_date=args.notice_date, counteroffer=args.counteroffer,
-                              incomplete=args.incomplete)
+        issued = _issue_or_hold(issuer, application, args)
     except InvalidApplicationError as exc:
         if isinstance(application, dict) and missing_fields(application, args.dataset):
             exc.problems.append("to send a notice of incompleteness naming the missing fields, add --incomplete")
         raise
     if isinstance(issued, IssuedIncomplete):
         return _incomplete_written(args, issued)
+    if not hasattr(issued, "notice"):                 # held for review: nothing written until it is approved
+        return _held_written(args, issued)
     decision = issued.decision
     _write_json(args.decision_out, decision.to_dict())
     if issued.notice is None:
@@ -171,6 +179,33 @@ def run_notice(args: argparse.Namespace) -> int:
                       "sha256": hashlib.sha256(issued.pdf).hexdigest(), "audit_id": issued.record_id,
                       "specimen": issued.notice.specimen, "check": issued.check.to_dict()}, indent=2))
     return 0 if issued.passed else 1
+
+
+def _issue_or_hold(issuer, application: Any, args: argparse.Namespace):
+    """The application issued, or (a denial the review policy selects; every denial with --hold-for-review)
+    held for review. A counteroffer, a notice of incompleteness or --no-review issues at once."""
+    from dataclasses import replace
+
+    from lendsafe.notice.incomplete import missing_fields
+    from lendsafe.review import ReviewPolicy, issue_or_hold
+
+    lacking = args.incomplete and isinstance(application, dict) and missing_fields(application, args.dataset)
+    if args.no_review or args.counteroffer or lacking:
+        return issuer.issue(application, notice_date=args.notice_date, counteroffer=args.counteroffer,
+                            incomplete=args.incomplete)
+    policy = ReviewPolicy.from_env()
+    policy = replace(policy, enabled=True, all_denials=True) if args.hold_for_review else policy
+    return issue_or_hold(issuer, issuer.pipeline.run(application), policy, notice_date=args.notice_date)
+
+
+def _held_written(args: argparse.Namespace, held) -> int:
+    """A denial held for review: its item, why, and how to act on it (no PDF is written)."""
+    _write_json(args.decision_out, held.decision.to_dict())
+    print(json.dumps({"decision": held.decision.decision, "held_for_review": True, "review_item": held.item_id,
+                      "why": held.why, "notice": None,
+                      "next": f"lendsafe review show {held.item_id}; lendsafe review approve {held.item_id} --actor ..."},
+                     indent=2))
+    return 0
 
 
 def _incomplete_written(args: argparse.Namespace, issued) -> int:
@@ -212,7 +247,8 @@ def run_notices(args: argparse.Namespace) -> int:
         print(f"partition not finished: {printable(failed)}", file=sys.stderr)
     print(_summary_line(result, seconds), file=sys.stderr)
     print(json.dumps({"processed": result.processed, "notices": len(result.notices),
-                      "incomplete": len(result.incomplete), "failed_checks": len(result.failed_checks),
+                      "incomplete": len(result.incomplete), "held_for_review": len(result.held),
+                      "failed_checks": len(result.failed_checks),
                       "errors": len(result.errors), "refused": len(result.refused),
                       "already_issued": len(result.already_issued), "resumed": result.resumed,
                       "failed_partitions": len(result.failed),
@@ -228,7 +264,7 @@ def _notices_here(args: argparse.Namespace, settings, progress):
     audit = open_audit_store(getattr(pipeline, "settings", None))
     return run_batch(args.csv, args.out, pipeline, settings, progress, dataset=args.dataset,
                      notice_date=args.notice_date, audit=audit, actor=args.actor or default_actor("cli"),
-                     incomplete=args.incomplete)
+                     incomplete=args.incomplete, hold=_holder(args))
 
 
 def _notices_on_cluster(args: argparse.Namespace, settings, progress):
@@ -237,7 +273,7 @@ def _notices_on_cluster(args: argparse.Namespace, settings, progress):
 
     job = BatchJob(dataset=args.dataset, reference=args.reference, writer="template" if args.no_llm else args.writer,
                    notice_settings=settings, notice_date=args.notice_date, actor=args.actor or default_actor("cli"),
-                   incomplete=args.incomplete)
+                   incomplete=args.incomplete, hold=_holder(args))
 
     def started(run) -> None:
         print(f"cluster: {run.workers} worker(s), {len(run.partitions)} partition(s) of up to "
@@ -248,12 +284,23 @@ def _notices_on_cluster(args: argparse.Namespace, settings, progress):
                           on_start=started)
 
 
+def _holder(args: argparse.Namespace):
+    """Who is held for review: the review policy's selection (LENDSAFE_REVIEW_*), every denial with
+    --hold-for-review, none with --no-review."""
+    from lendsafe.review import ReviewPolicy, batch_holder
+
+    if args.no_review:
+        return None
+    return batch_holder(ReviewPolicy.from_env(), hold_all=args.hold_for_review)
+
+
 def _summary_line(result, seconds: float) -> str:
     """One line an operator reads last: what was issued, what was not, how fast."""
     handled = len(result.rows) + len(result.errors) - result.resumed
     rate = handled / seconds if seconds > 0 else 0.0
     return (f"done: {result.processed} rows listed ({len(result.notices)} notices, {len(result.incomplete)} notices "
-            f"of incompleteness, {len(result.already_issued)} already issued, {result.resumed} from an earlier run), "
+            f"of incompleteness, {len(result.held)} held for review, {len(result.already_issued)} already issued, "
+            f"{result.resumed} from an earlier run), "
             f"{len(result.errors)} errors in {printable(result.errors_path)}, {len(result.failed)} partitions not "
             f"finished; {seconds:.1f} s, {rate:.1f} rows/s")
 

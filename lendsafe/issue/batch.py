@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lendsafe.audit.records import AuditEntry
+from lendsafe.audit.records import REVIEW_KIND, AuditEntry
 from lendsafe.audit.replay import replay_notice
-from lendsafe.errors import InvalidApplicationError, LendSafeError
-from lendsafe.issue.batchfolder import (ALREADY_ISSUED, INCOMPLETE, ISSUED, BatchError, BatchFolder, BatchResult,
+from lendsafe.errors import ConfigurationError, InvalidApplicationError, LendSafeError
+from lendsafe.issue.batchfolder import (ALREADY_ISSUED, HELD, INCOMPLETE, ISSUED, BatchError, BatchFolder, BatchResult,
                                         ManifestRow, RowId, write_atomic)
 from lendsafe.issue.inputs import read_input
 from lendsafe.issue.issuer import IssueRefused, Issuer, default_actor
@@ -53,6 +53,8 @@ from lendsafe.canonical import canonical_json
 from lendsafe.decide.decision import Decision
 from lendsafe.notice.settings import NoticeSettings
 
+# hold(decision, issue key, batch id): the record holding a denial for review instead of its notice, or None.
+Hold = Callable[[Decision, str, str], Any]
 # Document id prefix and PDF file name prefix per kind of notice.
 DOCUMENTS = {"deny": ("AAN", "notice"), INCOMPLETE: ("NOI", "incomplete")}
 
@@ -117,7 +119,7 @@ class ProgressMeter:
 def run_batch(source: Path | str, out_dir: Path | str, pipeline, settings: NoticeSettings | None = None,
               progress: Progress | None = None, *, dataset: str | None = None,
               notice_date: dt.date | None = None, chunk_size: int = 8, audit: Any = None,
-              actor: str | None = None, incomplete: bool = True) -> BatchResult:
+              actor: str | None = None, incomplete: bool = True, hold: Hold | None = None) -> BatchResult:
     """Score every row of `source` (a CSV, a Parquet file or a folder of Parquet parts) with `pipeline` and
     write a notice PDF per denial into `out_dir`.
 
@@ -127,6 +129,8 @@ def run_batch(source: Path | str, out_dir: Path | str, pipeline, settings: Notic
     ``AuditStore``) when given, a chunk's decisions in one transaction. A row that lacks required
     fields gets a notice of incompleteness (``incomplete=False``: an error instead). Rows done by an
     earlier run into `out_dir` (or recorded in `audit` under their issue key) are not issued again.
+    `hold(decision, key, batch)` (``lendsafe.review.batch_holder``, passed in by the face) returns the record
+    that holds a denial for review instead of issuing its notice, or None; it needs an audit store.
     The same rows on a cluster: ``lendsafe.issue.cluster.run_on_cluster``.
     """
     settings = settings or NoticeSettings()
@@ -137,17 +141,19 @@ def run_batch(source: Path | str, out_dir: Path | str, pipeline, settings: Notic
     meter = ProgressMeter(progress, len(rows))
     with BatchFolder(out_dir) as folder:
         result = issue_rows(issuer, folder, rows, dataset, notice_date or dt.date.today(), meter,
-                            chunk_size=chunk_size, incomplete=incomplete)
+                            chunk_size=chunk_size, incomplete=incomplete, hold=hold)
         folder.finish(result)
     return result
 
 
 def issue_rows(issuer: Issuer, folder: Any, rows: list, dataset: str, notice_date: dt.date, meter: ProgressMeter,
-               *, chunk_size: int = 8, incomplete: bool = True) -> BatchResult:
+               *, chunk_size: int = 8, incomplete: bool = True, hold: Hold | None = None) -> BatchResult:
     """Issue `rows` (read by ``lendsafe.issue.inputs``) into `folder` (a ``BatchFolder``, or one partition's
     ``PartFolder`` on a worker), `chunk_size` at a time, skipping what an earlier run or batch issued; the
-    caller finishes the folder."""
-    job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter)
+    caller finishes the folder. Denials `hold` selects are held for review instead (see ``run_batch``)."""
+    if hold is not None and issuer.audit is None:
+        raise ConfigurationError("hold: holding notices for review needs an audit store (the queue is kept there)")
+    job = _Batch(issuer, folder, dataset, notice_date, incomplete, meter, hold)
     todo = job.resume(rows)
     meter.start(len(rows) - len(todo))
     step = max(chunk_size, 1)
@@ -167,6 +173,7 @@ class _Pending:
     pdf: bytes | None = None
     name: str = ""                   # the PDF's file name in the folder
     problems: tuple[str, ...] = ()   # why a refused row was refused
+    status: str = ISSUED             # HELD: the entry holds the denial for review
 
 
 @dataclass
@@ -177,6 +184,7 @@ class _Batch:
     notice_date: dt.date
     incomplete: bool
     meter: ProgressMeter
+    hold: Hold | None = None
     result: BatchResult = None
     batch: str = ""
 
@@ -219,6 +227,8 @@ class _Batch:
         content = record.content
         kind, codes = _recorded_listing(content)
         values = (content.get("document_id") or "", kind, codes, record.notice_sha256 or "")
+        if record.kind == REVIEW_KIND:
+            return ManifestRow.listing(who, key, *values, "", "", str(record.id), HELD)
         if content.get("batch") != self.batch:
             return ManifestRow.listing(who, key, *values, "", "", str(record.id), ALREADY_ISSUED)
         if not content.get("notice"):
@@ -271,8 +281,9 @@ class _Batch:
                 (self.folder.path / item.name).unlink(missing_ok=True)
             return self._listed(item.who, item.key, appended.record)
         sha = hashlib.sha256(item.pdf).hexdigest() if item.pdf is not None else ""
-        return ManifestRow.listing(item.who, item.key, getattr(item.entry.notice, "document_id", "") or "",
-                                   *item.listing, sha, item.name, "pass" if item.name else "", audit_id, ISSUED)
+        return ManifestRow.listing(item.who, item.key, getattr(item.entry, "notice", None) and item.entry.notice.document_id
+                                   or "", *item.listing, sha, item.name, "pass" if item.name else "", audit_id,
+                                   item.status)
 
     def _incomplete(self, row: Any, key: str) -> _Pending | BatchError:
         who = RowId.of(row)
@@ -305,13 +316,16 @@ class _Batch:
             return _Pending(who, key, refused.refusal(key), problems=_problems(refused))
         except LendSafeError as exc:
             return BatchError.of(who, _problems(exc), key)
+        listing = (decision.decision, ";".join(r.code for r in decision.reasons))
+        held = self.hold(decision, key, self.batch) if self.hold is not None and notice is not None else None
+        if held is not None:             # checked as at issue, then held: no notice until a reviewer approves
+            return _Pending(who, key, held, listing, status=HELD)
         name = "" if notice is None else pdf_name("deny", who.data_row, notice.document_id)
-        return _Pending(who, key, AuditEntry(decision, notice, pdf, key, self.batch),
-                        (decision.decision, ";".join(r.code for r in decision.reasons)), pdf, name)
+        return _Pending(who, key, AuditEntry(decision, notice, pdf, key, self.batch), listing, pdf, name)
 
 
 def _recorded_listing(content: dict[str, Any]) -> tuple[str, str]:
-    """The manifest's decision and reasons of a recorded decision or notice of incompleteness."""
+    """The manifest's decision and reasons of a recorded decision, notice of incompleteness or hold."""
     if content.get("kind") == "incomplete":
         return INCOMPLETE, ";".join(content["record"]["missing"])
     decision = content["decision"]

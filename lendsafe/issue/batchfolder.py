@@ -32,7 +32,7 @@ MANIFEST_COLUMNS = (*ROW_COLUMNS, "key", "id", "decision", "reasons", "sha256", 
 ERROR_COLUMNS = (*ROW_COLUMNS, "key", "problems", "refused", "audit_id")
 # A manifest row's status: issued by this batch, or found issued under its key by another batch (listed with
 # its document id and audit record; no PDF in this folder).
-ISSUED, ALREADY_ISSUED = "issued", "already issued"
+ISSUED, ALREADY_ISSUED, HELD = "issued", "already issued", "held for review"
 MANIFEST_NAME = "manifest.csv"
 ERRORS_NAME = "errors.csv"
 LOCK_NAME = ".lendsafe-batch.lock"
@@ -82,7 +82,7 @@ class ManifestRow:
     path: str          # PDF file name inside the output folder
     check: str         # "pass" (a notice that fails its check is not issued) | "" (no notice)
     audit_id: str = ""  # audit record id ("" when no audit store was given)
-    status: str = ISSUED  # ISSUED | ALREADY_ISSUED (by another batch: no PDF here)
+    status: str = ISSUED  # ISSUED | ALREADY_ISSUED (by another batch: no PDF here) | HELD (no notice yet)
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
@@ -156,6 +156,11 @@ class BatchResult:
     @property
     def incomplete(self) -> list[ManifestRow]:
         return [r for r in self.rows if r.decision == INCOMPLETE and r.status == ISSUED]
+
+    @property
+    def held(self) -> list[ManifestRow]:
+        """Denials held for review: recorded, no notice issued until a reviewer approves."""
+        return [r for r in self.rows if r.status == HELD]
 
     @property
     def already_issued(self) -> list[ManifestRow]:

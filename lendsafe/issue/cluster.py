@@ -107,6 +107,7 @@ class BatchJob:
     actor: str | None = None                      # None: batch:<user>
     incomplete: bool = True                       # notices of incompleteness (else errors) for rows lacking fields
     chunk_size: int = 8                           # rows decided together (batched generation)
+    hold: Any = None                              # holds denials for review (see batch.run_batch); plain data
 
     def fixed(self) -> "BatchJob":
         """The job with its date and actor fixed (every worker prints the same date)."""
@@ -222,7 +223,7 @@ def issue_partition(partition: Partition, out_dir: str, plan: str, plugin_name: 
         folder.errors.reset()
         result = issue_rows(plugin.issuer, folder, rows, plugin.job.dataset, plugin.job.notice_date,
                             ProgressMeter(None, len(rows)), chunk_size=plugin.job.chunk_size,
-                            incomplete=plugin.job.incomplete)
+                            incomplete=plugin.job.incomplete, hold=plugin.job.hold)
     return PartitionDone(partition.name, len(rows), len(result.rows), len(result.errors), tuple(result.resumed_rows),
                          time.perf_counter() - started, worker.address, plugin.load_seconds)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lendsafe.audit.records import AuditRecord, ReviewEntry, check_actor, sha256_hex
@@ -259,17 +259,24 @@ def hold_for_review(issuer: Issuer, decisions: Sequence[Decision], *, held_for: 
     return [next(held) if d.denied else next(issued) for d in decisions]
 
 
-def batch_holder(policy: ReviewPolicy | None = None, *, hold_all: bool = False,
-                 batch: str | None = None) -> Callable[[Decision, str], ReviewEntry | None]:
+@dataclass(frozen=True)
+class BatchHolder:
     """For the batch runner (``lendsafe.issue.batch``, which may not import this package: the face passes
-    it in): ``holder(decision, row_key)`` is the hold entry to record instead of the decision's notice, or
-    None to issue it. Every denial when ``hold_all`` ("whole batches when asked"), else those the policy
-    selects; approvals are never held. The entry claims the row's key, so a resumed batch finds it."""
-    policy = policy or ReviewPolicy()
+    one in; plain data, so it travels to cluster workers): ``holder(decision, row_key, batch)`` is the hold
+    entry to record instead of the decision's notice, or None to issue it. Every denial when ``hold_all``
+    ("whole batches when asked"), else those the policy selects; approvals are never held. The entry claims
+    the row's key, so a resumed batch finds it."""
 
-    def holder(decision: Decision, row_key: str) -> ReviewEntry | None:
+    policy: ReviewPolicy = field(default_factory=ReviewPolicy)
+    hold_all: bool = False
+
+    def __call__(self, decision: Decision, row_key: str, batch: str | None = None) -> ReviewEntry | None:
         if not decision.denied:
             return None
-        reasons = (BATCH,) if hold_all else hold_reasons(decision, policy)
+        reasons = (BATCH,) if self.hold_all else hold_reasons(decision, self.policy)
         return hold_entry(decision, reasons, issue_key=row_key, batch=batch) if reasons else None
-    return holder
+
+
+def batch_holder(policy: ReviewPolicy | None = None, *, hold_all: bool = False) -> BatchHolder:
+    """The ``BatchHolder`` of a policy (default: the built-in one)."""
+    return BatchHolder(policy or ReviewPolicy(), hold_all)
