@@ -387,6 +387,35 @@ def test_batch_needs_a_sign_in_and_a_confirmation_and_uses_the_session_reference
     assert at.get("progress"), "the batch shows a progress bar"
 
 
+def test_a_batch_held_for_review_issues_no_notice_and_fills_the_review_queue(audit_url):
+    from lendsafe.review import Reviewer
+
+    rows = [{**row, "application_id": f"HOLD-{i}"}       # not the rows other tests issued into this store
+            for i, row in enumerate(csv.DictReader(io.StringIO(fields.sample_csv(load_spec("hmda")))))]
+    at = new_app("lendsafe/ui/notices.py")
+    sign_in(at)
+    assert [r.key for r in at.radio if r.key == "ls_batch_where"] and \
+        at.radio(key="ls_batch_where").options == ["this server"], "no cluster configured: this server only"
+    at.checkbox(key="ls_batch_hold").check().run()
+    batch_upload(at, rows)
+    pending = len(Reviewer(AuditStore(audit_url)).queue())
+    button(at, "Run the batch").click()
+    no_failure(at.run())
+    assert any("every denial held for review" in w.value for w in at.warning)
+    button(at, "Confirm: issue the notices").click()
+    no_failure(at.run())
+    outcome = at.session_state["ls_work"]["hmda"]["batch"]
+    denials = [r for r in outcome["rows"] if r["decision"] == "deny"]
+    assert denials and outcome["held"] == len(denials) and outcome["notices"] == 0
+    assert len(Reviewer(AuditStore(audit_url)).queue()) == pending + len(denials)
+
+
+def test_the_batch_page_offers_the_configured_cluster(audit_url, monkeypatch):
+    monkeypatch.setenv("LENDSAFE_CLUSTER", "local:1")
+    at = new_app("lendsafe/ui/notices.py")
+    assert at.radio(key="ls_batch_where").options == ["this server", "the cluster local:1"]
+
+
 def test_batch_progress_says_rate_and_time_left():
     from lendsafe.ui.notices import progress_text
 

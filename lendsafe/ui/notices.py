@@ -167,23 +167,68 @@ def run_uploaded_batch(upload: Any, choice: dict[str, str]) -> dict[str, Any]:
     def progress(done: int, total: int, rate: float = 0.0, eta: float = float("inf")) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=progress_text(done, total, rate, eta))
 
-    dataset, reference, writer = choice["dataset"], choice["reference"], choice["writer"]
     common.engine().wait_for_imports()
-    with tempfile.TemporaryDirectory(prefix="lendsafe-batch-") as folder:
+    with tempfile.TemporaryDirectory(prefix="lendsafe-batch-", dir=batch_root(choice)) as folder:
         source = Path(folder) / "applications.csv"
         source.write_bytes(upload.getvalue())
         settings = notice_settings()
         try:
-            result = run_batch(source, Path(folder) / "out", common.pipeline(dataset, reference, writer), settings,
-                               progress, dataset=dataset, audit=common.audit_store(), actor=common.actor())
+            result = RUNNERS[choice["where"]](source, Path(folder) / "out", choice, settings, progress)
         except (LendSafeError, OSError) as exc:     # said without the server's temporary paths
             raise BatchRefused(str(exc).replace(str(source), upload.name).replace(folder, "")) from None
         archive = zip_batch(result)
     bar.progress(1.0, text=f"Done: {result.processed} decided, {len(result.errors)} not issued")
     return {"file": upload.name, **choice, "zip": archive, "actor": common.actor(),
             "rows": [r.as_row() for r in result.rows], "errors": [e.as_row() for e in result.errors],
-            "notices": len(result.notices), "incomplete": len(result.incomplete),
+            "notices": len(result.notices), "incomplete": len(result.incomplete), "held": len(result.held),
             "failed_checks": len(result.failed_checks), "specimen": settings.is_specimen}
+
+
+def holder(choice: dict[str, Any]) -> Any:
+    """The review policy's selection of denials to hold (every denial when the analyst asked)."""
+    from lendsafe.review import ReviewPolicy, batch_holder
+
+    return batch_holder(ReviewPolicy.from_env(), hold_all=bool(choice.get("hold_all")))
+
+
+def run_here(source: Path, out: Path, choice: dict[str, Any], settings: Any, progress: Any) -> Any:
+    from lendsafe.issue.batch import run_batch
+
+    dataset, reference, writer = choice["dataset"], choice["reference"], choice["writer"]
+    return run_batch(source, out, common.pipeline(dataset, reference, writer), settings, progress, dataset=dataset,
+                     audit=common.audit_store(), actor=common.actor(), hold=holder(choice))
+
+
+def run_on_configured_cluster(source: Path, out: Path, choice: dict[str, Any], settings: Any, progress: Any) -> Any:
+    """The batch on the cluster LENDSAFE_CLUSTER names: its workers load their own models."""
+    from lendsafe.issue.cluster import BatchJob, run_on_cluster
+
+    job = BatchJob(dataset=choice["dataset"], reference=choice["reference"], writer=choice["writer"],
+                   notice_settings=settings, actor=common.actor(), hold=holder(choice))
+    return run_on_cluster(source, out, job, None, progress)
+
+
+RUNNERS = {"here": run_here, "cluster": run_on_configured_cluster}
+
+
+def cluster_address() -> str | None:
+    """The cluster the page may submit to (LENDSAFE_CLUSTER), or None when none is configured."""
+    from lendsafe.issue.cluster import configured_cluster
+
+    try:
+        return configured_cluster()
+    except LendSafeError:
+        return None
+
+
+def batch_root(choice: dict[str, Any]) -> Path | None:
+    """Where a batch's files are kept while it runs: on a cluster, under the runtime home (which the workers
+    must see); here, the system's temporary folder."""
+    if choice.get("where") != "cluster":
+        return None
+    root = common.app_settings().home / "batches"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def batch_choice() -> dict[str, str]:
@@ -192,9 +237,11 @@ def batch_choice() -> dict[str, str]:
             "writer": common.current_writer()}
 
 
-def choice_text(choice: dict[str, str]) -> str:
+def choice_text(choice: dict[str, Any]) -> str:
     return (f"dataset {choice['dataset']} · reason reference {choice['reference']} · writer "
-            f"{common.WRITER_LABELS[choice['writer']].lower()}")
+            f"{common.WRITER_LABELS[choice['writer']].lower()}"
+            + (" · every denial held for review" if choice.get("hold_all") else "")
+            + (" · on the cluster" if choice.get("where") == "cluster" else ""))
 
 
 def batch() -> None:
@@ -210,6 +257,15 @@ def batch() -> None:
             icon=":material/tune:")
     st.download_button("Download a sample CSV", fields.sample_csv(spec), file_name=f"{choice['dataset']}_sample.csv",
                        mime="text/csv", on_click="ignore", key="ls_sample_csv")
+    choice["hold_all"] = st.checkbox("Hold every denial for review", key="ls_batch_hold",
+                                     help="no notice is issued until a reviewer approves it (Review page); without "
+                                          "this, only the denials the review policy selects are held")
+    address = cluster_address()
+    choice["where"] = st.radio("Run on", ["here", "cluster"] if address else ["here"], horizontal=True,
+                               key="ls_batch_where",
+                               format_func=lambda w: "this server" if w == "here" else f"the cluster {address}",
+                               help="the cluster is the one LENDSAFE_CLUSTER names; its workers must see this "
+                                    "server's runtime home")
     upload = st.file_uploader(f"Applications CSV (at most {BATCH_MAX_MB} MB)", type=["csv"], key="ls_batch_upload")
     too_big = upload is not None and upload.size > BATCH_MAX_MB * 1024 * 1024
     if too_big:
@@ -274,12 +330,13 @@ def batch_outcome(outcome: dict[str, Any]) -> None:
     st.caption(f"Ran with the {choice_text(outcome)}; issued as {printable(outcome.get('actor') or '')}.")
     if outcome.get("specimen"):
         st.warning("These notices are stamped **SPECIMEN** (demonstration lender settings): do not send them.")
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Decided", len(outcome["rows"]))
     cols[1].metric("Notices", outcome["notices"])
     cols[2].metric("Incomplete", outcome.get("incomplete", 0), help="notices of incompleteness (Reg B 1002.9(c))")
-    cols[3].metric("Not issued", len(outcome["errors"]), help="invalid rows and refused notices")
-    cols[4].metric("Failed notice checks", outcome["failed_checks"])
+    cols[3].metric("Held for review", outcome.get("held", 0), help="no notice until a reviewer approves (Review page)")
+    cols[4].metric("Not issued", len(outcome["errors"]), help="invalid rows and refused notices")
+    cols[5].metric("Failed notice checks", outcome["failed_checks"])
     st.download_button("Download the notices (zip with manifest)", outcome["zip"],
                        file_name=f"notices_{Path(outcome['file']).stem}.zip", mime="application/zip",
                        type="primary", on_click="ignore", key="ls_batch_zip")
