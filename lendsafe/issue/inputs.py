@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from lendsafe.decide.specs import load_spec
 from lendsafe.errors import ArtifactNotFoundError, ConfigurationError, InvalidApplicationError
-from lendsafe.notice.incomplete import MAX_FIELD_CHARS, CsvRow, _check_header, _read_row, read_csv
+from lendsafe.notice.incomplete import MAX_FIELD_CHARS, CsvRow, check_header, read_row, read_csv
 from lendsafe.redaction import printable
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
@@ -103,7 +103,7 @@ def _row_reader(header: tuple[str, ...], dataset: str) -> Callable[[int, list[st
     """What ``read_csv`` does with one record: a triaged row or its field-named error."""
     spec = load_spec(dataset)
     strict = any(not f.optional and f.name not in header for f in spec.input_fields)
-    return lambda number, cells: _read_row(number, list(header), cells, spec, strict)
+    return lambda number, cells: read_row(number, list(header), cells, spec, strict)
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -133,7 +133,7 @@ def scan_csv(path: Path, rows_per_partition: int) -> list[Partition]:
         reader = csv.reader(_lines(handle))
         try:
             header = tuple(name.strip() for name in next(reader, []))
-            _check_header(list(header), shown)
+            check_header(list(header), shown)
             position, number, applications = handle.tell(), 0, 0
             for number, cells in enumerate(reader, start=1):
                 applications += bool(cells)
@@ -185,7 +185,7 @@ def _parquet_header(path: Path) -> tuple[str, ...]:
         raise InvalidApplicationError([f"{printable(path)} is not a readable Parquet file: "
                                        f"{printable(str(exc).splitlines()[0] if str(exc) else exc)[:200]}"]) from None
     header = tuple(name.strip() for name in names)
-    _check_header(list(header), printable(path))
+    check_header(list(header), printable(path))
     return header
 
 

@@ -122,7 +122,7 @@ def read_csv(path: str | Path, dataset: str | DatasetSpec) -> list[CsvRow]:
     spec = _spec(dataset)
     header, records = _csv_records(Path(path))
     absent_columns = any(not f.optional and f.name not in header for f in spec.input_fields)
-    return [_read_row(number, header, cells, spec, absent_columns) for number, cells in records]
+    return [read_row(number, header, cells, spec, absent_columns) for number, cells in records]
 
 
 def _csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -141,11 +141,12 @@ def _csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except csv.Error as exc:
         raise InvalidApplicationError([f"{shown} is not a readable CSV file: {printable(exc)} (line "
                                        f"{reader.line_num})"]) from None
-    _check_header(header, shown)
+    check_header(header, shown)
     return header, records
 
 
-def _check_header(header: list[str], shown: str) -> None:
+def check_header(header: list[str], shown: str) -> None:
+    """InvalidApplicationError when a CSV's header row is empty, not UTF-8 or names a column twice."""
     if not any(header):
         raise InvalidApplicationError([f"{shown} has no header row; expected column names on the first line"])
     if any(NOT_UTF8.search(name) for name in header):
@@ -166,7 +167,8 @@ def _cell_problems(header: list[str], cells: list[str]) -> list[str]:
     return problems
 
 
-def _read_row(number: int, header: list[str], cells: list[str], spec: DatasetSpec, strict: bool) -> CsvRow:
+def read_row(number: int, header: list[str], cells: list[str], spec: DatasetSpec, strict: bool) -> CsvRow:
+    """One CSV record as a ``CsvRow`` (its problems, or its triage against the spec), as ``read_csv`` reads it."""
     pairs = tuple(zip(header, cells + [""] * (len(header) - len(cells))))
     problems = _cell_problems(header, cells)
     try:
