@@ -41,10 +41,10 @@ def run(name, first_pass, errors=0, loss=1.0, speed=100.0):
             "train_tokens_per_s": speed}
 
 
-def test_the_choice_ranks_first_pass_then_meaning_errors_then_loss_then_speed():
+def test_the_choice_ranks_first_pass_then_loss_then_meaning_errors_then_speed():
     runs = [run("slow", 9, speed=50), run("fast", 9, speed=90), run("wrong", 10, errors=2), run("right", 10),
             run("lossy", 10, loss=2.0)]
-    assert choose(runs)["ranking"] == ["right", "lossy", "wrong", "fast", "slow"]
+    assert choose(runs)["ranking"] == ["right", "wrong", "lossy", "fast", "slow"]
     assert choose([]) is None
 
 
