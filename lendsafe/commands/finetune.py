@@ -64,7 +64,7 @@ def run_preference(args: argparse.Namespace) -> int:
     from lendsafe.train.preference import PreferenceSettings, preference_round
 
     settings = PreferenceSettings.read(args.preference)
-    record = preference_round(settings)
+    record = preference_round(settings, args.preference)
     print(f"pairs: {record['samples']['pairs']} from {record['samples']['applications']} applications")
     for stage in ("before", "after"):
         if stage in record:

@@ -52,6 +52,7 @@ SHIP_RULE = ("greedy validation first pass up or meaning errors down, and neithe
 class PreferenceSettings:
     """What a preference round samples, how it trains and where it writes (a TOML ``[preference]`` table)."""
 
+    round: str = field(default="round-1", metadata={"help": "name of this round in preference.json (rounds are kept)"})
     base_model: str = field(default="smollm2-135m", metadata={"help": "base model the SFT adapter was trained on"})
     sft_adapter: Path = field(default=PROJECT_ROOT / "models" / "adapters" / "lendsafe-smollm2",
                               metadata={"help": "the SFT adapter: start of the policy and the frozen reference"})
@@ -67,6 +68,8 @@ class PreferenceSettings:
     sample_seed: int = field(default=0, metadata={"help": "seed of the sampled explanations"})
     max_pairs: int = field(default=0, metadata={"help": "pairs trained on at most, in application order (0 = all)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (strength of the pull towards the reference)"})
+    loss_type: tuple[str, ...] = field(default=("sigmoid",), metadata={
+        "help": "trl loss terms: 'sigmoid' (DPO); adding 'sft' also trains on the chosen text (keeps its likelihood)"})
     lr: float = field(default=5e-5, metadata={"help": "DPO learning rate (LoRA parameters only)"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the pairs"})
     batch_size: int = field(default=2, metadata={"help": "pairs per forward pass"})
@@ -84,6 +87,7 @@ class PreferenceSettings:
         for spec in fields(self):
             if spec.type in ("Path", Path):
                 object.__setattr__(self, spec.name, PROJECT_ROOT / Path(getattr(self, spec.name)))
+        object.__setattr__(self, "loss_type", tuple(self.loss_type))
         if self.samples < 2 or self.applications < 1 or self.batch_size < 1 or self.gradient_accumulation < 1:
             raise ConfigurationError(f"expected samples >= 2 and applications, batch_size, gradient_accumulation >= 1; "
                                      f"got {self.samples}, {self.applications}, {self.batch_size}, "
@@ -109,7 +113,8 @@ class PreferenceSettings:
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     def to_json(self) -> dict[str, Any]:
-        return {k: _relative(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return {k: _relative(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+                for k, v in asdict(self).items()}
 
 
 def _relative(path: Path) -> str:
@@ -225,7 +230,7 @@ def dpo_config(settings: PreferenceSettings, output_dir: Path):
     return DPOConfig(output_dir=str(output_dir), beta=settings.beta, learning_rate=settings.lr,
                      num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
                      gradient_accumulation_steps=settings.gradient_accumulation, max_length=settings.max_length,
-                     lr_scheduler_type="linear", warmup_steps=0, loss_type=["sigmoid"], seed=settings.seed,
+                     lr_scheduler_type="linear", warmup_steps=0, loss_type=list(settings.loss_type), seed=settings.seed,
                      data_seed=settings.seed, use_cpu=True, bf16=False, logging_steps=1, save_strategy="no",
                      report_to=[], disable_dropout=True, precompute_ref_log_probs=False, dataloader_num_workers=0,
                      gradient_checkpointing=False, remove_unused_columns=False)
@@ -254,7 +259,7 @@ def sft_policy_and_reference(settings: PreferenceSettings, app_settings: Setting
 
 
 def train_dpo(settings: PreferenceSettings, app_settings: Settings, pairs: list[dict[str, str]]) -> dict[str, Any]:
-    """One DPO round on ``pairs``; the adapter goes to ``work_dir/adapter``."""
+    """One DPO round on ``pairs``; the adapter goes to ``work_dir/adapter-<round>``."""
     import torch
     from datasets import Dataset
     from trl import DPOTrainer
@@ -269,7 +274,7 @@ def train_dpo(settings: PreferenceSettings, app_settings: Settings, pairs: list[
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    out = settings.work_dir / "adapter"
+    out = settings.work_dir / f"adapter-{settings.round}"
     shutil.rmtree(out, ignore_errors=True)
     save_adapter(trainer.model, out, settings.base_model)
     history = [{k: v for k, v in entry.items() if k in LOGGED} for entry in trainer.state.log_history if "loss" in entry]
@@ -348,7 +353,7 @@ def data_hashes(settings: PreferenceSettings) -> dict[str, str]:
     return hashes | ({PAIRS_FILE: file_sha256(pairs)} if pairs.is_file() else {})
 
 
-def preference_round(settings: PreferenceSettings) -> dict[str, Any]:
+def preference_round(settings: PreferenceSettings, settings_file: Path | str | None = None) -> dict[str, Any]:
     """Sample, pair, measure the SFT adapter, train, measure the DPO adapter; ``preference.json`` is
     rewritten after every stage and returned."""
     app_settings = Settings(base_model=settings.base_model)
@@ -358,14 +363,16 @@ def preference_round(settings: PreferenceSettings) -> dict[str, Any]:
     sampled = validation_set(settings.data_dir, settings.sampled_validation_decisions, app_settings, knowledge)
     drawn = sample_and_pair(settings, app_settings, tprompts)
     pairs = drawn["pairs"][: settings.max_pairs or None]
-    record = {"settings": settings.to_json(), "ship_rule": SHIP_RULE,
+    record = {"settings": settings.to_json(), "settings_file": settings_file and _relative(PROJECT_ROOT / Path(settings_file)),
+              "ship_rule": SHIP_RULE,
               "sft_adapter_sha256": adapter_sha256(settings.sft_adapter),
               "samples": sample_summary(drawn["rows"], drawn["pairs"]), "pairs_trained": len(pairs),
               "sampling": drawn["sampling"], "sampling_seconds": drawn["seconds"],
               "training_ids_sha256": sampling_identity(settings, tprompts)["ids_sha256"],
               "validation": vset.report, "sampled_validation": sampled.report, "data_sha256": data_hashes(settings),
               "composer": composer_figures(sampled)}
-    record["before"] = measure(settings.sft_adapter, vset, sampled, settings, app_settings)
+    record["before"] = earlier_before(record, settings) or measure(settings.sft_adapter, vset, sampled, settings,
+                                                                   app_settings)
     write_record(record, settings)
     if not pairs:
         record["outcome"] = "no pairs: every application's samples all passed or all failed; nothing trained"
@@ -380,12 +387,44 @@ def preference_round(settings: PreferenceSettings) -> dict[str, Any]:
     return write_record(record, settings)
 
 
-def write_record(record: dict[str, Any], settings: PreferenceSettings) -> dict[str, Any]:
-    """preference.json and the round's section of the adapter card (README.md) in ``record_dir``."""
-    settings.record_dir.mkdir(parents=True, exist_ok=True)
-    (settings.record_dir / PREFERENCE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
-    update_card_section(settings.record_dir / "README.md", "preference", card_section(record))
+BEFORE_IDENTITY = (("sft_adapter_sha256",), ("validation", "ids_sha256"), ("sampled_validation", "ids_sha256"),
+                   ("settings", "validation_temperature"), ("settings", "sample_seed"))
+
+
+def earlier_before(record: dict[str, Any], settings: PreferenceSettings) -> dict[str, Any] | None:
+    """The SFT adapter's figures from an earlier round that measured the same adapter on the same decisions."""
+    def identity(r):
+        return [_dig(r, path) for path in BEFORE_IDENTITY]
+    for earlier in read_rounds(settings.record_dir / PREFERENCE_RECORD).values():
+        if "before" in earlier and identity(earlier) == identity(record):
+            return earlier["before"]
+    return None
+
+
+def _dig(record: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        record = record.get(key, {}) if isinstance(record, dict) else {}
     return record
+
+
+def write_record(record: dict[str, Any], settings: PreferenceSettings) -> dict[str, Any]:
+    """This round in preference.json (beside the other rounds) and the rounds' section of the adapter card."""
+    settings.record_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.record_dir / PREFERENCE_RECORD
+    rounds = read_rounds(path)
+    rounds[settings.round] = record
+    path.write_text(json.dumps({"rounds": rounds}, indent=1) + "\n")
+    update_card_section(settings.record_dir / "README.md", "preference",
+                        "\n\n".join(card_section(r, name) for name, r in rounds.items()))
+    return record
+
+
+def read_rounds(path: Path) -> dict[str, Any]:
+    """The rounds a preference.json holds (a file of one unnamed round counts as round-1)."""
+    if not path.is_file():
+        return {}
+    kept = json.loads(path.read_text())
+    return kept["rounds"] if "rounds" in kept else {"round-1": kept}
 
 
 def _row(name: str, figures: dict[str, Any] | None) -> str:
@@ -397,18 +436,19 @@ def _row(name: str, figures: dict[str, Any] | None) -> str:
             f"{sampled['wordings']['distinct_sentences']} sentences |")
 
 
-def card_section(record: dict[str, Any]) -> str:
+def card_section(record: dict[str, Any], name: str = "round-1") -> str:
     """The round as the adapter card shows it: samples, pairs, DPO settings, before and after."""
     s, counts = record["settings"], record["samples"]
     composer = record.get("composer")
     rows = "\n".join([_row("SFT adapter (before)", record.get("before")), _row("DPO adapter (after)", record.get("after")),
                       _row("composer", composer and {"greedy": composer, "sampled": composer})])
-    return (f"## Preference round (DPO)\n\n`lendsafe finetune --preference data/sweep/preference.toml`: "
+    return (f"## Preference {name} (DPO)\n\n`lendsafe finetune --preference {record.get('settings_file', 'data/sweep/preference.toml')}`: "
             f"{counts['samples']} explanations sampled from this adapter ({record['sampling']}) for "
             f"{counts['applications']} training denials; {counts['passed']} passed verification, "
             f"{counts['passed_and_agreeing']} also agreed with most samples; {counts['pairs']} pairs "
             f"(verified and agreeing preferred over failing), {record['pairs_trained']} trained on: DPO beta {s['beta']}, "
-            f"lr {s['lr']}, {s['epochs']} epoch(s), reference = this SFT adapter (frozen). Validation: greedy on "
+            f"loss {'+'.join(s.get('loss_type', ['sigmoid']))}, lr {s['lr']}, {s['epochs']} epoch(s), reference = this "
+            f"SFT adapter (frozen). Validation: greedy on "
             f"{record['validation']['evaluated']} held-apart validation denials, sampled (temperature "
             f"{s['validation_temperature']}) and wordings (figures masked) on {record['sampled_validation']['evaluated']}."
             f"\n\n| writer | greedy first pass | meaning errors | sampled first pass | distinct wordings |\n"
