@@ -107,3 +107,19 @@ def test_the_card_section_shows_before_after_and_the_composer():
     assert "| SFT adapter (before) | 47/48 | 1 | 14/16 | 16 texts, 40 sentences |" in text
     assert "| DPO adapter (after) | not measured" in text and "| composer | 16/16 | 0 | 16/16 |" in text
     assert "not decided yet" in text
+
+
+def test_rounds_are_kept_side_by_side_and_an_unnamed_record_is_round_1(tmp_path):
+    from lendsafe.train.preference import PREFERENCE_RECORD, read_rounds, write_record
+
+    wordings = {"texts": 1, "distinct_texts": 1, "distinct_sentences": 3}
+    figures = {"first_pass": 1, "texts": 1, "meaning_errors": 0, "wordings": wordings}
+    record = {"settings": {"beta": 0.1, "lr": 1e-5, "epochs": 1.0, "validation_temperature": 0.7},
+              "samples": {"samples": 4, "applications": 1, "passed": 3, "passed_and_agreeing": 3, "pairs": 1},
+              "pairs_trained": 1, "sampling": "s", "validation": {"evaluated": 1}, "sampled_validation": {"evaluated": 1},
+              "ship_rule": "rule", "composer": figures}
+    (tmp_path / PREFERENCE_RECORD).write_text(json.dumps(record))
+    write_record(record, PreferenceSettings(round="round-2", record_dir=tmp_path, work_dir=tmp_path))
+    assert list(read_rounds(tmp_path / PREFERENCE_RECORD)) == ["round-1", "round-2"]
+    card = (tmp_path / "README.md").read_text()
+    assert "## Preference round-1 (DPO)" in card and "## Preference round-2 (DPO)" in card
