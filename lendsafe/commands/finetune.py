@@ -1,6 +1,7 @@
 """`lendsafe finetune`: train the LoRA adapter on the SFT set (flags mirror `FinetuneSettings`);
 `--sweep GRID` trains and measures every configuration of a TOML grid instead (`lendsafe.train.sweep`);
-`--preference FILE` runs a DPO round on top of the SFT adapter (`lendsafe.train.preference`)."""
+`--preference FILE` runs a DPO round on top of the SFT adapter (`lendsafe.train.preference`);
+`--sampling-report FILE` measures the writer sampled beside greedy and the composer (`lendsafe.train.sampling`)."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--preference", type=Path, metavar="FILE",
                         help="run a preference (DPO) round with the settings of this TOML file (e.g. "
                              "data/sweep/preference.toml); the other flags do not apply")
+    parser.add_argument("--sampling-report", type=Path, metavar="FILE",
+                        help="measure the adapter greedy and sampled on validation denials with the settings of "
+                             "this TOML file (e.g. data/sweep/sampling.toml); the other flags do not apply")
     parser.set_defaults(func=run)
 
 
@@ -41,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return run_sweep(args)
     if args.preference:
         return run_preference(args)
+    if args.sampling_report:
+        return run_sampling_report(args)
     settings = FinetuneSettings(**{spec.name: getattr(args, spec.name) for spec in fields(FinetuneSettings)})
     result = finetune(settings)
     print(f"adapter written to {result.out}: {result.steps} steps, {result.train_tokens_per_s:.0f} train tokens/s, "
@@ -73,6 +79,19 @@ def run_preference(args: argparse.Namespace) -> int:
                   f"{greedy['meaning_errors']}; sampled first pass {sampled['first_pass']}/{sampled['texts']}")
     print(f"ship on validation: {record.get('ship_on_validation')}; record in "
           f"{settings.record_dir / 'preference.json'}")
+    return 0
+
+
+def run_sampling_report(args: argparse.Namespace) -> int:
+    from lendsafe.train.sampling import SamplingReportSettings, sampling_report
+
+    settings = SamplingReportSettings.read(args.sampling_report)
+    record = sampling_report(settings)
+    for name, writer in record["writers"].items():
+        print(f"{name:>16}: first pass {writer['first_pass']}/{writer['texts']}, meaning errors "
+              f"{writer['meaning_errors']}, equal to the composer's {writer['wording']['same_as_composer']}, "
+              f"distinct sentences {writer['wording']['distinct_sentences']}")
+    print(f"record in {settings.record_dir / 'sampling.json'}")
     return 0
 
 
