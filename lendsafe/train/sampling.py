@@ -77,7 +77,8 @@ def departures(texts: list[str], composer_texts: list[str]) -> dict[str, int]:
 def writer_figures(adapter: Path, vset: ValidationSet, composer_texts: list[str], settings: Settings,
                    sampling: Sampling | None) -> dict[str, Any]:
     measured = measure_adapter(adapter, vset, settings, **({"sampling": sampling} if sampling else {}))
-    texts = [measured.pop("texts_by_id")[e["id"]] for e in vset.examples]
+    by_id = measured.pop("texts_by_id")
+    texts = [by_id[e["id"]] for e in vset.examples]
     return {**measured, "wording": departures(texts, composer_texts)}
 
 
