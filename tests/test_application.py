@@ -249,13 +249,21 @@ def test_arbitrary_input_only_ever_raises_invalid_application_with_named_fields(
 @pytest.mark.parametrize("text, named", [
     ('{"debt_to_income": NaN}', "field 'debt_to_income' is NaN"),
     ('{"scores": [1, [2, Infinity]]}', "field 'scores' is Infinity"),
-    ('{"outer": {"inner": -Infinity}}', "field 'inner' is -Infinity"),
+    ('{"outer": {"inner": -Infinity}}', "field 'outer' > field 'inner' is -Infinity"),
+    ('{"debt_to_income": {"": Infinity}}', "field 'debt_to_income' > field '' is Infinity"),
+    ('{"a": [{"b": {"c": NaN}}]}', "field 'a' > field 'b' > field 'c' is NaN"),
     ("NaN", "as a whole is NaN"),
 ])
 def test_json_constants_are_refused_with_the_field_that_holds_them(text, named):
     with pytest.raises(InvalidApplicationError) as error:
         parse_application_text(text)
     assert named in error.value.problems[0] and "expected a finite number" in error.value.problems[0]
+
+
+def test_a_field_given_twice_inside_a_field_is_named_from_the_top():
+    with pytest.raises(InvalidApplicationError) as error:
+        parse_application_text('{"loan_amount": 1, "debt_to_income": {"x": 1, "x": 2}}')
+    assert "field 'debt_to_income' > gives 'x' more than once" in error.value.problems[0]
 
 
 def test_an_oversized_integer_is_refused_with_its_field():

@@ -312,6 +312,8 @@ def parse_application_text(text: str) -> Any:
         value = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
                            parse_constant=_JsonConstant)
         _refuse_bad_numbers(value, "as a whole")
+        if isinstance(value, _JsonObject) and value.problem:
+            raise _JsonRefused(value.problem)
         return value
     except _JsonRefused as exc:
         raise InvalidApplicationError([f"application {exc}"]) from None
@@ -335,14 +337,37 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
+class _JsonObject(dict):
+    """A JSON object as read, with the first thing the boundary refuses inside it (None when nothing): objects
+    are read innermost first, so a problem is named once the field holding it, up to the top, is known."""
+
+    problem: str | None = None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    seen = _JsonObject()
     for key, value in pairs:
-        _refuse_bad_numbers(value, f"field {printable(_shown(key))}")
-        if key in seen:
-            raise _JsonRefused(f"gives {printable(_shown(key))} more than once; expected each field once")
+        shown = printable(_shown(key))
+        if seen.problem is None and key in seen:
+            seen.problem = f"gives {shown} more than once; expected each field once"
+        if seen.problem is None and (inside := _value_problem(value)):
+            seen.problem = f"field {shown} {inside}" if not isinstance(inside, _Nested) else f"field {shown} > {inside}"
         seen[key] = value
     return seen
+
+
+class _Nested(str):
+    """The problem of an object inside a value: named after the field path that leads to it."""
+
+
+def _value_problem(value: Any) -> str | None:
+    """What is refused in ``value``: a refused number in it or its arrays, or the problem of an object in it."""
+    for item in [value, *_array_items(value)]:
+        if isinstance(item, _JsonRefusedValue):
+            return item.problem()
+        if isinstance(item, _JsonObject) and item.problem:
+            return _Nested(item.problem)
+    return None
 
 
 def _bounded_int(digits: str) -> Any:
