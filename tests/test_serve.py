@@ -103,6 +103,16 @@ def test_without_a_worker_the_command_runs_in_its_own_process(tmp_path, monkeypa
     assert serve.forward(["explain", "x.json"]) is None
 
 
+def test_bad_settings_are_left_to_the_command_to_report(monkeypatch, capsys):
+    from lendsafe.cli import main
+
+    monkeypatch.delenv(serve.SOCKET_ENV, raising=False)
+    monkeypatch.setenv("LENDSAFE_USE_LLM", "sometimes")
+    assert serve.forward(["explain", "x.json"]) is None
+    assert main(["explain", str(EXAMPLES / "hmda_denial.json")]) == 2
+    assert "LENDSAFE_USE_LLM" in capsys.readouterr().err
+
+
 def test_a_crash_inside_the_worker_prints_its_traceback_and_exits_1(capsys):
     def crash() -> int:
         raise RuntimeError("boom")

@@ -150,7 +150,12 @@ def forward(argv: list[str]) -> int | None:
     (not a forwarded command, no worker, or ``LENDSAFE_SERVE=0``)."""
     if _SERVING or not argv or argv[0] not in FORWARDED_COMMANDS or os.environ.get(SWITCH_ENV, "1") == "0":
         return None
-    path = socket_path()
+    from lendsafe.errors import LendSafeError
+
+    try:
+        path = socket_path()
+    except LendSafeError:          # bad settings: the command itself reports them, in its own process
+        return None
     connection = _connect(path)
     if connection is None:
         return None
