@@ -253,10 +253,14 @@ def render() -> None:
     linked = linked_record(store)
     st.write(f"{len(records)} record(s) match (newest first; at most {LIST_LIMIT} of the newest "
              f"{SEARCH_WINDOW:,} records).")
-    if not records and linked is None:
-        st.info("No decision matches. Decisions issued in the explorer, the notices page and the CLI land here.")
-        return
-    st.dataframe(record_rows.records_frame(records), hide_index=True, height=260, width="stretch", column_config=LIST_COLUMNS)
+    if not records:
+        st.info("No decision matches. Decisions issued in the explorer, the notices page and the CLI land here."
+                + (" The record the link names is shown below." if linked is not None else ""))
+        if linked is None:
+            return
+    else:
+        st.dataframe(record_rows.records_frame(records), hide_index=True, height=260, width="stretch",
+                     column_config=LIST_COLUMNS)
     by_id = {r.id: r for r in records}
     if linked is not None:
         by_id.setdefault(linked.id, linked)
