@@ -29,14 +29,14 @@ def load_wording(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, dict[str, str
 @lru_cache(maxsize=8)
 def _load_wording_cached(path: str, _mtime: int) -> dict[str, dict[str, str]]:
     if not path.lower().endswith(".toml") or not Path(path).is_file():
-        raise ArtifactNotFoundError(f"template_path must name a notice wording TOML file (.toml); got {path}")
+        raise ArtifactNotFoundError(f"template_path must name a notice wording TOML file (.toml); got {printable(path)}")
     with open(path, "rb") as handle:
         data = handle.read(SETTINGS_MAX_BYTES + 1)
     wording = read_settings_bytes(path, data)
     if Path(path) != DEFAULT_TEMPLATE.resolve():
         default = load_wording(DEFAULT_TEMPLATE)
         _fill_later_keys(wording, default)
-        _check_wording(wording, default, path)
+        _check_wording(wording, default, printable(path))
     return {section: dict(wording[section]) for section in SECTIONS}
 
 
