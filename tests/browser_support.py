@@ -26,3 +26,19 @@ def browser_tab(url: str, timeout_ms: int) -> Iterator:
             yield tab
         finally:
             browser.close()
+
+
+def sign_in(page, name: str, password: str, timeout_ms: int) -> None:
+    """Sign in with the sidebar's form (each field committed with Enter, then Sign in); waits for the run."""
+    from lendsafe.ui import server
+
+    sidebar = page.locator("[data-testid=stSidebar]")
+    if not sidebar.get_by_role("textbox", name="User name").is_visible():
+        sidebar.get_by_text("Sign in to issue notices").click()
+    for label, value in (("User name", name), ("Password", password)):
+        box = sidebar.get_by_role("textbox", name=label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        server.wait_idle(page, timeout_ms)
+    sidebar.get_by_role("button", name="Sign in", exact=True).click()
+    server.wait_idle(page, timeout_ms)

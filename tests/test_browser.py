@@ -33,6 +33,7 @@ from lendsafe.decide.scoring import Scorer
 from lendsafe.ui import PAGES, fields, record_rows
 from lendsafe.ui import server as server_helpers
 
+import browser_support
 from browser_support import ARTIFACTS, CHROMIUM, browser_tab  # noqa: F401
 from lendsafe.ui.server import start
 
@@ -164,13 +165,7 @@ def test_editing_a_value_marks_the_result_stale_and_errors_clear_when_valid(page
 
 
 def sign_in(page, name: str, password: str) -> None:
-    sidebar = page.locator("[data-testid=stSidebar]")
-    if not sidebar.get_by_role("textbox", name="User name").is_visible():
-        sidebar.get_by_text("Sign in to issue notices").click()
-    set_text(page, "User name", name)
-    set_text(page, "Password", password)
-    sidebar.get_by_role("button", name="Sign in", exact=True).click()
-    wait_idle(page)
+    browser_support.sign_in(page, name, password, DECISION_TIMEOUT_MS)
 
 
 def test_issuing_as_a_signed_in_analyst_records_her_identity(page, server):

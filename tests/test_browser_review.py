@@ -20,6 +20,7 @@ from lendsafe.review import Reviewer
 from lendsafe.ui import server as server_helpers
 from lendsafe.ui.server import start
 
+import browser_support
 from browser_support import ARTIFACTS, CHROMIUM, browser_tab
 from review_support import denial, failing_text, other_denial, passing_text, pipeline  # noqa: F401
 
@@ -71,17 +72,8 @@ def shot(page, name: str) -> None:
 
 
 def sign_in(page, name: str) -> None:
-    sidebar = page.locator("[data-testid=stSidebar]")
-    if not sidebar.get_by_role("textbox", name="User name").is_visible():
-        sidebar.get_by_text("Sign in to issue notices").click()
-    for label, value in (("User name", name), ("Password", PASSWORD)):
-        box = sidebar.get_by_role("textbox", name=label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        wait_idle(page)
-    sidebar.get_by_role("button", name="Sign in", exact=True).click()
-    wait_idle(page)
-    sidebar.get_by_text(f"Signed in: local:{name}").wait_for()
+    browser_support.sign_in(page, name, PASSWORD, ACTION_TIMEOUT_MS)
+    page.locator("[data-testid=stSidebar]").get_by_text(f"Signed in: local:{name}").wait_for()
 
 
 def open_item(page, item_id: int) -> None:
