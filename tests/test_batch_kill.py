@@ -19,6 +19,8 @@ import pytest
 
 from lendsafe.audit.store import AuditStore
 
+from batch_support import write_csv
+
 pytestmark = pytest.mark.slow
 
 FEATURES = ("debt_to_income", "housing_expense_to_income", "loan_to_value", "consumer_credit_history",
@@ -46,13 +48,6 @@ def applications() -> list[dict]:
     rows[30] = dict(rows[1])                          # identical rows without an application id
     rows[31] = dict(rows[1])
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def environment(folder: Path) -> dict[str, str]:

@@ -20,6 +20,8 @@ from lendsafe.errors import ConfigurationError
 from lendsafe.issue.cluster import (BatchJob, ClusterSpec, IssuerPlugin, StoreIdentity, configured_cluster,
                                     parse_cluster, run_on_cluster)
 
+from batch_support import write_csv
+
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (make test installs it)")
 
 FEATURES = ("debt_to_income", "housing_expense_to_income", "loan_to_value", "consumer_credit_history",
@@ -44,14 +46,6 @@ def applications() -> list[dict]:
     rows[11]["loan_to_value"] = ""
     rows[25] = dict(rows[1])
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def read_rows(path: Path) -> list[dict]:
